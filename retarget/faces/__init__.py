@@ -1,0 +1,28 @@
+"""Faces: detection backends, alignment, temporal smoothing, tracking and paste-back.
+
+See docs/faces.md. ``FaceAligner`` turns frames into aligned, temporally smooth face
+crops (used by ``extract`` and ``render``); ``paste_back`` puts a translated crop back
+into its frame.
+"""
+
+from retarget.faces.align import crop_matrix, estimate_similarity, eye_centres, template_points, warp_crop
+from retarget.faces.backends import FaceBackend, get_backend
+from retarget.faces.paste import face_mask, paste_back
+from retarget.faces.smooth import OneEuroFilter, TransformSmoother
+from retarget.faces.tracker import AlignedFace, FaceAligner
+
+__all__ = [
+    "AlignedFace",
+    "FaceAligner",
+    "FaceBackend",
+    "OneEuroFilter",
+    "TransformSmoother",
+    "crop_matrix",
+    "estimate_similarity",
+    "eye_centres",
+    "face_mask",
+    "get_backend",
+    "paste_back",
+    "template_points",
+    "warp_crop",
+]
