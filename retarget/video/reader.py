@@ -1,0 +1,395 @@
+"""Decoding with PyAV: probe a file, iterate its frames as upright RGB arrays.
+
+Timestamps come from each frame's pts, so variable-frame-rate input keeps its real
+times; ``fps`` resampling picks, for each output tick, the source frame nearest to it
+(never "drop every n-th"). Packets or frames that fail to decode are counted in
+``VideoReader.bad_frames`` and skipped, so a truncated download still yields what it
+holds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional
+
+import av
+import cv2
+import numpy as np
+
+from retarget.errors import RetargetError
+
+# av.open on a non-media file, a damaged header or an unknown format raises one of
+# these; everything else (MemoryError, KeyboardInterrupt) must pass through.
+_OPEN_ERRORS = (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns about a file's first video stream."""
+
+    path: str
+    width: int  # display width (px), after rotation
+    height: int  # display height (px), after rotation
+    fps: float  # average frame rate (frames/s)
+    time_base: Fraction  # stream time base (seconds per pts unit)
+    frame_count: int  # container's frame count; 0 if unknown
+    duration: float  # seconds; 0.0 if unknown
+    rotation: int  # degrees counter-clockwise applied on decode (0/90/180/270)
+    codec: str
+    audio_streams: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded picture."""
+
+    index: int  # index in the source stream (0-based; estimated from time after a seek)
+    pts: Optional[int]  # presentation timestamp in info.time_base units
+    time: float  # seconds from the stream start
+    image: np.ndarray  # H x W x 3 uint8 RGB, rotation applied
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise RetargetError(f"{path}: no such file")
+    if path.is_dir():
+        raise RetargetError(f"{path}: is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise RetargetError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise RetargetError(f"{path}: file is empty")
+    try:
+        return av.open(str(path), mode="r")
+    except _OPEN_ERRORS as exc:
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise RetargetError(f"{path}: not a video file FFmpeg can read ({reason})") from None
+
+
+def _normalise_rotation(degrees: float) -> int:
+    # Display matrices can hold any angle; only right angles can be undone losslessly.
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn ``image`` counter-clockwise by ``rotation`` degrees (0/90/180/270)."""
+    if rotation == 90:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if rotation == 180:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if rotation == 270:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    return image
+
+
+def _first_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Rotation of the first decodable frame (PyAV exposes the display matrix per frame)."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    return _normalise_rotation(frame.rotation or 0)
+            except av.error.FFmpegError:
+                continue
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe the first video stream of ``path``.
+
+    Raises:
+        RetargetError: the file is missing, is not a media file FFmpeg can open, or has
+            no video stream. Each message names the file.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise RetargetError(f"{path}: no video stream (contains {kinds})")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        time_base = stream.time_base or Fraction(1, 1000)
+        if stream.duration:
+            duration = float(stream.duration * time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        rotation = _first_rotation(container, stream)
+        width, height = cc.width, cc.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            path=str(path),
+            width=width,
+            height=height,
+            fps=fps,
+            time_base=Fraction(time_base),
+            frame_count=int(stream.frames or 0),
+            duration=duration,
+            rotation=rotation,
+            codec=cc.name,
+            audio_streams=len(container.streams.audio),
+        )
+    finally:
+        container.close()
+
+
+@dataclass
+class _Resampler:
+    """Maps a stream of (time, frame) onto output ticks ``origin + k / fps``.
+
+    Each tick takes the frame nearest to it; a frame serves at most once, so asking
+    for more ticks than the source has frames keeps every frame once.
+    """
+
+    fps: float
+    origin: Optional[float]
+    pending: Optional[Frame] = None
+    pending_emitted: bool = False
+    tick: int = 0
+    dropped: int = 0
+
+    def _tick_time(self) -> float:
+        assert self.origin is not None
+        return self.origin + self.tick / self.fps
+
+    def push(self, frame: Frame) -> list[Frame]:
+        out: list[Frame] = []
+        if self.origin is None:
+            self.origin = frame.time
+        new_emitted = False
+        eps = 1e-9
+        while self._tick_time() <= frame.time + eps:
+            t = self._tick_time()
+            prev = self.pending
+            if prev is not None and (t - prev.time) <= (frame.time - t) + eps:
+                if not self.pending_emitted:
+                    out.append(prev)
+                    self.pending_emitted = True
+            elif not new_emitted:
+                out.append(frame)
+                new_emitted = True
+            self.tick += 1
+        if self.pending is not None and not self.pending_emitted:
+            self.dropped += 1
+        self.pending, self.pending_emitted = frame, new_emitted
+        return out
+
+    def finish(self, frame_period: float) -> list[Frame]:
+        # After the last frame, ticks still inside its display time belong to it.
+        if self.pending is None or self.pending_emitted:
+            return []
+        if self._tick_time() < self.pending.time + frame_period - 1e-9:
+            self.pending_emitted = True
+            return [self.pending]
+        self.dropped += 1
+        return []
+
+
+@dataclass
+class ReadStats:
+    """Counts of what a :class:`VideoReader` decoded and why frames were left out."""
+
+    decoded: int = 0  # frames that decoded
+    yielded: int = 0  # frames handed out
+    bad_frames: int = 0  # packets/frames that failed to decode
+    outside_range: int = 0  # before --start or at/after --end
+    resampled: int = 0  # not picked by --fps resampling
+    every: int = 0  # dropped by --every
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class VideoReader:
+    """Iterate the frames of a video as :class:`Frame` (upright RGB, pts times).
+
+    Args:
+        path: video file.
+        fps: resample to this rate by timestamp (nearest frame per tick); None keeps all.
+        every: keep every N-th frame after resampling (N >= 1).
+        start: first second to read (seeks to the keyframe before it, then decodes).
+        end: stop before this second (exclusive).
+        max_frames: stop after handing out this many frames.
+        info: the file's :func:`probe` result when the caller already has it.
+
+    ``info`` is available at once; ``bad_frames`` and ``stats`` fill in while iterating.
+    Iterating a second time re-opens the file. Use as a context manager or plain
+    iterator.
+
+    Raises:
+        RetargetError: from :func:`probe`; also when the stream holds no decodable frame
+            (raised at the end of iteration) or ``start`` lies past the end.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: Optional[float] = None,
+        every: int = 1,
+        start: Optional[float] = None,
+        end: Optional[float] = None,
+        max_frames: Optional[int] = None,
+        info: Optional[VideoInfo] = None,
+    ) -> None:
+        if fps is not None and fps <= 0:
+            raise ValueError("fps must be > 0")
+        if every < 1:
+            raise ValueError("every must be >= 1")
+        self.path = Path(path)
+        self.info = info if info is not None else probe(self.path)
+        self.fps = fps
+        self.every = every
+        self.start = start if start else None
+        self.end = end
+        self.max_frames = max_frames
+        self.stats = ReadStats()
+        self._container: Optional[av.container.InputContainer] = None
+        if self.start is not None and self.info.duration and self.start >= self.info.duration:
+            raise RetargetError(
+                f"{self.path}: start {self.start:g} s is past the end of the video ({self.info.duration:.2f} s)"
+            )
+        if self.end is not None and self.start is not None and self.end <= self.start:
+            raise RetargetError(f"{self.path}: end {self.end:g} s is not after start {self.start:g} s")
+
+    @property
+    def bad_frames(self) -> int:
+        """Packets or frames that failed to decode so far."""
+        return self.stats.bad_frames
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file (also done when iteration ends)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _decoded(self) -> Iterator[Frame]:
+        """Every decodable frame from ``start`` on, before range and rate selection."""
+        self.close()
+        container = _open(self.path)
+        self._container = container
+        stream = container.streams.video[0]
+        # Frame threads let FFmpeg decode on all cores while Python converts pictures.
+        stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = stream.start_time or 0
+        seeked = False
+        if self.start is not None:
+            try:
+                container.seek(origin + int(self.start / tb), stream=stream, backward=True, any_frame=False)
+                seeked = True
+            except av.error.FFmpegError:
+                # Some containers (raw streams, broken indexes) cannot seek: decode through.
+                container.close()
+                container = _open(self.path)
+                self._container = container
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+        rate = self.info.fps or 25.0
+        index = 0
+        last_time = -math.inf
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:
+                # The container itself is damaged here; nothing after it can be trusted.
+                self.stats.bad_frames += 1
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                self.stats.bad_frames += 1
+                continue
+            for frame in frames:
+                if getattr(frame, "is_corrupt", False):
+                    self.stats.bad_frames += 1
+                    continue
+                pts = frame.pts
+                if pts is not None:
+                    time = float((pts - origin) * tb)
+                else:
+                    time = last_time + 1.0 / rate if last_time > -math.inf else 0.0
+                if seeked:
+                    # After a seek the decode-order position is unknown; the timestamp
+                    # gives it exactly for constant-rate video.
+                    index = max(int(round(time * rate)), 0)
+                last_time = time
+                self.stats.decoded += 1
+                image = frame.to_ndarray(format="rgb24")
+                rotation = _normalise_rotation(frame.rotation or 0)
+                if rotation:
+                    image = _rotate(image, rotation)
+                yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
+                index += 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.stats = ReadStats()
+        resampler = _Resampler(self.fps, self.start) if self.fps else None
+        kept = 0
+        done = False
+
+        def select(frame: Frame) -> Iterator[Frame]:
+            nonlocal kept, done
+            if kept % self.every != 0:
+                self.stats.every += 1
+            else:
+                self.stats.yielded += 1
+                yield frame
+                if self.max_frames is not None and self.stats.yielded >= self.max_frames:
+                    done = True
+            kept += 1
+
+        try:
+            for frame in self._decoded():
+                if self.start is not None and frame.time < self.start - 1e-6:
+                    self.stats.outside_range += 1
+                    continue
+                if self.end is not None and frame.time >= self.end - 1e-9:
+                    self.stats.outside_range += 1
+                    break
+                candidates = resampler.push(frame) if resampler else [frame]
+                for chosen in candidates:
+                    yield from select(chosen)
+                    if done:
+                        break
+                if done:
+                    break
+            if resampler is not None and not done:
+                period = 1.0 / self.info.fps if self.info.fps else 0.0
+                for chosen in resampler.finish(period):
+                    yield from select(chosen)
+            if resampler is not None:
+                self.stats.resampled = resampler.dropped
+        finally:
+            self.close()
+        if self.stats.decoded == 0:
+            where = f" after {self.start:g} s" if self.start else ""
+            bad = f" ({self.stats.bad_frames} failed to decode)" if self.stats.bad_frames else ""
+            raise RetargetError(f"{self.path}: no decodable video frames{where}{bad}")
+        self.stats.skipped = {
+            k: v
+            for k, v in (
+                ("bad frames", self.stats.bad_frames),
+                ("outside range", self.stats.outside_range),
+                ("fps resampling", self.stats.resampled),
+                ("every", self.stats.every),
+            )
+            if v
+        }
