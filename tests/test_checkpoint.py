@@ -1,0 +1,133 @@
+"""Weights, training state and load_run of retarget.train.checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from retarget.config import TrainConfig, model_preset, to_json
+from retarget.errors import RetargetError
+from retarget.nn.networks import build_networks
+from retarget.train import checkpoint as ckpt
+
+
+def tiny(model: str = "recycle", **kw):
+    return model_preset("tiny", model=model, size=32, **kw)
+
+
+def make_run(folder, cfg=None, data=None):
+    cfg = cfg or tiny()
+    torch.manual_seed(1)
+    nets = build_networks(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt.save_weights(folder / ckpt.WEIGHTS, nets, cfg, 7, data or {"A": {"align": "face", "size": 32}})
+    return nets
+
+
+def test_weights_round_trip_rebuilds_networks(tmp_path):
+    nets = make_run(tmp_path / "run")
+    (tmp_path / "run" / ckpt.CONFIG).write_text(to_json(TrainConfig("a", "b", model=tiny(), steps=9)))
+    run = ckpt.load_run(tmp_path / "run", "cpu")
+    assert run.model_cfg == tiny() and run.step == 7 and run.train_cfg.steps == 9
+    assert run.data["A"]["align"] == "face"
+    assert set(run.networks) == set(nets)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for name in ("G_AB", "G_BA"):
+        assert not run.networks[name].training
+        assert torch.allclose(run.networks[name](x), nets[name].eval()(x))
+    only = ckpt.load_run(tmp_path / "run" / ckpt.WEIGHTS, "cpu", names=("G_AB",))
+    assert list(only.networks) == ["G_AB"] and only.train_cfg is not None
+
+
+def test_newest_run_is_the_default(tmp_path, monkeypatch):
+    make_run(tmp_path / "models" / "old")
+    make_run(tmp_path / "models" / "new", tiny("cyclegan"))
+    past = time.time() - 100
+    os.utime(tmp_path / "models" / "old" / ckpt.WEIGHTS, (past, past))
+    monkeypatch.chdir(tmp_path)
+    run = ckpt.load_run(None, "cpu")
+    assert run.run_dir.name == "new" and run.model_cfg.model == "cyclegan" and "P_A" not in run.networks
+    with pytest.raises(RetargetError, match="P_A are not part of a cyclegan model"):
+        ckpt.load_run(None, "cpu", names=("G_AB", "P_A"))
+
+
+def test_load_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RetargetError, match="no trained run found"):
+        ckpt.load_run(None, "cpu")
+    with pytest.raises(RetargetError, match="model not found"):
+        ckpt.load_run(tmp_path / "nope", "cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RetargetError, match="not a run folder"):
+        ckpt.load_run(tmp_path / "empty", "cpu")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(RetargetError, match="not a readable safetensors"):
+        ckpt.load_run(tmp_path / "junk.safetensors", "cpu")
+
+
+def test_incompatible_weights(tmp_path):
+    make_run(tmp_path / "run")
+    meta, tensors = ckpt.read_weights(tmp_path / "run" / ckpt.WEIGHTS)
+    with pytest.raises(RetargetError, match="do not fit network G_AB") as err:
+        ckpt.load_into(build_networks(tiny(ngf=16)), tensors, "w.safetensors")
+    assert "\n" not in str(err.value)
+    # a file claiming another architecture than its tensors
+    from safetensors.torch import save_file
+
+    meta["model_config"] = to_json(tiny(blocks=3))
+    save_file(tensors, str(tmp_path / "lie.safetensors"), metadata=meta)
+    with pytest.raises(RetargetError, match="do not fit"):
+        ckpt.load_run(tmp_path / "lie.safetensors", "cpu")
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(RetargetError, match="not a retarget checkpoint"):
+        ckpt.load_run(tmp_path / "other.safetensors", "cpu")
+
+
+def test_rng_state_round_trip(tmp_path):
+    torch.manual_seed(5)
+    np.random.seed(5)
+    random.seed(5)
+    ckpt.save_state(tmp_path / "s.pt", {"rng": ckpt.rng_state(), "step": 3})
+    expected = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    state = ckpt.load_state(tmp_path / "s.pt")
+    ckpt.set_rng_state(state["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert got[2] == expected[2] and got[3] == expected[3] and state["step"] == 3
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_state_never_unpickles_objects(tmp_path):
+    torch.save({"step": 1, "x": Evil()}, tmp_path / "state.pt")
+    with pytest.raises(RetargetError, match="unreadable training state"):
+        ckpt.load_state(tmp_path / "state.pt")
+    with pytest.raises(RetargetError, match="training state not found"):
+        ckpt.load_state(tmp_path / "missing.pt")
+
+
+def test_weights_are_written_atomically(tmp_path, monkeypatch):
+    nets = make_run(tmp_path / "run")
+    before = (tmp_path / "run" / ckpt.WEIGHTS).read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_weights(tmp_path / "run" / ckpt.WEIGHTS, nets, tiny(), 8)
+    assert (tmp_path / "run" / ckpt.WEIGHTS).read_bytes() == before
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [ckpt.WEIGHTS]
+    assert json.loads(ckpt.read_weights(tmp_path / "run" / ckpt.WEIGHTS)[0]["step"]) == 7

@@ -1,0 +1,52 @@
+"""Two-process training with the gloo backend on CPU (what torchrun sets up)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from test_train_data import write_frames
+
+from retarget.config import TrainConfig, model_preset
+from retarget.train import checkpoint as ckpt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    from retarget.train import train
+    from retarget.train.data import TripletSampler, load_domain
+
+    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=3, pool=2, device="cpu",
+                      checkpoint_every=100, preview_every=100, log_every=1)
+    result = train(cfg)
+    state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
+    sampler = TripletSampler(load_domain(a, 36), 3, 32, 1, cfg.seed, 0, True, rank, world)
+    torch.save({"weights": state, "steps": result.steps, "first_batch": sampler.batch(0)}, f"{dump}/rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
+    a = str(write_frames(tmp_path / "a", 8, size=36))
+    b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
+    out = tmp_path / "run"
+    mp.spawn(_worker, args=(2, _free_port(), a, b, str(out), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["steps"] == r1["steps"] == 3
+    assert not torch.equal(r0["first_batch"], r1["first_batch"])  # ranks see different data
+    for k, v in r0["weights"].items():
+        assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
+    saved = ckpt.read_weights(out / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
+    assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
+    assert ckpt.load_state(out / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(out / ckpt.STATE)["rng"]) == 2

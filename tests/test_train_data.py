@@ -1,0 +1,157 @@
+"""Frame cache, triplet sampler and augmentation of retarget.train.data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from retarget.errors import RetargetError
+from retarget.train.data import TripletSampler, default_load_size, load_domain
+
+
+def write_frames(folder: Path, n: int, size: int = 20, start: int = 0) -> Path:
+    """Frames whose pixel value encodes their index (R = 10 * i), so samples are traceable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.zeros((size, size, 3), np.uint8)
+        img[..., 2] = 10 * (start + i)  # BGR on disk: channel 2 is red
+        img[:, : size // 2, 1] = 200  # a left/right asymmetry to see flips
+        cv2.imwrite(str(folder / f"f{start + i}.png"), img)
+    return folder
+
+
+def write_manifest(folder: Path, segments: list[int]) -> Path:
+    """A two-segment manifest dataset over f0.png... (one frame per entry of ``segments``)."""
+    write_frames(folder / "frames", len(segments))
+    frames = [{"file": f"frames/f{i}.png", "segment": s, "video": 0, "index": i} for i, s in enumerate(segments)]
+    manifest = {"format": "retarget-dataset", "version": 1, "size": 20, "align": "face",
+                "face": {"backend": "dlib", "margin": 0.3}, "frames": frames}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_plain_folder_natural_order_and_triplets(tmp_path):
+    d = load_domain(write_frames(tmp_path / "a", 12), 22)
+    assert d.frames.shape == (12, 22, 22, 3) and d.frames.dtype == np.uint8
+    assert [int(v) for v in d.frames[:, 5, 15, 0]] == [10 * i for i in range(12)]  # f2 before f10
+    assert d.info["align"] == "none"
+    s = TripletSampler(d, 3, 16, batch_size=5, seed=1, flip=False)
+    x = s.batch(0)
+    assert x.shape == (5, 3, 3, 16, 16) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    red = ((x[:, :, 0, 8, 12] + 1) * 127.5).round() / 10
+    assert torch.equal(red[:, 1] - red[:, 0], torch.ones(5)) and torch.equal(red[:, 2] - red[:, 1], torch.ones(5))
+
+
+def test_triplets_never_cross_segments_and_face_info(tmp_path):
+    segs = [0] * 4 + [1] * 2 + [2] * 5  # the 2-frame segment cannot hold a triplet
+    d = load_domain(write_manifest(tmp_path / "m", segs), 20)
+    assert d.info["align"] == "face" and d.info["face"]["margin"] == 0.3
+    assert [len(s) for s in d.segments] == [4, 5]
+    s = TripletSampler(d, 3, 20, batch_size=64, seed=0)
+    starts = np.concatenate([s.sample(k)[0] for k in range(10)])
+    assert set(starts.tolist()) <= {0, 1, 6, 7, 8}
+    assert set(starts.tolist()) == {0, 1, 6, 7, 8}  # every valid start is reachable
+
+
+def test_same_crop_and_flip_for_all_frames_and_determinism(tmp_path):
+    d = load_domain(write_frames(tmp_path / "a", 6), 24)
+    s = TripletSampler(d, 3, 16, batch_size=32, seed=3)
+    x = s.batch(7)
+    assert torch.equal(x, s.batch(7))  # a step's draws depend only on the step
+    assert not torch.equal(x, s.batch(8))
+    green = x[:, :, 1] > 0  # left half of the source image is green
+    assert torch.equal(green[:, 0], green[:, 1]) and torch.equal(green[:, 1], green[:, 2])
+    _, ys, xs, flips = s.sample(7)
+    assert flips.any() and (~flips).any() and len(set(xs.tolist())) > 1
+    other = TripletSampler(d, 3, 16, batch_size=32, seed=3, domain=1)
+    assert not torch.equal(x, other.batch(7))
+
+
+def test_ranks_draw_from_disjoint_shares(tmp_path):
+    d = load_domain(write_frames(tmp_path / "a", 20), 20)
+    r0 = TripletSampler(d, 1, 16, 8, seed=0, rank=0, world=2)
+    r1 = TripletSampler(d, 1, 16, 8, seed=0, rank=1, world=2)
+    assert set(r0.starts.tolist()).isdisjoint(r1.starts.tolist())
+    assert len(r0) + len(r1) == 20
+
+
+def test_unreadable_images_are_skipped_and_split_segments(tmp_path):
+    folder = write_frames(tmp_path / "a", 7)
+    (folder / "f3.png").write_bytes(b"not a png")
+    d = load_domain(folder, 20)
+    assert d.skipped == 1 and d.frames.shape[0] == 6
+    assert [len(s) for s in d.segments] == [3, 3]  # no triplet bridges the missing frame
+
+
+def test_mixed_sizes_are_resized(tmp_path):
+    folder = write_frames(tmp_path / "a", 4, size=20)
+    cv2.imwrite(str(folder / "f4.png"), np.full((30, 40, 3), 50, np.uint8))
+    d = load_domain(folder, 22)
+    assert d.resized == 1 and d.frames.shape == (5, 22, 22, 3)
+    assert int(d.frames[4, 10, 10, 0]) == 50
+
+
+def test_wide_frames_keep_their_aspect_and_crop_anywhere(tmp_path):
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for i in range(3):
+        img = np.zeros((20, 50, 3), np.uint8)
+        img[:, :, 2] = np.linspace(0, 250, 50, dtype=np.uint8)[None]  # red ramp from left to right
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+    d = load_domain(folder, 24)
+    assert d.frames.shape == (3, 24, 60, 3)
+    s = TripletSampler(d, 3, 16, batch_size=64, seed=0, flip=False)
+    _, ys, xs, _ = s.sample(0)
+    assert ys.max() <= 8 and xs.max() > 8 and xs.max() <= 44
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing", "not found"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "no manifest.json and no images"),
+        (lambda p: write_frames(p / "two", 2), "at least 3 consecutive frames"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, make, message):
+    with pytest.raises(RetargetError) as err:
+        load_domain(make(tmp_path), 20)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_all_unreadable(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(b"x")
+    with pytest.raises(RetargetError, match="none of its 3 images could be read"):
+        load_domain(folder, 20)
+
+
+def test_single_frames_suffice_for_cyclegan(tmp_path):
+    d = load_domain(write_frames(tmp_path / "one", 1), 20, frames_needed=1)
+    assert TripletSampler(d, 1, 16, 2, seed=0).batch(0).shape == (2, 1, 3, 16, 16)
+
+
+def test_mmap_cache_is_built_once_and_reused(tmp_path):
+    folder = write_frames(tmp_path / "a", 5)
+    cache = tmp_path / "run" / "cache_A.npy"
+    d1 = load_domain(folder, 20, cache="mmap", cache_path=cache)
+    assert isinstance(d1.frames, np.memmap) and cache.exists()
+    mtime = cache.stat().st_mtime_ns
+    d2 = load_domain(folder, 20, cache="mmap", cache_path=cache)
+    assert cache.stat().st_mtime_ns == mtime
+    assert np.array_equal(np.asarray(d1.frames), np.asarray(d2.frames))
+    assert np.array_equal(np.asarray(d2.frames), load_domain(folder, 20).frames)
+    d3 = load_domain(folder, 24, cache="mmap", cache_path=cache)  # another size rebuilds
+    assert d3.frames.shape[1] == 24
+
+
+def test_default_load_size():
+    assert default_load_size(128) == 143 and default_load_size(32, 40) == 40

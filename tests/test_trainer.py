@@ -1,0 +1,184 @@
+"""The training run of retarget.train.trainer: resume, interrupts, errors, both models."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from test_train_data import write_frames
+
+from retarget.config import TrainConfig, model_preset, replace
+from retarget.errors import RetargetError
+from retarget.train import checkpoint as ckpt
+from retarget.train import load_run, train
+from retarget.train.trainer import lr_factor
+
+
+@pytest.fixture
+def domains(tmp_path):
+    return str(write_frames(tmp_path / "faces", 8, size=36)), str(write_frames(tmp_path / "cats", 7, size=36, start=9))
+
+
+def config(domains, out, model="recycle", **kw):
+    base = dict(preset="tiny", steps=6, pool=2, checkpoint_every=100, preview_every=100, log_every=1, device="cpu", seed=3)
+    base.update(kw)
+    return TrainConfig(*domains, out=str(out), model=model_preset("tiny", model=model, size=32), **base)
+
+
+def weights(run_dir):
+    return ckpt.read_weights(run_dir / ckpt.WEIGHTS)[1]
+
+
+def stop_at(step):
+    def hook(done, losses):
+        if done == step:
+            raise KeyboardInterrupt
+
+    return hook
+
+
+def test_lr_schedule():
+    assert [lr_factor(s, 10, None) for s in (0, 4, 5, 6, 9, 10)] == pytest.approx([1, 1, 1, 0.8, 0.2, 0])
+    assert lr_factor(3, 10, 2) == pytest.approx(0.875)
+
+
+def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
+    cfg = config(domains, tmp_path / "run", steps=4, checkpoint_every=2, preview_every=2, log_every=2, pool=0)
+    torch.manual_seed(cfg.seed)
+    from retarget.nn.networks import build_networks
+
+    initial = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in build_networks(cfg.model).items()}
+    result = train(cfg)
+    run = tmp_path / "run"
+    assert result.steps == 4 and not result.interrupted and result.run_dir == run
+    assert {p.name for p in run.iterdir()} >= {"config.json", "data.json", "weights.safetensors", "state.pt",
+                                                "metrics.jsonl", "loss_curve.png", "previews"}
+    assert sorted(p.name for p in (run / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert json.loads((run / "config.json").read_text())["steps"] == 4
+    assert json.loads((run / "data.json").read_text())["A"]["align"] == "none"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4]
+    assert {"loss/A/cycle", "loss/B/recurrent", "loss/D_A/real", "lr", "it_s", "data_s"} <= set(lines[0])
+    saved = weights(run)
+    for name, sd in initial.items():  # the trainer initialises from the seed, then updates all
+        assert all(saved[f"{name}.{k}"].shape == v.shape for k, v in sd.items())
+        changed = any(not torch.equal(saved[f"{name}.{k}"], v) for k, v in sd.items())
+        assert changed, f"{name} was not updated"
+
+
+def test_resume_matches_uninterrupted_run(domains, tmp_path):
+    full = train(config(domains, tmp_path / "full"))
+    part = train(config(domains, tmp_path / "part"), on_step=stop_at(3))
+    assert part.interrupted and part.steps == 3
+    assert ckpt.read_weights(tmp_path / "part" / ckpt.WEIGHTS)[0]["step"] == "3"
+    resumed = train(config(domains, tmp_path / "part", resume=True))
+    assert resumed.steps == 6 and full.steps == 6
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "part")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    steps = [json.loads(x)["step"] for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(domains, tmp_path, capsys):
+    def sigint(done, losses):
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # deferred by the trainer to the end of the step
+
+    result = train(config(domains, tmp_path / "run", steps=5), on_step=sigint)
+    assert result.interrupted and result.steps == 2
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 2
+    err = capsys.readouterr().err
+    command = f"retarget train {domains[0]} {domains[1]} --out {tmp_path / 'run'} --preset tiny --size 32 --steps 5 --resume"
+    assert command in err.splitlines()[-1]  # one line, ready to copy
+
+
+def test_resume_command_names_the_architecture(domains, tmp_path):
+    cfg = replace(config(domains, tmp_path / "r", model="cyclegan"), preset="tiny", steps=10000)
+    cfg = replace(cfg, model=replace(cfg.model, ngf=16))
+    from retarget.train.trainer import resume_command
+
+    assert resume_command(cfg, tmp_path / "r").endswith("--model cyclegan --preset tiny --size 32 --ngf 16 --resume")
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
+    def poison(done, losses):
+        if done == 2:
+            with torch.no_grad():
+                next(result_nets["G_AB"].parameters()).fill_(float("nan"))
+
+    import retarget.train.trainer as trainer_mod
+
+    result_nets = {}
+    real_make = trainer_mod._make_step
+
+    def spy(nets, *a):
+        result_nets.update(nets)
+        return real_make(nets, *a)
+
+    trainer_mod._make_step = spy
+    try:
+        with pytest.raises(RetargetError, match=r"non-finite loss .* at step 3; .*last good checkpoint \(step 2\)"):
+            train(config(domains, tmp_path / "run", checkpoint_every=2), on_step=poison)
+    finally:
+        trainer_mod._make_step = real_make
+    saved = weights(tmp_path / "run")
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 2
+
+
+def test_existing_run_and_incompatible_resume(domains, tmp_path):
+    train(config(domains, tmp_path / "run", steps=1))
+    with pytest.raises(RetargetError, match="already holds a run; pass --resume"):
+        train(config(domains, tmp_path / "run", steps=1))
+    other = config(domains, tmp_path / "run", steps=2, resume=True)
+    other = replace(other, model=replace(other.model, ngf=4))
+    with pytest.raises(RetargetError, match=r"another architecture \(ngf 8 vs 4\)") as err:
+        train(other)
+    assert "\n" not in str(err.value)
+    with pytest.raises(RetargetError, match="no checkpoint to resume"):
+        train(config(domains, tmp_path / "fresh", resume=True))
+    again = train(config(domains, tmp_path / "run", steps=2, overwrite=True))
+    assert again.steps == 2
+    assert [p.name for p in (tmp_path / "run" / "previews").iterdir()] == ["step_0000002.png"]
+
+
+def test_bad_size_and_bad_dataset_are_one_line(domains, tmp_path):
+    with pytest.raises(RetargetError, match="--size 36"):
+        train(replace(config(domains, tmp_path / "r"), model=model_preset("tiny", size=36)))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RetargetError, match="is not a folder"):
+        train(config(domains, tmp_path / "file"))
+    few = write_frames(tmp_path / "few", 2)
+    with pytest.raises(RetargetError, match="at least 3 consecutive frames"):
+        train(replace(config(domains, tmp_path / "r"), b_dir=str(few)))
+
+
+def test_cyclegan_trains_and_loads(domains, tmp_path):
+    few = write_frames(tmp_path / "few", 2, size=36)  # single frames are enough for CycleGAN
+    result = train(replace(config(domains, tmp_path / "cg", model="cyclegan", steps=3), b_dir=str(few)))
+    assert result.steps == 3 and (tmp_path / "cg" / "previews" / "step_0000003.png").exists()
+    lines = (tmp_path / "cg" / "metrics.jsonl").read_text().splitlines()
+    assert "loss/A/identity" in json.loads(lines[-1]) and "loss/A/recurrent" not in json.loads(lines[-1])
+    run = load_run(str(tmp_path / "cg"), "cpu")
+    assert run.model_cfg.model == "cyclegan" and run.step == 3 and set(run.networks) == {"G_AB", "G_BA", "D_A", "D_B"}
+    x = torch.zeros(1, 3, 32, 32)
+    assert torch.allclose(run.networks["G_AB"](x), result.networks["G_AB"].eval()(x), atol=1e-6)
+    assert run.data["B"]["name"] == "few"
+
+
+def test_default_run_dir_under_models(domains, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = replace(config(domains, "x", steps=1), out=None)
+    result = train(cfg)
+    assert result.run_dir.as_posix() == "models/faces-to-cats"
+    assert load_run(None, "cpu").run_dir.resolve() == (tmp_path / "models" / "faces-to-cats").resolve()
+
+
+def test_mmap_cache_in_run_folder(domains, tmp_path):
+    train(config(domains, tmp_path / "run", steps=1, cache="mmap"))
+    assert (tmp_path / "run" / "cache_A.npy").exists() and (tmp_path / "run" / "cache_B.npy").exists()
