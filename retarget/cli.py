@@ -181,14 +181,21 @@ def train(
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = 10000,
     batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = 1,
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.", rich_help_panel=RUN)] = 2e-4,
+    beta1: Annotated[float, typer.Option(min=0, max=1, help="Adam beta1.", rich_help_panel=RUN)] = 0.5,
+    beta2: Annotated[float, typer.Option(min=0, max=1, help="Adam beta2.", rich_help_panel=RUN)] = 0.999,
     decay_from: Annotated[
         Optional[int], typer.Option(min=0, help="Step where linear LR decay starts [default: steps/2].", rich_help_panel=RUN)
     ] = None,
     pool: Annotated[int, typer.Option(min=0, help="Image history pool size; 0 disables.", rich_help_panel=RUN)] = 50,
+    load_size: Annotated[
+        Optional[int],
+        typer.Option(min=16, help="Resize frames to this before the random crop [default: size x 1.12].", rich_help_panel=RUN),
+    ] = None,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.", rich_help_panel=RUN)] = True,
     seed: Annotated[int, typer.Option(help="Random seed.", rich_help_panel=RUN)] = 0,
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.", rich_help_panel=RUN)] = "auto",
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.", rich_help_panel=RUN)] = "bf16",
+    channels_last: Annotated[bool, typer.Option(help="channels_last memory format on CUDA.", rich_help_panel=RUN)] = True,
     cache: Annotated[
         Literal["memory", "mmap"], typer.Option(help="Frame cache in RAM or a memory-mapped file.", rich_help_panel=RUN)
     ] = "memory",
@@ -223,12 +230,16 @@ def train(
         steps=steps,
         batch_size=batch_size,
         lr=lr,
+        beta1=beta1,
+        beta2=beta2,
         decay_from=decay_from,
         pool=pool,
+        load_size=load_size,
         flip=flip,
         seed=seed,
         device=device,
         amp=amp,
+        channels_last=channels_last,
         cache=cache,
         resume=resume,
         overwrite=overwrite,
