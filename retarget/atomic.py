@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _temp_name(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}.tmp"
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _chmod_default(path: Path, mode: int) -> None:
+    # mkstemp/mkdtemp create private (0600/0700) entries; a finished output should
+    # get the permissions any normally created file or folder would.
+    os.chmod(path, mode & ~_umask())
 
 
 @contextlib.contextmanager
@@ -37,6 +45,7 @@ def atomic_file(target: str | os.PathLike[str], keep_suffix: bool = True) -> Ite
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    _chmod_default(tmp, 0o666)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -60,6 +69,7 @@ def atomic_dir(target: str | os.PathLike[str], replace: bool = False) -> Iterato
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _chmod_default(tmp, 0o777)
     try:
         yield tmp
         if target.exists():

@@ -84,7 +84,7 @@ def _crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
 def extract(
     videos: Annotated[list[str], typer.Argument(help="Video files of one domain, decoded in order.")],
     output: Annotated[
-        Optional[str], typer.Option("-o", "--output", help="Dataset folder [default: data/<first video's name>].")
+        Optional[str], typer.Option("-o", "--output", help="Dataset folder \\[default: data/<first video's name>].")
     ] = None,
     size: Annotated[int, typer.Option(min=16, help="Side of the square output frames (px).")] = 256,
     format: Annotated[Literal["png", "jpg"], typer.Option(help="Image format of the frames.")] = "png",
@@ -153,7 +153,7 @@ def extract(
 def train(
     a_dir: Annotated[str, typer.Argument(help="Dataset of domain A (extract output or a folder of images).")],
     b_dir: Annotated[str, typer.Argument(help="Dataset of domain B.")],
-    out: Annotated[Optional[str], typer.Option("-o", "--out", help="Run folder [default: models/<A>-to-<B>].")] = None,
+    out: Annotated[Optional[str], typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>].")] = None,
     model: Annotated[Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")] = "recycle",
     preset: Annotated[
         Literal["default", "official", "tiny"],
@@ -173,7 +173,7 @@ def train(
     recycle: Annotated[float, typer.Option(min=0, help="Recycle weight.", rich_help_panel=LOSS)] = 10.0,
     identity: Annotated[
         Optional[float],
-        typer.Option(min=0, help="Identity weight [default: 0 for recycle, 0.5 x cycle for cyclegan].", rich_help_panel=LOSS),
+        typer.Option(min=0, help="Identity weight \\[default: 0 for recycle, 0.5 x cycle for cyclegan].", rich_help_panel=LOSS),
     ] = None,
     similarity: Annotated[float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)] = 0.0,
     gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = 0.0,
@@ -184,12 +184,12 @@ def train(
     beta1: Annotated[float, typer.Option(min=0, max=1, help="Adam beta1.", rich_help_panel=RUN)] = 0.5,
     beta2: Annotated[float, typer.Option(min=0, max=1, help="Adam beta2.", rich_help_panel=RUN)] = 0.999,
     decay_from: Annotated[
-        Optional[int], typer.Option(min=0, help="Step where linear LR decay starts [default: steps/2].", rich_help_panel=RUN)
+        Optional[int], typer.Option(min=0, help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN)
     ] = None,
     pool: Annotated[int, typer.Option(min=0, help="Image history pool size; 0 disables.", rich_help_panel=RUN)] = 50,
     load_size: Annotated[
         Optional[int],
-        typer.Option(min=16, help="Resize frames to this before the random crop [default: size x 1.12].", rich_help_panel=RUN),
+        typer.Option(min=16, help="Resize frames to this before the random crop \\[default: size x 1.12].", rich_help_panel=RUN),
     ] = None,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.", rich_help_panel=RUN)] = True,
     seed: Annotated[int, typer.Option(help="Random seed.", rich_help_panel=RUN)] = 0,
@@ -258,11 +258,11 @@ def render(
     input: Annotated[str, typer.Argument(help="Video to translate.")],
     output: Annotated[str, typer.Argument(help="Video to write (.mp4, .mkv or .mov).")],
     model: Annotated[
-        Optional[str], typer.Option("-m", "--model", help="Run folder or checkpoint [default: newest run in ./models].")
+        Optional[str], typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models].")
     ] = None,
     direction: Annotated[Literal["a2b", "b2a"], typer.Option(help="Which way to translate.")] = "a2b",
     align: Annotated[
-        Optional[Literal["none", "face"]], typer.Option(help="Alignment mode [default: the one the run was trained with].")
+        Optional[Literal["none", "face"]], typer.Option(help="Alignment mode \\[default: the one the run was trained with].")
     ] = None,
     output_size: Annotated[
         Literal["source", "model"], typer.Option(help="Write at the source size or the model's size.")

@@ -45,3 +45,18 @@ def test_atomic_dir_cleans_up_on_error(tmp_path):
             (tmp / "a.txt").write_text("1")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_default_permissions_not_private_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -1,0 +1,1 @@
+"""``retarget demo``: synthetic video domains and the end-to-end demo run on them."""
