@@ -194,7 +194,7 @@ def replace(cfg: T, **changes: Any) -> T:
 #: ``tiny`` is for tests and the demo.
 PRESETS: dict[str, dict[str, int]] = {
     "official": dict(ngf=64, blocks=6, ndf=64, d_layers=3, npf=64, p_depth=7),
-    "default": dict(ngf=64, blocks=6, ndf=64, d_layers=3, npf=32, p_depth=5),
+    "default": dict(ngf=64, blocks=6, ndf=64, d_layers=3, npf=64, p_depth=5),
     "tiny": dict(ngf=8, blocks=2, ndf=8, d_layers=2, npf=8, p_depth=3),
 }
 
@@ -204,12 +204,13 @@ def model_preset(preset: Preset, model: ModelKind = "recycle", size: int = 128, 
 
     Options passed as ``None`` are ignored, so a CLI can forward unset flags. The
     official predictor depth follows the release: unet_128 below 256 px, unet_256 at
-    256 px and above.
+    256 px and above; below 128 px it is cut to log2(size) so the U-Net's innermost
+    level is 1x1, as unet_128 is at 128 px.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values: dict[str, Any] = dict(PRESETS[preset])
-    if preset == "official" and size >= 256:
-        values["p_depth"] = 8
+    if preset == "official":
+        values["p_depth"] = 8 if size >= 256 else min(7, max(1, size.bit_length() - 1))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ModelConfig(model=model, size=size, **values)

@@ -10,6 +10,7 @@ import pytest
 # Two cores shared with pytest itself: OpenMP spin-waits make multi-threaded torch
 # dramatically slower on a loaded machine, so tests use one thread.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 try:
     import torch
 

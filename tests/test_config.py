@@ -38,6 +38,7 @@ def test_presets_and_overrides():
     official = model_preset("official", size=128)
     assert (official.ngf, official.blocks, official.npf, official.p_depth) == (64, 6, 64, 7)
     assert model_preset("official", size=256).p_depth == 8
+    assert model_preset("official", size=64).p_depth == 6
     assert model_preset("tiny", size=32, ngf=4, blocks=None).ngf == 4
     with pytest.raises(ValueError):
         model_preset("huge")  # type: ignore[arg-type]

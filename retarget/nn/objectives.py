@@ -1,0 +1,254 @@
+"""Recycle-GAN and CycleGAN objectives as dicts of weighted scalar loss terms.
+
+Every term is written once for a direction X -> Y and applied to (A, B) and (B, A).
+Each network is called once per stage on everything it has to process in that stage
+(frames of a triplet share weights, so they go through as one batch): per step
+G_XY runs twice (on reals, then on fakes for the cycles), P_Y once (on fake and real
+frame pairs together), D_Y once on the G side and once on the D side (reals and
+fakes together). Term names and formulas: docs/training.md.
+
+Naming: ``X/<term>`` holds the terms computed from real images of domain X
+(``A/adv`` is the adversarial loss of G_AB's fakes under D_B, ``A/cycle`` is
+|a - G_BA(G_AB(a))|, ``A/identity`` is |a - G_BA(a)|, ``A/recurrent`` trains P_A);
+``D_X/<term>`` are the discriminator terms of D_X, which judges domain X images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from retarget.config import LossConfig, ModelConfig
+from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
+
+DIRECTIONS: tuple[tuple[str, str], ...] = (("A", "B"), ("B", "A"))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Resolved loss weights; 0 means the term is neither computed nor reported."""
+
+    adv: float
+    cycle: float
+    recurrent: float
+    recycle: float
+    identity: float
+    similarity: float
+    gp: float
+    tv: float
+
+    @staticmethod
+    def resolve(model: str, loss: LossConfig) -> "Weights":
+        """Weights of ``loss`` for ``model``: identity None -> 0 (recycle) / 0.5·cycle (cyclegan);
+        recurrent and recycle are 0 for cyclegan."""
+        identity = loss.identity
+        if identity is None:
+            identity = 0.0 if model == "recycle" else 0.5 * loss.cycle
+        temporal = model == "recycle"
+        return Weights(
+            adv=loss.adv,
+            cycle=loss.cycle,
+            recurrent=loss.recurrent if temporal else 0.0,
+            recycle=loss.recycle if temporal else 0.0,
+            identity=identity,
+            similarity=loss.similarity,
+            gp=loss.gp,
+            tv=loss.tv,
+        )
+
+
+def _flat(x: Tensor) -> Tensor:
+    """``[B, T, C, H, W]`` -> ``[B*T, C, H, W]`` (sample-major)."""
+    return x.reshape(-1, *x.shape[2:])
+
+
+class Objective:
+    """Loss terms of one model; holds the networks, not the optimisers.
+
+    Args:
+        model_cfg: architecture; ``model`` picks Recycle-GAN (triplets) or CycleGAN.
+        loss_cfg: loss kinds and weights.
+        nets: output of :func:`retarget.nn.networks.build_networks` (possibly wrapped,
+            e.g. in DDP: only ``__call__`` is used).
+
+    ``memory_format`` (default ``torch.contiguous_format``) is applied to every network
+    input; the stepper sets ``torch.channels_last`` on CUDA.
+    """
+
+    def __init__(self, model_cfg: ModelConfig, loss_cfg: LossConfig, nets: dict[str, nn.Module]) -> None:
+        self.model_cfg = model_cfg
+        self.loss_cfg = loss_cfg
+        self.nets = nets
+        self.w = Weights.resolve(model_cfg.model, loss_cfg)
+        self.gan = GanLoss(loss_cfg.gan_loss)
+        self.recycle_model = model_cfg.model == "recycle"
+        # frames a sample holds: p past frames and the one to predict (recycle) or 1
+        self.p = model_cfg.p_frames if self.recycle_model else 0
+        self.frames = self.p + 1
+        self.memory_format = torch.contiguous_format
+        needed = ["G_AB", "G_BA", "D_A", "D_B"] + (["P_A", "P_B"] if self.recycle_model else [])
+        missing = [k for k in needed if k not in nets]
+        if missing:
+            raise ValueError(f"networks missing for {model_cfg.model}: {', '.join(missing)}")
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _run(self, name: str, x: Tensor) -> Tensor:
+        return self.nets[name](x.contiguous(memory_format=self.memory_format))
+
+    def _check(self, batch: dict[str, Tensor]) -> None:
+        for d in ("A", "B"):
+            x = batch[d]
+            if x.dim() != 5 or x.shape[1] != self.frames or x.shape[2] != 3:
+                raise ValueError(f"batch[{d!r}] must be [B, {self.frames}, 3, H, W], got {list(x.shape)}")
+
+    @property
+    def _translated_frames(self) -> int:
+        # Only x_t, x_t+1 are translated (the adversarial and recycle paths need them);
+        # the cycle, identity, similarity and tv terms use these frames too. x_t+2 is
+        # the x_t of another triplet, so over the data every frame gets its cycle term,
+        # and a step needs 5 instead of 7 generator passes per direction.
+        return self.p if self.recycle_model else 1
+
+    # -- generator side ------------------------------------------------------------
+
+    def generator_terms(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Weighted loss terms of the generators and predictors, and the fakes for D.
+
+        Args:
+            batch: ``{"A": [B, T, 3, H, W], "B": [B, T, 3, H, W]}`` in [-1, 1];
+                T = p_frames + 1 (3) for recycle, 1 for cyclegan.
+
+        Returns:
+            terms: ``{name: scalar tensor}``, already weighted; their sum is the G loss.
+            fakes: ``{"A": [N, 3, H, W], "B": [N, 3, H, W]}`` detached fake images of
+                each domain for its discriminator (N = 3B for recycle: G(x_t), G(x_t+1),
+                P(G(x_t), G(x_t+1)); N = B for cyclegan).
+        """
+        self._check(batch)
+        w, p = self.w, self.p
+        Tg = self._translated_frames
+        terms: dict[str, Tensor] = {}
+        fakes: dict[str, Tensor] = {}
+        n = batch["A"].shape[0]
+
+        # stage 1: G_XY on every frame that needs a translation, one call per generator
+        fy: dict[str, Tensor] = {}
+        for X, Y in DIRECTIONS:
+            x = batch[X]
+            out = self._run(f"G_{X}{Y}", _flat(x[:, :Tg]))
+            fy[X] = out.view(n, Tg, *out.shape[1:])
+
+        # stage 2: P_Y on fake pairs (for recycle/adv) and real pairs of Y (recurrent), one call
+        pred: dict[str, Tensor] = {}
+        if self.recycle_model:
+            for X, Y in DIRECTIONS:
+                y = batch[Y]
+                inp = [fy[X][:, :p].flatten(1, 2)]
+                if w.recurrent > 0:
+                    inp.append(y[:, :p].flatten(1, 2))
+                out = self._run(f"P_{Y}", torch.cat(inp, 0))
+                pred[X] = out[:n]
+                if w.recurrent > 0:
+                    terms[f"{Y}/recurrent"] = w.recurrent * l1(out[n:], y[:, p])
+
+        for X, Y in DIRECTIONS:
+            x = batch[X]
+            # stage 3: adversarial on G(x_t), G(x_t+1) and P_Y(G(x_t), G(x_t+1)) in one D_Y call
+            parts = [_flat(fy[X][:, : max(p, 1)])] + ([pred[X]] if self.recycle_model else [])
+            kinds = max(p, 1) + (1 if self.recycle_model else 0)
+            fake = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
+            fakes[Y] = fake.detach()
+            if w.adv > 0:
+                # sum over the image kinds (not a mean), as the release adds one loss per kind
+                terms[f"{X}/adv"] = w.adv * kinds * self.gan.generator(self._run(f"D_{Y}", fake))
+
+            # stage 4: G_YX on fakes (cycle), the prediction (recycle) and x (identity)
+            back = []
+            if w.cycle > 0:
+                back.append(_flat(fy[X]))
+            if w.recycle > 0:
+                back.append(pred[X])
+            if w.identity > 0:
+                back.append(_flat(x[:, :Tg]))
+            if back:
+                out = self._run(f"G_{Y}{X}", torch.cat(back, 0) if len(back) > 1 else back[0])
+                i = 0
+                if w.cycle > 0:
+                    k = n * Tg
+                    terms[f"{X}/cycle"] = w.cycle * l1(out[i : i + k], _flat(x[:, :Tg]))
+                    i += k
+                if w.recycle > 0:
+                    terms[f"{X}/recycle"] = w.recycle * l1(out[i : i + n], x[:, p])
+                    i += n
+                if w.identity > 0:
+                    terms[f"{X}/identity"] = w.identity * l1(out[i:], _flat(x[:, :Tg]))
+            if w.similarity > 0:
+                terms[f"{X}/similarity"] = w.similarity * l1(fy[X], x[:, :Tg])
+            if w.tv > 0:
+                terms[f"{X}/tv"] = w.tv * total_variation(_flat(fy[X]))
+        return terms, fakes
+
+    # -- discriminator side ----------------------------------------------------------
+
+    def discriminator_terms(self, batch: dict[str, Tensor], fakes: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weighted loss terms of D_A and D_B.
+
+        Args:
+            batch: as for :meth:`generator_terms`; every real frame is shown to D.
+            fakes: ``{"A": [N, 3, H, W], "B": ...}`` fake images (from
+                :meth:`generator_terms`, possibly through an image pool), in [-1, 1].
+
+        Returns:
+            ``{"D_X/real", "D_X/fake"[, "D_X/gp"]}`` for X in A, B; the sum is the D loss.
+        """
+        terms: dict[str, Tensor] = {}
+        for X in ("A", "B"):
+            real = _flat(batch[X])
+            fake = fakes[X].detach()
+            scores = self._run(f"D_{X}", torch.cat([real, fake], 0))
+            terms[f"D_{X}/real"] = 0.5 * self.gan.real(scores[: real.shape[0]])
+            terms[f"D_{X}/fake"] = 0.5 * self.gan.fake(scores[real.shape[0] :])
+            if self.w.gp > 0:
+                m = min(real.shape[0], fake.shape[0])
+                net = self.nets[f"D_{X}"]
+                terms[f"D_{X}/gp"] = self.w.gp * gradient_penalty(
+                    lambda z: net(z.contiguous(memory_format=self.memory_format)), real[:m], fake[:m]
+                )
+        return terms
+
+    # -- previews ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Images for a preview grid, all ``[B, 3, H, W]`` in [-1, 1], for X in A, B:
+
+        ``X/real_t`` (t = 0..T-1), ``X/fake_t`` (G_XY of each frame), and for recycle
+        ``X/pred`` (P_Y(G(x_t), G(x_t+1))), ``X/recycled`` (G_YX of it) and ``X/next``
+        (P_X(x_t, x_t+1)); ``X/rec`` is G_YX(G_XY(x_0)).
+        """
+        self._check(batch)
+        out: dict[str, Tensor] = {}
+        n = batch["A"].shape[0]
+        for X, Y in DIRECTIONS:
+            x = batch[X]
+            fy = self._run(f"G_{X}{Y}", _flat(x)).view(*x.shape)
+            for t in range(x.shape[1]):
+                out[f"{X}/real_{t}"] = x[:, t]
+                out[f"{X}/fake_{t}"] = fy[:, t]
+            out[f"{X}/rec"] = self._run(f"G_{Y}{X}", fy[:, 0])
+            if self.recycle_model:
+                p = self.p
+                pred = self._run(f"P_{Y}", fy[:, :p].flatten(1, 2))
+                out[f"{X}/pred"] = pred
+                out[f"{X}/recycled"] = self._run(f"G_{Y}{X}", pred)
+                out[f"{X}/next"] = self._run(f"P_{X}", x[:, :p].flatten(1, 2))
+        assert all(v.shape[0] == n for v in out.values())
+        return out
+
+
+def make_objective(model_cfg: ModelConfig, loss_cfg: LossConfig, nets: dict[str, nn.Module]) -> Objective:
+    """The :class:`Objective` of ``model_cfg.model`` with ``loss_cfg`` over ``nets``."""
+    return Objective(model_cfg, loss_cfg, nets)

@@ -1,0 +1,83 @@
+"""Networks: official parameter counts, shapes, ranges, seeded init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from retarget.config import model_preset
+from retarget.nn.networks import (
+    ResnetGenerator,
+    UnetPredictor,
+    build_discriminator,
+    build_generator,
+    build_networks,
+    build_predictor,
+    check_size,
+    count_parameters,
+)
+
+
+def test_official_parameter_counts():
+    cfg = model_preset("official", size=128)
+    assert count_parameters(build_generator(cfg)) == 7_837_699
+    assert count_parameters(build_predictor(cfg)) == 41_828_739
+    assert count_parameters(build_discriminator(cfg)) == 2_764_737
+
+
+def test_official_256_uses_unet_256():
+    cfg = model_preset("official", size=256)
+    assert cfg.p_depth == 8
+    # unet_256 adds one 512->512 level: down 4,194,816 + up (1024->512) 8,389,120
+    assert count_parameters(build_predictor(cfg)) == 41_828_739 + 4_194_816 + 8_389_120
+
+
+def test_nine_blocks_adds_residual_blocks():
+    six = count_parameters(ResnetGenerator(3, 3, 64, 6))
+    nine = count_parameters(ResnetGenerator(3, 3, 64, 9))
+    assert nine - six == 3 * 2 * (256 * 256 * 9 + 256)
+
+
+@pytest.mark.parametrize("model,keys", [("recycle", 6), ("cyclegan", 4)])
+def test_build_networks_tiny_shapes_and_ranges(model, keys):
+    cfg = model_preset("tiny", model=model, size=32)
+    nets = build_networks(cfg)
+    assert len(nets) == keys
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = nets["G_AB"](x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    d = nets["D_A"](x)
+    assert d.shape == (2, 1, 32 // 2**cfg.d_layers - 2, 32 // 2**cfg.d_layers - 2)
+    if model == "recycle":
+        p = nets["P_A"](torch.cat([x, x], 1))
+        assert p.shape == x.shape and p.abs().max() <= 1
+
+
+def test_unet_skip_connections_and_depth():
+    net = UnetPredictor(frames=2, npf=4, depth=3)
+    out = net(torch.randn(1, 6, 16, 16))
+    assert out.shape == (1, 3, 16, 16)
+    with pytest.raises(RuntimeError):
+        net(torch.randn(1, 6, 12, 12))  # not a multiple of 2**depth: skip shapes differ
+
+
+def test_init_is_seeded_and_normal():
+    cfg = model_preset("tiny", size=32)
+    torch.manual_seed(3)
+    a = build_networks(cfg)
+    torch.manual_seed(3)
+    b = build_networks(cfg)
+    for k in a:
+        for pa, pb in zip(a[k].parameters(), b[k].parameters()):
+            assert torch.equal(pa, pb)
+    w = build_generator(model_preset("official", size=128)).model[4].weight.detach()  # the first down-sampling conv
+    assert abs(float(w.std()) - 0.02) < 0.002 and abs(float(w.mean())) < 0.001
+
+
+def test_check_size():
+    check_size(model_preset("tiny", size=32))
+    with pytest.raises(ValueError, match="2\\*\\*p_depth"):
+        check_size(model_preset("official", size=96))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        check_size(model_preset("tiny", model="cyclegan", size=30))
+

@@ -1,0 +1,136 @@
+"""Objectives: which terms exist, that they follow their formulas, and the call budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from retarget.config import LossConfig, model_preset
+from retarget.nn.losses import GanLoss, l1
+from retarget.nn.networks import build_networks
+from retarget.nn.objectives import make_objective
+
+SIZE = 32
+
+
+def _setup(model="recycle", seed=0, **loss):
+    cfg = model_preset("tiny", model=model, size=SIZE)
+    torch.manual_seed(seed)
+    nets = build_networks(cfg)
+    T = 3 if model == "recycle" else 1
+    g = torch.Generator().manual_seed(seed + 1)
+    batch = {d: torch.rand(2, T, 3, SIZE, SIZE, generator=g) * 2 - 1 for d in "AB"}
+    return cfg, nets, make_objective(cfg, LossConfig(**loss), nets), batch
+
+
+def test_default_recycle_terms():
+    _, _, obj, batch = _setup()
+    terms, fakes = obj.generator_terms(batch)
+    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in ("adv", "cycle", "recurrent", "recycle")}
+    assert all(v.dim() == 0 for v in terms.values())
+    # G(x_t), G(x_t+1), P(G(x_t), G(x_t+1)) per sample, detached, in tanh range
+    for d in "AB":
+        assert fakes[d].shape == (6, 3, SIZE, SIZE) and not fakes[d].requires_grad
+        assert fakes[d].abs().max() <= 1
+
+
+def test_default_cyclegan_terms_include_identity():
+    _, _, obj, batch = _setup("cyclegan")
+    terms, fakes = obj.generator_terms(batch)
+    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in ("adv", "cycle", "identity")}
+    assert fakes["A"].shape == (2, 3, SIZE, SIZE)
+    assert obj.w.identity == pytest.approx(5.0)  # 0.5 x cycle 10
+
+
+@pytest.mark.parametrize(
+    "model,identity,present",
+    [("recycle", None, False), ("recycle", 0.0, False), ("recycle", 0.5, True), ("cyclegan", None, True), ("cyclegan", 0.0, False)],
+)
+def test_identity_present_exactly_when_weight_positive(model, identity, present):
+    _, nets, obj, batch = _setup(model, identity=identity)
+    terms, _ = obj.generator_terms(batch)
+    assert ("A/identity" in terms) == present and ("B/identity" in terms) == present
+    if present:
+        # really computed: |a - G_BA(a)|_1, weighted
+        a = batch["A"][:, : max(obj.p, 1)].flatten(0, 1)  # the translated frames
+        expect = obj.w.identity * l1(nets["G_BA"](a), a)
+        assert terms["A/identity"].item() == pytest.approx(expect.item(), rel=1e-4)
+        assert terms["A/identity"].requires_grad
+
+
+def test_zero_weights_remove_terms():
+    _, _, obj, batch = _setup(cycle=0.0, recycle=0.0, adv=0.0)
+    terms, fakes = obj.generator_terms(batch)
+    assert set(terms) == {"A/recurrent", "B/recurrent"}
+    assert fakes["B"].shape[0] == 6  # D still gets its fakes
+
+
+def test_optional_terms_appear_with_weight():
+    _, _, obj, batch = _setup(similarity=1.0, tv=0.5, gp=10.0)
+    terms, fakes = obj.generator_terms(batch)
+    assert {"A/similarity", "B/similarity", "A/tv", "B/tv"} <= set(terms)
+    d_terms = obj.discriminator_terms(batch, fakes)
+    assert set(d_terms) == {f"D_{d}/{t}" for d in "AB" for t in ("real", "fake", "gp")}
+    assert all(v.item() >= 0 for v in d_terms.values())
+
+
+def test_terms_follow_their_formulas():
+    _, nets, obj, batch = _setup()
+    terms, fakes = obj.generator_terms(batch)
+    a, b = batch["A"], batch["B"]
+    G, P, D = nets["G_AB"], nets["P_B"], nets["D_B"]
+    fb = [G(a[:, t]) for t in range(2)]
+    pred = P(torch.cat([fb[0], fb[1]], 1))
+    rel = dict(rel=1e-4)
+    assert terms["A/recycle"].item() == pytest.approx(10 * l1(nets["G_BA"](pred), a[:, 2]).item(), **rel)
+    cyc = sum(l1(nets["G_BA"](fb[t]), a[:, t]) for t in range(2)) / 2  # on x_t, x_t+1
+    assert terms["A/cycle"].item() == pytest.approx(10 * cyc.item(), **rel)
+    rec = l1(P(torch.cat([b[:, 0], b[:, 1]], 1)), b[:, 2])
+    assert terms["B/recurrent"].item() == pytest.approx(10 * rec.item(), **rel)
+    gan = GanLoss("lsgan")
+    adv = sum(gan.generator(D(x)) for x in (fb[0], fb[1], pred))  # one loss per image kind
+    assert terms["A/adv"].item() == pytest.approx(adv.item(), **rel)
+    # D sees every real frame and the given fakes
+    d_terms = obj.discriminator_terms(batch, fakes)
+    real = 0.5 * gan.real(nets["D_A"](a.flatten(0, 1)))
+    assert d_terms["D_A/real"].item() == pytest.approx(real.item(), **rel)
+
+
+def test_directions_are_symmetric():
+    # swapping the roles of A and B (nets and data) swaps the term names, not the values
+    cfg, nets, obj, batch = _setup(identity=1.0, similarity=1.0)
+    swap = {"G_AB": "G_BA", "G_BA": "G_AB", "D_A": "D_B", "D_B": "D_A", "P_A": "P_B", "P_B": "P_A"}
+    obj2 = make_objective(cfg, obj.loss_cfg, {swap[k]: v for k, v in nets.items()})
+    t1, _ = obj.generator_terms(batch)
+    t2, _ = obj2.generator_terms({"A": batch["B"], "B": batch["A"]})
+    flip = lambda k: ("B" if k[0] == "A" else "A") + k[1:]  # noqa: E731
+    assert set(map(flip, t1)) == set(t2)
+    for k, v in t1.items():
+        assert t2[flip(k)].item() == pytest.approx(v.item(), rel=1e-4)
+
+
+def test_each_network_called_once_per_stage():
+    _, nets, obj, batch = _setup(identity=1.0)
+    calls = {k: [] for k in nets}
+    for k, m in nets.items():
+        m.register_forward_hook(lambda mod, inp, out, k=k: calls[k].append(inp[0].shape[0]))
+    terms, fakes = obj.generator_terms(batch)
+    # G_AB: x_t, x_t+1 of A, then 2 cycle fakes + 1 prediction + 2 identity frames of B
+    assert calls["G_AB"] == [4, 10] and calls["G_BA"] == [4, 10]
+    assert calls["P_A"] == [4] and calls["P_B"] == [4]  # fake pairs and real pairs together
+    assert calls["D_A"] == [6] and calls["D_B"] == [6]
+    obj.discriminator_terms(batch, fakes)
+    assert calls["D_A"] == [6, 12]  # 6 real frames and 6 fakes in one call
+
+
+def test_bad_batch_shape():
+    _, _, obj, batch = _setup()
+    with pytest.raises(ValueError, match=r"\[B, 3, 3, H, W\]"):
+        obj.generator_terms({"A": batch["A"][:, :2], "B": batch["B"]})
+
+
+def test_visuals():
+    _, _, obj, batch = _setup()
+    v = obj.visuals(batch)
+    assert {"A/fake_0", "A/pred", "A/recycled", "A/next", "B/rec"} <= set(v)
+    assert all(x.shape == (2, 3, SIZE, SIZE) and not x.requires_grad for x in v.values())
