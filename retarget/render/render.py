@@ -1,0 +1,363 @@
+"""``retarget render``: translate a whole video with a trained run, keeping sound and timing.
+
+Frames stream through three overlapped stages (see :mod:`retarget.render.pipeline`):
+
+1. decode (:class:`~retarget.video.reader.VideoReader`, rotation applied) and prepare the
+   network input: extract's ``--align none`` centre crop, or the aligned face crop from
+   :class:`~retarget.faces.tracker.FaceAligner` (reset at scene cuts, as extract does);
+2. translate batches with the generator (``G_AB`` for a2b, ``G_BA`` for b2a);
+3. put the translation back (upscaled into its crop region, or pasted along the face
+   mask) and encode with :class:`~retarget.video.writer.VideoWriter`, which carries each
+   frame's timestamp and the source's audio.
+
+The output is written under a temporary name beside OUT and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from retarget.atomic import atomic_file
+from retarget.config import FaceConfig, RenderConfig, from_dict
+from retarget.errors import RetargetError
+from retarget.progress import console, make_progress
+from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
+from retarget.render.pipeline import run_stages
+from retarget.video.reader import VideoInfo, VideoReader, probe
+from retarget.video.writer import VideoWriter
+
+#: Containers the H.264 output can be written to.
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+
+Aligner = Callable[[np.ndarray, float], Any]  # (image, time) -> AlignedFace | None, with .reset()
+
+
+@dataclass
+class RenderSummary:
+    """What :func:`render` wrote."""
+
+    output: str
+    frames: int
+    duration: float  # seconds
+    width: int
+    height: int
+    audio: list[str] = field(default_factory=list)  # "copy" / "transcode" per audio stream
+    audio_text: str = "no audio"
+    model: str = ""
+    direction: str = "a2b"
+    align: str = "none"
+    faces: int = 0  # frames where a face was found and translated (face mode)
+    seconds: float = 0.0  # wall time
+    fps: float = 0.0  # frames per second end to end
+
+
+class Translator:
+    """Apply a generator to batches of uint8 crops.
+
+    Args:
+        net: maps float ``[B, 3, S, S]`` in [-1, 1] to the same shape and range.
+        device: where ``net`` lives.
+        amp: ``"bf16"``/``"fp16"`` autocast on CUDA; ignored elsewhere.
+    """
+
+    def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu", amp: str = "off") -> None:
+        self.net = net
+        self.device = torch.device(device)
+        self.amp = amp if self.device.type == "cuda" else "off"
+
+    @torch.inference_mode()
+    def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Translate ``crops`` (each S x S x 3 uint8 RGB); returns the same count and shape."""
+        if not crops:
+            return []
+        x = torch.from_numpy(np.stack(crops)).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if self.amp != "off":
+            dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                y = self.net(x)
+        else:
+            y = self.net(x)
+        y = y.float().add_(1.0).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8)
+        out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return list(out)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RetargetError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RetargetError("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
+    """Validate input/output paths before any work; returns (input, output) paths.
+
+    Raises:
+        RetargetError: OUT is IN, OUT exists without ``overwrite``, OUT is a folder or has
+            a container H.264 cannot go in.
+    """
+    src, out = Path(cfg.input), Path(cfg.output)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise RetargetError(f"{out}: unsupported output format {out.suffix or '(none)'}; use .mp4, .mkv or .mov")
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise RetargetError(f"{out}: output is the input file; choose another output name")
+    if out.is_dir():
+        raise RetargetError(f"{out}: is a folder; give an output file name")
+    if out.exists() and not cfg.overwrite:
+        raise RetargetError(f"{out}: already exists (pass --overwrite to replace it)")
+    return src, out
+
+
+def _data_info(run: Any, side: str) -> dict[str, Any]:
+    data = getattr(run, "data", None) or {}
+    info = data.get(side) if isinstance(data, dict) else None
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def _cut_threshold(data: dict[str, Any], default: float = 0.5) -> float:
+    """The scene-cut threshold the training data were extracted with, if its manifest is at hand."""
+    import json
+
+    path = data.get("path")
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text()) if path else {}
+        runs = manifest.get("options", {}).get("runs", [])
+        return float(runs[-1]["cut_threshold"]) if runs else default
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return default  # dataset moved or not ours: extract's default
+
+
+def render(cfg: RenderConfig) -> RenderSummary:
+    """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
+
+    The run is ``cfg.model`` (run folder or weights file) or the newest under
+    ``./models``; ``cfg.direction`` picks ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment
+    mode, face options and crop size default to those of the run's source-domain
+    training data (A for a2b, B for b2a).
+
+    Returns:
+        :class:`RenderSummary`; a final line is printed to the console.
+
+    Raises:
+        RetargetError: bad paths, unreadable input, no video stream, missing or
+            incompatible model.
+    """
+    src, out = check_paths(cfg)
+    info = probe(src)  # RetargetError for missing/unreadable/no video stream
+    device = resolve_device(cfg.device)
+    from retarget.train.checkpoint import load_run
+
+    gen_name = "G_AB" if cfg.direction == "a2b" else "G_BA"
+    run = load_run(cfg.model, device, names=(gen_name,))
+    console.print(f"model: {run.path}" + ("" if cfg.model else " (newest run under ./models)"), markup=False)
+    side = "A" if cfg.direction == "a2b" else "B"
+    data = _data_info(run, side)
+    size = int(data.get("size") or run.model_cfg.size)
+    align = cfg.align or data.get("align") or "none"
+    aligner: Optional[Aligner] = None
+    if align == "face":
+        face_cfg = cfg.face
+        if face_cfg is None:
+            stored = data.get("face")
+            face_cfg = from_dict(FaceConfig, stored) if isinstance(stored, dict) else FaceConfig()
+        from retarget.faces.tracker import FaceAligner
+
+        aligner = FaceAligner(face_cfg, size)
+    translator = Translator(run.networks[gen_name], device, cfg.amp)
+    # on CPU the generator is the bottleneck and needs every core: a single-threaded
+    # encoder keeps up and disturbs it least; with a GPU the encoder may use all cores
+    threads = 1 if device.type == "cpu" else 0
+    summary = translate_video(
+        cfg,
+        translator,
+        size,
+        info=info,
+        aligner=aligner,
+        scene_threshold=_cut_threshold(data),
+        encoder_threads=threads,
+    )
+    summary.model = str(run.path)
+    return summary
+
+
+@dataclass
+class _Item:
+    index: int
+    pts: Optional[int]
+    image: np.ndarray  # source frame, H x W x 3 uint8
+    crop: Optional[np.ndarray]  # network input, or None (no face: pass through)
+    matrix: Optional[np.ndarray] = None
+    landmarks: Optional[np.ndarray] = None
+    result: Optional[np.ndarray] = None
+
+
+def translate_video(
+    cfg: RenderConfig,
+    translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
+    size: int,
+    *,
+    info: Optional[VideoInfo] = None,
+    aligner: Optional[Aligner] = None,
+    scene_threshold: float = 0.5,
+    encoder_threads: int = 0,
+    quiet: bool = False,
+) -> RenderSummary:
+    """The streaming core of :func:`render`, with the generator (and aligner) given.
+
+    Args:
+        cfg: render options (input, output, output_size, mask, feather, color_match,
+            batch_size, crf, side_by_side, overwrite are used here).
+        translate: list of ``size x size x 3`` uint8 RGB crops -> list of the same.
+        size: network crop side (px).
+        info: :func:`probe` of the input (probed when None).
+        aligner: face mode when given: ``aligner(image, time)`` returns an AlignedFace
+            (``matrix``, ``landmarks``, ``crop``) or None; ``aligner.reset()`` at scene cuts.
+        scene_threshold: scene-cut threshold for resetting the aligner.
+        encoder_threads: libx264 threads; 0 lets it choose.
+        quiet: no final line.
+
+    Returns:
+        :class:`RenderSummary`.
+    """
+    src, out = check_paths(cfg)
+    info = info or probe(src)
+    face_mode = aligner is not None
+    paste = None
+    if face_mode:
+        from retarget.faces.paste import paste_back as paste
+
+    if cfg.output_size == "model":
+        out_w, out_h = size, size
+    else:
+        out_w, out_h = info.width, info.height
+    if cfg.side_by_side:
+        left_w = out_w if cfg.output_size == "source" else max(1, round(info.width * out_h / info.height))
+        out_w = left_w + out_w
+    full_matrix = center_crop_matrix(info.width, info.height, size)
+    batch_size = max(1, int(cfg.batch_size))
+    faces = 0
+
+    def produce():
+        nonlocal faces
+        detector = None
+        if face_mode:
+            from retarget.dataset.scenes import SceneDetector
+
+            detector = SceneDetector(scene_threshold)
+        batch: list[_Item] = []
+        bad = 0
+        with VideoReader(src) as reader:
+            for frame in reader:
+                image = frame.image
+                if image.shape[:2] != (info.height, info.width):
+                    # a stream that changes resolution midway: keep the output size fixed
+                    image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
+                if face_mode:
+                    # as extract: smoothing must not blend the face across a cut or a hole
+                    cut = detector is not None and detector(image)
+                    if (cut or reader.bad_frames > bad) and hasattr(aligner, "reset"):
+                        aligner.reset()
+                    bad = reader.bad_frames
+                    face = aligner(image, frame.time)
+                    if face is None:
+                        item = _Item(frame.index, frame.pts, image, None)
+                    else:
+                        faces += 1
+                        item = _Item(frame.index, frame.pts, image, face.crop, face.matrix, face.landmarks)
+                else:
+                    item = _Item(frame.index, frame.pts, image, center_crop(image, size), full_matrix)
+                batch.append(item)
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def transform(batch: list[_Item]) -> list[_Item]:
+        todo = [it for it in batch if it.crop is not None]
+        if not todo:
+            return batch
+        for it, res in zip(todo, translate([it.crop for it in todo])):
+            it.result = res
+        return batch
+
+    def compose(it: _Item) -> np.ndarray:
+        if cfg.output_size == "model":
+            if it.result is not None:
+                picture = it.result
+            else:
+                picture = center_crop(it.image, size)
+        elif it.result is None:
+            picture = it.image
+        elif face_mode:
+            picture = paste(
+                it.image,
+                it.result,
+                it.matrix,
+                it.landmarks,
+                mask=cfg.mask,
+                feather=cfg.feather,
+                color_match=cfg.color_match,
+            )
+        else:
+            picture = place_back(it.image, it.result, it.matrix)
+        if cfg.side_by_side:
+            picture = side_by_side(it.image, picture)
+        return picture
+
+    started = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with make_progress("frames") as progress:
+        task = progress.add_task("render", total=info.frame_count or None)
+        with atomic_file(out) as tmp:
+            writer = VideoWriter(
+                tmp, out_w, out_h, info.time_base, info.fps, crf=cfg.crf, audio_from=src, threads=encoder_threads
+            )
+            with writer:
+
+                def consume(batch: list[_Item]) -> None:
+                    for it in batch:
+                        writer.write(compose(it), it.pts)
+                    progress.advance(task, len(batch))
+
+                run_stages(produce(), transform, consume, depth=2)
+            written = writer.summary
+    seconds = time.perf_counter() - started
+    summary = RenderSummary(
+        output=str(out),
+        frames=written.frames,
+        duration=written.duration,
+        width=written.width,
+        height=written.height,
+        audio=list(written.audio),
+        audio_text=written.audio_text,
+        direction=cfg.direction,
+        align="face" if face_mode else "none",
+        faces=faces,
+        seconds=seconds,
+        fps=written.frames / seconds if seconds > 0 else 0.0,
+    )
+    if not quiet:
+        face_note = f", face found in {faces}" if face_mode else ""
+        console.print(
+            f"wrote {out}: {summary.frames} frames{face_note}, {summary.duration:.2f} s, "
+            f"{summary.width}x{summary.height}, {summary.audio_text} ({summary.fps:.1f} frames/s)",
+            markup=False,
+        )
+    return summary
