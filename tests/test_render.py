@@ -314,3 +314,24 @@ def test_cut_threshold_comes_from_the_training_manifest(tmp_path):
     assert _cut_threshold({"path": str(tmp_path)}) == 0.3
     assert _cut_threshold({"path": str(tmp_path / "moved")}) == 0.5
     assert _cut_threshold({}) == 0.5
+    assert _cut_threshold({"cut_threshold": 0.7, "path": str(tmp_path)}) == 0.7  # recorded in the run wins
+
+
+def test_full_frame_uses_the_crop_the_training_data_were_cut_from(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(96, 64), fps=25)
+    out = tmp_path / "out.mp4"
+    crop = (50, 10, 40, 40)  # x, y, w, h: a square away from the centre
+    cfg = RenderConfig(input=str(src), output=str(out), batch_size=2, crf=0)
+    seen: list[np.ndarray] = []
+
+    def white(crops):
+        seen.extend(crops)
+        return [np.full_like(c, 255) for c in crops]
+
+    translate_video(cfg, white, SIZE, crop=crop, quiet=True)
+    first = _frames(src)[0]
+    assert np.abs(seen[0].astype(int) - center_crop(first, SIZE, crop).astype(int)).mean() < 1
+    inside = _frames(out)[0][14:46, 54:86]
+    outside = np.abs(_frames(out)[0][:, :44].astype(int) - first[:, :44].astype(int))
+    assert inside.min() > 200  # the translation went back where the crop came from
+    assert np.median(outside) < 8  # left of the crop: the input, untouched up to H.264

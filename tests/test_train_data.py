@@ -155,3 +155,16 @@ def test_mmap_cache_is_built_once_and_reused(tmp_path):
 
 def test_default_load_size():
     assert default_load_size(128) == 143 and default_load_size(32, 40) == 40
+
+
+def test_render_info_records_the_extract_crop_and_cut_threshold(tmp_path):
+    from helpers import make_video
+
+    from retarget.config import ExtractConfig
+    from retarget.dataset.extract import extract
+    from retarget.train.data import load_domain
+
+    video = make_video(tmp_path / "v.mp4", frames=8, size=(96, 64), fps=25)
+    extract(ExtractConfig(videos=(str(video),), output=str(tmp_path / "ds"), size=32, crop=(8, 4, 48, 48), cut_threshold=0.3))
+    info = load_domain(tmp_path / "ds", 36).info
+    assert info["crop"] == [8, 4, 48, 48] and info["cut_threshold"] == 0.3

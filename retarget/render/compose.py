@@ -7,31 +7,37 @@ Matrices are ``2 x 3`` float64 affine maps ``source pixels -> crop pixels`` acti
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
 
-def center_crop_matrix(width: int, height: int, size: int) -> np.ndarray:
+def center_crop_matrix(
+    width: int, height: int, size: int, crop: Optional[tuple[int, int, int, int]] = None
+) -> np.ndarray:
     """The matrix of extract's ``--align none`` crop: centre square of the short side, scaled to ``size``.
 
     Args:
         width, height: source frame size (px, >= 1).
         size: crop side (px).
+        crop: extract's ``--crop`` region ``(x, y, w, h)``; the square is centred in it.
 
     Returns:
         (2, 3) float64, source pixels -> crop pixels, as extract records it in the manifest.
     """
     from retarget.dataset.extract import none_matrix
 
-    return none_matrix(width, height, size)[0]
+    return none_matrix(width, height, size, crop)[0]
 
 
-def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+def center_crop(image: np.ndarray, size: int, crop: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
     """Extract's ``--align none`` network input: the centre square of ``image`` at ``size``.
 
     Args:
         image: H x W x 3 uint8 RGB.
         size: crop side (px).
+        crop: extract's ``--crop`` region ``(x, y, w, h)``; the square is centred in it.
 
     Returns:
         size x size x 3 uint8, the same pixels extract writes for this frame (same code).
@@ -39,7 +45,7 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     from retarget.dataset.extract import crop_none, none_matrix
 
     h, w = image.shape[:2]
-    return crop_none(image, none_matrix(w, h, size)[1], size)
+    return crop_none(image, none_matrix(w, h, size, crop)[1], size)
 
 
 def place_back(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -134,7 +134,9 @@ def _cut_threshold(data: dict[str, Any], default: float = 0.5) -> float:
     """The scene-cut threshold the training data were extracted with, if its manifest is at hand."""
     import json
 
-    path = data.get("path")
+    if "cut_threshold" in data:
+        return float(data["cut_threshold"])
+    path = data.get("path")  # runs trained before the threshold was recorded
     try:
         manifest = json.loads((Path(path) / "manifest.json").read_text()) if path else {}
         runs = manifest.get("options", {}).get("runs", [])
@@ -190,6 +192,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
         info=info,
         aligner=aligner,
         scene_threshold=_cut_threshold(data),
+        crop=tuple(data["crop"]) if data.get("crop") else None,
         encoder_threads=threads,
     )
     summary.model = str(run.path)
@@ -215,6 +218,7 @@ def translate_video(
     info: Optional[VideoInfo] = None,
     aligner: Optional[Aligner] = None,
     scene_threshold: float = 0.5,
+    crop: Optional[tuple[int, int, int, int]] = None,
     encoder_threads: int = 0,
     quiet: bool = False,
 ) -> RenderSummary:
@@ -229,6 +233,8 @@ def translate_video(
         aligner: face mode when given: ``aligner(image, time)`` returns an AlignedFace
             (``matrix``, ``landmarks``, ``crop``) or None; ``aligner.reset()`` at scene cuts.
         scene_threshold: scene-cut threshold for resetting the aligner.
+        crop: full-frame mode: extract's ``--crop`` region ``(x, y, w, h)`` the training
+            data were cut from; None = the centre square.
         encoder_threads: libx264 threads; 0 lets it choose.
         quiet: no final line.
 
@@ -249,7 +255,7 @@ def translate_video(
     if cfg.side_by_side:
         left_w = out_w if cfg.output_size == "source" else max(1, round(info.width * out_h / info.height))
         out_w = left_w + out_w
-    full_matrix = center_crop_matrix(info.width, info.height, size)
+    full_matrix = center_crop_matrix(info.width, info.height, size, crop)
     batch_size = max(1, int(cfg.batch_size))
     faces = 0
 
@@ -281,7 +287,7 @@ def translate_video(
                         faces += 1
                         item = _Item(frame.index, frame.pts, image, face.crop, face.matrix, face.landmarks)
                 else:
-                    item = _Item(frame.index, frame.pts, image, center_crop(image, size), full_matrix)
+                    item = _Item(frame.index, frame.pts, image, center_crop(image, size, crop), full_matrix)
                 batch.append(item)
                 if len(batch) == batch_size:
                     yield batch
@@ -302,7 +308,7 @@ def translate_video(
             if it.result is not None:
                 picture = it.result
             else:
-                picture = center_crop(it.image, size)
+                picture = center_crop(it.image, size, crop)
         elif it.result is None:
             picture = it.image
         elif face_mode:

@@ -48,7 +48,7 @@ class LoadedRun:
         train_cfg: the run's :class:`TrainConfig` (None when ``config.json`` is absent).
         networks: ``{"G_AB", "G_BA", ...}`` in eval mode on the requested device; each maps
             float ``[B, 3, H, W]`` in [-1, 1] to the same shape and range.
-        data: ``{"A": info, "B": info}``, info = ``{"align", "size", "face", "name"}``.
+        data: ``{"A": info, "B": info}``, info = ``{"align", "size", "face", "crop", "cut_threshold", "name", ...}``.
         step: optimisation steps the weights have seen.
     """
 

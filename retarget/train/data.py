@@ -62,8 +62,21 @@ def _list_dataset(path: Path) -> tuple[list[Path], list[int], dict[str, Any]]:
         files += [ds.path(i) for i in idx]
         seg += [sid] * len(idx)
     face = dataclasses.asdict(ds.face) if ds.face is not None else None
-    info = {"align": ds.align, "size": int(ds.size), "face": face}
+    info = {"align": ds.align, "size": int(ds.size), "face": face, **_extract_options(ds.options)}
     return files, seg, info
+
+
+def _extract_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The extract options render must repeat: the ``--crop`` region and the cut threshold.
+
+    Taken from the dataset's last extract run; a plain image folder has none.
+    """
+    runs = options.get("runs") if isinstance(options, dict) else None
+    if not runs or not isinstance(runs[-1], dict):
+        return {}
+    last = runs[-1]
+    crop = last.get("crop")
+    return {"crop": list(crop) if crop else None, "cut_threshold": float(last.get("cut_threshold", 0.5))}
 
 
 def _read_rgb(path: Path) -> Optional[np.ndarray]:
