@@ -1,12 +1,8 @@
-"""Process control of a run: torchrun process group, gradient averaging, deferred Ctrl-C.
+"""Process control of a run: torchrun process group, DistributedDataParallel, deferred Ctrl-C.
 
-The GAN step calls each generator several times per step and freezes the
-discriminators during the generator update, which DistributedDataParallel's
-one-forward-one-backward bucketing does not model well (unused parameters, repeated
-hooks). So ranks run the step locally and the step's ``grad_hook`` averages the
-gradients with explicit ``all_reduce`` calls just before each optimizer step. With
-equal initial weights (broadcast from rank 0) and equal averaged gradients, every
-rank applies the same update and the weights stay identical.
+Every network is wrapped in DistributedDataParallel (:func:`wrap`): DDP copies rank 0's
+weights to all ranks when it wraps them and averages gradients across ranks during each
+backward, so every rank applies the same update and the weights stay identical.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -79,50 +75,6 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def broadcast_parameters(modules: Iterable[torch.nn.Module], ctx: DistContext) -> None:
-    """Copy rank 0's parameters and buffers to every rank, so all start identical."""
-    if ctx.world <= 1:
-        return
-    with torch.no_grad():
-        for m in modules:
-            for t in list(m.parameters()) + list(m.buffers()):
-                dist.broadcast(t.data, src=0)
-
-
-def make_grad_hook(ctx: DistContext, bucket_mb: float = 25.0):
-    """A ``grad_hook(which, params)`` that averages ``.grad`` over ranks in place.
-
-    Gradients are flattened into buckets of about ``bucket_mb`` MB per ``all_reduce``
-    call, so small tensors (norm weights, biases) do not each pay a round trip. The
-    returned hook is None in a single process.
-    """
-    if ctx.world <= 1:
-        return None
-    limit = int(bucket_mb * 1024 * 1024)
-
-    def hook(which: str, params: Iterable[torch.nn.Parameter]) -> None:
-        grads = [p.grad for p in params if p.grad is not None]
-        bucket: list[torch.Tensor] = []
-        size = 0
-        for g in grads + [None]:  # type: ignore[list-item]
-            if g is not None and (not bucket or (size + g.numel() * g.element_size() <= limit and g.dtype == bucket[0].dtype)):
-                bucket.append(g)
-                size += g.numel() * g.element_size()
-                continue
-            if bucket:
-                flat = torch.cat([b.reshape(-1) for b in bucket])
-                dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-                flat.div_(ctx.world)
-                offset = 0
-                for b in bucket:
-                    n = b.numel()
-                    b.copy_(flat[offset : offset + n].view_as(b))
-                    offset += n
-            bucket, size = ([g], g.numel() * g.element_size()) if g is not None else ([], 0)
-
-    return hook
-
-
 def all_finite(flag: bool, ctx: DistContext) -> bool:
     """True when ``flag`` holds on every rank (one rank's NaN stops them all)."""
     if ctx.world <= 1:
@@ -169,3 +121,23 @@ class DeferredInterrupt:
     def __exit__(self, *exc: Any) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+
+
+def wrap(nets: dict[str, torch.nn.Module], ctx: DistContext, device: torch.device) -> dict[str, torch.nn.Module]:
+    """Each network in :class:`~torch.nn.parallel.DistributedDataParallel` when several ranks run.
+
+    DDP averages gradients across ranks during backward (bucketed, overlapped with the
+    computation). The wrappers share their parameters with ``nets``, so optimizers,
+    checkpoints and previews keep using the plain modules. Two properties of the GAN
+    step make this safe without ``find_unused_parameters``: every parameter of a
+    network that takes part in a backward gets a gradient, and during the generator
+    update the discriminators' parameters have ``requires_grad`` off, so their DDP
+    hooks never fire and no reduction is left pending. Wrapping copies rank 0's
+    parameters to every rank. Returns ``nets`` unchanged in a single process.
+    """
+    if ctx.world <= 1:
+        return nets
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return {k: DistributedDataParallel(v, device_ids=ids) for k, v in nets.items()}

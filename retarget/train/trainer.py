@@ -150,11 +150,11 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
     from retarget.nn.step import Stepper, make_optimizers
     from retarget.train.pool import ImagePool
 
-    objective = make_objective(cfg.model, cfg.loss, nets)
+    cuda = device.type == "cuda"
+    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device))
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
     pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate("AB")}
-    cuda = device.type == "cuda"
     return Stepper(
         objective,
         g_opt,
@@ -162,7 +162,6 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         pools=pools if cfg.pool > 0 else None,
         amp=cfg.amp if cuda else "off",
         channels_last=cfg.channels_last and cuda,
-        grad_hook=ddp.make_grad_hook(ctx),
         device=device,
     )
 
@@ -252,7 +251,6 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     nets = build_networks(model_cfg)
     for net in nets.values():
         net.to(device).train()
-    ddp.broadcast_parameters(nets.values(), ctx)
     stepper = _make_step(nets, cfg, device, ctx)
     scheds = [
         torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, cfg.decay_from))
