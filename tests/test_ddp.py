@@ -52,3 +52,54 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, gp):
     saved = ckpt.read_weights(out / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
     assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
     assert ckpt.load_state(out / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(out / ckpt.STATE)["rng"]) == 2
+
+
+def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    from pathlib import Path
+
+    from retarget.errors import RetargetError
+    from retarget.nn import objectives
+    from retarget.train import train
+
+    original = objectives.Objective.generator_terms
+    calls = [0]
+
+    def poisoned(self, batch):  # rank 1 alone produces a NaN at its second step
+        terms, fakes = original(self, batch)
+        calls[0] += 1
+        if rank == 1 and calls[0] == 2:
+            name = next(iter(terms))
+            terms[name] = terms[name] * float("nan")
+        return terms, fakes
+
+    objectives.Objective.generator_terms = poisoned
+    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=4, pool=0, device="cpu",
+                      checkpoint_every=1, preview_every=100, log_every=1)
+    try:
+        train(cfg)
+        message = "finished"
+    except RetargetError as exc:
+        message = str(exc)
+    Path(dump, f"nan{rank}.txt").write_text(message)
+
+
+@pytest.mark.slow
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    a = str(write_frames(tmp_path / "a", 8, size=36))
+    b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
+    ctx = mp.spawn(_nan_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2,
+                   join=False)
+    import time
+
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=5):  # join returns as each process ends; True once all have
+        if time.monotonic() > deadline:  # a hang is the bug under test: fail, don't wait forever
+            for p in ctx.processes:
+                p.terminate()
+            pytest.fail("ranks did not stop together after a NaN on one rank")
+    messages = [(tmp_path / f"nan{r}.txt").read_text() for r in range(2)]
+    assert all("at step 2" in m and "step 1" in m for m in messages), messages
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 1

@@ -84,6 +84,8 @@ class Stepper:
         channels_last: memory format of networks and inputs; ``None`` = on for CUDA only.
         grad_hook: ``hook(which, params)`` with which ∈ {"G", "D"}, after each backward.
         device: where the networks are; default: the device of the first parameter.
+        agree: ``agree(finite_here) -> finite_everywhere``, for data-parallel runs: a
+            NaN on any rank then raises :class:`NonFiniteLoss` on every rank.
     """
 
     def __init__(
@@ -97,12 +99,14 @@ class Stepper:
         channels_last: Optional[bool] = None,
         grad_hook: Optional[GradHook] = None,
         device: Optional[torch.device] = None,
+        agree: Optional[Callable[[bool], bool]] = None,
     ) -> None:
         self.objective = objective
         self.nets = objective.nets
         self.g_opt, self.d_opt = g_opt, d_opt
         self.pools = pools
         self.grad_hook = grad_hook
+        self.agree = agree
         self.device = device or next(iter(self.nets.values())).parameters().__next__().device
         cuda = self.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp) if cuda else None
@@ -165,6 +169,10 @@ class Stepper:
         values = torch.stack([*g_terms.values(), *d_terms.values(), loss_g, loss_d]).detach().float().cpu().tolist()
         out = dict(zip(names, values))
         bad = [k for k, v in out.items() if not (v == v and abs(v) != float("inf"))]
+        # Under DDP every rank must stop at the same step, or the healthy ones would
+        # wait forever in the next gradient all-reduce.
+        if self.agree is not None and not self.agree(not bad) and not bad:
+            bad = ["(on another rank)"]
         if bad:
             raise NonFiniteLoss(bad, out)
 

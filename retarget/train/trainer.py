@@ -13,6 +13,7 @@ import json
 import random
 import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -151,6 +152,10 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
     from retarget.train.pool import ImagePool
 
     cuda = device.type == "cuda"
+    if cfg.channels_last and cuda:
+        # before DDP wraps them, so its gradient buckets take the final layout
+        for net in nets.values():
+            net.to(memory_format=torch.channels_last)
     objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device))
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
@@ -163,6 +168,7 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         amp=cfg.amp if cuda else "off",
         channels_last=cfg.channels_last and cuda,
         device=device,
+        agree=(lambda finite: ddp.all_finite(finite, ctx)) if ctx.world > 1 else None,
     )
 
 
@@ -188,6 +194,12 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
     ctx = ddp.setup(device_kind)
     try:
         return _train(cfg, ctx, on_step)
+    except BaseException as exc:
+        # The traceback keeps _train's locals, DDP wrappers included, alive; a DDP
+        # reducer that outlives its process group aborts the process at exit. Drop the
+        # locals (the traceback's lines stay) before the group is destroyed.
+        traceback.clear_frames(exc.__traceback__)
+        raise
     finally:
         ddp.teardown(ctx)
 
