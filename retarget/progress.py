@@ -15,8 +15,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-#: Progress and summaries go to stderr so stdout stays clean for scripting.
-console = Console(stderr=True)
+#: Progress and summaries go to stderr so stdout stays clean for scripting. Messages
+#: are not wrapped: a path broken over two lines can't be copied or grepped.
+console = Console(stderr=True, soft_wrap=True)
 
 
 class RateColumn(ProgressColumn):
