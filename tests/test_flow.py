@@ -49,3 +49,18 @@ def test_estimator_shape_and_sizes():
     f = est(a, a)
     assert f.shape == (64, 64, 2) and f.dtype == np.float32
     assert np.abs(f).max() < 0.5
+
+
+def test_warping_error_of_consistent_and_noisy_outputs():
+    from retarget.eval.temporal import warping_errors
+
+    base = _texture(64, 64, seed=3)
+    sources = [np.roll(base, 2 * t, axis=1) for t in range(6)]
+    mapped = [255 - s for s in sources]  # a fixed colour map follows the motion exactly
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(m.astype(int) + rng.integers(-20, 21, m.shape), 0, 255).astype(np.uint8) for m in mapped]
+    own = warping_errors(sources, sources).mean()
+    consistent_err = warping_errors(mapped, sources).mean()
+    noisy_err = warping_errors(noisy, sources).mean()
+    assert abs(consistent_err - own) < 1.0
+    assert noisy_err > consistent_err + 5

@@ -1,0 +1,1 @@
+"""Measuring translated videos: temporal consistency, fidelity to a ground truth, faces."""
