@@ -17,6 +17,7 @@ import typer
 from retarget import __version__
 from retarget.config import (
     DemoConfig,
+    EvalConfig,
     ExtractConfig,
     FaceConfig,
     LossConfig,
@@ -308,6 +309,47 @@ def render(
     from retarget.render.render import render as run_render
 
     _run(lambda: run_render(cfg))
+
+
+@app.command("eval")
+def eval_(
+    output: Annotated[str, typer.Argument(help="The translated video to judge.")],
+    source: Annotated[
+        Optional[str], typer.Option(help="The video it was translated from (warping error, faces).")
+    ] = None,
+    truth: Annotated[Optional[str], typer.Option(help="Its ground-truth translation (PSNR, SSIM, flicker).")] = None,
+    faces: Annotated[bool, typer.Option("--faces", help="Landmark error between source and output faces.")] = False,
+    face_backend: Annotated[
+        Literal["dlib", "fan"], typer.Option(help="Face landmark backend for --faces.")
+    ] = EvalConfig.face_backend,
+    flow: Annotated[
+        Literal["ultrafast", "fast", "medium"], typer.Option(help="Optical-flow (DIS) preset on the source.")
+    ] = EvalConfig.flow,
+    cut_threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Source scene-cut threshold; pairs across a cut are left out.")
+    ] = EvalConfig.cut_threshold,
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    per_frame: Annotated[bool, typer.Option("--per-frame", help="Add per-frame values to the JSON.")] = False,
+) -> None:
+    """Score a translated video: temporal consistency, fidelity to a truth, faces."""
+    cfg = EvalConfig(
+        output=output,
+        source=source,
+        truth=truth,
+        faces=faces,
+        face_backend=face_backend,
+        flow=flow,
+        cut_threshold=cut_threshold,
+        per_frame=per_frame,
+        json=json,
+    )
+    from retarget.eval.evaluate import evaluate, print_result
+
+    result = _run(lambda: evaluate(cfg))
+    if cfg.json:
+        typer.echo(result.to_json())
+    else:
+        print_result(result)
 
 
 @app.command()

@@ -153,6 +153,21 @@ class DemoConfig:
     overwrite: bool = True  # replace an earlier demo in `out`
 
 
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of ``retarget eval``: scores of a translated video (see docs/eval.md)."""
+
+    output: str  # the translated video to judge
+    source: Optional[str] = None  # the video it was translated from (warping error, faces)
+    truth: Optional[str] = None  # its ground-truth translation (PSNR, SSIM, flicker)
+    faces: bool = False  # landmark error between source and output faces (needs source)
+    face_backend: FaceBackendName = "dlib"  # landmark backend for faces
+    flow: Literal["ultrafast", "fast", "medium"] = "medium"  # DIS optical-flow preset on the source
+    cut_threshold: float = 0.5  # source scene-cut threshold; no warping error across a cut; 1 disables
+    per_frame: bool = False  # keep per-frame values in the result (JSON per_frame)
+    json: bool = False  # print the result as JSON on stdout instead of a table
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return dataclasses.asdict(cfg)

@@ -1,0 +1,207 @@
+"""``retarget eval``: decode a translated video with its source and/or truth, match the
+frames by time, and score them (:class:`retarget.eval.score.FrameScorer`).
+
+Frames are streamed: a few frames of each video are held at any time. See
+docs/eval.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from retarget.config import EvalConfig
+from retarget.errors import RetargetError
+from retarget.eval.frames import TimeMatcher, common_size, fit
+from retarget.eval.score import FrameScorer
+from retarget.progress import make_progress
+from retarget.video.reader import VideoInfo, VideoReader, probe
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured; ``to_dict()`` is the ``--json`` output.
+
+    ``scores`` is :meth:`FrameScorer.summary`: ``warping_error``, ``truth``, ``faces``
+    (None when not asked for) and ``per_frame`` (with ``per_frame``).
+    """
+
+    output: str  # path of the judged video
+    source: Optional[str]  # path of the source video, if given
+    truth: Optional[str]  # path of the ground-truth video, if given
+    size: dict[str, Any]  # "compared": [w, h], and each video's [w, h]
+    frames: dict[str, Any]  # frames read per video, matched, unmatched per video
+    scores: dict[str, Any]  # FrameScorer.summary()
+    seconds: float  # wall time of the evaluation
+    notes: list[str] = field(default_factory=list)  # resizing, frame-count mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: paths, size, frames, the scores' keys, seconds, notes."""
+        d = asdict(self)
+        scores = d.pop("scores")
+        scores.pop("frames", None)  # the same as frames["matched"]
+        tail = {"seconds": d.pop("seconds"), "notes": d.pop("notes")}
+        return {**d, **scores, **tail}
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (NaN never appears: missing values are null)."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+
+def _tolerance(ref: VideoInfo, output: VideoInfo) -> float:
+    """Half a frame period of the reference (its rate, else the output's, else 25 fps)."""
+    fps = ref.fps or output.fps or 25.0
+    return 0.5 / fps
+
+
+def _check(cfg: EvalConfig) -> None:
+    if cfg.source is None and cfg.truth is None:
+        raise RetargetError(f"{cfg.output}: nothing to compare with; give --source and/or --truth")
+    if cfg.faces and cfg.source is None:
+        raise RetargetError(f"{cfg.output}: --faces compares with the source's faces; give --source")
+
+
+def _size_notes(infos: dict[str, VideoInfo], size: tuple[int, int]) -> list[str]:
+    notes = []
+    for role, info in infos.items():
+        if (info.width, info.height) != size:
+            notes.append(
+                f"{role} {info.width}x{info.height} compared at {size[0]}x{size[1]}"
+                + (" (even padding cropped)" if abs(info.width - size[0]) <= 1 and abs(info.height - size[1]) <= 1
+                   else " (centre-cropped to the output's aspect ratio and resized)")
+            )
+    return notes
+
+
+def _frame_notes(frames: dict[str, Any], roles: list[str]) -> list[str]:
+    notes = []
+    counts = {r: frames[r] for r in ["output", *roles]}
+    if len(set(counts.values())) > 1:
+        notes.append("frame counts differ: " + ", ".join(f"{r} {n}" for r, n in counts.items()))
+    if frames["unmatched_output"]:
+        notes.append(f"{frames['unmatched_output']} output frames had no frame within half a frame period and were skipped")
+    for r in roles:
+        if frames[f"unmatched_{r}"]:
+            notes.append(f"{frames[f'unmatched_{r}']} {r} frames matched no output frame")
+    return notes
+
+
+def evaluate(cfg: EvalConfig) -> EvalResult:
+    """Score ``cfg.output`` against ``cfg.source`` (warping error, faces) and ``cfg.truth``.
+
+    Args:
+        cfg: the videos and options (see :class:`retarget.config.EvalConfig`). A
+            progress bar is drawn on stderr when it is a terminal.
+
+    Returns:
+        :class:`EvalResult`.
+
+    Raises:
+        RetargetError: neither source nor truth, ``faces`` without source, a missing or
+            unreadable video (named), or no output frame matching a reference by time.
+    """
+    _check(cfg)
+    start = _time.perf_counter()
+    out_info = probe(cfg.output)
+    refs = {role: probe(path) for role, path in (("source", cfg.source), ("truth", cfg.truth)) if path is not None}
+    size = common_size((out_info.width, out_info.height), [(i.width, i.height) for i in refs.values()])
+    backend = None
+    if cfg.faces:
+        from retarget.faces.backends import get_backend
+
+        backend = get_backend(cfg.face_backend)
+    scorer = FrameScorer(faces=backend, flow_preset=cfg.flow, cut_threshold=cfg.cut_threshold, per_frame=cfg.per_frame)
+    matchers = {role: TimeMatcher(VideoReader(info.path, info=info), _tolerance(info, out_info)) for role, info in refs.items()}
+    unmatched_out = read_out = 0
+    gap = False
+    bar = make_progress("frames")
+    with bar:
+        task = bar.add_task("eval", total=out_info.frame_count or None)
+        for frame in VideoReader(out_info.path, info=out_info):
+            read_out += 1
+            found = {role: m.take(frame.time) for role, m in matchers.items()}
+            if any(f is None for f in found.values()):
+                unmatched_out += 1
+                gap = True
+            else:
+                src, tru = found.get("source"), found.get("truth")
+                scorer.add(
+                    fit(frame.image, size),
+                    fit(src.image, size) if src is not None else None,
+                    fit(tru.image, size) if tru is not None else None,
+                    time=frame.time,
+                    contiguous=not gap,
+                )
+                gap = False
+            bar.advance(task)
+        for m in matchers.values():
+            m.finish()
+    frames: dict[str, Any] = {"output": read_out, "matched": scorer.frames, "unmatched_output": unmatched_out}
+    for role, m in matchers.items():
+        frames[role] = m.seen
+        frames[f"unmatched_{role}"] = m.unmatched
+    if scorer.frames == 0:
+        others = " or ".join(str(refs[r].path) for r in refs)
+        raise RetargetError(
+            f"{cfg.output}: no frame matched a frame of {others} by time "
+            f"({read_out} output frames; tolerance half a frame period)"
+        )
+    sizes = {"compared": list(size), "output": [out_info.width, out_info.height]}
+    sizes.update({role: [i.width, i.height] for role, i in refs.items()})
+    notes = _size_notes({"output": out_info, **refs}, size) + _frame_notes(frames, list(refs))
+    return EvalResult(
+        output=str(cfg.output),
+        source=cfg.source,
+        truth=cfg.truth,
+        size=sizes,
+        frames=frames,
+        scores=scorer.summary(),
+        seconds=_time.perf_counter() - start,
+        notes=notes,
+    )
+
+
+def _fmt(value: Optional[float], digits: int = 2, unit: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def print_result(result: EvalResult) -> None:
+    """Print ``result`` as a rich table on the shared console (stderr)."""
+    from rich.table import Table
+
+    from retarget.progress import console
+
+    s = result.scores
+    table = Table(title=f"retarget eval: {result.output}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("meaning")
+    w = s.get("warping_error")
+    if w:
+        table.add_row("warping error, output", _fmt(w["output"], 3), "mean |out_t - warp(out_t-1)|, 0-255, lower = steadier")
+        table.add_row("warping error, source", _fmt(w["source"], 3), "the same for the source itself")
+        if w.get("truth") is not None:
+            table.add_row("warping error, truth", _fmt(w["truth"], 3), "the same for the ground truth")
+        table.add_row("ratio output / source", _fmt(w["ratio"], 3), "1 = as steady as the source; >1 = added flicker")
+        table.add_row("frame pairs", str(w["pairs"]), f"{w['cuts']} across scene cuts left out")
+    t = s.get("truth")
+    if t:
+        table.add_row("PSNR", _fmt(t["psnr"], 2, " dB"), f"vs truth, mean over frames (identical = {t['psnr_cap']:g} dB)")
+        table.add_row("SSIM", _fmt(t["ssim"], 4), "vs truth, luma, 1 = identical")
+        table.add_row("flicker vs truth", _fmt(t["flicker"], 3), "mean |d_out - d_truth| per frame step, 0-255")
+    f = s.get("faces")
+    if f:
+        table.add_row("landmark error", _fmt(f["landmark_error"], 4), "mean landmark distance / source inter-ocular distance")
+        table.add_row("frames with both faces", str(f["frames"]),
+                      f"no face: {f['no_source_face']} in source, {f['no_output_face']} in output")
+    fr = result.frames
+    table.add_row("frames matched", str(fr["matched"]), ", ".join(f"{k} {v}" for k, v in fr.items() if k != "matched"))
+    table.add_row("compared at", "x".join(str(v) for v in result.size["compared"]), f"{result.seconds:.1f} s")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
