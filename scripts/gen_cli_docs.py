@@ -24,6 +24,7 @@ GUIDES = {
     "extract": "../extract.md",
     "train": "../train.md",
     "render": "../render.md",
+    "eval": "../eval.md",
     "demo": "../quickstart.md",
 }
 
