@@ -13,6 +13,7 @@ error, PSNR + SSIM.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import time
@@ -54,7 +55,7 @@ def steps(path: Path, pairs: int = 30) -> dict[str, float]:
     frames = [f.image for f in VideoReader(path, max_frames=pairs + 1)]
     est = FlowEstimator("medium")
     cost = {"DIS flow x2": 0.0, "forward-backward check": 0.0, "warping error (one video)": 0.0, "PSNR + SSIM": 0.0}
-    for prev, cur in zip(frames, frames[1:]):
+    for prev, cur in itertools.pairwise(frames):
         c = cpu_seconds()
         b, f = est(cur, prev), est(prev, cur)
         c1 = cpu_seconds()

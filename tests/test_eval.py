@@ -175,3 +175,47 @@ def test_cli_table_and_missing_file(videos, tmp_path):
     assert result.exit_code != 0
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "gone.mp4" in lines[0] and "Traceback" not in result.output
+
+
+class SquareFaces:
+    """A stand-in landmark backend: the 'face' is the bright square of the frame."""
+
+    name = "squares"
+    accepts_gray = False
+
+    def detect(self, image):
+        ys, xs = np.nonzero(image.mean(axis=2) > 200)
+        if len(xs) < 20:
+            return []
+        return [np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)]
+
+    def landmarks(self, image, box):
+        x0, y0, x1, y1 = box
+        u = np.linspace(0, 1, 68)
+        pts = np.stack([x0 + u * (x1 - x0), y0 + (1 - u) * (y1 - y0)], axis=1)
+        pts[36], pts[45] = (x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2)  # "eyes" one box width apart
+        return pts.astype(np.float32)
+
+
+def _square_frame(t: int, shift: int = 0, face: bool = True) -> np.ndarray:
+    img = np.full((48, 64, 3), 60, np.uint8)
+    if face:
+        x = 8 + 2 * t + shift
+        img[12:32, x : x + 20] = 240
+    return img
+
+
+def test_faces_through_evaluate_with_a_stand_in_backend(tmp_path, monkeypatch):
+    from retarget.faces import backends
+
+    monkeypatch.setattr(backends, "get_backend", lambda name, device="auto": SquareFaces())
+    src = _write(tmp_path / "src.mp4", [_square_frame(t) for t in range(8)])
+    same = evaluate(EvalConfig(output=src, source=src, faces=True)).scores["faces"]
+    assert same["frames"] == 8 and same["landmark_error"] == pytest.approx(0.0, abs=1e-6)
+    # the face moved 4 px in a 20 px wide face -> error 0.2; two frames lost their face
+    moved = [_square_frame(t, shift=4, face=t not in (2, 5)) for t in range(8)]
+    out = _write(tmp_path / "moved.mp4", moved)
+    got = evaluate(EvalConfig(output=out, source=src, faces=True)).scores["faces"]
+    assert got["frames"] == 6 and got["no_output_face"] == 2 and got["no_source_face"] == 0
+    assert got["landmark_error"] == pytest.approx(0.2, abs=0.03)
+    assert got["backend"] == "squares"

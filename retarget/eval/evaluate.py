@@ -89,32 +89,16 @@ def _frame_notes(frames: dict[str, Any], roles: list[str]) -> list[str]:
     return notes
 
 
-def evaluate(cfg: EvalConfig) -> EvalResult:
-    """Score ``cfg.output`` against ``cfg.source`` (warping error, faces) and ``cfg.truth``.
-
-    Args:
-        cfg: the videos and options (see :class:`retarget.config.EvalConfig`). A
-            progress bar is drawn on stderr when it is a terminal.
+def _score_stream(
+    out_info: VideoInfo, refs: dict[str, VideoInfo], size: tuple[int, int], scorer: FrameScorer
+) -> dict[str, Any]:
+    """Decode the output, match each frame by time in every reference, feed ``scorer``.
 
     Returns:
-        :class:`EvalResult`.
-
-    Raises:
-        RetargetError: neither source nor truth, ``faces`` without source, a missing or
-            unreadable video (named), or no output frame matching a reference by time.
+        Frame counts: ``output``, ``matched``, ``unmatched_output`` and, per reference
+        role, its frames read and ``unmatched_<role>``.
     """
-    _check(cfg)
-    start = _time.perf_counter()
-    out_info = probe(cfg.output)
-    refs = {role: probe(path) for role, path in (("source", cfg.source), ("truth", cfg.truth)) if path is not None}
-    size = common_size((out_info.width, out_info.height), [(i.width, i.height) for i in refs.values()])
-    backend = None
-    if cfg.faces:
-        from retarget.faces.backends import get_backend
-
-        backend = get_backend(cfg.face_backend)
-    scorer = FrameScorer(faces=backend, flow_preset=cfg.flow, cut_threshold=cfg.cut_threshold, per_frame=cfg.per_frame)
-    matchers = {role: TimeMatcher(VideoReader(info.path, info=info), _tolerance(info, out_info)) for role, info in refs.items()}
+    matchers = {role: TimeMatcher(VideoReader(i.path, info=i), _tolerance(i, out_info)) for role, i in refs.items()}
     unmatched_out = read_out = 0
     gap = False
     bar = make_progress("frames")
@@ -143,6 +127,36 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     for role, m in matchers.items():
         frames[role] = m.seen
         frames[f"unmatched_{role}"] = m.unmatched
+    return frames
+
+
+def evaluate(cfg: EvalConfig) -> EvalResult:
+    """Score ``cfg.output`` against ``cfg.source`` (warping error, faces) and ``cfg.truth``.
+
+    Args:
+        cfg: the videos and options (see :class:`retarget.config.EvalConfig`). A
+            progress bar is drawn on stderr when it is a terminal.
+
+    Returns:
+        :class:`EvalResult`.
+
+    Raises:
+        RetargetError: neither source nor truth, ``faces`` without source, a missing or
+            unreadable video (named), or no output frame matching a reference by time.
+    """
+    _check(cfg)
+    start = _time.perf_counter()
+    out_info = probe(cfg.output)
+    refs = {role: probe(path) for role, path in (("source", cfg.source), ("truth", cfg.truth)) if path is not None}
+    size = common_size((out_info.width, out_info.height), [(i.width, i.height) for i in refs.values()])
+    backend = None
+    if cfg.faces:
+        from retarget.faces.backends import get_backend
+
+        backend = get_backend(cfg.face_backend)
+    scorer = FrameScorer(faces=backend, flow_preset=cfg.flow, cut_threshold=cfg.cut_threshold, per_frame=cfg.per_frame)
+    frames = _score_stream(out_info, refs, size, scorer)
+    read_out = frames["output"]
     if scorer.frames == 0:
         others = " or ".join(str(refs[r].path) for r in refs)
         raise RetargetError(
