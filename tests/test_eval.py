@@ -110,6 +110,10 @@ def test_frames_are_matched_by_timestamp_across_a_hole(tmp_path):
     times = res.scores["per_frame"]["time"]
     assert len(times) == 18 and not any(0.19 < t < 0.25 for t in times)  # frames 5, 6 (0.20, 0.24 s) missing
     assert all(len(v) == 18 for v in res.scores["per_frame"].values())
+    # the other way round: two output frames have no source; no pair spans the gap
+    rev = evaluate(EvalConfig(output=str(full), source=str(holed)))
+    assert (rev.frames["matched"], rev.frames["unmatched_output"], rev.scores["gaps"]) == (18, 2, 1)
+    assert rev.scores["warping_error"]["pairs"] == 4 + 12
 
 
 def test_model_size_output_is_compared_at_its_size(tmp_path):

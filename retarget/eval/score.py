@@ -98,7 +98,7 @@ class FrameScorer:
         row: dict[str, Optional[float]] = dict.fromkeys(self.values)
         row["time"] = time
         cut = self.scenes(source) if source is not None else False
-        if not contiguous:
+        if not contiguous and self._prev is not None:
             self.gaps += 1
         prev = self._prev if contiguous else None
         if prev is not None and source is not None and prev[1] is not None:
