@@ -128,6 +128,13 @@ def test_model_size_output_is_compared_at_its_size(tmp_path):
     assert abs(w["output"] - w["source"]) < 0.6 and 0.75 < w["ratio"] < 1.5
 
 
+def test_side_by_side_output_gets_a_note(tmp_path):
+    src = [_pattern(t) for t in range(4)]
+    sbs = _write(tmp_path / "sbs.mp4", [np.concatenate([f, _colour_map(f)], axis=1) for f in src])
+    res = evaluate(EvalConfig(output=sbs, source=_write(tmp_path / "src.mp4", src)))
+    assert any("side-by-side" in n for n in res.notes)
+
+
 def test_score_frames_on_lists():
     src = [_pattern(t) for t in range(6)]
     mapped = [_colour_map(f) for f in src]

@@ -166,6 +166,9 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     sizes = {"compared": list(size), "output": [out_info.width, out_info.height]}
     sizes.update({role: [i.width, i.height] for role, i in refs.items()})
     notes = _size_notes({"output": out_info, **refs}, size) + _frame_notes(frames, list(refs))
+    src = refs.get("source")
+    if src is not None and (out_info.width / out_info.height) > 1.8 * (src.width / src.height):
+        notes.append("the output is much wider than the source: side-by-side renders are not supported")
     return EvalResult(
         output=str(cfg.output),
         source=cfg.source,
