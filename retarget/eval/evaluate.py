@@ -217,7 +217,10 @@ def print_result(result: EvalResult) -> None:
         table.add_row("frames with both faces", str(f["frames"]),
                       f"no face: {f['no_source_face']} in source, {f['no_output_face']} in output")
     fr = result.frames
-    table.add_row("frames matched", str(fr["matched"]), ", ".join(f"{k} {v}" for k, v in fr.items() if k != "matched"))
+    roles = [r for r in ("output", "source", "truth") if r in fr]
+    read = ", ".join(f"{r} {fr[r]}" for r in roles)
+    left = ", ".join(f"{fr['unmatched_' + r]} {r}" for r in roles)
+    table.add_row("frames matched", str(fr["matched"]), f"read: {read}; unmatched: {left}")
     table.add_row("compared at", "x".join(str(v) for v in result.size["compared"]), f"{result.seconds:.1f} s")
     console.print(table)
     for note in result.notes:
