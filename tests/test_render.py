@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_audio_only, make_video, read_code, write_text_file
+from helpers import frame_times, make_audio_only, make_video, read_code, restamp_pts_as_dts, write_text_file
 from render_helpers import audio_codecs, make_test_video, read_video_pts, stream_durations
 from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
 from retarget.errors import RetargetError
@@ -105,6 +105,25 @@ def test_output_size_model_and_side_by_side_with_rotation(tmp_path, run_dir):
     assert [read_code(np.rot90(f[:, :48], -1)) for f in frames] == list(range(6))  # stamped before rotation
     with av.open(str(out)) as c:
         assert not (next(c.decode(video=0)).rotation or 0)
+
+
+def test_decode_order_timestamps_keep_lip_sync(tmp_path):
+    # B-frames whose packets carry pts == dts: pictures decode in display order with
+    # shuffled times. The output must pair each picture with its own time.
+    clean = make_video(tmp_path / "clean.mp4", frames=20, size=(48, 32), bframes=2, audio="aac")
+    src = restamp_pts_as_dts(clean, tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    cfg = RenderConfig(input=str(src), output=str(out), batch_size=4, side_by_side=True)
+    assert translate_video(cfg, lambda crops: list(crops), SIZE, quiet=True).frames == 20
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        decoded = [(float(f.pts * stream.time_base), read_code(f.to_ndarray(format="rgb24")[:, :48])) for f in c.decode(stream)]
+    times = [t for t, _ in decoded]
+    assert times == sorted(times)
+    assert times == pytest.approx(frame_times(20, 25), abs=1e-3)
+    assert [code for _, code in decoded] == list(range(20))
+    d = stream_durations(out)
+    assert abs(d["audio1"] - d["video"]) <= 1 / 25
 
 
 def test_interrupted_render_leaves_nothing(tmp_path):

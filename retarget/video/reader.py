@@ -4,17 +4,21 @@ Timestamps come from each frame's pts, so variable-frame-rate input keeps its re
 times; ``fps`` resampling picks, for each output tick, the source frame nearest to it
 (never "drop every n-th"). Packets or frames that fail to decode are counted in
 ``VideoReader.bad_frames`` and skipped, so a truncated download still yields what it
-holds.
+holds. Files whose timestamps are in decode order while their pictures come out in
+display order (B-frames with pts == dts) get their timestamps sorted back
+(:class:`_PtsReorder`), so every consumer sees rising, correctly paired times.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import av
 import cv2
@@ -195,6 +199,60 @@ class _Resampler:
         return []
 
 
+# H.264 allows up to 16 frames of reordering; a window one larger puts every timestamp
+# of such a stream back in place (see _PtsReorder).
+_REORDER_WINDOW = 17
+
+
+class _PtsReorder:
+    """Give the i-th decoded picture the i-th smallest timestamp.
+
+    Decoders return pictures in display order. Their pts normally rise too, but some
+    files carry decode-order timestamps (an H.264 MP4 with B-frames whose packets have
+    pts == dts, an AVI with packed MPEG-4 B-frames): the pictures are right, their
+    times shuffled (0, 101, 67, 134, 34 ms...). Sorting the timestamps within a window
+    of the decoder's reorder depth + 1 restores them. Streams without B-frames pass
+    through unbuffered; a well-timed stream comes out unchanged.
+
+    Pictures may be None (corrupt): they keep their slot, so the others' times stay right.
+    """
+
+    def __init__(self) -> None:
+        self.reordered = 0  # pictures whose pts was replaced by another's
+
+    def __call__(
+        self, pictures: Iterator[Optional[av.VideoFrame]], codec_context: Any
+    ) -> Iterator[tuple[Optional[av.VideoFrame], Optional[int]]]:
+        """Yield (picture, pts) with the pts sorted; None pts stay with their picture."""
+        window: deque[tuple[Optional[av.VideoFrame], Optional[int]]] = deque()
+        heap: list[int] = []
+        size = 1
+        for picture in pictures:
+            if size == 1 and codec_context.has_b_frames:
+                # Known once the decoder has parsed the stream headers; PyAV only says
+                # whether the depth is non-zero, so take the largest H.264 allows.
+                size = _REORDER_WINDOW
+            pts = picture.pts if picture is not None else None
+            if pts is not None:
+                heapq.heappush(heap, pts)
+            window.append((picture, pts))
+            while len(window) >= size:
+                yield self._emit(window, heap)
+        while window:
+            yield self._emit(window, heap)
+
+    def _emit(
+        self, window: deque[tuple[Optional[av.VideoFrame], Optional[int]]], heap: list[int]
+    ) -> tuple[Optional[av.VideoFrame], Optional[int]]:
+        picture, own = window.popleft()
+        if own is None:
+            return picture, None
+        pts = heapq.heappop(heap)
+        if pts != own:
+            self.reordered += 1
+        return picture, pts
+
+
 @dataclass
 class ReadStats:
     """Counts of what a :class:`VideoReader` decoded and why frames were left out."""
@@ -205,6 +263,7 @@ class ReadStats:
     outside_range: int = 0  # before --start or at/after --end
     resampled: int = 0  # not picked by --fps resampling
     every: int = 0  # dropped by --every
+    reordered: int = 0  # frames whose decode-order timestamp was put back in display order
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -277,67 +336,81 @@ class VideoReader:
             self._container.close()
             self._container = None
 
-    def _decoded(self) -> Iterator[Frame]:
-        """Every decodable frame from ``start`` on, before range and rate selection."""
+    def _open_stream(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, bool]:
+        """Open the file, seek to ``start`` if set; returns (container, stream, seeked)."""
         self.close()
         container = _open(self.path)
         self._container = container
         stream = container.streams.video[0]
         # Frame threads let FFmpeg decode on all cores while Python converts pictures.
         stream.thread_type = "AUTO"
+        if self.start is None:
+            return container, stream, False
         tb = stream.time_base or Fraction(1, 1000)
-        origin = stream.start_time or 0
-        seeked = False
-        if self.start is not None:
-            try:
-                container.seek(origin + int(self.start / tb), stream=stream, backward=True, any_frame=False)
-                seeked = True
-            except av.error.FFmpegError:
-                # Some containers (raw streams, broken indexes) cannot seek: decode through.
-                container.close()
-                container = _open(self.path)
-                self._container = container
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-        rate = self.info.fps or 25.0
-        index = 0
-        last_time = -math.inf
+        try:
+            container.seek((stream.start_time or 0) + int(self.start / tb), stream=stream, backward=True, any_frame=False)
+            return container, stream, True
+        except av.error.FFmpegError:
+            # Some containers (raw streams, broken indexes) cannot seek: decode through.
+            container.close()
+            container = _open(self.path)
+            self._container = container
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            return container, stream, False
+
+    def _pictures(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[Optional[av.VideoFrame]]:
+        """Decoded pictures in output (display) order; None for a corrupt one."""
         packets = container.demux(stream)
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
-                break
+                return
             except av.error.FFmpegError:
                 # The container itself is damaged here; nothing after it can be trusted.
                 self.stats.bad_frames += 1
-                break
+                return
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 self.stats.bad_frames += 1
                 continue
             for frame in frames:
-                if getattr(frame, "is_corrupt", False):
-                    self.stats.bad_frames += 1
-                    continue
-                pts = frame.pts
-                if pts is not None:
-                    time = float((pts - origin) * tb)
-                else:
-                    time = last_time + 1.0 / rate if last_time > -math.inf else 0.0
-                if seeked:
-                    # After a seek the decode-order position is unknown; the timestamp
-                    # gives it exactly for constant-rate video.
-                    index = max(int(round(time * rate)), 0)
-                last_time = time
-                self.stats.decoded += 1
-                image = frame.to_ndarray(format="rgb24")
-                rotation = _normalise_rotation(frame.rotation or 0)
-                if rotation:
-                    image = _rotate(image, rotation)
-                yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
-                index += 1
+                yield None if getattr(frame, "is_corrupt", False) else frame
+
+    def _decoded(self) -> Iterator[Frame]:
+        """Every decodable frame from ``start`` on, before range and rate selection."""
+        container, stream, seeked = self._open_stream()
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = stream.start_time or 0
+        rate = self.info.fps or 25.0
+        index = 0
+        last_time = -math.inf
+        reorder = _PtsReorder()
+        for picture, pts in reorder(self._pictures(container, stream), stream.codec_context):
+            self.stats.reordered = reorder.reordered
+            if picture is None:
+                self.stats.bad_frames += 1
+                continue
+            if pts is not None:
+                time = float((pts - origin) * tb)
+            else:
+                time = last_time + 1.0 / rate if last_time > -math.inf else 0.0
+            if seeked:
+                # After a seek the decode-order position is unknown; the timestamp
+                # gives it exactly for constant-rate video.
+                index = max(int(round(time * rate)), 0)
+            last_time = time
+            self.stats.decoded += 1
+            image = picture.to_ndarray(format="rgb24")
+            rotation = _normalise_rotation(picture.rotation or 0)
+            if rotation:
+                image = _rotate(image, rotation)
+            yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
+            index += 1
 
     def __iter__(self) -> Iterator[Frame]:
         self.stats = ReadStats()
