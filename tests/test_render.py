@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -143,6 +144,75 @@ def test_interrupted_render_leaves_nothing(tmp_path):
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     assert set(threading.enumerate()) <= before  # worker threads joined
+
+
+def _identity(crops):
+    return list(crops)
+
+
+def test_full_disk_and_read_only_folder_give_one_line_and_leave_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from retarget.video.writer import VideoWriter
+
+    src = make_video(tmp_path / "in.mp4", frames=12, size=(48, 32), audio="aac")
+    out = tmp_path / "out.mp4"
+    cfg = RenderConfig(input=str(src), output=str(out), batch_size=4)
+    real_write, calls = VideoWriter.write, []
+
+    def full_disk(self, image, pts=None):
+        calls.append(pts)
+        if len(calls) == 5:  # PyAV's muxer reports a full disk as av.error.OSError
+            raise av.error.OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, image, pts)
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    with pytest.raises(RetargetError) as err:
+        translate_video(cfg, _identity, SIZE, quiet=True)
+    assert str(err.value) == f"{out}: cannot write: no space left on device; free some space or write elsewhere"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    monkeypatch.setattr(VideoWriter, "write", real_write)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("retarget.atomic.tempfile.mkstemp", read_only)
+    with pytest.raises(RetargetError, match=r"out\.mp4: cannot write: read-only file system") as err:
+        translate_video(cfg, _identity, SIZE, quiet=True)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_render_into_a_folder_without_write_permission(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(RetargetError, match="cannot write: permission denied"):
+            translate_video(RenderConfig(input=str(src), output=str(folder / "o.mp4")), _identity, SIZE, quiet=True)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_render_removes_temp_files_of_killed_renders_only(tmp_path):
+    import subprocess
+    import sys
+
+    from retarget.atomic import _HOST
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
+    stale = tmp_path / f".old.mp4.{proc.pid}-{_HOST}.abcd1234.tmp.mp4"  # a render killed with -9
+    live = tmp_path / f".other.mp4.{os.getpid()}-{_HOST}.abcd1234.tmp.mp4"  # one still running
+    foreign = tmp_path / ".old.mp4.abcd1234.tmp.mp4"
+    for p in (stale, live, foreign):
+        p.write_bytes(b"x")
+    translate_video(RenderConfig(input=str(src), output=str(tmp_path / "o.mp4")), _identity, SIZE, quiet=True)
+    assert not stale.exists() and live.exists() and foreign.exists()
 
 
 def test_safety_refusals(tmp_path, run_dir):

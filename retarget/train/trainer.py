@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import atomic_file
+from retarget.atomic import atomic_file, clean_stale_temps
 from retarget.config import ModelConfig, TrainConfig, model_preset, replace, to_dict, to_json
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
@@ -229,6 +229,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     load_size = default_load_size(model_cfg.size, cfg.load_size)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(run_dir, run_dir / PREVIEWS)
         if cfg.overwrite and not cfg.resume:
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
