@@ -23,7 +23,7 @@ import torch
 from rich.markup import escape
 
 from retarget.atomic import atomic_file, clean_stale_temps
-from retarget.config import ModelConfig, TrainConfig, model_preset, replace, to_dict, to_json
+from retarget.config import ModelConfig, TrainConfig, check_train_config, model_preset, replace, to_dict, to_json
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
 from retarget.train import checkpoint as ckpt
@@ -214,6 +214,10 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     model_cfg = cfg.model
+    try:
+        check_train_config(cfg)
+    except ValueError as exc:
+        raise RetargetError(str(exc)) from None
     try:
         from retarget.nn.networks import check_size
 
