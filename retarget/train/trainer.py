@@ -245,11 +245,8 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
         data = load_domain(path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy")
         if cfg.cache == "mmap" and ctx.is_main:
             ddp.barrier(ctx)
-        if ctx.is_main and (data.skipped or data.resized):
-            console.print(
-                f"[yellow]warning:[/] {escape(data.path)}: skipped {data.skipped} unreadable image(s), "
-                f"resized {data.resized} image(s) of another size"
-            )
+        if ctx.is_main and data.warning():
+            console.print(f"[yellow]warning:[/] {escape(data.warning() or '')}")
         domains[name] = data
     samplers = {
         name: TripletSampler(d, frames, model_cfg.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
