@@ -6,25 +6,24 @@ times; ``fps`` resampling picks, for each output tick, the source frame nearest 
 ``VideoReader.bad_frames`` and skipped, so a truncated download still yields what it
 holds. Files whose timestamps are in decode order while their pictures come out in
 display order (B-frames with pts == dts) get their timestamps sorted back
-(:class:`_PtsReorder`), so every consumer sees rising, correctly paired times.
+(:class:`~retarget.video.timing.PtsReorder`), so every consumer sees rising, correctly paired times.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import av
 import cv2
 import numpy as np
 
 from retarget.errors import RetargetError
+from retarget.video.timing import PtsReorder, Resampler
 
 # av.open on a non-media file, a damaged header or an unknown format raises one of
 # these; everything else (MemoryError, KeyboardInterrupt) must pass through.
@@ -145,112 +144,6 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         )
     finally:
         container.close()
-
-
-@dataclass
-class _Resampler:
-    """Maps a stream of (time, frame) onto output ticks ``origin + k / fps``.
-
-    Each tick takes the frame nearest to it; a frame serves at most once, so asking
-    for more ticks than the source has frames keeps every frame once.
-    """
-
-    fps: float
-    origin: Optional[float]
-    pending: Optional[Frame] = None
-    pending_emitted: bool = False
-    tick: int = 0
-    dropped: int = 0
-
-    def _tick_time(self) -> float:
-        assert self.origin is not None
-        return self.origin + self.tick / self.fps
-
-    def push(self, frame: Frame) -> list[Frame]:
-        out: list[Frame] = []
-        if self.origin is None:
-            self.origin = frame.time
-        new_emitted = False
-        eps = 1e-9
-        while self._tick_time() <= frame.time + eps:
-            t = self._tick_time()
-            prev = self.pending
-            if prev is not None and (t - prev.time) <= (frame.time - t) + eps:
-                if not self.pending_emitted:
-                    out.append(prev)
-                    self.pending_emitted = True
-            elif not new_emitted:
-                out.append(frame)
-                new_emitted = True
-            self.tick += 1
-        if self.pending is not None and not self.pending_emitted:
-            self.dropped += 1
-        self.pending, self.pending_emitted = frame, new_emitted
-        return out
-
-    def finish(self, frame_period: float) -> list[Frame]:
-        # After the last frame, ticks still inside its display time belong to it.
-        if self.pending is None or self.pending_emitted:
-            return []
-        if self._tick_time() < self.pending.time + frame_period - 1e-9:
-            self.pending_emitted = True
-            return [self.pending]
-        self.dropped += 1
-        return []
-
-
-# H.264 allows up to 16 frames of reordering; a window one larger puts every timestamp
-# of such a stream back in place (see _PtsReorder).
-_REORDER_WINDOW = 17
-
-
-class _PtsReorder:
-    """Give the i-th decoded picture the i-th smallest timestamp.
-
-    Decoders return pictures in display order. Their pts normally rise too, but some
-    files carry decode-order timestamps (an H.264 MP4 with B-frames whose packets have
-    pts == dts, an AVI with packed MPEG-4 B-frames): the pictures are right, their
-    times shuffled (0, 101, 67, 134, 34 ms...). Sorting the timestamps within a window
-    of the decoder's reorder depth + 1 restores them. Streams without B-frames pass
-    through unbuffered; a well-timed stream comes out unchanged.
-
-    Pictures may be None (corrupt): they keep their slot, so the others' times stay right.
-    """
-
-    def __init__(self) -> None:
-        self.reordered = 0  # pictures whose pts was replaced by another's
-
-    def __call__(
-        self, pictures: Iterator[Optional[av.VideoFrame]], codec_context: Any
-    ) -> Iterator[tuple[Optional[av.VideoFrame], Optional[int]]]:
-        """Yield (picture, pts) with the pts sorted; None pts stay with their picture."""
-        window: deque[tuple[Optional[av.VideoFrame], Optional[int]]] = deque()
-        heap: list[int] = []
-        size = 1
-        for picture in pictures:
-            if size == 1 and codec_context.has_b_frames:
-                # Known once the decoder has parsed the stream headers; PyAV only says
-                # whether the depth is non-zero, so take the largest H.264 allows.
-                size = _REORDER_WINDOW
-            pts = picture.pts if picture is not None else None
-            if pts is not None:
-                heapq.heappush(heap, pts)
-            window.append((picture, pts))
-            while len(window) >= size:
-                yield self._emit(window, heap)
-        while window:
-            yield self._emit(window, heap)
-
-    def _emit(
-        self, window: deque[tuple[Optional[av.VideoFrame], Optional[int]]], heap: list[int]
-    ) -> tuple[Optional[av.VideoFrame], Optional[int]]:
-        picture, own = window.popleft()
-        if own is None:
-            return picture, None
-        pts = heapq.heappop(heap)
-        if pts != own:
-            self.reordered += 1
-        return picture, pts
 
 
 @dataclass
@@ -389,7 +282,7 @@ class VideoReader:
         rate = self.info.fps or 25.0
         index = 0
         last_time = -math.inf
-        reorder = _PtsReorder()
+        reorder = PtsReorder()
         for picture, pts in reorder(self._pictures(container, stream), stream.codec_context):
             self.stats.reordered = reorder.reordered
             if picture is None:
@@ -414,7 +307,7 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[Frame]:
         self.stats = ReadStats()
-        resampler = _Resampler(self.fps, self.start) if self.fps else None
+        resampler = Resampler(self.fps, self.start) if self.fps else None
         kept = 0
         done = False
 
