@@ -117,15 +117,35 @@ _WRITE_ERRORS = {
 }
 
 
-def write_error(path: str | os.PathLike[str], exc: OSError) -> RetargetError | None:
-    """A one-line :class:`RetargetError` for an OSError met while writing ``path``.
+def _errno_of(exc: BaseException, path: Path) -> int | None:
+    """The errno behind a failed write, from whatever layer reported it."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    # Rust I/O errors (safetensors' SafetensorError) carry it in the text.
+    m = re.search(r"\(os error (\d+)\)", str(exc))
+    if m:
+        return int(m.group(1))
+    # torch.save on a full disk says only "unexpected pos N vs M": ask the disk.
+    if isinstance(exc, RuntimeError):
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free < _NEARLY_FULL:
+                return errno.ENOSPC
+    return None
 
-    Returns None for errors that do not say the destination cannot take the output
-    (those are bugs or input problems and keep their traceback). PyAV's
-    ``av.error.OSError`` is an OSError with the same errno, so encoder and muxer
-    failures are covered too.
+
+_NEARLY_FULL = 1 << 20  # bytes free below which a write that failed without a reason is blamed on space
+
+
+def write_error(path: str | os.PathLike[str], exc: BaseException) -> RetargetError | None:
+    """A one-line :class:`RetargetError` for an error met while writing ``path``.
+
+    Understands OSError (PyAV's ``av.error.OSError`` included), errors that quote an OS
+    error number (safetensors: "... (os error 28)"), and a RuntimeError raised while the
+    disk is full (torch.save: "unexpected pos"). Returns None when the error does not
+    say the destination cannot take the output (a bug or an input problem, which keeps
+    its traceback).
     """
-    why = _WRITE_ERRORS.get(exc.errno or 0)
+    why = _WRITE_ERRORS.get(_errno_of(exc, Path(path)) or 0)
     return RetargetError(f"{path}: cannot write: {why}") if why else None
 
 
@@ -135,7 +155,7 @@ def write_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     one :func:`write_error` line naming ``path``; other exceptions pass unchanged."""
     try:
         yield
-    except OSError as exc:
+    except Exception as exc:
         err = write_error(path, exc)
         if err is None:
             raise

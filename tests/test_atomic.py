@@ -150,3 +150,31 @@ def test_write_errors_become_one_line_naming_the_path(tmp_path):
     with pytest.raises(FileNotFoundError):  # not about the destination: unchanged
         with write_errors(target):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+
+def test_write_errors_understand_safetensors_and_torch_save_on_a_full_disk(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from retarget.atomic import write_errors
+    from retarget.errors import RetargetError
+
+    class SafetensorError(Exception):  # what safetensors raises: not an OSError
+        pass
+
+    target = tmp_path / "weights.safetensors"
+    with pytest.raises(RetargetError, match="weights.safetensors: cannot write: no space left on device"):
+        with write_errors(target):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    # torch.save gives no reason at all; it is blamed on the disk only when the disk is full.
+    usage = namedtuple("usage", "total used free")
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        with write_errors(tmp_path / "state.pt"):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100, 100, 0))
+    with pytest.raises(RetargetError, match="state.pt: cannot write: no space left on device"):
+        with write_errors(tmp_path / "state.pt"):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    with pytest.raises(ValueError):  # not a write failure: unchanged
+        with write_errors(target):
+            raise ValueError("bad value")
