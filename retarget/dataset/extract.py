@@ -26,7 +26,7 @@ from typing import Any, Optional, Protocol
 import cv2
 import numpy as np
 
-from retarget.atomic import atomic_dir, clean_stale_temps
+from retarget.atomic import atomic_dir, clean_stale_temps, write_error
 from retarget.config import ExtractConfig, FaceConfig, to_dict
 from retarget.dataset.manifest import (
     MANIFEST,
@@ -354,7 +354,8 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
             )
             write_manifest(ds, tmp)
     except OSError as exc:
-        raise RetargetError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
+        err = write_error(out, exc) or RetargetError(f"{out}: cannot write the dataset ({exc.strerror or exc})")
+        raise err from None
     seg_sizes: dict[int, int] = {}
     for rec in new:
         seg_sizes[rec.segment] = seg_sizes.get(rec.segment, 0) + 1
