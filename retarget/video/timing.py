@@ -88,24 +88,37 @@ class PtsReorder:
     through unbuffered; a well-timed stream comes out unchanged.
 
     Pictures may be None (corrupt): they keep their slot, so the others' times stay right.
+    A timestamp earlier than one already handed out is a jump back in the stream, not
+    reordering: the window is emitted before it, so the two sides never mix. The window
+    holds decoded pictures, not arrays: 17 frames of 4K 4:2:0 video are about 200 MB.
     """
 
     def __init__(self) -> None:
         self.reordered = 0  # pictures whose pts was replaced by another's
+        self._last: Optional[int] = None  # the last pts handed out
 
     def __call__(
         self, pictures: Iterator[Optional[av.VideoFrame]], codec_context: Any
     ) -> Iterator[tuple[Optional[av.VideoFrame], Optional[int]]]:
-        """Yield (picture, pts) with the pts sorted; None pts stay with their picture."""
+        """Yield (picture, pts) with the pts sorted; None pts stay with their picture.
+
+        ``codec_context`` is the decoder's (its ``has_b_frames`` is read as decoding goes).
+        """
         window: deque[tuple[Optional[av.VideoFrame], Optional[int]]] = deque()
         heap: list[int] = []
         size = 1
+        self._last: Optional[int] = None
         for picture in pictures:
             if size == 1 and codec_context.has_b_frames:
                 # Known once the decoder has parsed the stream headers; PyAV only says
                 # whether the depth is non-zero, so take the largest H.264 allows.
                 size = REORDER_WINDOW
             pts = picture.pts if picture is not None else None
+            if pts is not None and self._last is not None and pts < self._last:
+                # Earlier than a time already handed out: not reordering but a jump back
+                # (concatenated streams, a timestamp wrap). Finish what came before it.
+                while window:
+                    yield self._emit(window, heap)
             if pts is not None:
                 heapq.heappush(heap, pts)
             window.append((picture, pts))
@@ -123,4 +136,5 @@ class PtsReorder:
         pts = heapq.heappop(heap)
         if pts != own:
             self.reordered += 1
+        self._last = pts
         return picture, pts
