@@ -208,16 +208,16 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     # imported here: retarget.nn may import retarget.train (the image pool)
     from retarget.nn.step import NonFiniteLoss
 
+    try:
+        check_train_config(cfg)  # before anything is built or written
+    except ValueError as exc:
+        raise RetargetError(str(exc)) from None
     device = pick_device(cfg.device, ctx.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     model_cfg = cfg.model
-    try:
-        check_train_config(cfg)
-    except ValueError as exc:
-        raise RetargetError(str(exc)) from None
     try:
         from retarget.nn.networks import check_size
 
