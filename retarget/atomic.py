@@ -125,8 +125,9 @@ def _errno_of(exc: BaseException, path: Path) -> int | None:
     m = re.search(r"\(os error (\d+)\)", str(exc))
     if m:
         return int(m.group(1))
-    # torch.save on a full disk says only "unexpected pos N vs M": ask the disk.
-    if isinstance(exc, RuntimeError):
+    # torch.save on a full disk says only "unexpected pos N vs M" or "file write
+    # failed": ask the disk.
+    if isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "write failed" in str(exc)):
         with contextlib.suppress(OSError):
             if shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free < _NEARLY_FULL:
                 return errno.ENOSPC
