@@ -175,6 +175,9 @@ def test_write_errors_understand_safetensors_and_torch_save_on_a_full_disk(tmp_p
     with pytest.raises(RetargetError, match="state.pt: cannot write: no space left on device"):
         with write_errors(tmp_path / "state.pt"):
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
-    with pytest.raises(ValueError):  # not a write failure: unchanged
+    with pytest.raises(RuntimeError, match="out of memory"):  # not a write failure: unchanged
+        with write_errors(target):
+            raise RuntimeError("CUDA out of memory")
+    with pytest.raises(ValueError):
         with write_errors(target):
             raise ValueError("bad value")
