@@ -23,6 +23,7 @@ from retarget.config import (
     LossConfig,
     RenderConfig,
     TrainConfig,
+    check_train_config,
     model_preset,
 )
 from retarget.errors import RetargetError
@@ -187,9 +188,9 @@ def train(
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = 0.0,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = 10000,
     batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = 1,
-    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.", rich_help_panel=RUN)] = 2e-4,
-    beta1: Annotated[float, typer.Option(min=0, max=1, help="Adam beta1.", rich_help_panel=RUN)] = 0.5,
-    beta2: Annotated[float, typer.Option(min=0, max=1, help="Adam beta2.", rich_help_panel=RUN)] = 0.999,
+    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0.", rich_help_panel=RUN)] = 2e-4,
+    beta1: Annotated[float, typer.Option(help="Adam beta1, in [0, 1).", rich_help_panel=RUN)] = 0.5,
+    beta2: Annotated[float, typer.Option(help="Adam beta2, in [0, 1).", rich_help_panel=RUN)] = 0.999,
     decay_from: Annotated[
         Optional[int], typer.Option(min=0, help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN)
     ] = None,
@@ -255,6 +256,10 @@ def train(
         log_every=log_every,
         threads=threads,
     )
+    try:
+        check_train_config(cfg)  # open bounds (0 <= beta < 1, lr > 0) typer cannot express
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     from retarget.train.trainer import train as run_train
 
     _run(lambda: run_train(cfg))

@@ -229,3 +229,61 @@ def model_preset(preset: Preset, model: ModelKind = "recycle", size: int = 128, 
         values["p_depth"] = 8 if size >= 256 else min(7, max(1, size.bit_length() - 1))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ModelConfig(model=model, size=size, **values)
+
+
+# Valid ranges of numeric training options: field -> (low, high, low_open, high_open);
+# None = unbounded. Adam's betas are decay rates of running means: 1 would never
+# forget, and torch rejects it; a zero learning rate would train nothing.
+_TRAIN_BOUNDS: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = {
+    "steps": (1, None, False, False),
+    "batch_size": (1, None, False, False),
+    "lr": (0, None, True, False),
+    "beta1": (0, 1, False, True),
+    "beta2": (0, 1, False, True),
+    "decay_from": (0, None, False, False),
+    "pool": (0, None, False, False),
+    "checkpoint_every": (1, None, False, False),
+    "preview_every": (1, None, False, False),
+    "log_every": (1, None, False, False),
+    "threads": (1, None, False, False),
+}
+_MODEL_BOUNDS = {name: (1, None, False, False) for name in ("size", "ngf", "blocks", "ndf", "d_layers", "npf", "p_depth", "p_frames")}
+_LOSS_FIELDS = ("adv", "cycle", "recurrent", "recycle", "identity", "similarity", "gp", "tv")
+
+
+def _range_text(low: Optional[float], high: Optional[float], low_open: bool, high_open: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'above' if low_open else 'at least'} {low:g}")
+    if high is not None:
+        parts.append(f"{'below' if high_open else 'at most'} {high:g}")
+    return " and ".join(parts)
+
+
+def _check_bounds(cfg: Any, bounds: dict[str, tuple[Optional[float], Optional[float], bool, bool]]) -> None:
+    for name, (low, high, low_open, high_open) in bounds.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        bad = not (value == value and abs(value) != float("inf"))  # NaN or infinite
+        if low is not None:
+            bad = bad or value < low or (low_open and value == low)
+        if high is not None:
+            bad = bad or value > high or (high_open and value == high)
+        if bad:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {value:g}: must be {_range_text(low, high, low_open, high_open)}")
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Raise ``ValueError`` naming the first option of ``cfg`` outside its valid range.
+
+    The CLI turns it into a usage error and :func:`retarget.train.train` into a
+    ``RetargetError``, so library callers get the same one line as the command line,
+    e.g. ``--beta1 1: must be at least 0 and below 1``.
+    """
+    _check_bounds(cfg, _TRAIN_BOUNDS)
+    _check_bounds(cfg.model, _MODEL_BOUNDS)
+    _check_bounds(cfg.loss, {name: (0, None, False, False) for name in _LOSS_FIELDS})
+    if cfg.load_size is not None and cfg.load_size < cfg.model.size:
+        raise ValueError(f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)")

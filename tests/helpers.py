@@ -121,6 +121,7 @@ def make_video(
     bitrate: int | None = None,
     gop: int | None = None,
     drop: Sequence[int] = (),
+    bframes: int = 0,
 ) -> Path:
     """Write a small synthetic video with PyAV and return its path.
 
@@ -144,6 +145,8 @@ def make_video(
         drop: frame indices left out, leaving a hole in the timestamps (the remaining
             frames keep their times and codes); needs a container with a fine time base
             (mkv, mp4, mov), and ``vfr`` or ``drop`` writes with a 1 ms time base.
+        bframes: B-frames between reference frames (h264 only); the decoder then
+            reorders, see :func:`restamp_pts_as_dts`.
 
     Frame ``i`` is :func:`synth_frame` ``(i, size, scene, frames)``, timed by
     :func:`frame_times`.
@@ -172,10 +175,14 @@ def make_video(
         elif encoder in ("mpeg4", "msmpeg4", "mjpeg"):
             vs.bit_rate = bitrate or 4_000_000
             vs.options = {"qmax": "6"} if encoder != "mjpeg" else {}
+        x264 = []
         if gop:
             vs.codec_context.gop_size = gop
-            if encoder == "libx264":
-                vs.options = {**vs.options, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            x264.append(f"keyint={gop}:min-keyint={gop}:scenecut=0")
+        if bframes:
+            x264.append(f"bframes={bframes}:b-adapt=0:b-pyramid=none")
+        if x264 and encoder == "libx264":
+            vs.options = {**vs.options, "x264-params": ":".join(x264)}
         if rotation:
             vs.set_display_rotation(rotation)
         a_stream = None
@@ -201,6 +208,30 @@ def make_video(
         if a_stream is not None:
             _write_sine(out, a_stream, audio_seconds if audio_seconds is not None else frames / fps)
     return path
+
+
+def restamp_pts_as_dts(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """Copy ``src``'s video packets to ``dst`` with each packet's pts set to its dts.
+
+    For a stream with B-frames (``make_video(..., bframes=2)``) this is what some real
+    muxers write: the pictures still decode in display order, but their timestamps come
+    out in decode order (0, 2, 3, 1, 5, 6, 4... frame periods). dts is shifted to start
+    at 0 so no frame gets a negative time. Audio packets are copied unchanged.
+    """
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        shift = None
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if packet.dts is None:  # the demuxer's end-of-stream flush packet
+                continue
+            if packet.stream.type == "video":
+                shift = -packet.dts if shift is None else shift
+                packet.dts += shift
+                packet.pts = packet.dts
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
 
 
 def _write_sine(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:

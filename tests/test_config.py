@@ -47,3 +47,38 @@ def test_presets_and_overrides():
 def test_configs_are_frozen():
     with pytest.raises(Exception):
         TrainConfig("a", "b").steps = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"beta1": 1.0}, "--beta1 1: must be at least 0 and below 1"),
+        ({"beta2": 1.0}, "--beta2 1: must be at least 0 and below 1"),
+        ({"beta1": -0.1}, "--beta1 -0.1: must be"),
+        ({"beta2": float("nan")}, "--beta2 nan: must be"),
+        ({"lr": 0.0}, "--lr 0: must be above 0"),
+        ({"lr": float("inf")}, "--lr inf: must be above 0"),
+        ({"steps": 0}, "--steps 0: must be at least 1"),
+        ({"batch_size": 0}, "--batch-size 0: must be at least 1"),
+        ({"checkpoint_every": 0}, "--checkpoint-every 0: must be at least 1"),
+        ({"pool": -1}, "--pool -1: must be at least 0"),
+        ({"decay_from": -5}, "--decay-from -5: must be at least 0"),
+        ({"load_size": 100}, "--load-size 100: must be at least --size 128"),
+        ({"loss": LossConfig(cycle=-1.0)}, "--cycle -1: must be at least 0"),
+        ({"model": model_preset("tiny", ngf=0)}, "--ngf 0: must be at least 1"),
+    ],
+)
+def test_train_options_outside_their_range_are_named(changes, message):
+    from retarget.config import check_train_config, replace
+
+    cfg = replace(TrainConfig("a", "b"), **changes)
+    with pytest.raises(ValueError) as err:
+        check_train_config(cfg)
+    assert str(err.value).startswith(message)
+
+
+def test_train_options_at_the_edges_of_their_range_are_accepted():
+    from retarget.config import check_train_config
+
+    check_train_config(TrainConfig("a", "b"))
+    check_train_config(TrainConfig("a", "b", beta1=0.0, beta2=0.9999, lr=1e-9, steps=1, pool=0, load_size=128))

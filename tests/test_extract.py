@@ -288,6 +288,43 @@ def test_read_only_parent(tmp_path, cut_video):
         parent.chmod(0o700)
 
 
+def test_full_disk_names_the_dataset_and_leaves_nothing(tmp_path, cut_video, monkeypatch):
+    import errno
+
+    calls = []
+
+    def full_after_three(path, mode="r", *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("retarget.dataset.writer.open", full_after_three, raising=False)
+    out = tmp_path / "out" / "ds"
+    with pytest.raises(RetargetError) as err:
+        extract(_cfg([cut_video], out))
+    # The dataset's name, not that of the temporary image that failed.
+    assert str(err.value) == f"{out}: cannot write: no space left on device; free some space or write elsewhere"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_start_removes_temp_folders_of_killed_extracts_only(tmp_path, cut_video):
+    import subprocess
+    import sys
+
+    from retarget.atomic import _HOST
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = tmp_path / f".ext_a.{proc.pid}-{_HOST}.q1w2e3r4.tmp"  # extract killed with -9
+    live = tmp_path / f".ext_b.{os.getpid()}-{_HOST}.q1w2e3r4.tmp"  # another extract at work
+    foreign = tmp_path / ".ext_c.q1w2e3r4.tmp"
+    for folder in (stale, live, foreign):
+        (folder / "frames").mkdir(parents=True)
+    extract(_cfg([cut_video], tmp_path / "ds", max_frames=2))
+    assert not stale.exists() and live.is_dir() and foreign.is_dir()
+
+
 def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path, cut_video):
     mine = tmp_path / "holiday"
     mine.mkdir()

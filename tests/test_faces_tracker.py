@@ -217,6 +217,50 @@ def test_smoothing_is_applied_and_reset():
     assert np.array_equal(out.matrix, out.raw_matrix)  # no memory of the old face
 
 
+def cartoon(cx: float, cy: float, size: float = 100.0, open_mouth: float = 0.0) -> np.ndarray:
+    """A stylised face: 1.4x wider than a human one, eyes twice as large, a wide jaw."""
+    c = TEMPLATE_68.astype(np.float64).copy()
+    for part in (slice(36, 42), slice(42, 48)):
+        c[part] = c[part].mean(0) + (c[part] - c[part].mean(0)) * 2.0
+    c[:17] = c[:17].mean(0) + (c[:17] - c[:17].mean(0)) * 1.5
+    c[56:59, 1] += open_mouth  # lower lip
+    c[65:68, 1] += open_mouth
+    return ((c - 0.5) * [1.4 * size, size] + [cx, cy]).astype(np.float32)
+
+
+def test_a_stylised_face_keeps_its_track_and_background_is_still_rejected():
+    from retarget.faces.tracker import _shape_fit
+
+    assert 0.11 < _shape_fit(cartoon(0, 0)).rms < 0.16  # far from the human template
+    aligner, fake = make(detect_every=4)
+    textured = frame()
+    outs = []
+    for i in range(20):  # moving and talking
+        fake.faces = [cartoon(300 + 3 * i, 180, 100 + i, open_mouth=0.03 * (i % 3))]
+        outs.append(aligner(textured, i / 30))
+    assert all(o is not None for o in outs)
+    assert {o.track for o in outs} == {0}
+    assert aligner.stats.tracked >= 12  # followed between detections, not only re-detected
+    # A crumpled shape (a predictor run on background) never starts a track ...
+    other, fake2 = make(detect_every=4)
+    fake2.faces = []
+    assert other(textured, 0.0) is None
+    # ... nor continues one: the tracked frame fails, and so does the detection.
+    rng = np.random.default_rng(0)
+    fake.garbage = (rng.uniform(0, 1, (68, 2)) * 100 + 250).astype(np.float32)
+    redetections = aligner.stats.redetections
+    assert aligner(textured, 20 / 30) is None and aligner.stats.redetections == redetections + 1
+    # A different shape in the same place is another face: a new track, not this one.
+    fake.garbage = None
+    fake.faces = [cartoon(360, 180, 120)]
+    assert aligner(textured, 21 / 30).track == 1
+    for i in range(22, 26):
+        aligner(textured, i / 30)
+    fake.faces = [face(360, 180, 120)]
+    out = aligner(textured, 26 / 30)
+    assert out is not None and out.detected and out.track == 2
+
+
 @pytest.mark.shared
 def test_carphone_aligns_nearly_every_frame(shared_video):
     av = pytest.importorskip("av")
@@ -234,3 +278,19 @@ def test_carphone_aligns_nearly_every_frame(shared_video):
                 err.append(np.linalg.norm(eye_centres(apply(out.matrix, out.landmarks)) - tmpl, axis=1).mean())
     assert found >= 57
     assert np.mean(err) < 3.0  # px at 128: the face is where the template says
+
+
+@pytest.mark.shared
+def test_carphone_stretched_like_a_cartoon_keeps_its_track(shared_video):
+    av = pytest.importorskip("av")
+    cv2 = pytest.importorskip("cv2")
+    aligner = FaceAligner(FaceConfig(), 128)
+    tracks = []
+    with av.open(str(shared_video("carphone_pristine.mp4"))) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i >= 60:
+                break
+            image = cv2.resize(f.to_ndarray(format="rgb24"), None, fx=1.4, fy=1.0, interpolation=cv2.INTER_LINEAR)
+            out = aligner(image, float(f.time))
+            tracks.append(None if out is None else out.track)
+    assert tracks == [0] * 60

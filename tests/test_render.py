@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_audio_only, make_video, read_code, write_text_file
+from helpers import frame_times, make_audio_only, make_video, read_code, restamp_pts_as_dts, write_text_file
 from render_helpers import audio_codecs, make_test_video, read_video_pts, stream_durations
 from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
 from retarget.errors import RetargetError
@@ -107,6 +108,25 @@ def test_output_size_model_and_side_by_side_with_rotation(tmp_path, run_dir):
         assert not (next(c.decode(video=0)).rotation or 0)
 
 
+def test_decode_order_timestamps_keep_lip_sync(tmp_path):
+    # B-frames whose packets carry pts == dts: pictures decode in display order with
+    # shuffled times. The output must pair each picture with its own time.
+    clean = make_video(tmp_path / "clean.mp4", frames=20, size=(48, 32), bframes=2, audio="aac")
+    src = restamp_pts_as_dts(clean, tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    cfg = RenderConfig(input=str(src), output=str(out), batch_size=4, side_by_side=True)
+    assert translate_video(cfg, lambda crops: list(crops), SIZE, quiet=True).frames == 20
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        decoded = [(float(f.pts * stream.time_base), read_code(f.to_ndarray(format="rgb24")[:, :48])) for f in c.decode(stream)]
+    times = [t for t, _ in decoded]
+    assert times == sorted(times)
+    assert times == pytest.approx(frame_times(20, 25), abs=1e-3)
+    assert [code for _, code in decoded] == list(range(20))
+    d = stream_durations(out)
+    assert abs(d["audio1"] - d["video"]) <= 1 / 25
+
+
 def test_interrupted_render_leaves_nothing(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=20, size=(48, 32), audio="aac")
     out = tmp_path / "out.mp4"
@@ -124,6 +144,75 @@ def test_interrupted_render_leaves_nothing(tmp_path):
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     assert set(threading.enumerate()) <= before  # worker threads joined
+
+
+def _identity(crops):
+    return list(crops)
+
+
+def test_full_disk_and_read_only_folder_give_one_line_and_leave_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from retarget.video.writer import VideoWriter
+
+    src = make_video(tmp_path / "in.mp4", frames=12, size=(48, 32), audio="aac")
+    out = tmp_path / "out.mp4"
+    cfg = RenderConfig(input=str(src), output=str(out), batch_size=4)
+    real_write, calls = VideoWriter.write, []
+
+    def full_disk(self, image, pts=None):
+        calls.append(pts)
+        if len(calls) == 5:  # PyAV's muxer reports a full disk as av.error.OSError
+            raise av.error.OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, image, pts)
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    with pytest.raises(RetargetError) as err:
+        translate_video(cfg, _identity, SIZE, quiet=True)
+    assert str(err.value) == f"{out}: cannot write: no space left on device; free some space or write elsewhere"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    monkeypatch.setattr(VideoWriter, "write", real_write)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("retarget.atomic.tempfile.mkstemp", read_only)
+    with pytest.raises(RetargetError, match=r"out\.mp4: cannot write: read-only file system") as err:
+        translate_video(cfg, _identity, SIZE, quiet=True)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_render_into_a_folder_without_write_permission(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(RetargetError, match="cannot write: permission denied"):
+            translate_video(RenderConfig(input=str(src), output=str(folder / "o.mp4")), _identity, SIZE, quiet=True)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_render_removes_temp_files_of_killed_renders_only(tmp_path):
+    import subprocess
+    import sys
+
+    from retarget.atomic import _HOST
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
+    stale = tmp_path / f".old.mp4.{proc.pid}-{_HOST}.abcd1234.tmp.mp4"  # a render killed with -9
+    live = tmp_path / f".other.mp4.{os.getpid()}-{_HOST}.abcd1234.tmp.mp4"  # one still running
+    foreign = tmp_path / ".old.mp4.abcd1234.tmp.mp4"
+    for p in (stale, live, foreign):
+        p.write_bytes(b"x")
+    translate_video(RenderConfig(input=str(src), output=str(tmp_path / "o.mp4")), _identity, SIZE, quiet=True)
+    assert not stale.exists() and live.exists() and foreign.exists()
 
 
 def test_safety_refusals(tmp_path, run_dir):

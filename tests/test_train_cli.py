@@ -74,3 +74,22 @@ def test_train_cli_bad_input(data, tmp_path, case):
                "arch": "another architecture"}[case]
     assert message in text and "Traceback" not in text
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
+
+
+@pytest.mark.parametrize("flag,value", [("--beta1", "1"), ("--beta2", "1"), ("--lr", "0")])
+def test_train_cli_refuses_options_adam_would_reject(data, tmp_path, flag, value):
+    result, text = run(*data, "--out", str(tmp_path / "r"), *TINY, "--steps", "1", flag, value)
+    assert result.exit_code == 2 and f"{flag} {value}: must be" in text and "Traceback" not in text
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_library_refuses_beta_one_with_one_line(data, tmp_path):
+    from retarget.config import TrainConfig, model_preset
+    from retarget.errors import RetargetError
+    from retarget.train import train
+
+    cfg = TrainConfig(*data, out=str(tmp_path / "r"), preset="tiny", model=model_preset("tiny", size=32), device="cpu",
+                      steps=1, beta2=1.0)
+    with pytest.raises(RetargetError, match="--beta2 1: must be at least 0 and below 1"):
+        train(cfg)
+    assert not (tmp_path / "r").exists()

@@ -89,6 +89,22 @@ def test_unreadable_images_are_skipped_and_split_segments(tmp_path):
     assert [len(s) for s in d.segments] == [3, 3]  # no triplet bridges the missing frame
 
 
+def test_a_corrupt_png_gives_our_warning_naming_it_not_opencvs(tmp_path, capfd):
+    folder = write_frames(tmp_path / "a", 9)
+    data = (folder / "f3.png").read_bytes()
+    (folder / "f3.png").write_bytes(data[: len(data) // 2])  # a copy cut short
+    (folder / "f6.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)  # a PNG signature, then junk
+    capfd.readouterr()
+    d = load_domain(folder, 20, workers=2)
+    err = capfd.readouterr().err
+    assert "WARN" not in err and "ERROR" not in err and "png" not in err.lower()  # OpenCV said nothing
+    assert d.skipped == 2 and d.unreadable == ("f3.png", "f6.png")
+    assert d.warning() == f"{folder}: skipped 2 unreadable image(s) (f3.png, f6.png)"
+    # The mmap cache remembers the names for the next run.
+    cached = [load_domain(folder, 20, cache="mmap", cache_path=tmp_path / "c.npy") for _ in range(2)]
+    assert [c.unreadable for c in cached] == [("f3.png", "f6.png")] * 2
+
+
 def test_mixed_sizes_are_resized(tmp_path):
     folder = write_frames(tmp_path / "a", 4, size=20)
     cv2.imwrite(str(folder / "f4.png"), np.full((30, 40, 3), 50, np.uint8))

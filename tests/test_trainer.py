@@ -182,3 +182,25 @@ def test_default_run_dir_under_models(domains, tmp_path, monkeypatch):
 def test_mmap_cache_in_run_folder(domains, tmp_path):
     train(config(domains, tmp_path / "run", steps=1, cache="mmap"))
     assert (tmp_path / "run" / "cache_A.npy").exists() and (tmp_path / "run" / "cache_B.npy").exists()
+
+
+def test_start_removes_temp_files_of_killed_runs_only(domains, tmp_path):
+    import subprocess
+    import sys
+
+    from retarget.atomic import _HOST
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run = tmp_path / "run"
+    (run / "previews").mkdir(parents=True)
+    stale = [
+        run / f".loss_curve.png.{proc.pid}-{_HOST}.a1b2c3d4.tmp.png",
+        run / f".cache_A.npy.{proc.pid}-{_HOST}.a1b2c3d4.tmp.npy",
+        run / "previews" / f".step_000010.png.{proc.pid}-{_HOST}.a1b2c3d4.tmp.png",
+    ]
+    kept = [run / f".state.pt.{os.getpid()}-{_HOST}.a1b2c3d4.tmp.pt", run / "notes.tmp"]
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    train(config(domains, run, steps=1))
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

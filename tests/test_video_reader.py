@@ -15,6 +15,7 @@ from helpers import (
     make_audio_only,
     make_video,
     read_code,
+    restamp_pts_as_dts,
     synth_frame,
     truncate,
     write_text_file,
@@ -218,3 +219,39 @@ def test_truncated_mp4_without_index_is_a_clear_error(tmp_path):
     cut = truncate(make_video(tmp_path / "full.mp4", frames=20, size=SIZE), 0.5)
     with pytest.raises(RetargetError, match=r"full_truncated\.mp4"):
         probe(cut)
+
+
+@pytest.fixture(scope="module")
+def decode_order_pts(tmp_path_factory):
+    """H.264 with 2 B-frames whose packets carry pts == dts, and the clean original."""
+    folder = tmp_path_factory.mktemp("bf")
+    clean = make_video(folder / "clean.mp4", frames=30, size=SIZE, fps=25, bframes=2, audio=True)
+    return restamp_pts_as_dts(clean, folder / "pts_dts.mp4"), clean
+
+
+def test_decode_order_timestamps_are_put_back_in_display_order(decode_order_pts):
+    shuffled, clean = decode_order_pts
+    with av.open(str(shuffled)) as c:  # the file really has the fault
+        raw = [f.pts for f in c.decode(video=0)]
+    assert raw != sorted(raw)
+    reader = VideoReader(shuffled)
+    frames = list(reader)
+    assert [read_code(f.image) for f in frames] == list(range(30))
+    expected = [f.time for f in VideoReader(clean)]
+    assert [f.time for f in frames] == pytest.approx(expected, abs=1e-6)
+    assert [f.pts for f in frames] == sorted(raw)
+    assert [f.index for f in frames] == list(range(30))
+    assert reader.stats.reordered > 10
+    # A well-timed stream with B-frames passes through unchanged.
+    clean_reader = VideoReader(clean)
+    assert [f.time for f in clean_reader] == pytest.approx(frame_times(30, 25))
+    assert clean_reader.stats.reordered == 0
+
+
+def test_decode_order_timestamps_with_range_and_resampling(decode_order_pts):
+    shuffled, _ = decode_order_pts
+    picked = list(VideoReader(shuffled, start=0.4, end=0.8))
+    assert [read_code(f.image) for f in picked] == list(range(10, 20))
+    assert [f.time for f in picked] == pytest.approx(frame_times(30, 25)[10:20])
+    resampled = list(VideoReader(shuffled, fps=12.5))
+    assert [read_code(f.image) for f in resampled] == list(range(0, 30, 2))

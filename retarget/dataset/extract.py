@@ -26,7 +26,7 @@ from typing import Any, Optional, Protocol
 import cv2
 import numpy as np
 
-from retarget.atomic import atomic_dir
+from retarget.atomic import atomic_dir, clean_stale_temps, write_error
 from retarget.config import ExtractConfig, FaceConfig, to_dict
 from retarget.dataset.manifest import (
     MANIFEST,
@@ -303,6 +303,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
     if cfg.crop is not None and cfg.align != "none":
         raise RetargetError("--crop applies to --align none only")
     out = Path(cfg.output) if cfg.output else Path("data") / Path(cfg.videos[0]).stem
+    clean_stale_temps(out.parent, out)  # before the checks: a parked old dataset may be put back
     base = _check_output(cfg, out)
     # Probe and hash everything first so a bad file fails before any work is done.
     infos = [probe(v) for v in cfg.videos]
@@ -353,7 +354,8 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
             )
             write_manifest(ds, tmp)
     except OSError as exc:
-        raise RetargetError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
+        err = write_error(out, exc) or RetargetError(f"{out}: cannot write the dataset ({exc.strerror or exc})")
+        raise err from None
     seg_sizes: dict[int, int] = {}
     for rec in new:
         seg_sizes[rec.segment] = seg_sizes.get(rec.segment, 0) + 1

@@ -15,6 +15,7 @@ from typing import Callable, Deque, Optional
 import cv2
 import numpy as np
 
+from retarget.atomic import write_error
 from retarget.errors import RetargetError
 
 #: PNG settings. OpenCV's default tries every row filter, which costs more than the
@@ -67,6 +68,8 @@ class ImageWriter:
             with open(path, "wb") as f:
                 f.write(buf.tobytes())
         except OSError as exc:
+            if write_error(path, exc) is not None:
+                raise  # full disk, read-only, denied: the caller names its output, not this file
             raise RetargetError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
     def _reap(self, block: bool) -> None:

@@ -11,8 +11,12 @@ Per frame:
    detection that misses does not end a track that still passes every check below,
    for at most one more period.
 3. Landmarks are always predicted on the full-resolution frame.
-4. Tracked landmarks that look wrong (the face jumped, changed size abruptly, or no
-   longer fits the face template) trigger an immediate detection.
+4. Tracked landmarks that look wrong (the face jumped, changed size abruptly, or its
+   shape no longer matches the track's own running shape) trigger an immediate
+   detection. The shape is judged against the track, not against a human template,
+   so stylised (cartoon) proportions keep their track; only a new track's first
+   frames are held to a loose bound against the template, which crumpled shapes
+   drawn on background fail.
 5. The similarity onto the template is smoothed over time
    (:class:`~retarget.faces.smooth.TransformSmoother`) and the crop is cut with it.
 
@@ -49,10 +53,17 @@ __all__ = ["AlignedFace", "FaceAligner"]
 # and would feed their error back into the next box. The default was measured on dlib's
 # HOG boxes; each track refines it from its own detections.
 _DEFAULT_BOX = np.array([0.5, 0.38, 0.97, 0.97])
-# RMS distance of all 68 points from the fitted template, in face units (1 = brow-to-
-# chin height), above which tracked landmarks are considered lost. Real faces in
-# motion stay below ~0.06; a predictor run on background returns a crumpled shape.
-_MAX_SHAPE_RMS = 0.11
+# Landmark-shape checks, as RMS distances of all 68 points in face units (1 = brow-to-
+# chin height) after a similarity fit on the stable points. Real faces in motion stay
+# below ~0.06-0.10 from the human template; stylised (cartoon) faces reach 0.08-0.15; a
+# predictor's crumpled shape on texture is ~0.4. So the template only bounds a track's
+# first frames, loosely; after that each frame is compared with the track's own
+# running shape, from which a real face moved at most 0.072 on carphone (talking,
+# turning; 0.064 stretched 1.4x).
+_MAX_TEMPLATE_RMS = 0.2
+_MAX_TRACK_RMS = 0.1
+_SHAPE_WARMUP = 3  # frames of a track before its running shape is trusted
+_SHAPE_MEMORY = 10  # running shape: mean of the first frames, then an exponential mean
 # Largest plausible frame-to-frame motion of the face centre, in face sizes, and of
 # its scale (ratio) while tracking.
 _MAX_JUMP = 0.35
@@ -109,6 +120,7 @@ class _Fit:
     rms: float  # RMS residual of all 68 points, template units
     scale: float  # source pixels per template unit
     centre: np.ndarray  # (2,) mean of the stable points, source pixels
+    shape: np.ndarray  # (68, 2) the landmarks in template units (scale, turn, shift removed)
 
 
 def _patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -121,9 +133,10 @@ def _patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def _shape_fit(landmarks: np.ndarray) -> _Fit:
     m = estimate_similarity(landmarks[STABLE_POINTS], TEMPLATE_68[STABLE_POINTS])
-    rms = float(np.sqrt(((apply(m, landmarks) - TEMPLATE_68) ** 2).sum(1).mean()))
+    shape = apply(m, landmarks)
+    rms = float(np.sqrt(((shape - TEMPLATE_68) ** 2).sum(1).mean()))
     scale = 1.0 / float(np.hypot(m[0, 0], m[1, 0]))
-    return _Fit(m, rms, scale, landmarks[STABLE_POINTS].mean(0).astype(np.float64))
+    return _Fit(m, rms, scale, landmarks[STABLE_POINTS].mean(0).astype(np.float64), shape)
 
 
 class FaceAligner:
@@ -157,6 +170,8 @@ class FaceAligner:
         self._since = 0
         self._box = _DEFAULT_BOX.copy()
         self._box_n = 1
+        self._shape: np.ndarray | None = None  # the track's running shape (68, 2), template units
+        self._shape_n = 0
         self.smoother.reset()
         self._new_track = True
 
@@ -189,9 +204,10 @@ class FaceAligner:
         box = self._pick(boxes)
         lm = np.asarray(self.backend.landmarks(work, box), np.float32)
         fit = _shape_fit(lm)
-        if fit.rms > _MAX_SHAPE_RMS:
+        like = self._like_track(fit)
+        if not like and fit.rms > _MAX_TEMPLATE_RMS:
             return None
-        if self._prev_fit is not None and self._jumped(fit):
+        if self._prev_fit is not None and (like is False or self._jumped(fit)):
             self._new_track = True  # another face, or the same one after a cut: start over
             self.smoother.reset()
         self._learn_box(box, fit)
@@ -210,6 +226,21 @@ class FaceAligner:
         hw, hh = self._box[2] * fit.scale / 2, self._box[3] * fit.scale / 2
         return np.array([cx - hw, cy - hh, cx + hw, cy + hh])
 
+    # -- shape ----------------------------------------------------------------------
+
+    def _like_track(self, fit: _Fit) -> bool | None:
+        """Whether the shape matches the track's running shape; None before it is trusted."""
+        if self._shape is None or self._shape_n < _SHAPE_WARMUP:
+            return None
+        return float(np.sqrt(((fit.shape - self._shape) ** 2).sum(1).mean())) <= _MAX_TRACK_RMS
+
+    def _learn_shape(self, fit: _Fit) -> None:
+        if self._shape is None:
+            self._shape, self._shape_n = fit.shape.astype(np.float64), 1
+            return
+        self._shape_n += 1
+        self._shape += (fit.shape - self._shape) / min(self._shape_n, _SHAPE_MEMORY)
+
     # -- tracking -------------------------------------------------------------------
 
     def _jumped(self, fit: _Fit) -> bool:
@@ -226,7 +257,8 @@ class FaceAligner:
         box = self._track_box(self._prev_fit)
         lm = np.asarray(self.backend.landmarks(work, box), np.float32)
         fit = _shape_fit(lm)
-        if fit.rms > _MAX_SHAPE_RMS or self._jumped(fit):
+        like = self._like_track(fit)
+        if like is False or (like is None and fit.rms > _MAX_TEMPLATE_RMS) or self._jumped(fit):
             return None
         h, w = work.shape[:2]
         inside = (lm[:, 0] >= 0) & (lm[:, 0] < w) & (lm[:, 1] >= 0) & (lm[:, 1] < h)
@@ -290,6 +322,9 @@ class FaceAligner:
         if self._new_track:
             self._track_id += 1
             self._new_track = False
+            self._shape, self._shape_n = None, 0
+        assert self._prev_fit is not None  # set by _detect / _track with these landmarks
+        self._learn_shape(self._prev_fit)
         raw = crop_matrix(lm, self.size, self.cfg.margin)
         matrix = self.smoother(raw, time)
         crop = warp_crop(image, matrix, self.size)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from retarget.atomic import atomic_file
+from retarget.atomic import atomic_file, clean_stale_temps, write_errors
 from retarget.config import FaceConfig, RenderConfig, from_dict
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
@@ -243,6 +243,7 @@ def translate_video(
     """
     src, out = check_paths(cfg)
     info = info or probe(src)
+    clean_stale_temps(out.parent, quiet=quiet)
     face_mode = aligner is not None
     paste = None
     if face_mode:
@@ -328,8 +329,8 @@ def translate_video(
         return picture
 
     started = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with make_progress("frames") as progress:
+    with write_errors(out), make_progress("frames") as progress:
+        out.parent.mkdir(parents=True, exist_ok=True)
         task = progress.add_task("render", total=info.frame_count or None)
         with atomic_file(out) as tmp:
             writer = VideoWriter(

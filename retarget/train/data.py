@@ -12,6 +12,7 @@ distributed run draw different samples from disjoint shares of the data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,7 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -42,6 +43,7 @@ class DomainData:
         info: what render needs: ``{"align": "none"|"face", "size": int, "face": dict|None}``.
         skipped: images that could not be read (left out; their segment is split there).
         resized: images whose size differed from the dataset's most common size.
+        unreadable: the skipped images' paths, relative to ``path``.
     """
 
     name: str
@@ -51,6 +53,19 @@ class DomainData:
     info: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0
     resized: int = 0
+    unreadable: tuple[str, ...] = ()
+
+    def warning(self, show: int = 3) -> Optional[str]:
+        """One line about skipped and resized images, naming the first ``show`` unreadable
+        files; None when there is nothing to say."""
+        parts = []
+        if self.skipped:
+            names = ", ".join(self.unreadable[:show])
+            more = f" and {len(self.unreadable) - show} more" if len(self.unreadable) > show else ""
+            parts.append(f"skipped {self.skipped} unreadable image(s)" + (f" ({names}{more})" if names else ""))
+        if self.resized:
+            parts.append(f"resized {self.resized} image(s) of another size")
+        return f"{self.path}: {', '.join(parts)}" if parts else None
 
 
 def _list_dataset(path: Path) -> tuple[list[Path], list[int], dict[str, Any]]:
@@ -77,6 +92,25 @@ def _extract_options(options: dict[str, Any]) -> dict[str, Any]:
     last = runs[-1]
     crop = last.get("crop")
     return {"crop": list(crop) if crop else None, "cut_threshold": float(last.get("cut_threshold", 0.5))}
+
+
+@contextlib.contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """Silence OpenCV's own log inside the block: it prints "[ WARN:0@...] ... PNG input
+    buffer is incomplete" and the like for each broken image, without naming the file;
+    load_domain names them itself (:meth:`DomainData.warning`)."""
+    try:
+        from cv2.utils import logging as cv_log
+
+        old = cv_log.getLogLevel()
+        cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):  # an OpenCV build without the logging module
+        yield
+        return
+    try:
+        yield
+    finally:
+        cv_log.setLogLevel(old)
 
 
 def _read_rgb(path: Path) -> Optional[np.ndarray]:
@@ -154,9 +188,12 @@ def load_domain(
         if meta.get("key") == key:
             frames = np.load(mmap_file, mmap_mode="r")
             segments = [np.asarray(s, dtype=np.int64) for s in meta["segments"]]
-            return DomainData(folder.name, str(folder), frames, segments, info, meta.get("skipped", 0), meta.get("resized", 0))
+            return DomainData(
+                folder.name, str(folder), frames, segments, info, meta.get("skipped", 0), meta.get("resized", 0),
+                tuple(meta.get("unreadable", ())),
+            )
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with _opencv_silent(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         images = list(pool.map(_read_rgb, files))
     shapes = [im.shape[:2] for im in images if im is not None]
     if not shapes:
@@ -164,6 +201,7 @@ def load_domain(
     common = max(set(shapes), key=shapes.count)
     resized = sum(1 for s in shapes if s != common)
     skipped = sum(1 for im in images if im is None)
+    unreadable = tuple(_relative(f, folder) for f, im in zip(files, images) if im is None)
 
     # An unreadable frame breaks temporal continuity, so its segment is split there.
     segments: list[list[int]] = []
@@ -200,16 +238,23 @@ def load_domain(
             arr.flush()
             del arr
         with atomic_file(meta_file) as tmp:  # type: ignore[arg-type]
-            tmp.write_text(json.dumps({"key": key, "segments": usable, "skipped": skipped, "resized": resized}))
+            meta = {"key": key, "segments": usable, "skipped": skipped, "resized": resized, "unreadable": unreadable}
+            tmp.write_text(json.dumps(meta))
         frames = np.load(mmap_file, mmap_mode="r")
     else:
         frames = np.empty(shape, dtype=np.uint8)
         for j, i in enumerate(kept):
             frames[j] = _fit(images[i], hw)  # type: ignore[arg-type]
             images[i] = None
-    return DomainData(
-        folder.name, str(folder), frames, [np.asarray(s, dtype=np.int64) for s in usable], info, skipped, resized
-    )
+    segs = [np.asarray(s, dtype=np.int64) for s in usable]
+    return DomainData(folder.name, str(folder), frames, segs, info, skipped, resized, unreadable)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:  # a manifest may point outside its folder
+        return str(path)
 
 
 class TripletSampler:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import atomic_file
-from retarget.config import ModelConfig, TrainConfig, model_preset, replace, to_dict, to_json
+from retarget.atomic import atomic_file, clean_stale_temps
+from retarget.config import ModelConfig, TrainConfig, check_train_config, model_preset, replace, to_dict, to_json
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
 from retarget.train import checkpoint as ckpt
@@ -208,6 +208,10 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     # imported here: retarget.nn may import retarget.train (the image pool)
     from retarget.nn.step import NonFiniteLoss
 
+    try:
+        check_train_config(cfg)  # before anything is built or written
+    except ValueError as exc:
+        raise RetargetError(str(exc)) from None
     device = pick_device(cfg.device, ctx.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -229,6 +233,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     load_size = default_load_size(model_cfg.size, cfg.load_size)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(run_dir, run_dir / PREVIEWS)
         if cfg.overwrite and not cfg.resume:
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
@@ -240,11 +245,8 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
         data = load_domain(path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy")
         if cfg.cache == "mmap" and ctx.is_main:
             ddp.barrier(ctx)
-        if ctx.is_main and (data.skipped or data.resized):
-            console.print(
-                f"[yellow]warning:[/] {escape(data.path)}: skipped {data.skipped} unreadable image(s), "
-                f"resized {data.resized} image(s) of another size"
-            )
+        if ctx.is_main and data.warning():
+            console.print(f"[yellow]warning:[/] {escape(data.warning() or '')}")
         domains[name] = data
     samplers = {
         name: TripletSampler(d, frames, model_cfg.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)

@@ -4,7 +4,9 @@ Timestamps come from each frame's pts, so variable-frame-rate input keeps its re
 times; ``fps`` resampling picks, for each output tick, the source frame nearest to it
 (never "drop every n-th"). Packets or frames that fail to decode are counted in
 ``VideoReader.bad_frames`` and skipped, so a truncated download still yields what it
-holds.
+holds. Files whose timestamps are in decode order while their pictures come out in
+display order (B-frames with pts == dts) get their timestamps sorted back
+(:class:`~retarget.video.timing.PtsReorder`), so every consumer sees rising, correctly paired times.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from retarget.errors import RetargetError
+from retarget.video.timing import PtsReorder, Resampler
 
 # av.open on a non-media file, a damaged header or an unknown format raises one of
 # these; everything else (MemoryError, KeyboardInterrupt) must pass through.
@@ -144,58 +147,6 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
 
 
 @dataclass
-class _Resampler:
-    """Maps a stream of (time, frame) onto output ticks ``origin + k / fps``.
-
-    Each tick takes the frame nearest to it; a frame serves at most once, so asking
-    for more ticks than the source has frames keeps every frame once.
-    """
-
-    fps: float
-    origin: Optional[float]
-    pending: Optional[Frame] = None
-    pending_emitted: bool = False
-    tick: int = 0
-    dropped: int = 0
-
-    def _tick_time(self) -> float:
-        assert self.origin is not None
-        return self.origin + self.tick / self.fps
-
-    def push(self, frame: Frame) -> list[Frame]:
-        out: list[Frame] = []
-        if self.origin is None:
-            self.origin = frame.time
-        new_emitted = False
-        eps = 1e-9
-        while self._tick_time() <= frame.time + eps:
-            t = self._tick_time()
-            prev = self.pending
-            if prev is not None and (t - prev.time) <= (frame.time - t) + eps:
-                if not self.pending_emitted:
-                    out.append(prev)
-                    self.pending_emitted = True
-            elif not new_emitted:
-                out.append(frame)
-                new_emitted = True
-            self.tick += 1
-        if self.pending is not None and not self.pending_emitted:
-            self.dropped += 1
-        self.pending, self.pending_emitted = frame, new_emitted
-        return out
-
-    def finish(self, frame_period: float) -> list[Frame]:
-        # After the last frame, ticks still inside its display time belong to it.
-        if self.pending is None or self.pending_emitted:
-            return []
-        if self._tick_time() < self.pending.time + frame_period - 1e-9:
-            self.pending_emitted = True
-            return [self.pending]
-        self.dropped += 1
-        return []
-
-
-@dataclass
 class ReadStats:
     """Counts of what a :class:`VideoReader` decoded and why frames were left out."""
 
@@ -205,6 +156,7 @@ class ReadStats:
     outside_range: int = 0  # before --start or at/after --end
     resampled: int = 0  # not picked by --fps resampling
     every: int = 0  # dropped by --every
+    reordered: int = 0  # frames whose decode-order timestamp was put back in display order
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -277,71 +229,85 @@ class VideoReader:
             self._container.close()
             self._container = None
 
-    def _decoded(self) -> Iterator[Frame]:
-        """Every decodable frame from ``start`` on, before range and rate selection."""
+    def _open_stream(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, bool]:
+        """Open the file, seek to ``start`` if set; returns (container, stream, seeked)."""
         self.close()
         container = _open(self.path)
         self._container = container
         stream = container.streams.video[0]
         # Frame threads let FFmpeg decode on all cores while Python converts pictures.
         stream.thread_type = "AUTO"
+        if self.start is None:
+            return container, stream, False
         tb = stream.time_base or Fraction(1, 1000)
-        origin = stream.start_time or 0
-        seeked = False
-        if self.start is not None:
-            try:
-                container.seek(origin + int(self.start / tb), stream=stream, backward=True, any_frame=False)
-                seeked = True
-            except av.error.FFmpegError:
-                # Some containers (raw streams, broken indexes) cannot seek: decode through.
-                container.close()
-                container = _open(self.path)
-                self._container = container
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-        rate = self.info.fps or 25.0
-        index = 0
-        last_time = -math.inf
+        try:
+            container.seek((stream.start_time or 0) + int(self.start / tb), stream=stream, backward=True, any_frame=False)
+            return container, stream, True
+        except av.error.FFmpegError:
+            # Some containers (raw streams, broken indexes) cannot seek: decode through.
+            container.close()
+            container = _open(self.path)
+            self._container = container
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            return container, stream, False
+
+    def _pictures(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[Optional[av.VideoFrame]]:
+        """Decoded pictures in output (display) order; None for a corrupt one."""
         packets = container.demux(stream)
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
-                break
+                return
             except av.error.FFmpegError:
                 # The container itself is damaged here; nothing after it can be trusted.
                 self.stats.bad_frames += 1
-                break
+                return
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 self.stats.bad_frames += 1
                 continue
             for frame in frames:
-                if getattr(frame, "is_corrupt", False):
-                    self.stats.bad_frames += 1
-                    continue
-                pts = frame.pts
-                if pts is not None:
-                    time = float((pts - origin) * tb)
-                else:
-                    time = last_time + 1.0 / rate if last_time > -math.inf else 0.0
-                if seeked:
-                    # After a seek the decode-order position is unknown; the timestamp
-                    # gives it exactly for constant-rate video.
-                    index = max(int(round(time * rate)), 0)
-                last_time = time
-                self.stats.decoded += 1
-                image = frame.to_ndarray(format="rgb24")
-                rotation = _normalise_rotation(frame.rotation or 0)
-                if rotation:
-                    image = _rotate(image, rotation)
-                yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
-                index += 1
+                yield None if getattr(frame, "is_corrupt", False) else frame
+
+    def _decoded(self) -> Iterator[Frame]:
+        """Every decodable frame from ``start`` on, before range and rate selection."""
+        container, stream, seeked = self._open_stream()
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = stream.start_time or 0
+        rate = self.info.fps or 25.0
+        index = 0
+        last_time = -math.inf
+        reorder = PtsReorder()
+        for picture, pts in reorder(self._pictures(container, stream), stream.codec_context):
+            self.stats.reordered = reorder.reordered
+            if picture is None:
+                self.stats.bad_frames += 1
+                continue
+            if pts is not None:
+                time = float((pts - origin) * tb)
+            else:
+                time = last_time + 1.0 / rate if last_time > -math.inf else 0.0
+            if seeked:
+                # After a seek the decode-order position is unknown; the timestamp
+                # gives it exactly for constant-rate video.
+                index = max(int(round(time * rate)), 0)
+            last_time = time
+            self.stats.decoded += 1
+            image = picture.to_ndarray(format="rgb24")
+            rotation = _normalise_rotation(picture.rotation or 0)
+            if rotation:
+                image = _rotate(image, rotation)
+            yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
+            index += 1
 
     def __iter__(self) -> Iterator[Frame]:
         self.stats = ReadStats()
-        resampler = _Resampler(self.fps, self.start) if self.fps else None
+        resampler = Resampler(self.fps, self.start) if self.fps else None
         kept = 0
         done = False
 
