@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from test_train_data import write_frames
 
 from retarget.config import TrainConfig, model_preset
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
 
 
 def _free_port() -> int:

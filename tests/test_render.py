@@ -18,7 +18,7 @@ from retarget.nn.networks import build_generator
 from retarget.render import Translator, render, translate_video
 from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
 from retarget.render.pipeline import run_stages
-from retarget.train.checkpoint import save_weights
+from retarget.run.checkpoint import save_weights
 
 SIZE = 32
 
@@ -308,7 +308,10 @@ def test_face_mode_on_a_real_face_changes_only_the_face(tmp_path, run_dir, share
 def test_cut_threshold_comes_from_the_training_manifest(tmp_path):
     import json
 
-    from retarget.render.render import _cut_threshold
+    from retarget.run import DataInfo
+
+    def _cut_threshold(data):
+        return DataInfo.from_dict(data).scene_threshold()
 
     (tmp_path / "manifest.json").write_text(json.dumps({"options": {"runs": [{"cut_threshold": 0.3}]}}))
     assert _cut_threshold({"path": str(tmp_path)}) == 0.3

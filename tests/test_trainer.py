@@ -12,7 +12,7 @@ from test_train_data import write_frames
 
 from retarget.config import TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
 from retarget.train import load_run, train
 from retarget.train.trainer import lr_factor
 
@@ -54,11 +54,11 @@ def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
     result = train(cfg)
     run = tmp_path / "run"
     assert result.steps == 4 and not result.interrupted and result.run_dir == run
-    assert {p.name for p in run.iterdir()} >= {"config.json", "data.json", "weights.safetensors", "state.pt",
+    assert {p.name for p in run.iterdir()} >= {"config.json", "weights.safetensors", "state.pt",
                                                 "metrics.jsonl", "loss_curve.png", "previews"}
     assert sorted(p.name for p in (run / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     assert json.loads((run / "config.json").read_text())["steps"] == 4
-    assert json.loads((run / "data.json").read_text())["A"]["align"] == "none"
+    assert load_run(run).data["A"].align == "none"  # stored once, in the weights metadata
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4]
     assert {"loss/A/cycle", "loss/B/recurrent", "loss/D_A/real", "lr", "it_s", "data_s"} <= set(lines[0])
@@ -168,7 +168,7 @@ def test_cyclegan_trains_and_loads(domains, tmp_path):
     assert run.model_cfg.model == "cyclegan" and run.step == 3 and set(run.networks) == {"G_AB", "G_BA", "D_A", "D_B"}
     x = torch.zeros(1, 3, 32, 32)
     assert torch.allclose(run.networks["G_AB"](x), result.networks["G_AB"].eval()(x), atol=1e-6)
-    assert run.data["B"]["name"] == "few"
+    assert run.data["B"].name == "few"
 
 
 def test_default_run_dir_under_models(domains, tmp_path, monkeypatch):

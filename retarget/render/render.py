@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
-from retarget.config import FaceConfig, RenderConfig, from_dict
+from retarget.config import FaceConfig, RenderConfig
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
 from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
 from retarget.render.pipeline import run_stages
+from retarget.run import load_run
 from retarget.video.reader import VideoInfo, VideoReader, probe
 from retarget.video.writer import VideoWriter
 
@@ -124,27 +125,6 @@ def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     return src, out
 
 
-def _data_info(run: Any, side: str) -> dict[str, Any]:
-    data = getattr(run, "data", None) or {}
-    info = data.get(side) if isinstance(data, dict) else None
-    return dict(info) if isinstance(info, dict) else {}
-
-
-def _cut_threshold(data: dict[str, Any], default: float = 0.5) -> float:
-    """The scene-cut threshold the training data were extracted with, if its manifest is at hand."""
-    import json
-
-    if "cut_threshold" in data:
-        return float(data["cut_threshold"])
-    path = data.get("path")  # runs trained before the threshold was recorded
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text()) if path else {}
-        runs = manifest.get("options", {}).get("runs", [])
-        return float(runs[-1]["cut_threshold"]) if runs else default
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return default  # dataset moved or not ours: extract's default
-
-
 def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
 
@@ -163,21 +143,16 @@ def render(cfg: RenderConfig) -> RenderSummary:
     src, out = check_paths(cfg)
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
     device = resolve_device(cfg.device)
-    from retarget.train.checkpoint import load_run
-
     gen_name = "G_AB" if cfg.direction == "a2b" else "G_BA"
     run = load_run(cfg.model, device, names=(gen_name,))
     console.print(f"model: {run.path}" + ("" if cfg.model else " (newest run under ./models)"), markup=False)
     side = "A" if cfg.direction == "a2b" else "B"
-    data = _data_info(run, side)
-    size = int(data.get("size") or run.model_cfg.size)
-    align = cfg.align or data.get("align") or "none"
+    data = run.data_of(side)
+    size = data.size or run.model_cfg.size
+    align = cfg.align or data.align
     aligner: Optional[Aligner] = None
     if align == "face":
-        face_cfg = cfg.face
-        if face_cfg is None:
-            stored = data.get("face")
-            face_cfg = from_dict(FaceConfig, stored) if isinstance(stored, dict) else FaceConfig()
+        face_cfg = cfg.face or data.face or FaceConfig()
         from retarget.faces.tracker import FaceAligner
 
         aligner = FaceAligner(face_cfg, size)
@@ -191,8 +166,8 @@ def render(cfg: RenderConfig) -> RenderSummary:
         size,
         info=info,
         aligner=aligner,
-        scene_threshold=_cut_threshold(data),
-        crop=tuple(data["crop"]) if data.get("crop") else None,
+        scene_threshold=data.scene_threshold(),
+        crop=data.crop,
         encoder_threads=threads,
     )
     summary.model = str(run.path)

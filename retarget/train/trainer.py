@@ -26,7 +26,7 @@ from retarget.atomic import atomic_file
 from retarget.config import ModelConfig, TrainConfig, model_preset, replace, to_dict, to_json
 from retarget.errors import RetargetError
 from retarget.progress import console, make_progress
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
 from retarget.train import distributed as ddp
 from retarget.train.data import TripletSampler, default_load_size, load_domain
 from retarget.train.preview import (
@@ -250,10 +250,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
         name: TripletSampler(d, frames, model_cfg.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
         for i, (name, d) in enumerate(domains.items())
     }
-    data_info = {
-        n: {**d.info, "name": d.name, "path": str(Path(d.path).resolve()), "frames": int(len(d.frames))}
-        for n, d in domains.items()
-    }
+    data_info = {n: d.info for n, d in domains.items()}
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -322,8 +319,6 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
         saved_cfg = replace(cfg, out=str(run_dir), resume=False, overwrite=False)
         with atomic_file(run_dir / ckpt.CONFIG) as tmp:
             tmp.write_text(to_json(saved_cfg) + "\n")
-        with atomic_file(run_dir / ckpt.DATA) as tmp:
-            tmp.write_text(json.dumps(data_info, indent=2, sort_keys=True) + "\n")
         records = read_metrics(run_dir / METRICS, upto=start)
         write_metrics(run_dir / METRICS, records)
         (run_dir / PREVIEWS).mkdir(exist_ok=True)
