@@ -82,7 +82,7 @@ def extract_fps(path: Path, tmp: Path, **kw) -> tuple[float, float, int]:
 def stages(path: Path, size: int = 256) -> dict[str, float]:
     """CPU ms per frame of each step of ``--align none`` (decoding uses FFmpeg's threads,
     the other steps one thread)."""
-    from retarget.dataset.extract import crop_none, none_matrix
+    from retarget.geometry import crop_none, none_matrix
     from retarget.dataset.scenes import SceneDetector
     from retarget.dataset.writer import PNG_PARAMS
 

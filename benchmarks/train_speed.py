@@ -40,7 +40,7 @@ from retarget.config import LossConfig, model_preset  # noqa: E402
 from retarget.nn.networks import build_networks  # noqa: E402
 from retarget.nn.objectives import make_objective  # noqa: E402
 from retarget.nn.step import Stepper, make_optimizers  # noqa: E402
-from retarget.train.pool import ImagePool  # noqa: E402
+from retarget.nn.pool import ImagePool  # noqa: E402
 
 
 def matmul_peak(n: int = 2048, reps: int = 3) -> float:

@@ -234,3 +234,23 @@ def test_carphone_aligns_nearly_every_frame(shared_video):
                 err.append(np.linalg.norm(eye_centres(apply(out.matrix, out.landmarks)) - tmpl, axis=1).mean())
     assert found >= 57
     assert np.mean(err) < 3.0  # px at 128: the face is where the template says
+
+
+def test_continuity_resets_at_cuts_holes_and_time_gaps_but_not_on_the_first_frame():
+    from retarget.faces import Continuity
+
+    class Counting:
+        resets = 0
+
+        def __call__(self, image, time):
+            return None
+
+        def reset(self):
+            self.resets += 1
+
+    aligner = Counting()
+    rule = Continuity(aligner, max_gap=0.1)
+    got = [rule(False, 0, 0.0), rule(False, 0, 0.04), rule(True, 0, 0.08), rule(False, 1, 0.12), rule(False, 1, 0.5)]
+    assert got == [True, False, True, True, True] and aligner.resets == 3
+    plain = Continuity(lambda image, time: None)  # no max_gap: time jumps are not breaks; no reset method is fine
+    assert [plain(False, 0, 0.0), plain(False, 0, 9.0), plain(True, 0, 9.1)] == [True, False, True]

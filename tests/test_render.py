@@ -16,7 +16,8 @@ from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_generator
 from retarget.render import Translator, render, translate_video
-from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
+from retarget.geometry import center_crop, center_crop_matrix, place_back
+from retarget.render.compose import side_by_side
 from retarget.render.pipeline import run_stages
 from retarget.run.checkpoint import save_weights
 

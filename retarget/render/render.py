@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -26,7 +26,9 @@ import torch
 
 from retarget.atomic import atomic_file
 from retarget.config import FaceConfig, RenderConfig
+from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
+from retarget.faces.aligner import Aligner, Continuity
 from retarget.progress import console, make_progress
 from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
 from retarget.render.pipeline import run_stages
@@ -36,8 +38,6 @@ from retarget.video.writer import VideoWriter
 
 #: Containers the H.264 output can be written to.
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-
-Aligner = Callable[[np.ndarray, float], Any]  # (image, time) -> AlignedFace | None, with .reset()
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Translator:
     def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu", amp: str = "off") -> None:
         self.net = net
         self.device = torch.device(device)
-        self.amp = amp if self.device.type == "cuda" else "off"
+        self.amp_dtype = amp_dtype(amp, self.device)
 
     @torch.inference_mode()
     def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -80,30 +80,14 @@ class Translator:
             return []
         x = torch.from_numpy(np.stack(crops)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        if self.amp != "off":
-            dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
+        if self.amp_dtype is not None:
+            with torch.autocast("cuda", dtype=self.amp_dtype):
                 y = self.net(x)
         else:
             y = self.net(x)
         y = y.float().add_(1.0).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8)
         out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return list(out)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RetargetError("--device cuda: no CUDA device is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RetargetError("--device mps: no MPS device is available")
-    return torch.device(name)
 
 
 def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
@@ -236,13 +220,13 @@ def translate_video(
 
     def produce():
         nonlocal faces
-        detector = None
+        detector = continuity = None
         if face_mode:
             from retarget.dataset.scenes import SceneDetector
 
             detector = SceneDetector(scene_threshold)
+            continuity = Continuity(aligner)  # every decoded frame is rendered: no time gaps
         batch: list[_Item] = []
-        bad = 0
         with VideoReader(src) as reader:
             for frame in reader:
                 image = frame.image
@@ -251,10 +235,7 @@ def translate_video(
                     image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
                 if face_mode:
                     # as extract: smoothing must not blend the face across a cut or a hole
-                    cut = detector is not None and detector(image)
-                    if (cut or reader.bad_frames > bad) and hasattr(aligner, "reset"):
-                        aligner.reset()
-                    bad = reader.bad_frames
+                    continuity(detector(image), reader.bad_frames, frame.time)
                     face = aligner(image, frame.time)
                     if face is None:
                         item = _Item(frame.index, frame.pts, image, None)

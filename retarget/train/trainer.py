@@ -9,7 +9,6 @@ is checkpointed.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -24,7 +23,12 @@ from rich.markup import escape
 
 from retarget.atomic import atomic_file
 from retarget.config import ModelConfig, TrainConfig, model_preset, replace, to_dict, to_json
+from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
+from retarget.nn.networks import build_networks, check_size
+from retarget.nn.objectives import make_objective
+from retarget.nn.pool import ImagePool
+from retarget.nn.step import NonFiniteLoss, Stepper, make_optimizers
 from retarget.progress import console, make_progress
 from retarget.run import checkpoint as ckpt
 from retarget.train import distributed as ddp
@@ -65,21 +69,6 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     networks: dict[str, torch.nn.Module] = field(default_factory=dict)
-
-
-def pick_device(kind: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda > mps > cpu; an unavailable explicit choice is a RetargetError."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise RetargetError("--device cuda: no CUDA device is available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if kind == "mps" and not has_mps:
-        raise RetargetError("--device mps: the MPS backend is not available")
-    return torch.device(kind)
 
 
 def lr_factor(step: int, steps: int, decay_from: Optional[int]) -> float:
@@ -147,10 +136,6 @@ def _clear_run_dir(run_dir: Path) -> None:
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
     """The optimisation step of :mod:`retarget.nn.step` with this run's optimizers and pools."""
-    from retarget.nn.objectives import make_objective
-    from retarget.nn.step import Stepper, make_optimizers
-    from retarget.train.pool import ImagePool
-
     cuda = device.type == "cuda"
     if cfg.channels_last and cuda:
         # before DDP wraps them, so its gradient buckets take the final layout
@@ -190,8 +175,7 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
             checkpoint of another architecture, or a non-finite loss (the last good
             checkpoint is kept).
     """
-    device_kind = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    ctx = ddp.setup(device_kind)
+    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
     try:
         return _train(cfg, ctx, on_step)
     except BaseException as exc:
@@ -205,18 +189,13 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) -> TrainResult:
-    # imported here: retarget.nn may import retarget.train (the image pool)
-    from retarget.nn.step import NonFiniteLoss
-
-    device = pick_device(cfg.device, ctx.local_rank)
+    device = resolve_device(cfg.device, ctx.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     model_cfg = cfg.model
     try:
-        from retarget.nn.networks import check_size
-
         check_size(model_cfg)
     except ValueError as exc:
         raise RetargetError(f"--size {model_cfg.size}: {exc}") from None
@@ -255,8 +234,6 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    from retarget.nn.networks import build_networks
-
     nets = build_networks(model_cfg)
     for net in nets.values():
         net.to(device).train()
