@@ -185,6 +185,12 @@ def train(
     gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = 0.0,
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = 0.0,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = 10000,
+    time_limit: Annotated[
+        Optional[float],
+        typer.Option(
+            min=1, help="Wall-clock budget (s): stop and save when spent; the LR decays over it.", rich_help_panel=RUN
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = 1,
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.", rich_help_panel=RUN)] = 2e-4,
     beta1: Annotated[float, typer.Option(min=0, max=1, help="Adam beta1.", rich_help_panel=RUN)] = 0.5,
@@ -234,6 +240,7 @@ def train(
             tv=tv,
         ),
         steps=steps,
+        time_limit=time_limit,
         batch_size=batch_size,
         lr=lr,
         beta1=beta1,

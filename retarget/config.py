@@ -98,7 +98,8 @@ class TrainConfig:
     preset: Preset = "default"  # architecture preset applied before the explicit options
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms
-    steps: int = 10000  # optimisation steps
+    steps: int = 10000  # optimisation steps (at most, with time_limit)
+    time_limit: Optional[float] = None  # wall-clock budget (s): stop, save and decay the LR over it; None = steps only
     batch_size: int = 1  # triplets (or frames for cyclegan) per domain per step
     lr: float = 2e-4  # Adam learning rate
     beta1: float = 0.5  # Adam beta1

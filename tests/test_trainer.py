@@ -182,3 +182,67 @@ def test_default_run_dir_under_models(domains, tmp_path, monkeypatch):
 def test_mmap_cache_in_run_folder(domains, tmp_path):
     train(config(domains, tmp_path / "run", steps=1, cache="mmap"))
     assert (tmp_path / "run" / "cache_A.npy").exists() and (tmp_path / "run" / "cache_B.npy").exists()
+
+
+def fake_clock(monkeypatch, tick=0.25):
+    """Drive the loop's clock: every reading advances ``tick`` s (4 readings a step: ~1 s a step)."""
+    import itertools
+
+    import retarget.train.loop as loop
+
+    counter = itertools.count()
+    monkeypatch.setattr(loop, "_now", lambda: next(counter) * tick)
+
+
+def test_budget_lr_schedule():
+    from retarget.train.loop import budget_lr_factor
+
+    assert [budget_lr_factor(f) for f in (0, 0.5, 0.75, 1.0, 1.5)] == pytest.approx([1, 1, 0.5, 0, 0])
+    assert budget_lr_factor(0.6, start=0.2) == pytest.approx(0.5)
+
+
+def test_time_limit_stops_saves_and_resume_continues(domains, tmp_path, monkeypatch, capsys):
+    fake_clock(monkeypatch)
+    cfg = config(domains, tmp_path / "run", steps=50, time_limit=3.5)
+    first = train(cfg)
+    assert first.stopped and "time limit" in first.stopped and not first.interrupted
+    assert 2 <= first.steps < 10  # about 1 s a step on the fake clock
+    state = ckpt.load_state(tmp_path / "run" / ckpt.STATE)
+    assert state["step"] == first.steps and state["elapsed"] >= 3.5  # checkpoint of the last step, with its clock
+    assert "time limit of 3.5 s reached" in capsys.readouterr().err
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert lrs[0] == pytest.approx(cfg.lr) and lrs[-1] < cfg.lr  # the LR decays over the budget, not the 50 steps
+    # the same budget again: already spent, nothing more to do
+    assert train(replace(cfg, resume=True)).steps == first.steps
+    # a larger budget continues from the saved clock
+    more = train(replace(cfg, resume=True, time_limit=7.5))
+    assert first.steps < more.steps < 50 and "time limit" in more.stopped
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == more.steps
+
+
+def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):
+    from retarget.train.hooks import Hook
+
+    class CountHook(Hook):
+        def __init__(self):
+            self.calls, self.seen_dir = [], None
+
+        def before_train(self, trainer):
+            self.seen_dir = trainer.run_dir
+
+        def after_step(self, trainer):
+            assert set(trainer.nets) >= {"G_AB", "G_BA"} and trainer.losses
+            self.calls.append(trainer.step)
+
+        def state_dict(self):
+            return {"calls": list(self.calls)}
+
+        def load_state_dict(self, state):
+            self.calls = list(state["calls"])
+
+    hook = CountHook()
+    train(config(domains, tmp_path / "run", steps=4), on_step=stop_at(2), hooks=[hook])
+    assert hook.calls == [1, 2] and hook.seen_dir == tmp_path / "run"
+    resumed = CountHook()
+    train(config(domains, tmp_path / "run", steps=4, resume=True), hooks=[resumed])
+    assert resumed.calls == [1, 2, 3, 4]  # the saved state came back, then steps 3 and 4
