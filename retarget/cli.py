@@ -215,6 +215,10 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)] = False,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.", rich_help_panel=RUN)] = 1000,
     preview_every: Annotated[int, typer.Option(min=1, help="Steps between preview grids.", rich_help_panel=RUN)] = 500,
+    preview_frames: Annotated[
+        int,
+        typer.Option(min=0, help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN),
+    ] = 48,
     log_every: Annotated[int, typer.Option(min=1, help="Steps between metrics lines.", rich_help_panel=RUN)] = 10,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.", rich_help_panel=RUN)] = None,
 ) -> None:
@@ -258,6 +262,7 @@ def train(
         overwrite=overwrite,
         checkpoint_every=checkpoint_every,
         preview_every=preview_every,
+        preview_frames=preview_frames,
         log_every=log_every,
         threads=threads,
     )

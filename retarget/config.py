@@ -117,6 +117,7 @@ class TrainConfig:
     overwrite: bool = False  # start afresh even if `out` holds a run
     checkpoint_every: int = 1000  # steps between checkpoints
     preview_every: int = 500  # steps between preview grids
+    preview_frames: int = 48  # consecutive A frames translated to a video at each preview; 0 disables
     log_every: int = 10  # steps between metrics.jsonl lines
     threads: Optional[int] = None  # CPU threads for torch; None leaves torch's default
 

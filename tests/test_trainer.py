@@ -56,7 +56,7 @@ def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
     assert result.steps == 4 and not result.interrupted and result.run_dir == run
     assert {p.name for p in run.iterdir()} >= {"config.json", "weights.safetensors", "state.pt",
                                                 "metrics.jsonl", "loss_curve.png", "previews"}
-    assert sorted(p.name for p in (run / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (run / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert json.loads((run / "config.json").read_text())["steps"] == 4
     assert load_run(run).data["A"].align == "none"  # stored once, in the weights metadata
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -144,7 +144,7 @@ def test_existing_run_and_incompatible_resume(domains, tmp_path):
         train(config(domains, tmp_path / "fresh", resume=True))
     again = train(config(domains, tmp_path / "run", steps=2, overwrite=True))
     assert again.steps == 2
-    assert [p.name for p in (tmp_path / "run" / "previews").iterdir()] == ["step_0000002.png"]
+    assert [p.name for p in (tmp_path / "run" / "previews").glob("*.png")] == ["step_0000002.png"]
 
 
 def test_bad_size_and_bad_dataset_are_one_line(domains, tmp_path):
@@ -246,3 +246,36 @@ def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):
     resumed = CountHook()
     train(config(domains, tmp_path / "run", steps=4, resume=True), hooks=[resumed])
     assert resumed.calls == [1, 2, 3, 4]  # the saved state came back, then steps 3 and 4
+
+
+def test_temporal_preview_video_and_warping_error(domains, tmp_path):
+    import av
+
+    train(config(domains, tmp_path / "run", steps=4, preview_every=2, log_every=3, preview_frames=5))
+    previews = tmp_path / "run" / "previews"
+    assert sorted(p.name for p in previews.glob("*.mp4")) == ["source.mp4", "step_0000002.mp4", "step_0000004.mp4"]
+    for name in ("source.mp4", "step_0000004.mp4"):
+        with av.open(str(previews / name)) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            assert c.streams.video[0].codec_context.name == "h264"
+        assert len(frames) == 5 and frames[0].shape == (32, 32, 3)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # log_every 3: steps 3 and 4 are due; step 2 is logged for its preview numbers
+    assert [r["step"] for r in records] == [2, 3, 4]
+    temporal = [r for r in records if "temporal/warp_error" in r]
+    assert [r["step"] for r in temporal] == [2, 4]
+    assert all(r["temporal/warp_error"] >= 0 and r["temporal/warp_error_source"] >= 0 for r in temporal)
+
+
+def test_preview_clip_is_the_middle_of_the_longest_segment():
+    import numpy as np
+
+    from retarget.train.data import DomainData
+    from retarget.train.temporal_preview import preview_clip
+
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 6, 8, 3), np.uint8)
+    frames[:, 1:5, 2:6] += 100  # the centre 4x4 is marked
+    domain = DomainData("d", "d", frames, [np.arange(0, 5), np.arange(5, 17), np.arange(17, 20)])
+    clip = preview_clip(domain, 4, 4)
+    assert clip.shape == (4, 4, 4, 3) and list(clip[:, 0, 0, 0]) == [109, 110, 111, 112] and (clip >= 100).all()
+    assert len(preview_clip(domain, 48, 4)) == 12  # the whole segment when it is shorter

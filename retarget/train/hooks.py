@@ -11,9 +11,11 @@ Inside, a hook reads ``trainer.step`` (steps done), ``trainer.losses``, ``traine
 ``trainer.nets``, ``trainer.stepper.objective``, ``trainer.run_dir``, ``trainer.cfg``,
 ``trainer.elapsed``, ``trainer.records`` (metrics so far) and ``trainer.is_main`` (only
 rank 0 writes files); ``trainer.due(every)`` says whether a periodic job is due
-(every ``every`` steps and at the last step). It may call ``trainer.request_stop(reason)``
-or ``trainer.save_checkpoint()`` (collective: on every rank), and enter context managers
-into ``trainer.resources`` so they close when the loop ends.
+(every ``every`` steps and at the last step). It may call ``trainer.put_metric(key,
+value)`` (the value lands in this step's ``metrics.jsonl`` line; the hook must come
+before :class:`Metrics`), ``trainer.request_stop(reason)`` or ``trainer.save_checkpoint()``
+(collective: on every rank), and enter context managers into ``trainer.resources`` so
+they close when the loop ends.
 
 A hook that must survive a resume returns its state from :meth:`Hook.state_dict`
 (tensors, numbers, strings, lists and dicts only: it goes into ``state.pt`` under its
@@ -90,7 +92,11 @@ class TimeLimit(Hook):
 
 
 class Metrics(Hook):
-    """Mean losses, LR, it/s and data time every ``every`` steps, appended to ``metrics.jsonl``."""
+    """Mean losses, LR, it/s and data time every ``every`` steps, appended to ``metrics.jsonl``.
+
+    Values other hooks put with ``trainer.put_metric`` (before this hook in the list) go
+    into the same record; a step with such values is logged even when not due.
+    """
 
     def __init__(self, every: int) -> None:
         self.every = every
@@ -104,11 +110,13 @@ class Metrics(Hook):
         self.n += 1
         self.data_time += trainer.data_time
         self.busy += trainer.step_time
-        if not trainer.due(self.every):
+        if not (trainer.due(self.every) or trainer.pending_metrics):
             return
         # it/s counts data and step time only, not previews and checkpoints
         record: dict[str, Any] = {"step": trainer.step, **{f"loss/{k}": v / self.n for k, v in self.sums.items()}}
         record.update(lr=trainer.lr, it_s=self.n / max(self.busy, 1e-9), data_s=self.data_time / self.n)
+        record.update(trainer.pending_metrics)
+        trainer.pending_metrics.clear()
         self.sums, self.n, self.data_time, self.busy = {}, 0, 0.0, 0.0
         log(trainer, record)
 

@@ -72,6 +72,7 @@ class Trainer:
         lr: the generator LR the last step used.
         data_time, step_time: seconds the last step spent loading its batch, and in total.
         records: metrics records logged so far (rank 0; written by the metrics hook).
+        pending_metrics: values hooks put for this step's record (:meth:`put_metric`).
         last_saved: step of the last checkpoint on disk, or None.
         stop_reason: why the loop is stopping early (a hook asked), or None.
         interrupted: stopped by Ctrl-C.
@@ -102,6 +103,7 @@ class Trainer:
         self.lr = cfg.lr
         self.data_time = self.step_time = 0.0
         self.records: list[dict[str, Any]] = []
+        self.pending_metrics: dict[str, float] = {}
         self.last_saved: Optional[int] = None
         self.stop_reason: Optional[str] = None
         self.interrupted = False
@@ -126,6 +128,10 @@ class Trainer:
     def due(self, every: int) -> bool:
         """Whether a job run every ``every`` steps (and at the last step) is due now."""
         return self.step % every == 0 or self.finishing
+
+    def put_metric(self, key: str, value: float) -> None:
+        """Add ``key: value`` to this step's ``metrics.jsonl`` record (call before the metrics hook runs)."""
+        self.pending_metrics[key] = float(value)
 
     def request_stop(self, reason: str) -> None:
         """End the run cleanly after the current step (hooks after this one still see it as the last)."""

@@ -51,6 +51,7 @@ from retarget.train.hooks import (
 )
 from retarget.train.loop import Trainer, lr_factor
 from retarget.train.preview import read_metrics, write_metrics
+from retarget.train.temporal_preview import TemporalPreview, preview_clip
 
 #: Files a run folder may hold; --overwrite removes exactly these.
 RUN_FILES = (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG, ckpt.DATA, METRICS, LOSS_CURVE, "cache_A.npy", "cache_A.json",
@@ -242,8 +243,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     trainer.train()
     if ctx.is_main:
         _print_summary(trainer, time.perf_counter() - t_begin)
-    last = trainer.records[-1] if trainer.records else {}
-    return TrainResult(run_dir, trainer.step, last, trainer.interrupted, nets, trainer.stop_reason)
+    return TrainResult(run_dir, trainer.step, _last_losses(trainer.records), trainer.interrupted, nets, trainer.stop_reason)
 
 
 def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict[str, DomainData]:
@@ -270,16 +270,25 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
 def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook]:
     """The hooks of every run, in the order they run after a step.
 
-    The time limit comes first, so the jobs after it know the step is the last; the
-    checkpoint comes after the previews and metrics it refers to; the user's callback
-    and the Ctrl-C check come last, as before the split.
+    The time limit comes first, so the jobs after it know the step is the last; hooks
+    that put metrics come before :class:`Metrics`, which writes them; the checkpoint
+    comes after the previews and metrics it refers to; the user's callback and the
+    Ctrl-C check (added by :func:`train`) come last, as before the split.
     """
     hooks: list[Hook] = []
     if cfg.time_limit:
         hooks.append(TimeLimit(cfg.time_limit))
+    clip = preview_clip(domains["A"], cfg.preview_frames, cfg.model.size) if cfg.preview_frames else None
+    if clip is not None and len(clip) >= 2:
+        hooks.append(TemporalPreview(clip, cfg.preview_every))  # puts metrics: before Metrics
     hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every)]
     hooks.append(Checkpoint(cfg.checkpoint_every))
     return hooks
+
+
+def _last_losses(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last metrics record with loss terms (other hooks log lines of their own)."""
+    return next((r for r in reversed(records) if any(k.startswith("loss/") for k in r)), {})
 
 
 def _print_summary(trainer: Trainer, elapsed: float) -> None:
@@ -292,7 +301,7 @@ def _print_summary(trainer: Trainer, elapsed: float) -> None:
             markup=False,
         )
         return
-    last = trainer.records[-1] if trainer.records else {}
+    last = _last_losses(trainer.records)
     rate = (done - trainer.start) / max(elapsed, 1e-9)
     summary = " ".join(f"{k[5:]}={last[k]:.3f}" for k in ("loss/loss_G", "loss/loss_D") if k in last)
     stopped = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
