@@ -88,22 +88,27 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 def resume_command(cfg: TrainConfig, run_dir: Path) -> str:
-    """The ``retarget train`` command line that resumes ``cfg``'s run in ``run_dir``."""
+    """The ``retarget train`` command line that resumes ``cfg``'s run in ``run_dir``.
+
+    Names the options that differ from their defaults (the config dataclasses'), and the
+    architecture options that differ from the preset's.
+    """
     m = cfg.model
     parts = ["retarget", "train", cfg.a_dir, cfg.b_dir, "--out", str(run_dir)]
-    if m.model != "recycle":
+    defaults = TrainConfig(cfg.a_dir, cfg.b_dir)
+    if m.model != defaults.model.model:
         parts += ["--model", m.model]
-    if cfg.preset != "default":
+    if cfg.preset != defaults.preset:
         parts += ["--preset", cfg.preset]
-    if m.size != 128:
+    if m.size != defaults.model.size:
         parts += ["--size", str(m.size)]
     base = model_preset(cfg.preset, model=m.model, size=m.size)
     for name in ("ngf", "blocks", "ndf", "npf", "p_depth"):
         if getattr(m, name) != getattr(base, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(m, name))]
-    if cfg.steps != 10000:
+    if cfg.steps != defaults.steps:
         parts += ["--steps", str(cfg.steps)]
-    if cfg.time_limit:
+    if cfg.time_limit != defaults.time_limit:
         parts += ["--time-limit", f"{cfg.time_limit:g}"]
     return " ".join(parts + ["--resume"])
 
