@@ -8,7 +8,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_train_data import write_frames
+from helpers import write_frames
 
 from retarget.config import TrainConfig, model_preset
 from retarget.run import checkpoint as ckpt

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_audio_only, make_video, read_code, write_text_file
-from render_helpers import audio_codecs, make_test_video, read_video_pts, stream_durations
+from helpers import audio_codecs, make_audio_only, make_video, read_code, read_video_pts, stream_durations, write_text_file
 from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_generator
@@ -86,7 +85,7 @@ def test_vfr_odd_size_and_no_audio(tmp_path, run_dir):
     assert summary.audio == [] and audio_codecs(out) == []
     assert read_video_pts(out)[0] == pytest.approx(read_video_pts(src)[0], abs=1e-3)
 
-    odd = make_test_video(tmp_path / "odd.mkv", width=45, height=35, video_codec="ffv1", audio="aac", frames=6)
+    odd = make_video(tmp_path / "odd.mkv", size=(45, 35), codec="ffv1", audio="aac", frames=6)
     out = tmp_path / "odd.out.mp4"
     summary = _render(odd, out, run_dir, output_size="source")
     assert (summary.width, summary.height) == (46, 36)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_train_data import write_frames
+from helpers import write_frames
 from typer.testing import CliRunner
 
 from retarget.cli import app

@@ -9,20 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import write_frames
 
 from retarget.errors import RetargetError
 from retarget.train.data import TripletSampler, default_load_size, load_domain
-
-
-def write_frames(folder: Path, n: int, size: int = 20, start: int = 0) -> Path:
-    """Frames whose pixel value encodes their index (R = 10 * i), so samples are traceable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = np.zeros((size, size, 3), np.uint8)
-        img[..., 2] = 10 * (start + i)  # BGR on disk: channel 2 is red
-        img[:, : size // 2, 1] = 200  # a left/right asymmetry to see flips
-        cv2.imwrite(str(folder / f"f{start + i}.png"), img)
-    return folder
 
 
 def write_manifest(folder: Path, segments: list[int]) -> Path:

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 import torch
-from test_train_data import write_frames
+from helpers import write_frames
 
 from retarget.config import TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
