@@ -33,6 +33,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from common import ROOT, load_average
 
 from retarget.config import ExtractConfig, FaceConfig
 from retarget.dataset.extract import extract
@@ -40,12 +41,7 @@ from retarget.errors import RetargetError
 from retarget.progress import console
 from retarget.video.reader import VideoReader, probe
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f}"
+load = load_average
 
 
 def cpu_seconds() -> float:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from retarget.atomic import atomic_file
-from retarget.config import DemoConfig, ExtractConfig, LossConfig, RenderConfig, TrainConfig, model_preset
+from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, model_preset
 from retarget.demo import synth
 from retarget.errors import RetargetError
 from retarget.progress import console
@@ -167,9 +167,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
     Raises:
         RetargetError: ``out`` is a non-demo folder, or a stage fails on its input.
     """
-    from retarget.dataset.extract import extract
-    from retarget.render.render import render
-    from retarget.train.trainer import train
+    from retarget.pipeline import extract_domains, render_with, train_on
 
     if cfg.size < 32 or cfg.size % 2:
         raise RetargetError(f"demo size {cfg.size}: must be even and at least 32 px")
@@ -187,24 +185,17 @@ def demo(cfg: DemoConfig) -> DemoSummary:
         )[0]
 
     with _stage("extract", timings):
-        for name, clips in (("A", clips_a), ("B", clips_b)):
-            extract(
-                ExtractConfig(
-                    videos=tuple(str(c.path) for c in clips),
-                    output=str(out / "data" / name),
-                    size=cfg.size,
-                    overwrite=True,
-                    workers=2,
-                )
-            )
+        videos = {"A": [c.path for c in clips_a], "B": [c.path for c in clips_b]}
+        data = extract_domains(videos, out, ExtractConfig(videos=(), size=cfg.size, workers=2))
 
     run_dir = out / "run"
     with _stage("train", timings, f"train ({cfg.steps} steps, tiny preset, {cfg.size} px)"):
-        train(
+        train_on(
+            data,
+            run_dir,
             TrainConfig(
-                a_dir=str(out / "data" / "A"),
-                b_dir=str(out / "data" / "B"),
-                out=str(run_dir),
+                "",
+                "",
                 preset="tiny",
                 model=model_preset("tiny", model="recycle", size=cfg.size),
                 loss=LossConfig(),
@@ -212,7 +203,6 @@ def demo(cfg: DemoConfig) -> DemoSummary:
                 # B's stripes run one way only; mirrored crops would teach a criss-cross texture
                 flip=False,
                 seed=cfg.seed,
-                overwrite=True,
                 checkpoint_every=cfg.steps,
                 preview_every=max(cfg.steps // 3, 1),
                 log_every=max(cfg.steps // 60, 1),
@@ -224,7 +214,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
 
     translated = out / "translated.mp4"
     with _stage("render", timings):
-        render(RenderConfig(input=str(held.path), output=str(translated), model=str(run_dir), overwrite=True))
+        render_with(run_dir, held.path, translated)
 
     with _stage("measure", timings):
         frames_in = synth.read_frames(held.path)
