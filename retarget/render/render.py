@@ -169,6 +169,7 @@ class _Item:
     result: Optional[np.ndarray] = None
 
 
+# Longer than 60 lines on purpose: the produce/transform/compose closures share the render state; to split with --stabilize.
 def translate_video(
     cfg: RenderConfig,
     translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],

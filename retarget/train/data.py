@@ -89,6 +89,7 @@ def _cache_key(files: Sequence[Path], load_size: int) -> str:
     return h.hexdigest()
 
 
+# Longer than 60 lines on purpose: cache hit, decode, segment split and cache write share the file list and shapes.
 def load_domain(
     path: str | os.PathLike[str],
     load_size: int,

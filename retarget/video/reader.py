@@ -277,6 +277,7 @@ class VideoReader:
             self._container.close()
             self._container = None
 
+    # Longer than 60 lines on purpose: the decode loop with its error counting and timestamp repair.
     def _decoded(self) -> Iterator[Frame]:
         """Every decodable frame from ``start`` on, before range and rate selection."""
         self.close()
