@@ -26,6 +26,7 @@ passed to :func:`retarget.train.trainer.train` with ``hooks=``; the loop needs n
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -200,7 +201,6 @@ def note(trainer: "Trainer", text: str) -> None:
 
 def eval_mode(nets: dict[str, torch.nn.Module]) -> Any:
     """Context manager: ``nets`` in eval mode without gradients, their modes restored after."""
-    import contextlib
 
     @contextlib.contextmanager
     def scope() -> Any:
