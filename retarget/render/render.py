@@ -29,8 +29,9 @@ from retarget.config import FaceConfig, RenderConfig
 from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner, Continuity
+from retarget.geometry import center_crop, center_crop_matrix, place_back
 from retarget.progress import console, make_progress
-from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
+from retarget.render.compose import side_by_side
 from retarget.render.pipeline import run_stages
 from retarget.run import load_run
 from retarget.video.reader import VideoInfo, VideoReader, probe
