@@ -154,7 +154,6 @@ def _dist(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.linalg.norm(a - b)), 2)
 
 
-# Longer than 60 lines on purpose: the demo stages in order, each timed; it reads as the script a user would write.
 def demo(cfg: DemoConfig) -> DemoSummary:
     """Build two synthetic domains, extract, train (tiny preset), render, and measure.
 
@@ -191,62 +190,77 @@ def demo(cfg: DemoConfig) -> DemoSummary:
 
     run_dir = out / "run"
     with _stage("train", timings, f"train ({cfg.steps} steps, tiny preset, {cfg.size} px)"):
-        train_on(
-            data,
-            run_dir,
-            TrainConfig(
-                "",
-                "",
-                preset="tiny",
-                model=model_preset("tiny", model="recycle", size=cfg.size),
-                loss=LossConfig(),
-                steps=cfg.steps,
-                # B's stripes run one way only; mirrored crops would teach a criss-cross texture
-                flip=False,
-                seed=cfg.seed,
-                checkpoint_every=cfg.steps,
-                preview_every=max(cfg.steps // 3, 1),
-                log_every=max(cfg.steps // 60, 1),
-                # The tiny networks gain little from a second thread (~105 vs ~90 ms a step on
-                # 2 cores), but on a busy machine 2 threads can be 6x slower than 1.
-                threads=1,
-            )
-        )
+        train_on(data, run_dir, _train_config(cfg))
 
     translated = out / "translated.mp4"
     with _stage("render", timings):
         render_with(run_dir, held.path, translated)
 
     with _stage("measure", timings):
-        frames_in = synth.read_frames(held.path)
-        frames_out = synth.read_frames(translated)
-        n = min(len(frames_in), len(frames_out))
-        if n == 0:
-            raise RetargetError(f"{translated}: the render wrote no frames")
-        frames_in, frames_out = frames_in[:n], frames_out[:n]
-        if frames_out.shape[1:3] != frames_in.shape[1:3]:
-            frames_out = np.stack([cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out])
-        reference = synth.render_clip("B", held.motion, cfg.size, seed=held.seed)[:n]
-        color_a = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_a]))
-        color_b = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_b]))
-        before, after = synth.mean_rgb(frames_in), synth.mean_rgb(frames_out)
-        track_in, track_out = synth.object_centroids(frames_in), synth.object_centroids(frames_out)
-
-        side = np.concatenate([frames_in, frames_out, reference], axis=2)
-        side_path = synth.write_video(
-            out / "side_by_side.mp4", side, fps=FPS, audio=synth.tone(HELDOUT_FRAMES / FPS, held.seed, "A")
-        )
-        preview = out / "preview.png"
-        _write_png(
-            preview,
-            preview_grid([("input A", frames_in), ("A -> B", frames_out), ("B, same motion", reference)]),
-        )
+        measured = _measure(out, cfg, held, clips_a, clips_b, translated)
     timings["total"] = round(time.perf_counter() - t_start, 2)
 
     summary = DemoSummary(
-        out=str(out),
-        run=str(run_dir),
-        translated=str(translated),
+        out=str(out), run=str(run_dir), translated=str(translated), steps=cfg.steps, size=cfg.size, timings=timings,
+        **measured,
+    )
+    with atomic_file(out / "summary.json") as tmp:
+        record = asdict(summary) | {"looks_like_b": summary.looks_like_b, "moves_like_a": summary.moves_like_a}
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    _print(summary)
+    return summary
+
+
+def _train_config(cfg: DemoConfig) -> TrainConfig:
+    """The demo's training options (the paths are filled in by :func:`retarget.pipeline.train_on`)."""
+    return TrainConfig(
+        "",
+        "",
+        preset="tiny",
+        model=model_preset("tiny", model="recycle", size=cfg.size),
+        loss=LossConfig(),
+        steps=cfg.steps,
+        # B's stripes run one way only; mirrored crops would teach a criss-cross texture
+        flip=False,
+        seed=cfg.seed,
+        checkpoint_every=cfg.steps,
+        preview_every=max(cfg.steps // 3, 1),
+        log_every=max(cfg.steps // 60, 1),
+        # The tiny networks gain little from a second thread (~105 vs ~90 ms a step on
+        # 2 cores), but on a busy machine 2 threads can be 6x slower than 1.
+        threads=1,
+    )
+
+
+def _measure(out: Path, cfg: DemoConfig, held: Any, clips_a: list, clips_b: list, translated: Path) -> dict[str, Any]:
+    """Compare the translation with the input, the domains' colours and B rendered with the same motion.
+
+    Writes ``side_by_side.mp4`` and ``preview.png``; returns the :class:`DemoSummary` fields it measured.
+    """
+    frames_in = synth.read_frames(held.path)
+    frames_out = synth.read_frames(translated)
+    n = min(len(frames_in), len(frames_out))
+    if n == 0:
+        raise RetargetError(f"{translated}: the render wrote no frames")
+    frames_in, frames_out = frames_in[:n], frames_out[:n]
+    if frames_out.shape[1:3] != frames_in.shape[1:3]:
+        frames_out = np.stack([cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out])
+    reference = synth.render_clip("B", held.motion, cfg.size, seed=held.seed)[:n]
+    color_a = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_a]))
+    color_b = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_b]))
+    before, after = synth.mean_rgb(frames_in), synth.mean_rgb(frames_out)
+    track_in, track_out = synth.object_centroids(frames_in), synth.object_centroids(frames_out)
+
+    side = np.concatenate([frames_in, frames_out, reference], axis=2)
+    side_path = synth.write_video(
+        out / "side_by_side.mp4", side, fps=FPS, audio=synth.tone(HELDOUT_FRAMES / FPS, held.seed, "A")
+    )
+    preview = out / "preview.png"
+    _write_png(
+        preview,
+        preview_grid([("input A", frames_in), ("A -> B", frames_out), ("B, same motion", reference)]),
+    )
+    return dict(
         side_by_side=str(side_path),
         preview=str(preview),
         color_a=[round(v, 2) for v in color_a.tolist()],
@@ -259,15 +273,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
         dist_after_to_b=_dist(after, color_b),
         motion_correlation=round(synth.track_correlation(track_in, track_out), 4),
         motion_error=round(float(np.linalg.norm(track_in - track_out, axis=1).mean()), 4),
-        steps=cfg.steps,
-        size=cfg.size,
-        timings=timings,
     )
-    with atomic_file(out / "summary.json") as tmp:
-        data = asdict(summary) | {"looks_like_b": summary.looks_like_b, "moves_like_a": summary.moves_like_a}
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-    _print(summary)
-    return summary
 
 
 def _print(s: DemoSummary) -> None:
