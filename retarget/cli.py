@@ -8,8 +8,9 @@ inside the commands so ``retarget --help`` and ``--version`` answer at once.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from typing import Annotated, Callable, Literal, Optional, TypeVar
+from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
 
 import typer
 
@@ -27,6 +28,7 @@ from retarget.config import (
 from retarget.errors import RetargetError
 
 R = TypeVar("R")
+C = TypeVar("C")
 
 app = typer.Typer(
     name="retarget",
@@ -67,6 +69,15 @@ def _run(fn: Callable[[], R]) -> R:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True, fg="yellow")
         raise typer.Exit(130) from None
+
+
+def _config(cls: type[C], flags: dict[str, Any], **given: Any) -> C:
+    """``cls`` built from the flags named like its fields (each flag is one field), and ``given``.
+
+    Fields without a flag keep their dataclass default.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in flags.items() if k in names and k not in given}, **given)
 
 
 def _crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
@@ -125,26 +136,8 @@ def extract(
     workers: Annotated[int, typer.Option(min=1, help="Threads writing images.")] = ExtractConfig.workers,
 ) -> None:
     """Decode videos (and for faces: detect, align, smooth) into a frame dataset."""
-    cfg = ExtractConfig(
-        videos=tuple(videos),
-        output=output,
-        size=size,
-        format=format,
-        quality=quality,
-        fps=fps,
-        every=every,
-        start=start,
-        end=end,
-        max_frames=max_frames,
-        align=align,
-        crop=_crop(crop),
-        face=FaceConfig(
-            backend=backend, margin=margin, smooth=smooth, pick=face, detect_every=detect_every, detect_size=detect_size
-        ),
-        cut_threshold=cut_threshold,
-        overwrite=overwrite,
-        append=append,
-        workers=workers,
+    cfg = _config(
+        ExtractConfig, locals(), videos=tuple(videos), crop=_crop(crop), face=_config(FaceConfig, locals(), pick=face)
     )
     from retarget.dataset.extract import extract as run_extract
 
@@ -224,45 +217,7 @@ def train(
         arch = model_preset(preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    cfg = TrainConfig(
-        a_dir=a_dir,
-        b_dir=b_dir,
-        out=out,
-        preset=preset,
-        model=arch,
-        loss=LossConfig(
-            gan_loss=gan_loss,
-            cycle=cycle,
-            recurrent=recurrent,
-            recycle=recycle,
-            identity=identity,
-            similarity=similarity,
-            gp=gp,
-            tv=tv,
-        ),
-        steps=steps,
-        time_limit=time_limit,
-        batch_size=batch_size,
-        lr=lr,
-        beta1=beta1,
-        beta2=beta2,
-        decay_from=decay_from,
-        pool=pool,
-        load_size=load_size,
-        flip=flip,
-        seed=seed,
-        device=device,
-        amp=amp,
-        channels_last=channels_last,
-        cache=cache,
-        resume=resume,
-        overwrite=overwrite,
-        checkpoint_every=checkpoint_every,
-        preview_every=preview_every,
-        preview_frames=preview_frames,
-        log_every=log_every,
-        threads=threads,
-    )
+    cfg = _config(TrainConfig, locals(), model=arch, loss=_config(LossConfig, locals()))
     from retarget.train.trainer import train as run_train
 
     _run(lambda: run_train(cfg))
@@ -297,23 +252,7 @@ def render(
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = RenderConfig.amp,
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
-    cfg = RenderConfig(
-        input=input,
-        output=output,
-        model=model,
-        direction=direction,
-        align=align,
-        output_size=output_size,
-        mask=mask,
-        feather=feather,
-        color_match=color_match,
-        batch_size=batch_size,
-        crf=crf,
-        side_by_side=side_by_side,
-        overwrite=overwrite,
-        device=device,
-        amp=amp,
-    )
+    cfg = _config(RenderConfig, locals())
     from retarget.render.render import render as run_render
 
     _run(lambda: run_render(cfg))
@@ -327,7 +266,7 @@ def demo(
     size: Annotated[int, typer.Option(min=32, help="Frame size of the synthetic domains (px).")] = DemoConfig.size,
 ) -> None:
     """Make two synthetic video domains, then extract, train and render on them."""
-    cfg = DemoConfig(out=out, seed=seed, steps=steps, size=size)
+    cfg = _config(DemoConfig, locals())
     from retarget.demo.demo import demo as run_demo
 
     _run(lambda: run_demo(cfg))
