@@ -66,7 +66,10 @@ class Hook:
         """Once, after the last step or a Ctrl-C."""
 
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs of this hook (empty: nothing is saved)."""
+        """What a resumed run needs of this hook (empty: nothing is saved).
+
+        Rank 0's state is saved; on resume every rank loads it.
+        """
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
