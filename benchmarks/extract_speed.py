@@ -33,6 +33,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from common import ROOT, load_average
 
 from retarget.config import ExtractConfig, FaceConfig
 from retarget.dataset.extract import extract
@@ -40,12 +41,7 @@ from retarget.errors import RetargetError
 from retarget.progress import console
 from retarget.video.reader import VideoReader, probe
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f}"
+load = load_average
 
 
 def cpu_seconds() -> float:
@@ -82,7 +78,7 @@ def extract_fps(path: Path, tmp: Path, **kw) -> tuple[float, float, int]:
 def stages(path: Path, size: int = 256) -> dict[str, float]:
     """CPU ms per frame of each step of ``--align none`` (decoding uses FFmpeg's threads,
     the other steps one thread)."""
-    from retarget.dataset.extract import crop_none, none_matrix
+    from retarget.geometry import crop_none, none_matrix
     from retarget.dataset.scenes import SceneDetector
     from retarget.dataset.writer import PNG_PARAMS
 

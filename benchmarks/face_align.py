@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+from common import environment, load_average
 
 from retarget.config import FaceConfig
 from retarget.faces.align import STABLE_POINTS, apply, eye_centres, template_points
@@ -132,7 +132,7 @@ def main() -> None:
     except ImportError:
         pass
     data = Path(args.data)
-    print(f"load: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} CPUs)")
+    print(environment())
     base = FaceConfig()
     print(f"FaceConfig defaults: {dataclasses.asdict(base)}")
     imgs, times = frames_of(data / "carphone_pristine.mp4")
@@ -175,7 +175,7 @@ def main() -> None:
             for _ in range(30):
                 paste_back(big[0], face.crop, face.matrix, face.landmarks, color_match=cm)
             print(f"  color_match {cm}: {(time.process_time() - c0) / 30 * 1000:5.2f} ms")
-    print(f"load after: {os.getloadavg()[0]:.2f}")
+    print(f"after: {load_average()}")
 
 
 if __name__ == "__main__":

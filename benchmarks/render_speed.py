@@ -16,21 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# as the CLI does: OpenMP threads that spin while waiting would take the CPU the
-# decoder and encoder threads need (see docs/benchmarks.md, train)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# first: OpenMP threads that spin while waiting would take the CPU the decoder and
+# encoder threads need (see docs/benchmarks.md, train)
+from common import ROOT, environment  # noqa: I001,E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from retarget.config import RenderConfig, model_preset  # noqa: E402
 from retarget.nn.networks import build_generator  # noqa: E402
@@ -76,10 +71,8 @@ def overlap_only(video: Path, size: int, batch: int, out_dir: Path, seconds_per_
 
 
 def load() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "load unknown"
+    """The machine and its load, for the report."""
+    return environment()
 
 
 def write_section(text: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:

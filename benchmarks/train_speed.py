@@ -21,26 +21,21 @@ CPU, foreach instead of fused Adam), interleaved step by step, for docs/training
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 # Before torch loads libgomp: idle OpenMP threads sleep instead of spinning. On a
 # loaded machine a spinning thread steals the core its partner needs to reach the
 # barrier; measured 25.8 -> 5.6 s per official 128 px step at load ~4 on 2 cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from common import environment, load_average  # noqa: I001
 
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retarget.config import LossConfig, model_preset  # noqa: E402
 from retarget.nn.networks import build_networks  # noqa: E402
 from retarget.nn.objectives import make_objective  # noqa: E402
 from retarget.nn.step import Stepper, make_optimizers  # noqa: E402
-from retarget.train.pool import ImagePool  # noqa: E402
+from retarget.nn.pool import ImagePool  # noqa: E402
 
 
 def matmul_peak(n: int = 2048, reps: int = 3) -> float:
@@ -149,8 +144,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.backends.mkldnn.enabled = True
-    load = os.getloadavg()
-    print(f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(environment(args.threads))
     if args.predictor_study:
         predictor_study(args.predictor_study, args.study_steps)
         return
@@ -168,8 +162,7 @@ def main() -> None:
         del stepper
     if args.variants:
         variants(args.steps)
-    load = os.getloadavg()
-    print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"at the end: {load_average()}")
 
 
 def predictor_study(video: str, steps: int, size: int = 128, batch: int = 4) -> None:

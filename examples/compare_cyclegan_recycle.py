@@ -29,15 +29,12 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from retarget.config import ExtractConfig, RenderConfig, TrainConfig, model_preset
-from retarget.dataset.extract import extract
 from retarget.demo import synth
 from retarget.errors import RetargetError
-from retarget.render.render import render
-from retarget.train.trainer import train
+from retarget.pipeline import extract_domains, render_with, train_on
 
 
 def flicker(frames: np.ndarray) -> np.ndarray:
@@ -75,19 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             a_videos, b_videos = args.a, args.b
             source = Path(args.input or args.a[0])
-        for name, videos in (("A", a_videos), ("B", b_videos)):
-            extract(ExtractConfig(videos=tuple(videos), output=str(out / "data" / name), size=args.size,
-                                  max_frames=args.max_frames, overwrite=True))
-
+        data = extract_domains({"A": a_videos, "B": b_videos}, out,
+                               ExtractConfig(videos=(), size=args.size, max_frames=args.max_frames))
         results = {}
         for model in ("cyclegan", "recycle"):
             run = out / f"run_{model}"
-            train(TrainConfig(a_dir=str(out / "data" / "A"), b_dir=str(out / "data" / "B"), out=str(run),
-                              preset=args.preset, model=model_preset(args.preset, model=model, size=args.size),
-                              steps=args.steps, seed=args.seed, device=args.device, overwrite=True,
-                              checkpoint_every=args.steps, preview_every=max(args.steps // 4, 1)))
-            render(RenderConfig(input=str(source), output=str(out / f"{model}.mp4"), model=str(run),
-                                device=args.device, overwrite=True))
+            train_on(data, run, TrainConfig("", "", preset=args.preset,
+                                            model=model_preset(args.preset, model=model, size=args.size),
+                                            steps=args.steps, seed=args.seed, device=args.device,
+                                            checkpoint_every=args.steps, preview_every=max(args.steps // 4, 1)))
+            render_with(run, source, out / f"{model}.mp4", RenderConfig("", "", device=args.device))
             results[model] = synth.read_frames(out / f"{model}.mp4", max_frames=300)
     except RetargetError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -28,10 +28,8 @@ import sys
 from pathlib import Path
 
 from retarget.config import ExtractConfig, FaceConfig, RenderConfig, TrainConfig, model_preset
-from retarget.dataset.extract import extract
 from retarget.errors import RetargetError
-from retarget.render.render import render
-from retarget.train.trainer import train
+from retarget.pipeline import run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,43 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     face = FaceConfig(backend=args.backend)
     try:
-        for name, videos in (("A", args.a), ("B", args.b)):
-            extract(
-                ExtractConfig(
-                    videos=tuple(videos),
-                    output=str(out / "data" / name),
-                    size=args.size,
-                    align="face",
-                    face=face,
-                    max_frames=args.max_frames,
-                    overwrite=True,
-                )
-            )
-        train(
-            TrainConfig(
-                a_dir=str(out / "data" / "A"),
-                b_dir=str(out / "data" / "B"),
-                out=str(out / "run"),
+        result = run_pipeline(
+            args.a,
+            args.b,
+            args.input or args.a[0],
+            out,
+            extract_cfg=ExtractConfig(videos=(), size=args.size, align="face", face=face, max_frames=args.max_frames),
+            train_cfg=TrainConfig(
+                "",
+                "",
                 preset=args.preset,
                 model=model_preset(args.preset, model="recycle", size=args.size),
                 steps=args.steps,
                 device=args.device,
-                overwrite=True,
                 checkpoint_every=max(args.steps // 5, 1),
                 preview_every=max(args.steps // 10, 1),
-            )
-        )
-        source = Path(args.input or args.a[0])
-        result = out / f"{source.stem}_as_B.mp4"
-        render(
-            RenderConfig(
-                input=str(source),
-                output=str(result),
-                model=str(out / "run"),
-                side_by_side=args.side_by_side,
-                device=args.device,
-                overwrite=True,
-            )
+            ),
+            render_cfg=RenderConfig("", "", side_by_side=args.side_by_side, device=args.device),
         )
     except RetargetError as exc:
         print(f"error: {exc}", file=sys.stderr)

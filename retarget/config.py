@@ -60,7 +60,11 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of the networks; stored in every checkpoint to rebuild them."""
+    """Architecture of the networks; stored in every checkpoint to rebuild them.
+
+    The defaults are the ``default`` preset (:data:`PRESETS`), so ``ModelConfig()`` is
+    the architecture ``retarget train`` uses without options.
+    """
 
     model: ModelKind = "recycle"  # recycle (Recycle-GAN) or cyclegan
     size: int = 128  # training resolution (px); predictors are built for it
@@ -69,7 +73,7 @@ class ModelConfig:
     ndf: int = 64  # discriminator width
     d_layers: int = 3  # PatchGAN layers (3 gives the 70x70 receptive field)
     npf: int = 64  # predictor U-Net width
-    p_depth: int = 7  # U-Net down-sampling levels (7 = official unet_128)
+    p_depth: int = 5  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
     p_frames: int = 2  # frames the predictor sees (2 = official)
 
 
@@ -98,7 +102,8 @@ class TrainConfig:
     preset: Preset = "default"  # architecture preset applied before the explicit options
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms
-    steps: int = 10000  # optimisation steps
+    steps: int = 10000  # optimisation steps (at most, with time_limit)
+    time_limit: Optional[float] = None  # wall-clock budget (s): stop, save and decay the LR over it; None = steps only
     batch_size: int = 1  # triplets (or frames for cyclegan) per domain per step
     lr: float = 2e-4  # Adam learning rate
     beta1: float = 0.5  # Adam beta1
@@ -116,6 +121,7 @@ class TrainConfig:
     overwrite: bool = False  # start afresh even if `out` holds a run
     checkpoint_every: int = 1000  # steps between checkpoints
     preview_every: int = 500  # steps between preview grids
+    preview_frames: int = 48  # consecutive A frames translated to a video at each preview; 0 disables
     log_every: int = 10  # steps between metrics.jsonl lines
     threads: Optional[int] = None  # CPU threads for torch; None leaves torch's default
 
@@ -209,7 +215,7 @@ def replace(cfg: T, **changes: Any) -> T:
 #: ``tiny`` is for tests and the demo.
 PRESETS: dict[str, dict[str, int]] = {
     "official": dict(ngf=64, blocks=6, ndf=64, d_layers=3, npf=64, p_depth=7),
-    "default": dict(ngf=64, blocks=6, ndf=64, d_layers=3, npf=64, p_depth=5),
+    "default": {},  # ModelConfig's own defaults: ngf 64, blocks 6, ndf 64, d_layers 3, npf 64, p_depth 5
     "tiny": dict(ngf=8, blocks=2, ndf=8, d_layers=2, npf=8, p_depth=3),
 }
 

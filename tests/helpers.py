@@ -5,7 +5,9 @@ cut, stamps the frame index as an 8-bit code in a band at the bottom (``read_cod
 gets it back, so a test can tell which source frame a decoder returned) and can add
 an audio sine track, irregular timestamps (VFR) and rotation metadata.
 
-Other test modules import it: keep the signature stable.
+``write_frames`` writes a folder of traceable images (a plain training dataset), and
+``read_video_pts`` / ``stream_durations`` / ``audio_codecs`` inspect a written file.
+Other test modules import them: keep the signatures stable.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ VIDEO_CODECS: dict[str, tuple[str, str]] = {
     "cinepak": ("cinepak", "rgb24"),
     "vp9": ("libvpx-vp9", "yuv420p"),
     "mjpeg": ("mjpeg", "yuvj420p"),
+    "ffv1": ("ffv1", "yuv444p"),  # lossless; any size, odd ones included
 }
 
 #: Audio encoder used for ``audio=True`` in each container.
 DEFAULT_AUDIO = {".mp4": "aac", ".mov": "aac", ".mkv": "aac", ".avi": "mp3", ".webm": "opus"}
-AUDIO_CODECS = {"aac": "aac", "mp3": "libmp3lame", "ac3": "ac3", "opus": "libopus"}
+AUDIO_CODECS = {"aac": "aac", "mp3": "libmp3lame", "ac3": "ac3", "opus": "libopus", "pcm": "pcm_s16le"}
 
 CODE_BITS = 8  # frame index stamped modulo 256
 
@@ -122,18 +125,21 @@ def make_video(
     gop: int | None = None,
     drop: Sequence[int] = (),
     bframes: int = 0,
+    audio_offset: float = 0.0,
 ) -> Path:
     """Write a small synthetic video with PyAV and return its path.
 
     Args:
         path: output file; the suffix picks the container (.mp4 .avi .mkv .mov .webm).
         frames: number of video frames.
-        size: (width, height) in pixels of the stored (un-rotated) frames; even numbers.
+        size: (width, height) in pixels of the stored (un-rotated) frames; even numbers
+            (odd ones with ``codec="ffv1"``).
         fps: frame rate (the average one with ``vfr``).
-        codec: one of ``VIDEO_CODECS`` (h264, mpeg4, msmpeg4, cinepak, vp9, mjpeg);
+        codec: one of ``VIDEO_CODECS`` (h264, mpeg4, msmpeg4, cinepak, vp9, mjpeg, ffv1);
             default h264, or vp9 for .webm.
         audio: False for no audio; True for the container's usual codec; or a codec name
-            (aac, mp3, ac3, opus). The track is a 440 Hz sine for the video's duration.
+            (aac, mp3, ac3, opus, pcm or an encoder name such as pcm_s16le). The track is a
+            440 Hz sine for the video's duration.
         vfr: irregular timestamps, see :func:`frame_times`.
         scene_cuts: frame indices where a new scene (new colours) starts.
         rotation: display rotation in degrees counter-clockwise (90, 180, 270) stored as
@@ -147,6 +153,7 @@ def make_video(
             (mkv, mp4, mov), and ``vfr`` or ``drop`` writes with a 1 ms time base.
         bframes: B-frames between reference frames (h264 only); the decoder then
             reorders, see :func:`restamp_pts_as_dts`.
+        audio_offset: seconds between the video's start and the first audio sample.
 
     Frame ``i`` is :func:`synth_frame` ``(i, size, scene, frames)``, timed by
     :func:`frame_times`.
@@ -206,7 +213,8 @@ def make_video(
         for packet in vs.encode():
             out.mux(packet)
         if a_stream is not None:
-            _write_sine(out, a_stream, audio_seconds if audio_seconds is not None else frames / fps)
+            seconds = audio_seconds if audio_seconds is not None else frames / fps
+            write_sine(out, a_stream, seconds, offset=audio_offset)
     return path
 
 
@@ -234,7 +242,10 @@ def restamp_pts_as_dts(src: Union[str, Path], dst: Union[str, Path]) -> Path:
     return dst
 
 
-def _write_sine(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+def write_sine(
+    out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float, offset: float = 0.0
+) -> None:
+    """Encode a 440 Hz sine of ``seconds`` into ``stream``, starting ``offset`` s after zero."""
     sr = stream.codec_context.sample_rate
     channels = stream.codec_context.layout.nb_channels
     total = int(round(seconds * sr))
@@ -255,7 +266,7 @@ def _write_sine(out: av.container.OutputContainer, stream: av.audio.stream.Audio
             data = (data * 2147483647).astype(np.int32)
         af = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=stream.codec_context.layout.name)
         af.sample_rate = sr
-        af.pts = t0
+        af.pts = t0 + int(round(offset * sr))
         af.time_base = Fraction(1, sr)
         for packet in stream.encode(af):
             out.mux(packet)
@@ -277,7 +288,7 @@ def make_audio_only(path: Union[str, Path], seconds: float = 0.5, codec: str = "
     with av.open(str(path), mode="w") as out:
         a_stream = out.add_stream(AUDIO_CODECS.get(codec, codec), rate=44100)
         a_stream.layout = "mono"
-        _write_sine(out, a_stream, seconds)
+        write_sine(out, a_stream, seconds)
     return path
 
 
@@ -288,3 +299,52 @@ def truncate(path: Union[str, Path], fraction: float = 0.6, dest: Union[str, Pat
     dest = Path(dest) if dest is not None else path.with_name(path.stem + "_truncated" + path.suffix)
     dest.write_bytes(data[: int(len(data) * fraction)])
     return dest
+
+
+def write_frames(folder: Path, n: int, size: int = 20, start: int = 0) -> Path:
+    """Frames whose pixel value encodes their index (R = 10 * i), so samples are traceable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.zeros((size, size, 3), np.uint8)
+        img[..., 2] = 10 * (start + i)  # BGR on disk: channel 2 is red
+        img[:, : size // 2, 1] = 200  # a left/right asymmetry to see flips
+        cv2.imwrite(str(folder / f"f{start + i}.png"), img)
+    return folder
+
+
+def read_video_pts(path: Path) -> tuple[list[float], Fraction, float]:
+    """Decode ``path``: (frame times in seconds, in presentation order), time base, fps."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        times = [float(f.pts * s.time_base) for f in c.decode(s)]
+        return sorted(times), s.time_base, float(s.average_rate or 0)
+
+
+def stream_durations(path: Path) -> dict[str, float]:
+    """Seconds covered by the video and each audio stream, from their packets (pts + duration)."""
+    out: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for s in c.streams:
+            if s.type not in ("video", "audio"):
+                continue
+        first: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for p in c.demux():
+            if p.pts is None or p.size == 0:
+                continue
+            t0 = float(p.pts * p.time_base)
+            t1 = t0 + float((p.duration or 0) * p.time_base)
+            i = p.stream.index
+            first[i] = min(first.get(i, t0), t0)
+            last[i] = max(last.get(i, t1), t1)
+        for s in c.streams:
+            if s.index in last:
+                key = s.type if s.type == "video" else f"audio{s.index}"
+                out[key] = last[s.index] - first[s.index]
+    return out
+
+
+def audio_codecs(path: Path) -> list[str]:
+    """Codec names of the audio streams of ``path``."""
+    with av.open(str(path)) as c:
+        return [s.codec_context.name for s in c.streams.audio]

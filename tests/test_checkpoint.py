@@ -1,4 +1,4 @@
-"""Weights, training state and load_run of retarget.train.checkpoint."""
+"""Weights, training state and load_run of retarget.run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import torch
 from retarget.config import TrainConfig, model_preset, to_json
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_networks
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
+from retarget.run import load_run
 
 
 def tiny(model: str = "recycle", **kw):
@@ -33,15 +34,15 @@ def make_run(folder, cfg=None, data=None):
 def test_weights_round_trip_rebuilds_networks(tmp_path):
     nets = make_run(tmp_path / "run")
     (tmp_path / "run" / ckpt.CONFIG).write_text(to_json(TrainConfig("a", "b", model=tiny(), steps=9)))
-    run = ckpt.load_run(tmp_path / "run", "cpu")
+    run = load_run(tmp_path / "run", "cpu")
     assert run.model_cfg == tiny() and run.step == 7 and run.train_cfg.steps == 9
-    assert run.data["A"]["align"] == "face"
+    assert run.data["A"].align == "face"
     assert set(run.networks) == set(nets)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for name in ("G_AB", "G_BA"):
         assert not run.networks[name].training
         assert torch.allclose(run.networks[name](x), nets[name].eval()(x))
-    only = ckpt.load_run(tmp_path / "run" / ckpt.WEIGHTS, "cpu", names=("G_AB",))
+    only = load_run(tmp_path / "run" / ckpt.WEIGHTS, "cpu", names=("G_AB",))
     assert list(only.networks) == ["G_AB"] and only.train_cfg is not None
 
 
@@ -51,24 +52,24 @@ def test_newest_run_is_the_default(tmp_path, monkeypatch):
     past = time.time() - 100
     os.utime(tmp_path / "models" / "old" / ckpt.WEIGHTS, (past, past))
     monkeypatch.chdir(tmp_path)
-    run = ckpt.load_run(None, "cpu")
+    run = load_run(None, "cpu")
     assert run.run_dir.name == "new" and run.model_cfg.model == "cyclegan" and "P_A" not in run.networks
     with pytest.raises(RetargetError, match="P_A are not part of a cyclegan model"):
-        ckpt.load_run(None, "cpu", names=("G_AB", "P_A"))
+        load_run(None, "cpu", names=("G_AB", "P_A"))
 
 
 def test_load_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RetargetError, match="no trained run found"):
-        ckpt.load_run(None, "cpu")
+        load_run(None, "cpu")
     with pytest.raises(RetargetError, match="model not found"):
-        ckpt.load_run(tmp_path / "nope", "cpu")
+        load_run(tmp_path / "nope", "cpu")
     (tmp_path / "empty").mkdir()
     with pytest.raises(RetargetError, match="not a run folder"):
-        ckpt.load_run(tmp_path / "empty", "cpu")
+        load_run(tmp_path / "empty", "cpu")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 40)
     with pytest.raises(RetargetError, match="not a readable safetensors"):
-        ckpt.load_run(tmp_path / "junk.safetensors", "cpu")
+        load_run(tmp_path / "junk.safetensors", "cpu")
 
 
 def test_incompatible_weights(tmp_path):
@@ -83,10 +84,10 @@ def test_incompatible_weights(tmp_path):
     meta["model_config"] = to_json(tiny(blocks=3))
     save_file(tensors, str(tmp_path / "lie.safetensors"), metadata=meta)
     with pytest.raises(RetargetError, match="do not fit"):
-        ckpt.load_run(tmp_path / "lie.safetensors", "cpu")
+        load_run(tmp_path / "lie.safetensors", "cpu")
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(RetargetError, match="not a retarget checkpoint"):
-        ckpt.load_run(tmp_path / "other.safetensors", "cpu")
+        load_run(tmp_path / "other.safetensors", "cpu")
 
 
 def test_rng_state_round_trip(tmp_path):
@@ -131,3 +132,40 @@ def test_weights_are_written_atomically(tmp_path, monkeypatch):
     assert (tmp_path / "run" / ckpt.WEIGHTS).read_bytes() == before
     assert [p.name for p in (tmp_path / "run").iterdir()] == [ckpt.WEIGHTS]
     assert json.loads(ckpt.read_weights(tmp_path / "run" / ckpt.WEIGHTS)[0]["step"]) == 7
+
+
+def test_old_runs_keep_their_data_info_beside_the_weights(tmp_path):
+    import json
+
+    cfg = tiny()
+    nets = build_networks(cfg)
+    (tmp_path / "run").mkdir()
+    ckpt.save_weights(tmp_path / "run" / ckpt.WEIGHTS, nets, cfg, 3)  # no data in the metadata
+    old = {"A": {"align": "face", "size": 32, "face": {"margin": 0.3}, "crop": [1, 2, 30, 30], "name": "a"}}
+    (tmp_path / "run" / ckpt.DATA).write_text(json.dumps(old))
+    info = load_run(tmp_path / "run", "cpu").data["A"]
+    assert info.align == "face" and info.face.margin == 0.3 and info.crop == (1, 2, 30, 30)
+    assert info.cut_threshold is None and info.scene_threshold() == 0.5  # dataset gone: extract's default
+
+
+def test_data_info_round_trips_through_the_weights_metadata(tmp_path):
+    from retarget.config import FaceConfig
+    from retarget.run import DataInfo
+
+    info = DataInfo("face", 32, FaceConfig(margin=0.2), (0, 0, 10, 10), 0.4, "a", "/x", 9)
+    make_run(tmp_path / "run", data={"A": info, "B": DataInfo()})
+    loaded = load_run(tmp_path / "run", "cpu").data
+    assert loaded["A"] == info and loaded["B"] == DataInfo()
+
+
+def test_importing_render_does_not_load_the_trainer():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, retarget.render.render, retarget.run; "
+        "bad = [m for m in sys.modules if m.startswith(('retarget.train', 'retarget.nn.step', 'retarget.nn.objectives'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -8,10 +8,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_train_data import write_frames
+from helpers import write_frames
 
 from retarget.config import TrainConfig, model_preset
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
 
 
 def _free_port() -> int:
@@ -103,3 +103,45 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     messages = [(tmp_path / f"nan{r}.txt").read_text() for r in range(2)]
     assert all("at step 2" in m and "step 1" in m for m in messages), messages
     assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 1
+
+
+def _time_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    import itertools
+
+    import retarget.train.loop as loop
+    from retarget.train import train
+
+    ticks = itertools.count()
+    tick = 0.05 if rank == 0 else 0.15  # rank 1's clock runs three times faster
+    loop._now = lambda: next(ticks) * tick
+    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=40, time_limit=2.0, pool=0,
+                      device="cpu", checkpoint_every=100, preview_every=100, preview_frames=0, log_every=1)
+    result = train(cfg)
+    state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
+    torch.save({"weights": state, "steps": result.steps, "stopped": result.stopped or ""}, f"{dump}/time{rank}.pt")
+
+
+@pytest.mark.slow
+def test_time_limit_ranks_agree_on_the_clock(tmp_path):
+    a = str(write_frames(tmp_path / "a", 8, size=36))
+    b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
+    ctx = mp.spawn(_time_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2,
+                   join=False)
+    import time
+
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=5):  # ranks that disagree on the clock would hang in a collective
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.terminate()
+            pytest.fail("ranks did not stop together at the time limit")
+    r0 = torch.load(tmp_path / "time0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "time1.pt", weights_only=True)
+    # the slower clock alone would have run ~10 steps: the ranks stop together at the faster one's budget
+    assert r0["steps"] == r1["steps"] < 8 and "time limit" in r0["stopped"]
+    for k, v in r0["weights"].items():  # the same LR on both ranks: the weights stay identical
+        assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == r0["steps"]

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from helpers import make_audio_only, make_video, read_code, truncate, write_text_file
 from retarget.cli import app
 from retarget.config import ExtractConfig, FaceConfig
-from retarget.dataset.extract import crop_none, extract, none_matrix
+from retarget.dataset.extract import extract
+from retarget.geometry import crop_none, none_matrix
 from retarget.dataset.manifest import read_dataset
 from retarget.errors import RetargetError
 from retarget.video.reader import VideoReader

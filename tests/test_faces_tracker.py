@@ -294,3 +294,23 @@ def test_carphone_stretched_like_a_cartoon_keeps_its_track(shared_video):
             out = aligner(image, float(f.time))
             tracks.append(None if out is None else out.track)
     assert tracks == [0] * 60
+
+
+def test_continuity_resets_at_cuts_holes_and_time_gaps_but_not_on_the_first_frame():
+    from retarget.faces import Continuity
+
+    class Counting:
+        resets = 0
+
+        def __call__(self, image, time):
+            return None
+
+        def reset(self):
+            self.resets += 1
+
+    aligner = Counting()
+    rule = Continuity(aligner, max_gap=0.1)
+    got = [rule(False, 0, 0.0), rule(False, 0, 0.04), rule(True, 0, 0.08), rule(False, 1, 0.12), rule(False, 1, 0.5)]
+    assert got == [True, False, True, True, True] and aligner.resets == 3
+    plain = Continuity(lambda image, time: None)  # no max_gap: time jumps are not breaks; no reset method is fine
+    assert [plain(False, 0, 0.0), plain(False, 0, 9.0), plain(True, 0, 9.1)] == [True, False, True]

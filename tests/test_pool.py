@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from retarget.train.pool import ImagePool
+from retarget.nn.pool import ImagePool
 
 
 def _imgs(start: int, n: int) -> torch.Tensor:

@@ -11,15 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import frame_times, make_audio_only, make_video, read_code, restamp_pts_as_dts, write_text_file
-from render_helpers import audio_codecs, make_test_video, read_video_pts, stream_durations
+from helpers import (
+    audio_codecs,
+    frame_times,
+    make_audio_only,
+    make_video,
+    read_code,
+    read_video_pts,
+    restamp_pts_as_dts,
+    stream_durations,
+    write_text_file,
+)
 from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_generator
 from retarget.render import Translator, render, translate_video
-from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
+from retarget.geometry import center_crop, center_crop_matrix, place_back
+from retarget.render.compose import side_by_side
 from retarget.render.pipeline import run_stages
-from retarget.train.checkpoint import save_weights
+from retarget.run.checkpoint import save_weights
 
 SIZE = 32
 
@@ -86,7 +96,7 @@ def test_vfr_odd_size_and_no_audio(tmp_path, run_dir):
     assert summary.audio == [] and audio_codecs(out) == []
     assert read_video_pts(out)[0] == pytest.approx(read_video_pts(src)[0], abs=1e-3)
 
-    odd = make_test_video(tmp_path / "odd.mkv", width=45, height=35, video_codec="ffv1", audio="aac", frames=6)
+    odd = make_video(tmp_path / "odd.mkv", size=(45, 35), codec="ffv1", audio="aac", frames=6)
     out = tmp_path / "odd.out.mp4"
     summary = _render(odd, out, run_dir, output_size="source")
     assert (summary.width, summary.height) == (46, 36)
@@ -397,7 +407,10 @@ def test_face_mode_on_a_real_face_changes_only_the_face(tmp_path, run_dir, share
 def test_cut_threshold_comes_from_the_training_manifest(tmp_path):
     import json
 
-    from retarget.render.render import _cut_threshold
+    from retarget.run import DataInfo
+
+    def _cut_threshold(data):
+        return DataInfo.from_dict(data).scene_threshold()
 
     (tmp_path / "manifest.json").write_text(json.dumps({"options": {"runs": [{"cut_threshold": 0.3}]}}))
     assert _cut_threshold({"path": str(tmp_path)}) == 0.3

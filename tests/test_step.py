@@ -9,7 +9,7 @@ from retarget.config import LossConfig, model_preset
 from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
 from retarget.nn.step import NonFiniteLoss, Stepper, make_optimizers
-from retarget.train.pool import ImagePool
+from retarget.nn.pool import ImagePool
 
 SIZE = 32
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_train_data import write_frames
+from helpers import write_frames
 from typer.testing import CliRunner
 
 from retarget.cli import app
@@ -32,7 +32,7 @@ def test_train_cli_end_to_end(data, tmp_path):
     assert "trained 4 steps" in text
     assert (out / "weights.safetensors").exists() and (out / "state.pt").exists()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
-    assert sorted(p.name for p in (out / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (out / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert (out / "loss_curve.png").stat().st_size > 1000
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["ngf"] == 8 and cfg["steps"] == 4 and cfg["preset"] == "tiny"

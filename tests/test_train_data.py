@@ -9,20 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import write_frames
 
 from retarget.errors import RetargetError
 from retarget.train.data import TripletSampler, default_load_size, load_domain
-
-
-def write_frames(folder: Path, n: int, size: int = 20, start: int = 0) -> Path:
-    """Frames whose pixel value encodes their index (R = 10 * i), so samples are traceable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = np.zeros((size, size, 3), np.uint8)
-        img[..., 2] = 10 * (start + i)  # BGR on disk: channel 2 is red
-        img[:, : size // 2, 1] = 200  # a left/right asymmetry to see flips
-        cv2.imwrite(str(folder / f"f{start + i}.png"), img)
-    return folder
 
 
 def write_manifest(folder: Path, segments: list[int]) -> Path:
@@ -39,7 +29,7 @@ def test_plain_folder_natural_order_and_triplets(tmp_path):
     d = load_domain(write_frames(tmp_path / "a", 12), 22)
     assert d.frames.shape == (12, 22, 22, 3) and d.frames.dtype == np.uint8
     assert [int(v) for v in d.frames[:, 5, 15, 0]] == [10 * i for i in range(12)]  # f2 before f10
-    assert d.info["align"] == "none"
+    assert d.info.align == "none"
     s = TripletSampler(d, 3, 16, batch_size=5, seed=1, flip=False)
     x = s.batch(0)
     assert x.shape == (5, 3, 3, 16, 16) and x.dtype == torch.float32
@@ -51,7 +41,7 @@ def test_plain_folder_natural_order_and_triplets(tmp_path):
 def test_triplets_never_cross_segments_and_face_info(tmp_path):
     segs = [0] * 4 + [1] * 2 + [2] * 5  # the 2-frame segment cannot hold a triplet
     d = load_domain(write_manifest(tmp_path / "m", segs), 20)
-    assert d.info["align"] == "face" and d.info["face"]["margin"] == 0.3
+    assert d.info.align == "face" and d.info.face.margin == 0.3
     assert [len(s) for s in d.segments] == [4, 5]
     s = TripletSampler(d, 3, 20, batch_size=64, seed=0)
     starts = np.concatenate([s.sample(k)[0] for k in range(10)])
@@ -183,4 +173,4 @@ def test_render_info_records_the_extract_crop_and_cut_threshold(tmp_path):
     video = make_video(tmp_path / "v.mp4", frames=8, size=(96, 64), fps=25)
     extract(ExtractConfig(videos=(str(video),), output=str(tmp_path / "ds"), size=32, crop=(8, 4, 48, 48), cut_threshold=0.3))
     info = load_domain(tmp_path / "ds", 36).info
-    assert info["crop"] == [8, 4, 48, 48] and info["cut_threshold"] == 0.3
+    assert info.crop == (8, 4, 48, 48) and info.cut_threshold == 0.3

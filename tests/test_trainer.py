@@ -8,11 +8,11 @@ import signal
 
 import pytest
 import torch
-from test_train_data import write_frames
+from helpers import write_frames
 
 from retarget.config import TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
-from retarget.train import checkpoint as ckpt
+from retarget.run import checkpoint as ckpt
 from retarget.train import load_run, train
 from retarget.train.trainer import lr_factor
 
@@ -54,11 +54,11 @@ def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
     result = train(cfg)
     run = tmp_path / "run"
     assert result.steps == 4 and not result.interrupted and result.run_dir == run
-    assert {p.name for p in run.iterdir()} >= {"config.json", "data.json", "weights.safetensors", "state.pt",
+    assert {p.name for p in run.iterdir()} >= {"config.json", "weights.safetensors", "state.pt",
                                                 "metrics.jsonl", "loss_curve.png", "previews"}
-    assert sorted(p.name for p in (run / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p.name for p in (run / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert json.loads((run / "config.json").read_text())["steps"] == 4
-    assert json.loads((run / "data.json").read_text())["A"]["align"] == "none"
+    assert load_run(run).data["A"].align == "none"  # stored once, in the weights metadata
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4]
     assert {"loss/A/cycle", "loss/B/recurrent", "loss/D_A/real", "lr", "it_s", "data_s"} <= set(lines[0])
@@ -144,7 +144,7 @@ def test_existing_run_and_incompatible_resume(domains, tmp_path):
         train(config(domains, tmp_path / "fresh", resume=True))
     again = train(config(domains, tmp_path / "run", steps=2, overwrite=True))
     assert again.steps == 2
-    assert [p.name for p in (tmp_path / "run" / "previews").iterdir()] == ["step_0000002.png"]
+    assert [p.name for p in (tmp_path / "run" / "previews").glob("*.png")] == ["step_0000002.png"]
 
 
 def test_bad_size_and_bad_dataset_are_one_line(domains, tmp_path):
@@ -168,7 +168,7 @@ def test_cyclegan_trains_and_loads(domains, tmp_path):
     assert run.model_cfg.model == "cyclegan" and run.step == 3 and set(run.networks) == {"G_AB", "G_BA", "D_A", "D_B"}
     x = torch.zeros(1, 3, 32, 32)
     assert torch.allclose(run.networks["G_AB"](x), result.networks["G_AB"].eval()(x), atol=1e-6)
-    assert run.data["B"]["name"] == "few"
+    assert run.data["B"].name == "few"
 
 
 def test_default_run_dir_under_models(domains, tmp_path, monkeypatch):
@@ -204,3 +204,100 @@ def test_start_removes_temp_files_of_killed_runs_only(domains, tmp_path):
         p.write_bytes(b"x")
     train(config(domains, run, steps=1))
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def fake_clock(monkeypatch, tick=0.25):
+    """Drive the loop's clock: every reading advances ``tick`` s (4 readings a step: ~1 s a step)."""
+    import itertools
+
+    import retarget.train.loop as loop
+
+    counter = itertools.count()
+    monkeypatch.setattr(loop, "_now", lambda: next(counter) * tick)
+
+
+def test_budget_lr_schedule():
+    from retarget.train.loop import budget_lr_factor
+
+    assert [budget_lr_factor(f) for f in (0, 0.5, 0.75, 1.0, 1.5)] == pytest.approx([1, 1, 0.5, 0, 0])
+    assert budget_lr_factor(0.6, start=0.2) == pytest.approx(0.5)
+
+
+def test_time_limit_stops_saves_and_resume_continues(domains, tmp_path, monkeypatch, capsys):
+    fake_clock(monkeypatch)
+    cfg = config(domains, tmp_path / "run", steps=50, time_limit=3.5)
+    first = train(cfg)
+    assert first.stopped and "time limit" in first.stopped and not first.interrupted
+    assert 2 <= first.steps < 10  # about 1 s a step on the fake clock
+    state = ckpt.load_state(tmp_path / "run" / ckpt.STATE)
+    assert state["step"] == first.steps and state["elapsed"] >= 3.5  # checkpoint of the last step, with its clock
+    assert "time limit of 3.5 s reached" in capsys.readouterr().err
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert lrs[0] == pytest.approx(cfg.lr) and lrs[-1] < cfg.lr  # the LR decays over the budget, not the 50 steps
+    # the same budget again: already spent, nothing more to do
+    assert train(replace(cfg, resume=True)).steps == first.steps
+    # a larger budget continues from the saved clock
+    more = train(replace(cfg, resume=True, time_limit=7.5))
+    assert first.steps < more.steps < 50 and "time limit" in more.stopped
+    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == more.steps
+
+
+def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):
+    from retarget.train.hooks import Hook
+
+    class CountHook(Hook):
+        def __init__(self):
+            self.calls, self.seen_dir = [], None
+
+        def before_train(self, trainer):
+            self.seen_dir = trainer.run_dir
+
+        def after_step(self, trainer):
+            assert set(trainer.nets) >= {"G_AB", "G_BA"} and trainer.losses
+            self.calls.append(trainer.step)
+
+        def state_dict(self):
+            return {"calls": list(self.calls)}
+
+        def load_state_dict(self, state):
+            self.calls = list(state["calls"])
+
+    hook = CountHook()
+    train(config(domains, tmp_path / "run", steps=4), on_step=stop_at(2), hooks=[hook])
+    assert hook.calls == [1, 2] and hook.seen_dir == tmp_path / "run"
+    resumed = CountHook()
+    train(config(domains, tmp_path / "run", steps=4, resume=True), hooks=[resumed])
+    assert resumed.calls == [1, 2, 3, 4]  # the saved state came back, then steps 3 and 4
+
+
+def test_temporal_preview_video_and_warping_error(domains, tmp_path):
+    import av
+
+    train(config(domains, tmp_path / "run", steps=4, preview_every=2, log_every=3, preview_frames=5))
+    previews = tmp_path / "run" / "previews"
+    assert sorted(p.name for p in previews.glob("*.mp4")) == ["source.mp4", "step_0000002.mp4", "step_0000004.mp4"]
+    for name in ("source.mp4", "step_0000004.mp4"):
+        with av.open(str(previews / name)) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            assert c.streams.video[0].codec_context.name == "h264"
+        assert len(frames) == 5 and frames[0].shape == (32, 32, 3)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # log_every 3: steps 3 and 4 are due; step 2 is logged for its preview numbers
+    assert [r["step"] for r in records] == [2, 3, 4]
+    temporal = [r for r in records if "temporal/warp_error" in r]
+    assert [r["step"] for r in temporal] == [2, 4]
+    assert all(r["temporal/warp_error"] >= 0 and r["temporal/warp_error_source"] >= 0 for r in temporal)
+
+
+def test_preview_clip_is_the_middle_of_the_longest_segment():
+    import numpy as np
+
+    from retarget.train.data import DomainData
+    from retarget.train.temporal_preview import preview_clip
+
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 6, 8, 3), np.uint8)
+    frames[:, 1:5, 2:6] += 100  # the centre 4x4 is marked
+    domain = DomainData("d", "d", frames, [np.arange(0, 5), np.arange(5, 17), np.arange(17, 20)])
+    clip = preview_clip(domain, 4, 4)
+    assert clip.shape == (4, 4, 4, 3) and list(clip[:, 0, 0, 0]) == [109, 110, 111, 112] and (clip >= 100).all()
+    assert len(preview_clip(domain, 48, 4)) == 12  # the whole segment when it is shorter

@@ -9,8 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from helpers import make_video
-from render_helpers import audio_codecs, make_test_video, read_video_pts, stream_durations
+from helpers import audio_codecs, make_video, read_video_pts, stream_durations
 from retarget.video.writer import VideoWriter, even_size, pad_to_even
 
 
@@ -60,7 +59,7 @@ def test_audio_copied_and_in_sync(tmp_path, name, audio, expect_codec, mode):
 
 
 def test_pcm_audio_is_transcoded_to_aac(tmp_path):
-    src = make_test_video(tmp_path / "pcm.avi", audio="pcm_s16le", video_codec="mpeg4", frames=15)
+    src = make_video(tmp_path / "pcm.avi", audio="pcm_s16le", codec="mpeg4", frames=15)
     out = tmp_path / "out.mp4"
     summary, _ = _copy_through(src, out)
     assert summary.audio == ["transcode"]
@@ -73,9 +72,7 @@ def test_pcm_audio_is_transcoded_to_aac(tmp_path):
 
 
 def test_transcoded_audio_keeps_its_start_time(tmp_path):
-    src = make_test_video(
-        tmp_path / "late.mkv", audio="pcm_s16le", video_codec="ffv1", frames=15, audio_offset=0.2
-    )
+    src = make_video(tmp_path / "late.mkv", audio="pcm_s16le", codec="ffv1", frames=15, audio_offset=0.2)
     out = tmp_path / "out.mp4"
     summary, _ = _copy_through(src, out)
     assert summary.audio == ["transcode"]
@@ -102,7 +99,7 @@ def test_vfr_timestamps_kept(tmp_path):
 
 
 def test_odd_size_is_padded_to_even_and_plays(tmp_path):
-    src = make_test_video(tmp_path / "odd.mkv", width=47, height=33, video_codec="ffv1", audio=None, frames=6)
+    src = make_video(tmp_path / "odd.mkv", size=(47, 33), codec="ffv1", audio=False, frames=6)
     out = tmp_path / "out.mp4"
     summary, frames = _copy_through(src, out, invert=False)
     assert (summary.width, summary.height) == (48, 34)
@@ -152,17 +149,17 @@ def test_even_helpers():
 
 
 def test_crf_sets_quality(tmp_path):
-    from render_helpers import synth_frame
+    from helpers import synth_frame
 
     sizes = {}
     for crf in (0, 40):
         path = tmp_path / f"crf{crf}.mp4"
         with VideoWriter(path, 64, 48, Fraction(1, 25), 25.0, crf=crf) as w:
             for i in range(8):
-                w.write(synth_frame(i, 64, 48), i)
+                w.write(synth_frame(i, (64, 48)), i)
         sizes[crf] = path.stat().st_size
         with av.open(str(path)) as c:
             decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        err = np.abs(decoded[3].astype(int) - synth_frame(3, 64, 48).astype(int)).mean()
+        err = np.abs(decoded[3].astype(int) - synth_frame(3, (64, 48)).astype(int)).mean()
         sizes[f"err{crf}"] = err
     assert sizes[0] > 2 * sizes[40] and sizes["err0"] < sizes["err40"]

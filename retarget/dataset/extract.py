@@ -21,9 +21,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
-import cv2
 import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
@@ -41,20 +40,14 @@ from retarget.dataset.manifest import (
 from retarget.dataset.scenes import SceneDetector
 from retarget.dataset.writer import ImageWriter
 from retarget.errors import RetargetError
+from retarget.faces.aligner import Aligner, Continuity
+from retarget.geometry import crop_none, none_matrix
 from retarget.progress import console, make_progress
 from retarget.video.reader import VideoInfo, VideoReader, probe
 
 FRAMES_DIR = "frames"
 #: A jump in time of more than this many expected frame steps breaks the segment.
 GAP_FACTOR = 2.5
-
-
-class Aligner(Protocol):
-    """What extract needs from :class:`retarget.faces.tracker.FaceAligner`."""
-
-    def __call__(self, image: np.ndarray, time: float) -> Any: ...  # AlignedFace | None
-
-    def reset(self) -> None: ...
 
 
 @dataclass
@@ -78,47 +71,6 @@ class ExtractSummary:
     def fps(self) -> float:
         """Frames read per second of wall time."""
         return self.frames_read / self.seconds if self.seconds > 0 else 0.0
-
-
-def none_matrix(
-    width: int, height: int, size: int, crop: Optional[tuple[int, int, int, int]] = None
-) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Crop matrix and source square for ``align none``.
-
-    Args:
-        width, height: source frame size (px, after rotation).
-        size: output side (px).
-        crop: optional source region ``(x, y, w, h)``; the square is centred in it.
-
-    Returns:
-        (2x3 float64 matrix mapping source pixels to output pixels, the centre-of-pixel
-        convention of ``cv2.warpAffine``; ``(x0, y0, side)`` of the source square).
-
-    Raises:
-        ValueError: ``crop`` does not lie inside the frame.
-    """
-    rx, ry, rw, rh = crop if crop is not None else (0, 0, width, height)
-    if rw <= 0 or rh <= 0 or rx < 0 or ry < 0 or rx + rw > width or ry + rh > height:
-        raise ValueError(f"crop {rx},{ry},{rw},{rh} does not fit in the {width}x{height} frame")
-    side = min(rw, rh)
-    x0 = rx + (rw - side) // 2
-    y0 = ry + (rh - side) // 2
-    s = size / side
-    # cv2.resize samples source (x_dst + 0.5) / s - 0.5, i.e. dst = (src + 0.5) s - 0.5.
-    matrix = np.array([[s, 0.0, (0.5 - x0) * s - 0.5], [0.0, s, (0.5 - y0) * s - 0.5]], dtype=np.float64)
-    return matrix, (x0, y0, side)
-
-
-def crop_none(image: np.ndarray, square: tuple[int, int, int], size: int) -> np.ndarray:
-    """Cut the source square out of ``image`` (H x W x 3 uint8) and resize it to size x size."""
-    x0, y0, side = square
-    region = image[y0 : y0 + side, x0 : x0 + side]
-    if side > 2 * size:
-        # INTER_AREA at a non-integer ratio costs ~5 ms on a 720p frame; bilinear to
-        # twice the size and an exact 2x box average look the same at a quarter of it.
-        region = cv2.resize(region, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
-    interp = cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(region, (size, size), interpolation=interp)
 
 
 def _estimate_frames(info: VideoInfo, cfg: ExtractConfig) -> Optional[int]:
@@ -201,6 +153,7 @@ class _Run:
         if n:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
 
+    # Longer than 60 lines on purpose: the per-frame loop: cuts, holes, faces and segment bookkeeping decide together.
     def video(self, path: str, info: VideoInfo, sha: str, writer: ImageWriter, progress: Any) -> None:
         cfg = self.cfg
         vid = len(self.videos)
@@ -219,24 +172,17 @@ class _Run:
         step = cfg.every / (cfg.fps if cfg.fps else (info.fps or 25.0))
         task = progress.add_task(Path(path).name, total=_estimate_frames(info, cfg))
         segment: Optional[int] = None
-        prev_time = -math.inf
-        prev_bad = 0
+        continuity = Continuity(self.aligner, max_gap=GAP_FACTOR * step)
         prev_track: Any = None
         n = 0
         with reader:
             for frame in reader:
                 progress.advance(task)
                 cut = detector(frame.image)
-                first = prev_time == -math.inf
-                gap = reader.bad_frames > prev_bad or frame.time - prev_time > GAP_FACTOR * step
-                prev_bad, prev_time = reader.bad_frames, frame.time
                 if cut:
                     self.cuts += 1
-                if cut or gap:
+                if continuity(cut, reader.bad_frames, frame.time):  # resets the aligner
                     segment = None
-                    if self.aligner is not None and not first:
-                        # Smoothing must not blend the face across a cut or a hole.
-                        self.aligner.reset()
                 landmarks = None
                 transform = None
                 if self.aligner is not None:
@@ -280,6 +226,7 @@ class _Run:
         self.videos.append(video_record(info, sha, stats.bad_frames))
 
 
+# Longer than 60 lines on purpose: one sequential story (check, probe and hash, write, summarise) over shared locals.
 def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> ExtractSummary:
     """Decode ``cfg.videos`` into a sequence dataset folder and print a summary table.
 
@@ -401,4 +348,4 @@ def print_summary(s: ExtractSummary, align: str = "none") -> None:
     console.print(table)
 
 
-__all__ = ["ExtractSummary", "extract", "none_matrix", "crop_none", "print_summary"]
+__all__ = ["ExtractSummary", "extract", "print_summary"]

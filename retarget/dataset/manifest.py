@@ -294,3 +294,25 @@ def segments_of(ids: Sequence[int]) -> list[list[int]]:
     for i, s in enumerate(ids):
         groups.setdefault(int(s), []).append(i)
     return list(groups.values())
+
+
+def last_extract_options(options: Any) -> dict[str, Any]:
+    """The options of a dataset's last ``retarget extract`` run (``{}`` for a plain folder)."""
+    runs = options.get("runs") if isinstance(options, dict) else None
+    return dict(runs[-1]) if runs and isinstance(runs[-1], dict) else {}
+
+
+def cut_threshold(path: str | os.PathLike[str] | None, default: float = 0.5) -> float:
+    """The scene-cut threshold the dataset in ``path`` was extracted with.
+
+    ``default`` (extract's own) when the folder is gone, is not a ``retarget extract``
+    dataset, or its manifest does not record one.
+    """
+    if not path:
+        return default
+    try:
+        data = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+        value = last_extract_options(data.get("options", {})).get("cut_threshold")
+        return float(value) if value is not None else default
+    except (OSError, ValueError, TypeError, AttributeError):
+        return default  # dataset moved or not ours

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from retarget.atomic import atomic_file
-from retarget.config import DemoConfig, ExtractConfig, LossConfig, RenderConfig, TrainConfig, model_preset
+from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, model_preset
 from retarget.demo import synth
 from retarget.errors import RetargetError
 from retarget.progress import console
@@ -167,9 +167,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
     Raises:
         RetargetError: ``out`` is a non-demo folder, or a stage fails on its input.
     """
-    from retarget.dataset.extract import extract
-    from retarget.render.render import render
-    from retarget.train.trainer import train
+    from retarget.pipeline import extract_domains, render_with, train_on
 
     if cfg.size < 32 or cfg.size % 2:
         raise RetargetError(f"demo size {cfg.size}: must be even and at least 32 px")
@@ -187,75 +185,82 @@ def demo(cfg: DemoConfig) -> DemoSummary:
         )[0]
 
     with _stage("extract", timings):
-        for name, clips in (("A", clips_a), ("B", clips_b)):
-            extract(
-                ExtractConfig(
-                    videos=tuple(str(c.path) for c in clips),
-                    output=str(out / "data" / name),
-                    size=cfg.size,
-                    overwrite=True,
-                    workers=2,
-                )
-            )
+        videos = {"A": [c.path for c in clips_a], "B": [c.path for c in clips_b]}
+        data = extract_domains(videos, out, ExtractConfig(videos=(), size=cfg.size, workers=2))
 
     run_dir = out / "run"
     with _stage("train", timings, f"train ({cfg.steps} steps, tiny preset, {cfg.size} px)"):
-        train(
-            TrainConfig(
-                a_dir=str(out / "data" / "A"),
-                b_dir=str(out / "data" / "B"),
-                out=str(run_dir),
-                preset="tiny",
-                model=model_preset("tiny", model="recycle", size=cfg.size),
-                loss=LossConfig(),
-                steps=cfg.steps,
-                # B's stripes run one way only; mirrored crops would teach a criss-cross texture
-                flip=False,
-                seed=cfg.seed,
-                overwrite=True,
-                checkpoint_every=cfg.steps,
-                preview_every=max(cfg.steps // 3, 1),
-                log_every=max(cfg.steps // 60, 1),
-                # The tiny networks gain little from a second thread (~105 vs ~90 ms a step on
-                # 2 cores), but on a busy machine 2 threads can be 6x slower than 1.
-                threads=1,
-            )
-        )
+        train_on(data, run_dir, _train_config(cfg))
 
     translated = out / "translated.mp4"
     with _stage("render", timings):
-        render(RenderConfig(input=str(held.path), output=str(translated), model=str(run_dir), overwrite=True))
+        render_with(run_dir, held.path, translated)
 
     with _stage("measure", timings):
-        frames_in = synth.read_frames(held.path)
-        frames_out = synth.read_frames(translated)
-        n = min(len(frames_in), len(frames_out))
-        if n == 0:
-            raise RetargetError(f"{translated}: the render wrote no frames")
-        frames_in, frames_out = frames_in[:n], frames_out[:n]
-        if frames_out.shape[1:3] != frames_in.shape[1:3]:
-            frames_out = np.stack([cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out])
-        reference = synth.render_clip("B", held.motion, cfg.size, seed=held.seed)[:n]
-        color_a = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_a]))
-        color_b = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_b]))
-        before, after = synth.mean_rgb(frames_in), synth.mean_rgb(frames_out)
-        track_in, track_out = synth.object_centroids(frames_in), synth.object_centroids(frames_out)
-
-        side = np.concatenate([frames_in, frames_out, reference], axis=2)
-        side_path = synth.write_video(
-            out / "side_by_side.mp4", side, fps=FPS, audio=synth.tone(HELDOUT_FRAMES / FPS, held.seed, "A")
-        )
-        preview = out / "preview.png"
-        _write_png(
-            preview,
-            preview_grid([("input A", frames_in), ("A -> B", frames_out), ("B, same motion", reference)]),
-        )
+        measured = _measure(out, cfg, held, clips_a, clips_b, translated)
     timings["total"] = round(time.perf_counter() - t_start, 2)
 
     summary = DemoSummary(
-        out=str(out),
-        run=str(run_dir),
-        translated=str(translated),
+        out=str(out), run=str(run_dir), translated=str(translated), steps=cfg.steps, size=cfg.size, timings=timings,
+        **measured,
+    )
+    with atomic_file(out / "summary.json") as tmp:
+        record = asdict(summary) | {"looks_like_b": summary.looks_like_b, "moves_like_a": summary.moves_like_a}
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    _print(summary)
+    return summary
+
+
+def _train_config(cfg: DemoConfig) -> TrainConfig:
+    """The demo's training options (the paths are filled in by :func:`retarget.pipeline.train_on`)."""
+    return TrainConfig(
+        "",
+        "",
+        preset="tiny",
+        model=model_preset("tiny", model="recycle", size=cfg.size),
+        loss=LossConfig(),
+        steps=cfg.steps,
+        # B's stripes run one way only; mirrored crops would teach a criss-cross texture
+        flip=False,
+        seed=cfg.seed,
+        checkpoint_every=cfg.steps,
+        preview_every=max(cfg.steps // 3, 1),
+        log_every=max(cfg.steps // 60, 1),
+        # The tiny networks gain little from a second thread (~105 vs ~90 ms a step on
+        # 2 cores), but on a busy machine 2 threads can be 6x slower than 1.
+        threads=1,
+    )
+
+
+def _measure(out: Path, cfg: DemoConfig, held: Any, clips_a: list, clips_b: list, translated: Path) -> dict[str, Any]:
+    """Compare the translation with the input, the domains' colours and B rendered with the same motion.
+
+    Writes ``side_by_side.mp4`` and ``preview.png``; returns the :class:`DemoSummary` fields it measured.
+    """
+    frames_in = synth.read_frames(held.path)
+    frames_out = synth.read_frames(translated)
+    n = min(len(frames_in), len(frames_out))
+    if n == 0:
+        raise RetargetError(f"{translated}: the render wrote no frames")
+    frames_in, frames_out = frames_in[:n], frames_out[:n]
+    if frames_out.shape[1:3] != frames_in.shape[1:3]:
+        frames_out = np.stack([cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out])
+    reference = synth.render_clip("B", held.motion, cfg.size, seed=held.seed)[:n]
+    color_a = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_a]))
+    color_b = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_b]))
+    before, after = synth.mean_rgb(frames_in), synth.mean_rgb(frames_out)
+    track_in, track_out = synth.object_centroids(frames_in), synth.object_centroids(frames_out)
+
+    side = np.concatenate([frames_in, frames_out, reference], axis=2)
+    side_path = synth.write_video(
+        out / "side_by_side.mp4", side, fps=FPS, audio=synth.tone(HELDOUT_FRAMES / FPS, held.seed, "A")
+    )
+    preview = out / "preview.png"
+    _write_png(
+        preview,
+        preview_grid([("input A", frames_in), ("A -> B", frames_out), ("B, same motion", reference)]),
+    )
+    return dict(
         side_by_side=str(side_path),
         preview=str(preview),
         color_a=[round(v, 2) for v in color_a.tolist()],
@@ -268,15 +273,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
         dist_after_to_b=_dist(after, color_b),
         motion_correlation=round(synth.track_correlation(track_in, track_out), 4),
         motion_error=round(float(np.linalg.norm(track_in - track_out, axis=1).mean()), 4),
-        steps=cfg.steps,
-        size=cfg.size,
-        timings=timings,
     )
-    with atomic_file(out / "summary.json") as tmp:
-        data = asdict(summary) | {"looks_like_b": summary.looks_like_b, "moves_like_a": summary.moves_like_a}
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-    _print(summary)
-    return summary
 
 
 def _print(s: DemoSummary) -> None:

@@ -5,6 +5,7 @@ crops (used by ``extract`` and ``render``); ``paste_back`` puts a translated cro
 into its frame.
 """
 
+from retarget.faces.aligner import Aligner, Continuity
 from retarget.faces.align import crop_matrix, estimate_similarity, eye_centres, template_points, warp_crop
 from retarget.faces.backends import FaceBackend, get_backend
 from retarget.faces.paste import face_mask, paste_back
@@ -13,6 +14,8 @@ from retarget.faces.tracker import AlignedFace, FaceAligner
 
 __all__ = [
     "AlignedFace",
+    "Aligner",
+    "Continuity",
     "FaceAligner",
     "FaceBackend",
     "OneEuroFilter",

@@ -103,6 +103,7 @@ def match_color_lab(source: np.ndarray, reference: np.ndarray, region: np.ndarra
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
+# Longer than 60 lines on purpose: one image operation whose steps feed each other (mask, feather, colour, blend).
 def paste_back(
     frame: np.ndarray,
     crop: np.ndarray,

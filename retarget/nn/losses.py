@@ -34,12 +34,9 @@ class GanLoss:
 
     def generator(self, d_fake: Tensor) -> Tensor:
         """Loss of G given D's scores on its fakes; scalar, >= 0 except hinge (unbounded)."""
-        s = d_fake.float()
-        if self.kind == "lsgan":
-            return (s - 1).square().mean()
-        if self.kind == "vanilla":
-            return F.softplus(-s).mean()
-        return -s.mean()
+        if self.kind == "hinge":
+            return -d_fake.float().mean()
+        return self.real(d_fake)  # lsgan and non-saturating vanilla: G wants its fakes scored as real
 
     def real(self, d_real: Tensor) -> Tensor:
         """D's loss on real scores (without the ½); scalar >= 0."""

@@ -114,6 +114,7 @@ class Objective:
 
     # -- generator side ------------------------------------------------------------
 
+    # Longer than 60 lines on purpose: every generator loss term in one place, in the order of the paper.
     def generator_terms(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Weighted loss terms of the generators and predictors, and the fakes for D.
 

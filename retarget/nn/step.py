@@ -11,22 +11,22 @@ Design (speed and correctness; measurements in docs/training.md):
   every term (checks they are finite), then both optimisers step. This is the same
   arithmetic as "step G, then D" of the release, with one sync instead of one per term.
 - ``grad_hook(which, params)`` runs after each backward and before the optimiser step
-  ("G" or "D"), e.g. to all-reduce gradients across DDP ranks.
+  ("G" or "D"), e.g. to clip or inspect gradients. DDP needs no hook: its wrappers
+  (:mod:`retarget.train.distributed`) all-reduce gradients during the backward pass.
 - CUDA: autocast (bf16, or fp16 with a GradScaler) and channels_last.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
 
+from retarget.device import amp_dtype
 from retarget.nn.objectives import Objective
-
-if TYPE_CHECKING:  # a runtime import would be circular (retarget.train imports retarget.nn)
-    from retarget.train.pool import ImagePool
+from retarget.nn.pool import ImagePool
 
 GradHook = Callable[[str, list[nn.Parameter]], None]
 
@@ -109,7 +109,7 @@ class Stepper:
         self.agree = agree
         self.device = device or next(iter(self.nets.values())).parameters().__next__().device
         cuda = self.device.type == "cuda"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp) if cuda else None
+        self.amp_dtype = amp_dtype(amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         if channels_last is None:
             channels_last = cuda

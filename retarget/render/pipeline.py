@@ -70,6 +70,7 @@ class _Channel:
                 continue
 
 
+# Longer than 60 lines on purpose: thread setup, error propagation and shutdown of the stages belong together.
 def run_stages(
     produce: Iterable[A],
     transform: Callable[[A], B],

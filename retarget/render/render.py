@@ -18,25 +18,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
 
 from retarget.atomic import atomic_file, clean_stale_temps, write_errors
-from retarget.config import FaceConfig, RenderConfig, from_dict
+from retarget.config import FaceConfig, RenderConfig
+from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
+from retarget.faces.aligner import Aligner, Continuity
+from retarget.geometry import center_crop, center_crop_matrix, place_back
 from retarget.progress import console, make_progress
-from retarget.render.compose import center_crop, center_crop_matrix, place_back, side_by_side
+from retarget.render.compose import side_by_side
 from retarget.render.pipeline import run_stages
+from retarget.run import load_run
 from retarget.video.reader import VideoInfo, VideoReader, probe
 from retarget.video.writer import VideoWriter
 
 #: Containers the H.264 output can be written to.
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-
-Aligner = Callable[[np.ndarray, float], Any]  # (image, time) -> AlignedFace | None, with .reset()
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Translator:
     def __init__(self, net: torch.nn.Module, device: torch.device | str = "cpu", amp: str = "off") -> None:
         self.net = net
         self.device = torch.device(device)
-        self.amp = amp if self.device.type == "cuda" else "off"
+        self.amp_dtype = amp_dtype(amp, self.device)
 
     @torch.inference_mode()
     def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -79,30 +81,14 @@ class Translator:
             return []
         x = torch.from_numpy(np.stack(crops)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        if self.amp != "off":
-            dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
+        if self.amp_dtype is not None:
+            with torch.autocast("cuda", dtype=self.amp_dtype):
                 y = self.net(x)
         else:
             y = self.net(x)
         y = y.float().add_(1.0).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8)
         out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return list(out)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RetargetError("--device cuda: no CUDA device is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RetargetError("--device mps: no MPS device is available")
-    return torch.device(name)
 
 
 def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
@@ -124,27 +110,6 @@ def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     return src, out
 
 
-def _data_info(run: Any, side: str) -> dict[str, Any]:
-    data = getattr(run, "data", None) or {}
-    info = data.get(side) if isinstance(data, dict) else None
-    return dict(info) if isinstance(info, dict) else {}
-
-
-def _cut_threshold(data: dict[str, Any], default: float = 0.5) -> float:
-    """The scene-cut threshold the training data were extracted with, if its manifest is at hand."""
-    import json
-
-    if "cut_threshold" in data:
-        return float(data["cut_threshold"])
-    path = data.get("path")  # runs trained before the threshold was recorded
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text()) if path else {}
-        runs = manifest.get("options", {}).get("runs", [])
-        return float(runs[-1]["cut_threshold"]) if runs else default
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return default  # dataset moved or not ours: extract's default
-
-
 def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
 
@@ -163,21 +128,16 @@ def render(cfg: RenderConfig) -> RenderSummary:
     src, out = check_paths(cfg)
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
     device = resolve_device(cfg.device)
-    from retarget.train.checkpoint import load_run
-
     gen_name = "G_AB" if cfg.direction == "a2b" else "G_BA"
     run = load_run(cfg.model, device, names=(gen_name,))
     console.print(f"model: {run.path}" + ("" if cfg.model else " (newest run under ./models)"), markup=False)
     side = "A" if cfg.direction == "a2b" else "B"
-    data = _data_info(run, side)
-    size = int(data.get("size") or run.model_cfg.size)
-    align = cfg.align or data.get("align") or "none"
+    data = run.data_of(side)
+    size = data.size or run.model_cfg.size
+    align = cfg.align or data.align
     aligner: Optional[Aligner] = None
     if align == "face":
-        face_cfg = cfg.face
-        if face_cfg is None:
-            stored = data.get("face")
-            face_cfg = from_dict(FaceConfig, stored) if isinstance(stored, dict) else FaceConfig()
+        face_cfg = cfg.face or data.face or FaceConfig()
         from retarget.faces.tracker import FaceAligner
 
         aligner = FaceAligner(face_cfg, size)
@@ -191,8 +151,8 @@ def render(cfg: RenderConfig) -> RenderSummary:
         size,
         info=info,
         aligner=aligner,
-        scene_threshold=_cut_threshold(data),
-        crop=tuple(data["crop"]) if data.get("crop") else None,
+        scene_threshold=data.scene_threshold(),
+        crop=data.crop,
         encoder_threads=threads,
     )
     summary.model = str(run.path)
@@ -210,6 +170,7 @@ class _Item:
     result: Optional[np.ndarray] = None
 
 
+# Longer than 60 lines on purpose: the produce/transform/compose closures share the render state; to split with --stabilize.
 def translate_video(
     cfg: RenderConfig,
     translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
@@ -262,13 +223,13 @@ def translate_video(
 
     def produce():
         nonlocal faces
-        detector = None
+        detector = continuity = None
         if face_mode:
             from retarget.dataset.scenes import SceneDetector
 
             detector = SceneDetector(scene_threshold)
+            continuity = Continuity(aligner)  # every decoded frame is rendered: no time gaps
         batch: list[_Item] = []
-        bad = 0
         with VideoReader(src) as reader:
             for frame in reader:
                 image = frame.image
@@ -277,10 +238,7 @@ def translate_video(
                     image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
                 if face_mode:
                     # as extract: smoothing must not blend the face across a cut or a hole
-                    cut = detector is not None and detector(image)
-                    if (cut or reader.bad_frames > bad) and hasattr(aligner, "reset"):
-                        aligner.reset()
-                    bad = reader.bad_frames
+                    continuity(detector(image), reader.bad_frames, frame.time)
                     face = aligner(image, frame.time)
                     if face is None:
                         item = _Item(frame.index, frame.pts, image, None)

@@ -1,6 +1,10 @@
-"""Training: data cache and sampler, checkpoints, previews, and the training run."""
+"""Training: data cache and sampler, previews, hooks and the training run.
 
-from retarget.train.checkpoint import LoadedRun, load_run
+``load_run``/``LoadedRun`` moved to :mod:`retarget.run`; they are re-exported here for
+code written against the old place.
+"""
+
+from retarget.run import LoadedRun, load_run
 from retarget.train.trainer import TrainResult, train
 
 __all__ = ["LoadedRun", "TrainResult", "load_run", "train"]

@@ -13,22 +13,22 @@ distributed run draw different samples from disjoint shares of the data.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
-from retarget.dataset.manifest import read_dataset
+from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.errors import RetargetError
+from retarget.run.info import DataInfo
 
 @dataclass
 class DomainData:
@@ -40,7 +40,7 @@ class DomainData:
         frames: ``N x H x W x 3`` uint8 RGB, ``min(H, W) = load_size`` (ndarray or memmap);
             square for ``retarget extract`` datasets.
         segments: frame indices of each temporally continuous segment, in order.
-        info: what render needs: ``{"align": "none"|"face", "size": int, "face": dict|None}``.
+        info: what render needs to know of this dataset (:class:`~retarget.run.info.DataInfo`).
         skipped: images that could not be read (left out; their segment is split there).
         resized: images whose size differed from the dataset's most common size.
         unreadable: the skipped images' paths, relative to ``path``.
@@ -50,7 +50,7 @@ class DomainData:
     path: str
     frames: np.ndarray
     segments: list[np.ndarray]
-    info: dict[str, Any] = field(default_factory=dict)
+    info: DataInfo = field(default_factory=DataInfo)
     skipped: int = 0
     resized: int = 0
     unreadable: tuple[str, ...] = ()
@@ -68,30 +68,15 @@ class DomainData:
         return f"{self.path}: {', '.join(parts)}" if parts else None
 
 
-def _list_dataset(path: Path) -> tuple[list[Path], list[int], dict[str, Any]]:
-    """Files in time order, their segment ids and the render info of a dataset folder."""
+def _list_dataset(path: Path) -> tuple[list[Path], list[int], Dataset]:
+    """Files in time order, their segment ids and the dataset of a folder."""
     ds = read_dataset(path)
     files: list[Path] = []
     seg: list[int] = []
     for sid, idx in enumerate(ds.segments()):
         files += [ds.path(i) for i in idx]
         seg += [sid] * len(idx)
-    face = dataclasses.asdict(ds.face) if ds.face is not None else None
-    info = {"align": ds.align, "size": int(ds.size), "face": face, **_extract_options(ds.options)}
-    return files, seg, info
-
-
-def _extract_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The extract options render must repeat: the ``--crop`` region and the cut threshold.
-
-    Taken from the dataset's last extract run; a plain image folder has none.
-    """
-    runs = options.get("runs") if isinstance(options, dict) else None
-    if not runs or not isinstance(runs[-1], dict):
-        return {}
-    last = runs[-1]
-    crop = last.get("crop")
-    return {"crop": list(crop) if crop else None, "cut_threshold": float(last.get("cut_threshold", 0.5))}
+    return files, seg, ds
 
 
 @contextlib.contextmanager
@@ -138,6 +123,7 @@ def _cache_key(files: Sequence[Path], load_size: int) -> str:
     return h.hexdigest()
 
 
+# Longer than 60 lines on purpose: cache hit, decode, segment split and cache write share the file list and shapes.
 def load_domain(
     path: str | os.PathLike[str],
     load_size: int,
@@ -173,7 +159,7 @@ def load_domain(
         raise RetargetError(f"{folder}: dataset folder not found")
     if not folder.is_dir():
         raise RetargetError(f"{folder}: not a folder (expected a dataset folder of images)")
-    files, seg_ids, info = _list_dataset(folder)
+    files, seg_ids, ds = _list_dataset(folder)
     if not files:
         raise RetargetError(f"{folder}: the dataset has no frames")
 
@@ -188,6 +174,7 @@ def load_domain(
         if meta.get("key") == key:
             frames = np.load(mmap_file, mmap_mode="r")
             segments = [np.asarray(s, dtype=np.int64) for s in meta["segments"]]
+            info = DataInfo.of_dataset(ds, len(frames))
             return DomainData(
                 folder.name, str(folder), frames, segments, info, meta.get("skipped", 0), meta.get("resized", 0),
                 tuple(meta.get("unreadable", ())),
@@ -246,6 +233,7 @@ def load_domain(
         for j, i in enumerate(kept):
             frames[j] = _fit(images[i], hw)  # type: ignore[arg-type]
             images[i] = None
+    info = DataInfo.of_dataset(ds, len(frames))
     segs = [np.asarray(s, dtype=np.int64) for s in usable]
     return DomainData(folder.name, str(folder), frames, segs, info, skipped, resized, unreadable)
 

@@ -141,3 +141,12 @@ def wrap(nets: dict[str, torch.nn.Module], ctx: DistContext, device: torch.devic
 
     ids = [device.index] if device.type == "cuda" else None
     return {k: DistributedDataParallel(v, device_ids=ids) for k, v in nets.items()}
+
+
+def max_over_ranks(value: float, ctx: DistContext) -> float:
+    """The largest ``value`` of all ranks (ranks agree on the wall clock of a time budget)."""
+    if ctx.world <= 1:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64 if ctx.device == "cpu" else torch.float32, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())

@@ -1,22 +1,23 @@
-"""``train(TrainConfig)``: the run folder, the loop, checkpoints, resume, DDP and progress.
+"""``train(TrainConfig)``: set up a run (folder, data, networks, resume) and run the loop.
 
-The loop is generic: :mod:`retarget.nn.step` owns what one optimisation step does
-(generator then discriminator update, AMP, image pools); this module owns everything
-around it. Resuming is exact because the sampler is a pure function of the step and
-everything else that evolves (weights, optimizer moments, LR schedule, RNG states, pools)
-is checkpointed.
+The pieces: :mod:`retarget.nn.step` owns what one optimisation step does (generator
+then discriminator update, AMP, image pools); :mod:`retarget.train.loop` runs steps and
+calls hooks; :mod:`retarget.train.hooks` holds everything periodic (metrics, previews,
+checkpoints, time limit, Ctrl-C). This module builds them and prints the summary.
+Resuming is exact because the sampler is a pure function of the step and everything
+else that evolves (weights, optimizer moments, LR schedule, RNG states, pools, the
+training clock, hook states) is checkpointed.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,28 +25,39 @@ from rich.markup import escape
 
 from retarget.atomic import atomic_file, clean_stale_temps
 from retarget.config import ModelConfig, TrainConfig, check_train_config, model_preset, replace, to_dict, to_json
+from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
-from retarget.progress import console, make_progress
-from retarget.train import checkpoint as ckpt
+from retarget.nn.networks import build_networks, check_size
+from retarget.nn.objectives import make_objective
+from retarget.nn.pool import ImagePool
+from retarget.nn.step import Stepper, make_optimizers
+from retarget.progress import console
+from retarget.run import checkpoint as ckpt
 from retarget.train import distributed as ddp
-from retarget.train.data import TripletSampler, default_load_size, load_domain
-from retarget.train.preview import (
-    append_metrics,
-    preview_rows,
-    read_metrics,
-    save_grid,
-    save_loss_curve,
-    write_metrics,
+from retarget.train.data import DomainData, TripletSampler, default_load_size, load_domain
+from retarget.train.hooks import (
+    LOSS_CURVE,
+    METRICS,
+    PREVIEWS,
+    Callback,
+    Checkpoint,
+    Hook,
+    Interrupt,
+    Metrics,
+    Previews,
+    Progress,
+    StepHook,
+    TimeLimit,
 )
+from retarget.train.loop import Trainer, lr_factor
+from retarget.train.preview import read_metrics, write_metrics
+from retarget.train.temporal_preview import TemporalPreview, preview_clip
 
-METRICS = "metrics.jsonl"
-PREVIEWS = "previews"
-LOSS_CURVE = "loss_curve.png"
 #: Files a run folder may hold; --overwrite removes exactly these.
 RUN_FILES = (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG, ckpt.DATA, METRICS, LOSS_CURVE, "cache_A.npy", "cache_A.json",
              "cache_B.npy", "cache_B.json")
 
-StepHook = Callable[[int, dict[str, float]], None]
+__all__ = ["RUN_FILES", "StepHook", "TrainResult", "default_hooks", "lr_factor", "resume_command", "train"]
 
 
 @dataclass
@@ -58,6 +70,7 @@ class TrainResult:
         metrics: the last logged record (loss terms, lr, it/s, data time).
         interrupted: stopped by Ctrl-C after saving a checkpoint.
         networks: the trained networks (unwrapped), in train mode.
+        stopped: why the run ended before ``cfg.steps`` (e.g. the time limit), or None.
     """
 
     run_dir: Path
@@ -65,29 +78,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     networks: dict[str, torch.nn.Module] = field(default_factory=dict)
-
-
-def pick_device(kind: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda > mps > cpu; an unavailable explicit choice is a RetargetError."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise RetargetError("--device cuda: no CUDA device is available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if kind == "mps" and not has_mps:
-        raise RetargetError("--device mps: the MPS backend is not available")
-    return torch.device(kind)
-
-
-def lr_factor(step: int, steps: int, decay_from: Optional[int]) -> float:
-    """LR multiplier after ``step`` steps: 1 until ``decay_from`` (default steps // 2), then linearly to 0."""
-    start = steps // 2 if decay_from is None else decay_from
-    if step < start or steps <= start:
-        return 1.0
-    return max(0.0, 1.0 - (step - start) / (steps - start))
+    stopped: Optional[str] = None
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -97,21 +88,28 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 def resume_command(cfg: TrainConfig, run_dir: Path) -> str:
-    """The ``retarget train`` command line that resumes ``cfg``'s run in ``run_dir``."""
+    """The ``retarget train`` command line that resumes ``cfg``'s run in ``run_dir``.
+
+    Names the options that differ from their defaults (the config dataclasses'), and the
+    architecture options that differ from the preset's.
+    """
     m = cfg.model
     parts = ["retarget", "train", cfg.a_dir, cfg.b_dir, "--out", str(run_dir)]
-    if m.model != "recycle":
+    defaults = TrainConfig(cfg.a_dir, cfg.b_dir)
+    if m.model != defaults.model.model:
         parts += ["--model", m.model]
-    if cfg.preset != "default":
+    if cfg.preset != defaults.preset:
         parts += ["--preset", cfg.preset]
-    if m.size != 128:
+    if m.size != defaults.model.size:
         parts += ["--size", str(m.size)]
     base = model_preset(cfg.preset, model=m.model, size=m.size)
     for name in ("ngf", "blocks", "ndf", "npf", "p_depth"):
         if getattr(m, name) != getattr(base, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(m, name))]
-    if cfg.steps != 10000:
+    if cfg.steps != defaults.steps:
         parts += ["--steps", str(cfg.steps)]
+    if cfg.time_limit != defaults.time_limit:
+        parts += ["--time-limit", f"{cfg.time_limit:g}"]
     return " ".join(parts + ["--resume"])
 
 
@@ -147,10 +145,6 @@ def _clear_run_dir(run_dir: Path) -> None:
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
     """The optimisation step of :mod:`retarget.nn.step` with this run's optimizers and pools."""
-    from retarget.nn.objectives import make_objective
-    from retarget.nn.step import Stepper, make_optimizers
-    from retarget.train.pool import ImagePool
-
     cuda = device.type == "cuda"
     if cfg.channels_last and cuda:
         # before DDP wraps them, so its gradient buckets take the final layout
@@ -172,13 +166,15 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
     )
 
 
-def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
+def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[Hook] = ()) -> TrainResult:
     """Train Recycle-GAN (or CycleGAN) between the datasets ``cfg.a_dir`` and ``cfg.b_dir``.
 
     Args:
         cfg: every option; ``cfg.model.size`` is the training resolution (px).
         on_step: called after each completed step with ``(steps_done, losses)``; raising
             KeyboardInterrupt from it behaves like Ctrl-C (used by tests).
+        hooks: extra :class:`~retarget.train.hooks.Hook` objects, run after the built-in
+            ones (metrics, previews, checkpoint) and before ``on_step`` and the Ctrl-C check.
 
     Returns:
         :class:`TrainResult`. The run folder holds ``config.json``, ``data.json``,
@@ -190,10 +186,10 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
             checkpoint of another architecture, or a non-finite loss (the last good
             checkpoint is kept).
     """
-    device_kind = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    ctx = ddp.setup(device_kind)
+    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
     try:
-        return _train(cfg, ctx, on_step)
+        extra = [*hooks, *([Callback(on_step)] if on_step is not None else []), Interrupt()]
+        return _train(cfg, ctx, extra)
     except BaseException as exc:
         # The traceback keeps _train's locals, DDP wrappers included, alive; a DDP
         # reducer that outlives its process group aborts the process at exit. Drop the
@@ -204,41 +200,68 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
         ddp.teardown(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) -> TrainResult:
-    # imported here: retarget.nn may import retarget.train (the image pool)
-    from retarget.nn.step import NonFiniteLoss
-
+def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> TrainResult:
     try:
         check_train_config(cfg)  # before anything is built or written
     except ValueError as exc:
         raise RetargetError(str(exc)) from None
-    device = pick_device(cfg.device, ctx.local_rank)
+    device = resolve_device(cfg.device, ctx.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
-    model_cfg = cfg.model
     try:
-        from retarget.nn.networks import check_size
-
-        check_size(model_cfg)
+        check_size(cfg.model)
     except ValueError as exc:
-        raise RetargetError(f"--size {model_cfg.size}: {exc}") from None
+        raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     _prepare_run_dir(cfg, run_dir)
     ddp.barrier(ctx)
-
-    recycle = model_cfg.model == "recycle"
-    frames = model_cfg.p_frames + 1 if recycle else 1
-    load_size = default_load_size(model_cfg.size, cfg.load_size)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(run_dir, run_dir / PREVIEWS)
         if cfg.overwrite and not cfg.resume:
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
+    domains = _load_domains(cfg, ctx, run_dir)
+    frames = cfg.model.p_frames + 1 if cfg.model.model == "recycle" else 1
+    samplers = {
+        name: TripletSampler(d, frames, cfg.model.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
+        for i, (name, d) in enumerate(domains.items())
+    }
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    nets = build_networks(cfg.model)
+    for net in nets.values():
+        net.to(device).train()
+    stepper = _make_step(nets, cfg, device, ctx)
+    all_hooks = [*default_hooks(cfg, domains), *hooks]
+    trainer = Trainer(cfg, ctx, device, run_dir, nets, stepper, samplers, {n: d.info for n, d in domains.items()}, all_hooks)
+    if cfg.resume:
+        trainer.resume()
+    if ctx.is_main:
+        # The file re-creates the run: the real folder, and neither --resume nor --overwrite.
+        saved_cfg = replace(cfg, out=str(run_dir), resume=False, overwrite=False)
+        with atomic_file(run_dir / ckpt.CONFIG) as tmp:
+            tmp.write_text(to_json(saved_cfg) + "\n")
+        trainer.records = read_metrics(run_dir / METRICS, upto=trainer.start)
+        write_metrics(run_dir / METRICS, trainer.records)
+        (run_dir / PREVIEWS).mkdir(exist_ok=True)
+    t_begin = time.perf_counter()
+    trainer.train()
+    if ctx.is_main:
+        _print_summary(trainer, time.perf_counter() - t_begin)
+    return TrainResult(run_dir, trainer.step, _last_losses(trainer.records), trainer.interrupted, nets, trainer.stop_reason)
+
+
+def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict[str, DomainData]:
+    """Both domains' frame caches; warns (rank 0) about skipped or resized images."""
+    frames = cfg.model.p_frames + 1 if cfg.model.model == "recycle" else 1
+    load_size = default_load_size(cfg.model.size, cfg.load_size)
     domains = {}
-    for i, (name, path) in enumerate((("A", cfg.a_dir), ("B", cfg.b_dir))):
+    for name, path in (("A", cfg.a_dir), ("B", cfg.b_dir)):
         # Only rank 0 builds an mmap cache; the others wait and map the finished file.
         if cfg.cache == "mmap" and not ctx.is_main:
             ddp.barrier(ctx)
@@ -248,167 +271,49 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
         if ctx.is_main and data.warning():
             console.print(f"[yellow]warning:[/] {escape(data.warning() or '')}")
         domains[name] = data
-    samplers = {
-        name: TripletSampler(d, frames, model_cfg.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
-        for i, (name, d) in enumerate(domains.items())
-    }
-    data_info = {
-        n: {**d.info, "name": d.name, "path": str(Path(d.path).resolve()), "frames": int(len(d.frames))}
-        for n, d in domains.items()
-    }
-
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    from retarget.nn.networks import build_networks
-
-    nets = build_networks(model_cfg)
-    for net in nets.values():
-        net.to(device).train()
-    stepper = _make_step(nets, cfg, device, ctx)
-    scheds = [
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, cfg.decay_from))
-        for opt in (stepper.g_opt, stepper.d_opt)
-    ]
-
-    start = 0
-    if cfg.resume:
-        meta, tensors = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
-        ckpt.load_into(nets, tensors, run_dir / ckpt.WEIGHTS)
-        state = ckpt.load_state(run_dir / ckpt.STATE)
-        start = int(state["step"])
-        if start != int(meta.get("step", -1)):
-            raise RetargetError(f"{run_dir}: weights (step {meta.get('step')}) and training state (step {start}) disagree")
-        stepper.g_opt.load_state_dict(state["opt_g"])
-        stepper.d_opt.load_state_dict(state["opt_d"])
-        for s, sd in zip(scheds, state["schedulers"]):
-            s.load_state_dict(sd)
-        # A resume on fewer ranks reuses rank 0's states for the new ones.
-        own = ctx.rank if ctx.rank < len(state["rng"]) else 0
-        stepper.load_state_dict(state["step_state"][own])
-        ckpt.set_rng_state(state["rng"][own])
-
-    last_saved: Optional[int] = start if cfg.resume else None
-
-    def save(done: int) -> None:
-        nonlocal last_saved
-        # Every rank has its own RNG states and image pools; rank 0 stores them all.
-        mine = {"rng": ckpt.rng_state(), "step_state": stepper.state_dict()}
-        per_rank = [mine]
-        if ctx.world > 1:
-            per_rank = [None] * ctx.world
-            torch.distributed.all_gather_object(per_rank, mine)
-        if ctx.is_main:
-            try:
-                _write_checkpoint(done, per_rank)
-            except OSError as exc:
-                why = exc.strerror or exc
-                raise RetargetError(f"{run_dir}: could not write the checkpoint of step {done} ({why})") from None
-        last_saved = done
-
-    def _write_checkpoint(done: int, per_rank: list[Any]) -> None:
-        ckpt.save_weights(run_dir / ckpt.WEIGHTS, nets, model_cfg, done, data_info)
-        state = {
-            "step": done,
-            "opt_g": stepper.g_opt.state_dict(),
-            "opt_d": stepper.d_opt.state_dict(),
-            "schedulers": [s.state_dict() for s in scheds],
-            "rng": [r["rng"] for r in per_rank],
-            "step_state": [r["step_state"] for r in per_rank],
-        }
-        ckpt.save_state(run_dir / ckpt.STATE, state)
-
-    records: list[dict[str, Any]] = []
-    if ctx.is_main:
-        # The file re-creates the run: the real folder, and neither --resume nor --overwrite.
-        saved_cfg = replace(cfg, out=str(run_dir), resume=False, overwrite=False)
-        with atomic_file(run_dir / ckpt.CONFIG) as tmp:
-            tmp.write_text(to_json(saved_cfg) + "\n")
-        with atomic_file(run_dir / ckpt.DATA) as tmp:
-            tmp.write_text(json.dumps(data_info, indent=2, sort_keys=True) + "\n")
-        records = read_metrics(run_dir / METRICS, upto=start)
-        write_metrics(run_dir / METRICS, records)
-        (run_dir / PREVIEWS).mkdir(exist_ok=True)
-
-    last: dict[str, float] = records[-1] if records else {}
-    sums: dict[str, float] = {}
-    n_sum, data_time, busy = 0, 0.0, 0.0
-    done = start
-    interrupted = False
-    progress = make_progress(unit="it", extra="{task.fields[losses]}")
-    t_begin = time.perf_counter()
-    with ddp.DeferredInterrupt() as sig, progress:
-        task = progress.add_task("train", total=cfg.steps, completed=start, losses="")
-        try:
-            while done < cfg.steps:
-                t0 = time.perf_counter()
-                batch = {k: s.batch(done).to(device, non_blocking=True) for k, s in samplers.items()}
-                data_time += time.perf_counter() - t0
-                try:
-                    losses = stepper.step(batch)
-                except NonFiniteLoss as exc:
-                    kept = "no checkpoint was saved yet"
-                    if last_saved is not None:
-                        kept = f"the last good checkpoint (step {last_saved}) is kept"
-                    raise RetargetError(
-                        f"{exc} at step {done + 1}; training stopped, {kept} in {run_dir} (try a lower --lr, or --amp off)"
-                    ) from None
-                lr_used = scheds[0].get_last_lr()[0]
-                for s in scheds:
-                    s.step()
-                done += 1
-                busy += time.perf_counter() - t0
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                n_sum += 1
-                if done % cfg.log_every == 0 or done == cfg.steps:
-                    # it/s counts data and step time only, not previews and checkpoints
-                    last = {"step": done, **{f"loss/{k}": v / n_sum for k, v in sums.items()}}
-                    last.update(lr=lr_used, it_s=n_sum / max(busy, 1e-9), data_s=data_time / n_sum)
-                    sums, n_sum, data_time, busy = {}, 0, 0.0, 0.0
-                    if ctx.is_main:
-                        records.append(last)
-                        append_metrics(run_dir / METRICS, last)
-                main = " ".join(f"{k[5:]}={losses[k]:.3f}" for k in ("loss_G", "loss_D") if k in losses)
-                progress.update(task, completed=done, losses=main)
-                if ctx.is_main and (done % cfg.preview_every == 0 or done == cfg.steps):
-                    _preview(run_dir, done, stepper.objective, batch)
-                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    save(done)
-                    if ctx.is_main and records:
-                        save_loss_curve(run_dir / LOSS_CURVE, records)
-                if on_step is not None:
-                    on_step(done, {k: float(v) for k, v in losses.items()})
-                # torchrun signals every rank, but not at the same step: agree first
-                if ddp.any_rank(sig.requested, ctx):
-                    raise KeyboardInterrupt
-        except ddp.HardInterrupt:
-            raise
-        except KeyboardInterrupt:
-            interrupted = True
-            save(done)
-            if ctx.is_main and records:
-                save_loss_curve(run_dir / LOSS_CURVE, records)
-    elapsed = time.perf_counter() - t_begin
-    if ctx.is_main:
-        if interrupted:
-            console.print(
-                f"interrupted at step {done}/{cfg.steps}; checkpoint saved in {run_dir}. "
-                f"Resume with: {resume_command(cfg, run_dir)}",
-                soft_wrap=True,
-                markup=False,
-            )
-        else:
-            rate = (done - start) / max(elapsed, 1e-9)
-            summary = " ".join(f"{k[5:]}={last[k]:.3f}" for k in ("loss/loss_G", "loss/loss_D") if k in last)
-            console.print(
-                f"trained {done} steps in {elapsed:.1f} s ({rate:.2f} it/s) into {run_dir}; {summary}",
-                soft_wrap=True,
-                markup=False,
-            )
-    return TrainResult(run_dir, done, last, interrupted, nets)
+    return domains
 
 
-def _preview(run_dir: Path, step: int, objective: Any, batch: dict[str, torch.Tensor]) -> None:
-    visuals = objective.visuals(batch)
-    save_grid(run_dir / PREVIEWS / f"step_{step:07d}.png", preview_rows(visuals))
+def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook]:
+    """The hooks of every run, in the order they run after a step.
+
+    The time limit comes first, so the jobs after it know the step is the last; hooks
+    that put metrics come before :class:`Metrics`, which writes them; the checkpoint
+    comes after the previews and metrics it refers to; the user's callback and the
+    Ctrl-C check (added by :func:`train`) come last, as before the split.
+    """
+    hooks: list[Hook] = []
+    if cfg.time_limit:
+        hooks.append(TimeLimit(cfg.time_limit))
+    clip = preview_clip(domains["A"], cfg.preview_frames, cfg.model.size) if cfg.preview_frames else None
+    if clip is not None and len(clip) >= 2:
+        hooks.append(TemporalPreview(clip, cfg.preview_every))  # puts metrics: before Metrics
+    hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every)]
+    hooks.append(Checkpoint(cfg.checkpoint_every))
+    return hooks
+
+
+def _last_losses(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last metrics record with loss terms (other hooks log lines of their own)."""
+    return next((r for r in reversed(records) if any(k.startswith("loss/") for k in r)), {})
+
+
+def _print_summary(trainer: Trainer, elapsed: float) -> None:
+    cfg, run_dir, done = trainer.cfg, trainer.run_dir, trainer.step
+    if trainer.interrupted:
+        console.print(
+            f"interrupted at step {done}/{cfg.steps}; checkpoint saved in {run_dir}. "
+            f"Resume with: {resume_command(cfg, run_dir)}",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
+    last = _last_losses(trainer.records)
+    rate = (done - trainer.start) / max(elapsed, 1e-9)
+    summary = " ".join(f"{k[5:]}={last[k]:.3f}" for k in ("loss/loss_G", "loss/loss_D") if k in last)
+    stopped = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
+    console.print(
+        f"trained {done} steps{stopped} in {elapsed:.1f} s ({rate:.2f} it/s) into {run_dir}; {summary}",
+        soft_wrap=True,
+        markup=False,
+    )

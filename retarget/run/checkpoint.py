@@ -1,10 +1,11 @@
-"""Checkpoints: safetensors weights, a tensors-only training state, and loading for render.
+"""The checkpoint format: safetensors weights and a tensors-only training state.
 
 A run folder holds (see docs/checkpoints.md):
 
 - ``weights.safetensors``: every network's ``state_dict`` under ``<net>.<param>`` keys;
-  its metadata carries the ``ModelConfig`` JSON, the step and the data info, so the
-  file alone rebuilds its networks;
+  its metadata carries the ``ModelConfig`` JSON, the step and the
+  :class:`~retarget.run.info.DataInfo` of both domains, so the file alone rebuilds its
+  networks and tells render how the training frames were cut;
 - ``state.pt``: optimizers, LR schedulers, step, RNG states, image pools; written with
   ``torch.save`` from tensors, numbers, strings, lists and dicts only and read back
   with ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
@@ -17,9 +18,8 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -27,38 +27,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from retarget.atomic import atomic_file
-from retarget.config import ModelConfig, TrainConfig, from_dict, to_json
+from retarget.config import ModelConfig, from_dict, to_json
 from retarget.errors import RetargetError
+from retarget.run.info import DataInfo, data_to_json
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 CONFIG = "config.json"
-DATA = "data.json"
+DATA = "data.json"  # older runs only: the data info now lives in the weights metadata
 FORMAT = "retarget-weights/1"
-
-
-@dataclass
-class LoadedRun:
-    """A trained run, ready to translate.
-
-    Attributes:
-        path: the weights file that was loaded.
-        run_dir: its folder.
-        model_cfg: the architecture.
-        train_cfg: the run's :class:`TrainConfig` (None when ``config.json`` is absent).
-        networks: ``{"G_AB", "G_BA", ...}`` in eval mode on the requested device; each maps
-            float ``[B, 3, H, W]`` in [-1, 1] to the same shape and range.
-        data: ``{"A": info, "B": info}``, info = ``{"align", "size", "face", "crop", "cut_threshold", "name", ...}``.
-        step: optimisation steps the weights have seen.
-    """
-
-    path: Path
-    run_dir: Path
-    model_cfg: ModelConfig
-    train_cfg: Optional[TrainConfig]
-    networks: dict[str, torch.nn.Module]
-    data: dict[str, Any] = field(default_factory=dict)
-    step: int = 0
 
 
 def save_weights(
@@ -66,7 +43,7 @@ def save_weights(
     networks: dict[str, torch.nn.Module],
     model_cfg: ModelConfig,
     step: int,
-    data: Optional[dict[str, Any]] = None,
+    data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]] = None,
 ) -> None:
     """Write every network's parameters and buffers to one safetensors file, atomically.
 
@@ -75,7 +52,7 @@ def save_weights(
         networks: name -> module (DDP wrappers are unwrapped by the caller).
         model_cfg: stored as JSON in the metadata so the file rebuilds its networks.
         step: steps done, stored in the metadata.
-        data: data info (align, size, face of A and B) for render.
+        data: ``{"A": DataInfo, "B": DataInfo}`` for render (plain dicts are converted).
     """
     tensors: dict[str, torch.Tensor] = {}
     for name, net in networks.items():
@@ -86,7 +63,7 @@ def save_weights(
         "model_config": to_json(model_cfg),
         "networks": ",".join(networks),
         "step": str(int(step)),
-        "data": json.dumps(data or {}),
+        "data": data_to_json(data or {}),
     }
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -173,98 +150,3 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RetargetError(f"{path}: training state not found; cannot resume this run") from None
     except Exception as exc:  # pickle/zip errors come in many types
         raise RetargetError(f"{path}: unreadable training state ({type(exc).__name__})") from None
-
-
-# --- loading for render ---------------------------------------------------------------
-
-
-def find_weights(path: str | os.PathLike[str] | None, models_dir: str | os.PathLike[str] = "models") -> Path:
-    """The weights file named by ``path`` (run folder or file), or the newest under ``models_dir``."""
-    if path is None:
-        root = Path(models_dir)
-        found = sorted(root.glob(f"*/{WEIGHTS}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-        if not found:
-            raise RetargetError(f"{root}: no trained run found (train one with `retarget train`, or pass --model)")
-        return found[-1]
-    p = Path(path)
-    if not p.exists():
-        raise RetargetError(f"{p}: model not found")
-    if p.is_dir():
-        w = p / WEIGHTS
-        if not w.exists():
-            raise RetargetError(f"{p}: not a run folder (no {WEIGHTS})")
-        return w
-    return p
-
-
-def build_networks_for(model_cfg: ModelConfig, names: Optional[tuple[str, ...]] = None) -> dict[str, torch.nn.Module]:
-    """The networks ``names`` of ``model_cfg`` (all of :func:`retarget.nn.networks.build_networks` if None).
-
-    Building only what is asked spares render the predictors (40M parameters each in
-    the official preset) and the discriminators.
-    """
-    from retarget.nn import networks as nn_networks
-
-    if names is None:
-        return nn_networks.build_networks(model_cfg)
-    nn_networks.check_size(model_cfg)
-    makers = {"G": nn_networks.build_generator, "D": nn_networks.build_discriminator, "P": nn_networks.build_predictor}
-    known = {"G_AB", "G_BA", "D_A", "D_B"} | ({"P_A", "P_B"} if model_cfg.model == "recycle" else set())
-    return {n: makers[n[0]](model_cfg) for n in names if n in known}
-
-
-def load_run(
-    path: str | os.PathLike[str] | None,
-    device: str | torch.device = "cpu",
-    models_dir: str | os.PathLike[str] = "models",
-    names: Optional[tuple[str, ...]] = None,
-) -> LoadedRun:
-    """Load a trained run for inference.
-
-    Args:
-        path: run folder or weights file; None picks the run under ``models_dir`` whose
-            weights were written last.
-        device: where to put the networks.
-        models_dir: where runs live (``./models``).
-        names: networks to load; None loads all in the file (at least ``G_AB``, ``G_BA``).
-
-    Returns:
-        :class:`LoadedRun` with networks in eval mode.
-
-    Raises:
-        RetargetError: missing path, not a run, or weights that do not fit their config.
-    """
-    wpath = find_weights(path, models_dir)
-    meta, tensors = read_weights(wpath)
-    try:
-        model_cfg = model_config_of(meta)
-    except (ValueError, TypeError) as exc:
-        raise RetargetError(f"{wpath}: invalid model configuration in metadata ({exc})") from None
-    stored = [n for n in meta.get("networks", "").split(",") if n]
-    for need in ("G_AB", "G_BA"):
-        if need not in stored:
-            raise RetargetError(f"{wpath}: has no {need} generator")
-    wanted = tuple(names) if names is not None else tuple(stored)
-    try:
-        nets = build_networks_for(model_cfg, wanted)
-    except ValueError as exc:
-        raise RetargetError(f"{wpath}: invalid model configuration ({exc})") from None
-    missing = [n for n in wanted if n not in nets]
-    if missing:
-        raise RetargetError(f"{wpath}: networks {', '.join(missing)} are not part of a {model_cfg.model} model")
-    load_into(nets, tensors, wpath)
-    for net in nets.values():
-        net.to(device).eval()
-        net.requires_grad_(False)
-    run_dir = wpath.parent
-    train_cfg = None
-    cfg_file = run_dir / CONFIG
-    if cfg_file.exists():
-        try:
-            train_cfg = from_dict(TrainConfig, json.loads(cfg_file.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise RetargetError(f"{cfg_file}: invalid run configuration ({exc})") from None
-    data = json.loads(meta.get("data") or "{}")
-    if not data and (run_dir / DATA).exists():
-        data = json.loads((run_dir / DATA).read_text())
-    return LoadedRun(wpath, run_dir, model_cfg, train_cfg, nets, data, int(meta.get("step", 0)))

@@ -1,0 +1,220 @@
+"""Hooks: everything the training loop does besides the optimisation step.
+
+A hook subclasses :class:`Hook` and overrides what it needs; the loop
+(:class:`retarget.train.loop.Trainer`) calls, for each hook in order::
+
+    before_train(trainer)                once, before the first step (resume already done)
+    before_step(trainer) / after_step(trainer)   around every step
+    after_train(trainer)                 once, after the last step or a Ctrl-C (not on errors)
+
+Inside, a hook reads ``trainer.step`` (steps done), ``trainer.losses``, ``trainer.batch``,
+``trainer.nets``, ``trainer.stepper.objective``, ``trainer.run_dir``, ``trainer.cfg``,
+``trainer.elapsed``, ``trainer.records`` (metrics so far) and ``trainer.is_main`` (only
+rank 0 writes files); ``trainer.due(every)`` says whether a periodic job is due
+(every ``every`` steps and at the last step). It may call ``trainer.put_metric(key,
+value)`` (the value lands in this step's ``metrics.jsonl`` line; the hook must come
+before :class:`Metrics`), ``trainer.request_stop(reason)`` or ``trainer.save_checkpoint()``
+(collective: on every rank), and enter context managers into ``trainer.resources`` so
+they close when the loop ends.
+
+A hook that must survive a resume returns its state from :meth:`Hook.state_dict`
+(tensors, numbers, strings, lists and dicts only: it goes into ``state.pt`` under its
+:attr:`Hook.name`) and takes it back in :meth:`Hook.load_state_dict`. A new periodic job
+is a new hook in the list :func:`retarget.train.trainer.default_hooks` builds, or one
+passed to :func:`retarget.train.trainer.train` with ``hooks=``; the loop needs no change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from retarget.progress import console, make_progress
+from retarget.train import distributed as ddp
+from retarget.train.preview import append_metrics, preview_rows, save_grid, save_loss_curve
+
+if TYPE_CHECKING:
+    from retarget.train.loop import Trainer
+
+METRICS = "metrics.jsonl"
+PREVIEWS = "previews"
+LOSS_CURVE = "loss_curve.png"
+
+StepHook = Callable[[int, dict[str, float]], None]
+
+
+class Hook:
+    """Base class: every method does nothing; :attr:`name` keys the hook's saved state."""
+
+    @property
+    def name(self) -> str:
+        """Key of this hook's state in ``state.pt`` (its class name by default)."""
+        return type(self).__name__
+
+    def before_train(self, trainer: "Trainer") -> None:
+        """Once, before the first step."""
+
+    def before_step(self, trainer: "Trainer") -> None:
+        """Before every step."""
+
+    def after_step(self, trainer: "Trainer") -> None:
+        """After every step (``trainer.step`` counts it)."""
+
+    def after_train(self, trainer: "Trainer") -> None:
+        """Once, after the last step or a Ctrl-C."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs of this hook (empty: nothing is saved).
+
+        Rank 0's state is saved; on resume every rank loads it.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned."""
+
+
+class TimeLimit(Hook):
+    """Stop cleanly once ``seconds`` of wall-clock training have passed (``--time-limit``).
+
+    The clock (``trainer.elapsed``) runs across resumes and ranks agree on it; the LR
+    schedule decays over the same budget (:meth:`Trainer.lr_factor`).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+
+    def before_train(self, trainer: "Trainer") -> None:
+        if trainer.elapsed >= self.seconds:  # a resumed run whose budget is spent
+            trainer.request_stop(f"time limit of {self.seconds:g} s reached")
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if trainer.elapsed >= self.seconds:
+            trainer.request_stop(f"time limit of {self.seconds:g} s reached")
+
+
+class Metrics(Hook):
+    """Mean losses, LR, it/s and data time every ``every`` steps, appended to ``metrics.jsonl``.
+
+    Values other hooks put with ``trainer.put_metric`` (before this hook in the list) go
+    into the same record; a step with such values is logged even when not due.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.sums: dict[str, float] = {}
+        self.n = 0
+        self.data_time = self.busy = 0.0
+
+    def after_step(self, trainer: "Trainer") -> None:
+        for k, v in trainer.losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+        self.data_time += trainer.data_time
+        self.busy += trainer.step_time
+        if not (trainer.due(self.every) or trainer.pending_metrics):
+            return
+        # it/s counts data and step time only, not previews and checkpoints
+        record: dict[str, Any] = {"step": trainer.step, **{f"loss/{k}": v / self.n for k, v in self.sums.items()}}
+        record.update(lr=trainer.lr, it_s=self.n / max(self.busy, 1e-9), data_s=self.data_time / self.n)
+        record.update(trainer.pending_metrics)
+        trainer.pending_metrics.clear()
+        self.sums, self.n, self.data_time, self.busy = {}, 0, 0.0, 0.0
+        log(trainer, record)
+
+
+def log(trainer: "Trainer", record: dict[str, Any]) -> None:
+    """Append ``record`` (``{"step": int, name: number, ...}``) to ``metrics.jsonl`` and ``trainer.records`` (rank 0)."""
+    if trainer.is_main:
+        trainer.records.append(record)
+        append_metrics(trainer.run_dir / METRICS, record)
+
+
+class Progress(Hook):
+    """The rich progress bar with the last G and D losses."""
+
+    def before_train(self, trainer: "Trainer") -> None:
+        self.progress = trainer.resources.enter_context(make_progress(unit="it", extra="{task.fields[losses]}"))
+        self.task = self.progress.add_task("train", total=trainer.cfg.steps, completed=trainer.step, losses="")
+
+    def after_step(self, trainer: "Trainer") -> None:
+        losses = trainer.losses
+        main = " ".join(f"{k[5:]}={losses[k]:.3f}" for k in ("loss_G", "loss_D") if k in losses)
+        self.progress.update(self.task, completed=trainer.step, losses=main)
+
+
+class Previews(Hook):
+    """A still grid of the current batch's visuals every ``every`` steps (``previews/step_N.png``)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if trainer.is_main and trainer.due(self.every):
+            visuals = trainer.stepper.objective.visuals(trainer.batch)
+            save_grid(trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.png", preview_rows(visuals))
+
+
+class Checkpoint(Hook):
+    """Weights and training state every ``every`` steps, at the end and on Ctrl-C; refreshes the loss curve."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if trainer.due(self.every):
+            self.save(trainer)
+
+    def after_train(self, trainer: "Trainer") -> None:
+        if trainer.interrupted:
+            self.save(trainer)
+
+    def save(self, trainer: "Trainer") -> None:
+        trainer.save_checkpoint()
+        if trainer.is_main and trainer.records:
+            save_loss_curve(trainer.run_dir / LOSS_CURVE, trainer.records)
+
+
+class Callback(Hook):
+    """The user's ``on_step(steps_done, losses)``; raising KeyboardInterrupt behaves like Ctrl-C."""
+
+    def __init__(self, fn: StepHook) -> None:
+        self.fn = fn
+
+    def after_step(self, trainer: "Trainer") -> None:
+        self.fn(trainer.step, dict(trainer.losses))
+
+
+class Interrupt(Hook):
+    """Ctrl-C, deferred to the end of the step; ranks agree first (torchrun signals them at different steps)."""
+
+    def after_step(self, trainer: "Trainer") -> None:
+        requested = trainer.signal is not None and trainer.signal.requested
+        if ddp.any_rank(requested, trainer.ctx):
+            raise KeyboardInterrupt
+
+
+def note(trainer: "Trainer", text: str) -> None:
+    """A warning line on rank 0's console (for hooks whose job failed without stopping training)."""
+    if trainer.is_main:
+        console.print(f"[yellow]warning:[/] {text}", soft_wrap=True)
+
+
+def eval_mode(nets: dict[str, torch.nn.Module]) -> Any:
+    """Context manager: ``nets`` in eval mode without gradients, their modes restored after."""
+
+    @contextlib.contextmanager
+    def scope() -> Any:
+        modes = {k: n.training for k, n in nets.items()}
+        for n in nets.values():
+            n.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for k, n in nets.items():
+                n.train(modes[k])
+
+    return scope()

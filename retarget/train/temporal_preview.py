@@ -1,0 +1,112 @@
+"""Temporal previews: a fixed clip of A translated at every preview, as a video and a number.
+
+A still grid cannot show flicker. At every preview this hook translates the same short
+run of consecutive A frames with ``G_AB`` and writes ``previews/step_N.mp4`` (H.264, plays
+in browsers), and logs the clip's warping error (:func:`retarget.eval.temporal.warping_errors`,
+0-255 scale, along the source's own motion) to ``metrics.jsonl`` as
+``temporal/warp_error``, beside the source clip's own ``temporal/warp_error_source``.
+The source clip is written once as ``previews/source.mp4``.
+
+The clip comes from the training data (datasets have no held-out split): the middle of
+A's longest segment, centre-cropped at the training size. It shows how steady the
+translation is, not how well it generalises.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+import torch
+
+from retarget.atomic import atomic_file
+from retarget.eval.temporal import warping_errors
+from retarget.train.data import DomainData
+from retarget.train.hooks import PREVIEWS, Hook, eval_mode, note
+from retarget.video.writer import VideoWriter
+
+if TYPE_CHECKING:
+    from retarget.train.loop import Trainer
+
+SOURCE = "source.mp4"
+#: Frames per second of the preview videos (datasets do not all record a frame rate).
+FPS = 25
+
+
+def preview_clip(domain: DomainData, length: int, size: int) -> np.ndarray:
+    """``length`` consecutive frames from the middle of ``domain``'s longest segment.
+
+    Args:
+        domain: a loaded dataset (frames at the load size).
+        length: frames wanted; fewer when the longest segment is shorter.
+        size: side of the centre crop taken from each frame (the training size, px).
+
+    Returns:
+        ``T x size x size x 3`` uint8 RGB, the same frames on every call.
+    """
+    longest = max(domain.segments, key=len)  # the first of equally long ones
+    take = min(length, len(longest))
+    start = (len(longest) - take) // 2
+    idx = longest[start : start + take]
+    frames = np.asarray(domain.frames[idx[0] : idx[-1] + 1])  # consecutive indices within a segment
+    h, w = frames.shape[1:3]
+    y, x = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(frames[:, y : y + size, x : x + size])
+
+
+def translate_clip(net: torch.nn.Module, clip: np.ndarray, device: torch.device, batch: int = 16) -> np.ndarray:
+    """``net`` applied to ``clip`` (``T x S x S x 3`` uint8) in batches; returns the same shape and dtype."""
+    out = []
+    for i in range(0, len(clip), batch):
+        x = torch.from_numpy(clip[i : i + batch]).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        y = net(x).float().add(1.0).mul(127.5).clamp(0, 255).round().to(torch.uint8)
+        out.append(y.permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def write_clip(path: Path, frames: np.ndarray) -> None:
+    """Encode ``frames`` (``T x H x W x 3`` uint8) to an H.264 file at :data:`FPS`, atomically."""
+    with atomic_file(path) as tmp:
+        with VideoWriter(tmp, frames.shape[2], frames.shape[1], Fraction(1, FPS), FPS, crf=18) as writer:
+            for i, frame in enumerate(frames):
+                writer.write(frame, i)
+
+
+class TemporalPreview(Hook):
+    """Every ``every`` steps (and at the last), translate ``clip`` with ``G_AB``; rank 0 only.
+
+    Runs before :class:`~retarget.train.hooks.Metrics`, which writes its two numbers.
+
+    Args:
+        clip: ``T x S x S x 3`` uint8 consecutive A frames (:func:`preview_clip`), T >= 2.
+        every: steps between previews.
+    """
+
+    def __init__(self, clip: np.ndarray, every: int) -> None:
+        self.clip = clip
+        self.every = every
+        self.source_error: Optional[float] = None
+
+    def before_train(self, trainer: "Trainer") -> None:
+        if not trainer.is_main:
+            return
+        self.source_error = float(np.nanmean(warping_errors(self.clip, self.clip)))
+        path = trainer.run_dir / PREVIEWS / SOURCE
+        if not path.exists():
+            write_clip(path, self.clip)
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if not (trainer.is_main and trainer.due(self.every)):
+            return
+        net = trainer.nets["G_AB"]
+        with eval_mode({"G_AB": net}):
+            frames = translate_clip(net, self.clip, trainer.device)
+        try:
+            write_clip(trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.mp4", frames)
+        except OSError as exc:  # a preview is not worth stopping the run for
+            note(trainer, f"{trainer.run_dir / PREVIEWS}: could not write the temporal preview ({exc})")
+        error = float(np.nanmean(warping_errors(frames, self.clip)))
+        trainer.put_metric("temporal/warp_error", error)
+        trainer.put_metric("temporal/warp_error_source", self.source_error)

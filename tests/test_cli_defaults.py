@@ -1,0 +1,76 @@
+"""One source of defaults: the CLI's defaults are the config dataclasses' defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from retarget.cli import app
+from retarget.config import (
+    DemoConfig,
+    ExtractConfig,
+    FaceConfig,
+    LossConfig,
+    ModelConfig,
+    RenderConfig,
+    TrainConfig,
+    model_preset,
+)
+
+SOURCES = {
+    "extract": (ExtractConfig, FaceConfig),
+    "train": (TrainConfig, ModelConfig, LossConfig),
+    "render": (RenderConfig,),
+    "demo": (DemoConfig,),
+}
+RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
+PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth"}  # None = the preset's value
+
+
+def _default(classes, name):
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.name == name and f.default is not dataclasses.MISSING:
+                return f.default
+    raise LookupError(name)
+
+
+@pytest.mark.parametrize("command", sorted(SOURCES))
+def test_option_defaults_come_from_the_config_dataclasses(command):
+    cmd = typer.main.get_command(app).commands[command]
+    options = [p for p in cmd.params if p.param_type_name == "option"]
+    assert options
+    for param in options:
+        if command == "train" and param.name in PRESET_OPTIONS:
+            assert param.default is None
+            continue
+        field = RENAMED.get((command, param.name), param.name)
+        assert param.default == _default(SOURCES[command], field), f"{command} --{param.name}"
+
+
+def test_the_default_preset_is_modelconfig():
+    assert model_preset("default") == ModelConfig() == TrainConfig("a", "b").model
+    assert model_preset("default", model="cyclegan", size=64) == ModelConfig(model="cyclegan", size=64)
+
+
+@pytest.mark.parametrize(
+    "argv, module, expected",
+    [
+        (["train", "a", "b"], "retarget.train.trainer.train", TrainConfig("a", "b")),
+        (["render", "in.mp4", "out.mp4"], "retarget.render.render.render", RenderConfig("in.mp4", "out.mp4")),
+        (["extract", "v.mp4"], "retarget.dataset.extract.extract", ExtractConfig(videos=("v.mp4",))),
+        (["demo"], "retarget.demo.demo.demo", DemoConfig()),
+    ],
+)
+def test_no_flags_means_the_dataclass_defaults(monkeypatch, argv, module, expected):
+    import importlib
+
+    seen = []
+    mod, name = module.rsplit(".", 1)
+    monkeypatch.setattr(importlib.import_module(mod), name, lambda cfg, *a, **k: seen.append(cfg))
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert seen == [expected]
