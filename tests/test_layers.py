@@ -15,8 +15,8 @@ LAYERS = {
     "nn": 5, "dataset": 5,
     "faces": 6,
     "video": 7,
-    "geometry": 8, "device": 8, "config": 8, "atomic": 8, "progress": 8,
-    "errors": 9, "__init__": 9,
+    "geometry": 8, "device": 8, "config": 8, "atomic": 8,
+    "progress": 9, "errors": 9, "__init__": 9,
 }  # fmt: skip
 
 
