@@ -25,6 +25,7 @@ GUIDES = {
     "train": "../train.md",
     "render": "../render.md",
     "demo": "../quickstart.md",
+    "runs": "../train.md",
 }
 
 

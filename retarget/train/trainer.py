@@ -37,6 +37,8 @@ from retarget.train.preview import (
     save_loss_curve,
     write_metrics,
 )
+from retarget.train.ranks import rank_speeds
+from retarget.train.views import RunViews, clear_views
 
 METRICS = "metrics.jsonl"
 PREVIEWS = "previews"
@@ -143,6 +145,7 @@ def _clear_run_dir(run_dir: Path) -> None:
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / PREVIEWS, ignore_errors=True)
+    clear_views(run_dir)  # report pages, tb/
 
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
@@ -335,7 +338,9 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
     interrupted = False
     progress = make_progress(unit="it", extra="{task.fields[losses]}")
     t_begin = time.perf_counter()
-    with ddp.DeferredInterrupt() as sig, progress:
+    # report.html and TensorBoard (rank 0): views.logged / views.previewed / close at exit
+    views = RunViews(run_dir, start, enabled=ctx.is_main)
+    with views, ddp.DeferredInterrupt() as sig, progress:
         task = progress.add_task("train", total=cfg.steps, completed=start, losses="")
         try:
             while done < cfg.steps:
@@ -363,14 +368,17 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, on_step: Optional[StepHook]) 
                     # it/s counts data and step time only, not previews and checkpoints
                     last = {"step": done, **{f"loss/{k}": v / n_sum for k, v in sums.items()}}
                     last.update(lr=lr_used, it_s=n_sum / max(busy, 1e-9), data_s=data_time / n_sum)
+                    last.update(rank_speeds(last["it_s"], last["data_s"], ctx))  # every rank's speed
                     sums, n_sum, data_time, busy = {}, 0, 0.0, 0.0
                     if ctx.is_main:
                         records.append(last)
                         append_metrics(run_dir / METRICS, last)
+                        views.logged()
                 main = " ".join(f"{k[5:]}={losses[k]:.3f}" for k in ("loss_G", "loss_D") if k in losses)
                 progress.update(task, completed=done, losses=main)
                 if ctx.is_main and (done % cfg.preview_every == 0 or done == cfg.steps):
                     _preview(run_dir, done, stepper.objective, batch)
+                    views.previewed()
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     save(done)
                     if ctx.is_main and records:
