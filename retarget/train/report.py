@@ -33,7 +33,7 @@ _STEP = re.compile(r"step_(\d+)\.(png|mp4)$")
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:16px 24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-.sum{color:#555}.sum b{color:#222}.grid{display:flex;flex-wrap:wrap;gap:12px}
+.sum{color:#555}.sum b{color:#222}.grid{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .chart{background:#fff;border:1px solid #e4e4e4}.ct{font-weight:600;font-size:13px}
 .tk{font-size:10px;fill:#666}.lg{font-size:11px;fill:#333}
 table{border-collapse:collapse;background:#fff;font-size:13px}
@@ -41,7 +41,7 @@ td,th{border:1px solid #e2e2e2;padding:2px 8px;text-align:left;vertical-align:to
 th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0 0 14px;background:#fff;border:1px solid #e4e4e4;padding:6px;display:inline-block}
 figcaption{font-size:12px;color:#555;margin-bottom:4px}figure img{max-width:100%;image-rendering:pixelated}
-video{background:#000;max-width:360px;image-rendering:pixelated}
+video{background:#000;width:288px;image-rendering:pixelated}
 nav{margin:10px 0}nav a,nav b{margin-right:8px}details{margin:6px 0}summary{cursor:pointer}
 """
 
@@ -114,7 +114,7 @@ def charts(records: list[dict[str, Any]]) -> list[str]:
         line_chart(_series(records, totals, "loss/"), "total losses"),
         line_chart(_series(records, g_terms, "loss/"), "generator terms"),
         line_chart(_series(records, d_terms, "loss/"), "discriminator terms"),
-        line_chart(_series(records, warp, "temporal/"), "temporal preview: warping error (lower is steadier)",
+        line_chart(_series(records, warp, "temporal/"), "warping error (temporal preview)",
                    dashed=("warp_error_source",)),
         line_chart(_series(records, speed), "speed (steps/s)", log=False),
         line_chart(_series(records, data), "data time (s per step)", log=False),
@@ -165,7 +165,7 @@ def _figures(run_dir: Path, steps: list[int], clips: set[int]) -> str:
         out.append(f'<figure><figcaption>step {s}</figcaption>'
                    f'<a href="{_href(grid)}"><img src="{_href(grid)}"{size} loading="lazy" alt="preview grid, step {s}"></a>'
                    f"</figure>{clip}")
-    return "<br>".join(out)
+    return '<div class=grid>' + "".join(out) + "</div>"
 
 
 def _page_name(page: int) -> str:

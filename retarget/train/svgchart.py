@@ -26,12 +26,14 @@ def thin(points: Series, most: int = 400) -> list[tuple[float, float]]:
     return out
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def _ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(step, 1)
     first = math.ceil(lo / step) * step
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
@@ -48,8 +50,8 @@ def line_chart(
     series: dict[str, Series],
     title: str,
     *,
-    width: int = 560,
-    height: int = 260,
+    width: int = 400,
+    height: int = 250,
     log: Optional[bool] = None,
     dashed: Sequence[str] = (),
 ) -> str:
@@ -99,13 +101,14 @@ def line_chart(
            f'<text x="{left}" y="16" class="ct">{escape(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#bbb"/>']
     yticks = [10**t for t in range(math.ceil(y0), math.floor(y1) + 1)] if log else _ticks(y0, y1)
-    if log and len(yticks) < 2:
-        yticks = [10**t for t in _ticks(y0, y1)]
+    if log and y1 - y0 < 2.5:  # few decades: label 2x and 5x as well
+        yticks = sorted(m * 10**t for t in range(math.floor(y0), math.ceil(y1) + 1) for m in (1, 2, 5)
+                        if y0 <= math.log10(m * 10**t) <= y1)
     for t in yticks:
         y = py(t)
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
         out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" class="tk">{_fmt(t)}</text>')
-    for t in _ticks(x0, x1):
+    for t in _ticks(x0, x1, integer=True):
         x = px(t)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" stroke="#f2f2f2"/>')
         out.append(f'<text x="{x:.1f}" y="{top + ph + 14}" text-anchor="middle" class="tk">{_fmt(t)}</text>')
