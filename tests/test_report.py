@@ -17,6 +17,7 @@ from retarget.config import TrainConfig, model_preset
 from retarget.train import train
 from retarget.train.report import json_table, write_report
 from retarget.train.svgchart import line_chart, thin
+from retarget.train.views import clear_views
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "source", "col", "wbr"}
 
@@ -124,6 +125,16 @@ def test_many_previews_are_paginated_and_stale_pages_removed(tmp_path):
         p.unlink()
     write_report(run, first_page=20, per_page=40)
     assert sorted(p.name for p in run.glob("report*.html")) == ["report.html", "report_2.html"]
+
+
+def test_overwrite_clears_report_pages_and_tensorboard_logs(tmp_path):
+    _fake_previews(tmp_path, range(1, 80))
+    write_report(tmp_path, first_page=20, per_page=40)
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "events.out.tfevents.1").write_bytes(b"x")
+    clear_views(tmp_path)
+    assert not list(tmp_path.glob("report*.html")) and not (tmp_path / "tb").exists()
+    assert len(list((tmp_path / "previews").iterdir())) == 79  # previews are the trainer's to clear
 
 
 def test_empty_folder_still_gets_a_page(tmp_path):

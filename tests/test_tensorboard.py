@@ -72,6 +72,14 @@ def test_board_follows_new_metrics_and_clips(tmp_path):
     strip = cv2.imdecode(np.frombuffer(clip[0].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
     assert strip.shape == (24, 256, 3)
 
+    resumed = open_board(run, start_step=20)  # a resume: what is on disk was logged before
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 21, "loss/loss_G": 0.5}) + "\n")
+    resumed.close()
+    acc = _events(run)
+    assert [e.step for e in acc.Scalars("loss/loss_G")] == [10, 20, 21]
+    assert len(acc.Images("preview/clip")) == 1 and len(acc.Images("preview/source_clip")) == 1
+
 
 def test_without_tensorboard_nothing_is_imported_or_written(tmp_path, monkeypatch):
     for name in list(sys.modules):

@@ -184,8 +184,8 @@ def _head(title: str) -> str:
             f"<style>{_CSS}</style></head><body>")
 
 
-def _summary(run_dir: Path) -> str:
-    row = describe_run(run_dir)
+def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
+    row = describe_run(run_dir, records=records)
     bits = [f"<b>{escape(row.model)}</b>", f"{row.size} px" if row.size else "",
             f"steps <b>{row.steps_done if row.steps_done is not None else '-'}</b> / {row.steps_planned or '?'}",
             escape(row.state + (", resumable" if row.resumable and row.state != "finished" else ""))]
@@ -245,7 +245,7 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
     rest = steps[first_page:]
     pages = 1 + (len(rest) + per_page - 1) // per_page
     title = f"{run_dir.resolve().name}: retarget run"
-    body = [_head(title), f"<h1>{escape(run_dir.resolve().name)}</h1>", _summary(run_dir)]
+    body = [_head(title), f"<h1>{escape(run_dir.resolve().name)}</h1>", _summary(run_dir, records)]
     plots = charts(records)
     if plots:
         body.append("<h2>Losses and speed</h2><div class=grid>" + "".join(plots) + "</div>")

@@ -132,11 +132,16 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def describe_run(run_dir: Path, name: Optional[str] = None, now: Optional[float] = None) -> RunRow:
-    """Summarise one run folder (see :class:`RunRow`)."""
+def describe_run(
+    run_dir: Path,
+    name: Optional[str] = None,
+    now: Optional[float] = None,
+    records: Optional[list[dict[str, Any]]] = None,
+) -> RunRow:
+    """Summarise one run folder (see :class:`RunRow`); ``records``: its metrics lines, if already read."""
     cfg = read_config(run_dir)
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-    records = read_records(run_dir)
+    records = read_records(run_dir) if records is None else records
     done = checkpoint_step(run_dir)
     planned = cfg.get("steps") if isinstance(cfg.get("steps"), int) else None
     if done is None:
