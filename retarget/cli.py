@@ -319,6 +319,29 @@ def demo(
     _run(lambda: run_demo(cfg))
 
 
+@app.command()
+def runs(
+    folder: Annotated[str, typer.Argument(help="Folder to search for run folders.")] = "models",
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """List the training runs under FOLDER: progress, last losses, age, resumable or not."""
+    from retarget.train.runs import list_runs, table_rows
+
+    rows = _run(lambda: list_runs(folder))
+    if json_out:
+        import json
+
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo(f"no runs under {folder}")
+        return
+    head, cells = table_rows(rows)
+    widths = [max(len(c) for c in col) for col in zip(head, *cells)]
+    for line in [head, *cells]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point."""
     app(args=argv if argv is not None else sys.argv[1:], prog_name="retarget")

@@ -26,6 +26,7 @@ GUIDES = {
     "render": "../render.md",
     "eval": "../eval.md",
     "demo": "../quickstart.md",
+    "runs": "../train.md",
 }
 
 

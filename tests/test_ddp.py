@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -52,6 +53,10 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, gp):
     saved = ckpt.read_weights(out / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
     assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
     assert ckpt.load_state(out / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(out / ckpt.STATE)["rng"]) == 2
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]  # every rank's speed, gathered into rank 0's log
+    assert all(r[f"{k}/rank{i}"] > 0 for r in lines for k in ("it_s", "data_s") for i in (0, 1))
+    assert lines[-1]["it_s/rank0"] == lines[-1]["it_s"]
 
 
 def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:

@@ -34,6 +34,7 @@ import torch
 from retarget.progress import console, make_progress
 from retarget.train import distributed as ddp
 from retarget.train.preview import append_metrics, preview_rows, save_grid, save_loss_curve
+from retarget.train.ranks import rank_speeds
 
 if TYPE_CHECKING:
     from retarget.train.loop import Trainer
@@ -119,6 +120,8 @@ class Metrics(Hook):
         # it/s counts data and step time only, not previews and checkpoints
         record: dict[str, Any] = {"step": trainer.step, **{f"loss/{k}": v / self.n for k, v in self.sums.items()}}
         record.update(lr=trainer.lr, it_s=self.n / max(self.busy, 1e-9), data_s=self.data_time / self.n)
+        if trainer.due(self.every):  # a collective: every rank is due at the same steps
+            record.update(rank_speeds(record["it_s"], record["data_s"], trainer.ctx))
         record.update(trainer.pending_metrics)
         trainer.pending_metrics.clear()
         self.sums, self.n, self.data_time, self.busy = {}, 0, 0.0, 0.0

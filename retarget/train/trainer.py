@@ -52,6 +52,7 @@ from retarget.train.hooks import (
 from retarget.train.loop import Trainer, lr_factor
 from retarget.train.preview import read_metrics, write_metrics
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
+from retarget.train.views import Views, clear_views
 
 #: Files a run folder may hold; --overwrite removes exactly these.
 RUN_FILES = (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG, ckpt.DATA, METRICS, LOSS_CURVE, "cache_A.npy", "cache_A.json",
@@ -141,6 +142,7 @@ def _clear_run_dir(run_dir: Path) -> None:
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / PREVIEWS, ignore_errors=True)
+    clear_views(run_dir)  # report pages, tb/
 
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
@@ -289,6 +291,7 @@ def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook
     if clip is not None and len(clip) >= 2:
         hooks.append(TemporalPreview(clip, cfg.preview_every))  # puts metrics: before Metrics
     hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every)]
+    hooks.append(Views(cfg.preview_every))  # report.html, TensorBoard: after what they show
     hooks.append(Checkpoint(cfg.checkpoint_every))
     return hooks
 

@@ -1,0 +1,228 @@
+"""The runs under a folder at a glance (``retarget runs``): how far each got, its last losses, resumable or not.
+
+Everything here only reads run folders. The two functions that know the checkpoint
+layout are :func:`checkpoint_step` and :func:`is_resumable`; the rest reads
+``config.json`` and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from retarget.run import checkpoint as ckpt
+
+METRICS = "metrics.jsonl"
+WARP_ERROR = "temporal/warp_error"
+#: Folders never searched for runs (inside a run folder).
+_SKIP = {"previews", "tb", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run folder, summarised.
+
+    Attributes:
+        name: the folder relative to the listed root (``"faces-to-cats"``).
+        path: the folder as given (root joined with name).
+        model: ``"recycle"`` or ``"cyclegan"``; ``"?"`` when config.json is unreadable.
+        size: training resolution (px); None when unknown.
+        steps_done: steps of the newest complete checkpoint; None without one.
+        steps_planned: ``--steps`` of the run; None when unknown.
+        loss_g, loss_d: the last logged generator / discriminator totals.
+        warp_error: the last temporal-preview warping error (mean abs, [0, 1] pixel units).
+        age_s: seconds since anything in the folder was last written.
+        resumable: a complete checkpoint exists, so ``retarget train ... --resume`` continues.
+        state: ``"finished"``, ``"stopped"`` (resumable, fewer steps than planned) or
+            ``"no checkpoint"``.
+    """
+
+    name: str
+    path: str
+    model: str
+    size: Optional[int]
+    steps_done: Optional[int]
+    steps_planned: Optional[int]
+    loss_g: Optional[float]
+    loss_d: Optional[float]
+    warp_error: Optional[float]
+    age_s: float
+    resumable: bool
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict (same keys as the attributes)."""
+        return asdict(self)
+
+
+def checkpoint_step(run_dir: Path) -> Optional[int]:
+    """Steps done by the newest complete checkpoint of ``run_dir``; None when there is none.
+
+    Reads only the safetensors header (the step is in its metadata), not the weights.
+    This is the one place that knows where checkpoints lie in a run folder.
+    """
+    weights, state = run_dir / ckpt.WEIGHTS, run_dir / ckpt.STATE
+    if not (weights.is_file() and state.is_file()):
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            meta = f.metadata() or {}
+        return int(meta["step"])
+    except Exception:  # noqa: BLE001 - a damaged or foreign file is simply not a checkpoint
+        return None
+
+
+def is_resumable(run_dir: Path) -> bool:
+    """True when ``retarget train ... --resume`` can continue ``run_dir`` (a complete checkpoint exists)."""
+    return checkpoint_step(run_dir) is not None
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every readable line of ``metrics.jsonl`` (dicts with a ``step``), in file order; [] without the file."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
+                out.append(rec)
+    return out
+
+
+def last_value(records: list[dict[str, Any]], key: str) -> Optional[float]:
+    """The newest finite number logged under ``key``; None when never logged."""
+    for rec in reversed(records):
+        v = rec.get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v)
+    return None
+
+
+def last_write(run_dir: Path) -> float:
+    """Modification time (epoch seconds) of the newest entry in ``run_dir`` or its previews."""
+    newest = run_dir.stat().st_mtime
+    for folder in (run_dir, run_dir / "previews"):
+        if folder.is_dir():
+            for entry in os.scandir(folder):
+                try:
+                    newest = max(newest, entry.stat().st_mtime)
+                except OSError:
+                    pass
+    return newest
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """``config.json`` as a dict; {} when absent or unreadable."""
+    try:
+        data = json.loads((run_dir / ckpt.CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def describe_run(
+    run_dir: Path,
+    name: Optional[str] = None,
+    now: Optional[float] = None,
+    records: Optional[list[dict[str, Any]]] = None,
+) -> RunRow:
+    """Summarise one run folder (see :class:`RunRow`); ``records``: its metrics lines, if already read."""
+    cfg = read_config(run_dir)
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    records = read_records(run_dir) if records is None else records
+    done = checkpoint_step(run_dir)
+    planned = cfg.get("steps") if isinstance(cfg.get("steps"), int) else None
+    if done is None:
+        state = "no checkpoint"
+    elif planned is not None and done >= planned:
+        state = "finished"
+    else:
+        state = "stopped"
+    return RunRow(
+        name=name if name is not None else run_dir.name,
+        path=str(run_dir),
+        model=str(model.get("model", "?")),
+        size=model.get("size") if isinstance(model.get("size"), int) else None,
+        steps_done=done,
+        steps_planned=planned,
+        loss_g=last_value(records, "loss/loss_G"),
+        loss_d=last_value(records, "loss/loss_D"),
+        warp_error=last_value(records, WARP_ERROR),
+        age_s=max(0.0, (time.time() if now is None else now) - last_write(run_dir)),
+        resumable=done is not None,
+        state=state,
+    )
+
+
+def _run_dirs(folder: Path, depth: int) -> Iterator[Path]:
+    if (folder / ckpt.CONFIG).is_file() or (folder / ckpt.WEIGHTS).is_file():
+        yield folder
+        return
+    if depth == 0:
+        return
+    try:
+        children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in _SKIP and not p.name.startswith("."))
+    except OSError:
+        return
+    for child in children:
+        yield from _run_dirs(child, depth - 1)
+
+
+def list_runs(root: str | os.PathLike[str] = "models", depth: int = 3) -> list[RunRow]:
+    """Every run folder under ``root`` (a folder holding config.json or weights.safetensors), newest first.
+
+    Args:
+        root: where to look; a run folder itself is listed alone.
+        depth: how many folder levels below ``root`` to search.
+
+    Raises:
+        RetargetError: ``root`` does not exist or is not a folder.
+    """
+    from retarget.errors import RetargetError
+
+    base = Path(root)
+    if not base.is_dir():
+        raise RetargetError(f"{base}: no such folder (runs are listed from ./models or the folder given)")
+    now = time.time()
+    rows = [describe_run(d, d.relative_to(base).as_posix() if d != base else base.name, now) for d in _run_dirs(base, depth)]
+    return sorted(rows, key=lambda r: r.age_s)
+
+
+def format_age(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3.2 h``, ``6 d``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def _num(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def table_rows(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells of the runs table, as printed by ``retarget runs``."""
+    head = ["run", "model", "size", "steps", "G", "D", "warp err", "age", "state"]
+    cells = []
+    for r in rows:
+        steps = f"{'-' if r.steps_done is None else r.steps_done} / {'?' if r.steps_planned is None else r.steps_planned}"
+        state = r.state + (" (resumable)" if r.resumable and r.state != "finished" else "")
+        size = "-" if r.size is None else str(r.size)
+        cells.append([r.name, r.model, size, steps, _num(r.loss_g), _num(r.loss_d), _num(r.warp_error),
+                      format_age(r.age_s), state])
+    return head, cells
