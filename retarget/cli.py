@@ -184,6 +184,28 @@ def train(
     similarity: Annotated[float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)] = 0.0,
     gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = 0.0,
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = 0.0,
+    feature_match: Annotated[
+        float,
+        typer.Option(min=0, help="L1 between D's first-block features of x and G(x) (DIAT); 0 = off.", rich_help_panel=LOSS),
+    ] = LossConfig.feature_match,
+    content: Annotated[
+        float, typer.Option(min=0, help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)
+    ] = LossConfig.content,
+    content_model: Annotated[
+        Optional[str], typer.Option(help="TorchScript content network f for both directions.", rich_help_panel=LOSS)
+    ] = None,
+    content_model_a: Annotated[
+        Optional[str], typer.Option(help="f for A->B only (on a and G_AB(a)); overrides --content-model.", rich_help_panel=LOSS)
+    ] = None,
+    content_model_b: Annotated[
+        Optional[str], typer.Option(help="f for B->A only (on b and G_BA(b)); overrides --content-model.", rich_help_panel=LOSS)
+    ] = None,
+    content_size: Annotated[
+        Optional[int], typer.Option(min=8, help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS)
+    ] = None,
+    content_norm: Annotated[
+        Literal["minus1_1", "0_1", "imagenet"], typer.Option(help="Input range f expects.", rich_help_panel=LOSS)
+    ] = LossConfig.content_norm,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = 10000,
     batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = 1,
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.", rich_help_panel=RUN)] = 2e-4,
@@ -232,6 +254,13 @@ def train(
             similarity=similarity,
             gp=gp,
             tv=tv,
+            feature_match=feature_match,
+            content=content,
+            content_model=content_model,
+            content_model_a=content_model_a,
+            content_model_b=content_model_b,
+            content_size=content_size,
+            content_norm=content_norm,
         ),
         steps=steps,
         batch_size=batch_size,

@@ -147,6 +147,7 @@ def _clear_run_dir(run_dir: Path) -> None:
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
     """The optimisation step of :mod:`retarget.nn.step` with this run's optimizers and pools."""
+    from retarget.nn.content import load_content_models
     from retarget.nn.objectives import make_objective
     from retarget.nn.step import Stepper, make_optimizers
     from retarget.train.pool import ImagePool
@@ -156,7 +157,8 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         # before DDP wraps them, so its gradient buckets take the final layout
         for net in nets.values():
             net.to(memory_format=torch.channels_last)
-    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device))
+    content = load_content_models(cfg.loss, device, cfg.model.size)  # frozen, never wrapped or saved
+    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device), content)
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
     pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate("AB")}
@@ -190,6 +192,9 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None) -> TrainResult:
             checkpoint of another architecture, or a non-finite loss (the last good
             checkpoint is kept).
     """
+    from retarget.nn.content import absolute_content_paths
+
+    cfg = replace(cfg, loss=absolute_content_paths(cfg.loss))  # config.json names the files wherever it is read
     device_kind = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     ctx = ddp.setup(device_kind)
     try:
