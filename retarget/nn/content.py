@@ -15,6 +15,7 @@ docs/training.md.
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -167,7 +168,9 @@ def load_content_model(path: str, device: torch.device, size: int, content_size:
     p = Path(path)
     _check_archive(p)
     try:
-        net = torch.jit.load(str(p), map_location=device)
+        with warnings.catch_warnings():  # torch >= 2.9 marks TorchScript deprecated; it still loads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(p), map_location=device)
     except Exception as exc:  # corrupt archive, newer format
         first = _short(exc)
         raise RetargetError(f"content model {path}: could not load it as TorchScript ({first})") from None
