@@ -10,7 +10,9 @@ stripes); both come from :mod:`retarget.demo.synth`. Steps:
 
 1. render one long clip per domain and write its frames as image folders (the datasets);
 2. train a tiny detector-like network on A frames: it predicts a heat map of the
-   shape's centre (and its soft-argmax x, y), supervised by the known motion;
+   shape's centre (and its soft-argmax x, y), supervised by the known motion; random
+   channel orders and inversions make it read the shape's place, not its colours
+   (a detector that only works on A's exact colours would fight the translation);
 3. export it with ``torch.jit.script`` (a TorchScript file, the only format
    ``--content-model`` accepts);
 4. train retarget (CycleGAN or Recycle-GAN, tiny preset) with the detector as the
@@ -88,8 +90,17 @@ def write_folder(folder: Path, frames: np.ndarray) -> str:
     return str(folder)
 
 
+def recolour(x: Tensor, g: torch.Generator) -> Tensor:
+    """Per image, a random channel order and a random sign: the detector learns where the
+    shape is, not which colours it has, so it can read a translation too."""
+    perms = torch.stack([torch.randperm(3, generator=g) for _ in range(len(x))])
+    sign = torch.where(torch.rand(len(x), 1, 1, 1, generator=g) < 0.5, -1.0, 1.0)
+    return sign * torch.gather(x, 1, perms.view(-1, 3, 1, 1).expand_as(x))
+
+
 def train_detector(frames: np.ndarray, centres: np.ndarray, steps: int, seed: int) -> CentreNet:
-    """Fit :class:`CentreNet` to a Gaussian at each true centre (BCE on the heat map, L1 on x, y)."""
+    """Fit :class:`CentreNet` to a Gaussian at each true centre (BCE on the heat map, L1 on
+    x, y), on colour-augmented A frames."""
     torch.manual_seed(seed)
     net = CentreNet()
     x, xy = to_tensor(frames), torch.from_numpy(centres).float()
@@ -101,7 +112,7 @@ def train_detector(frames: np.ndarray, centres: np.ndarray, steps: int, seed: in
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (16,), generator=g)
-        out = net(x[idx])
+        out = net(recolour(x[idx], g))
         loss = nn.functional.binary_cross_entropy(out["heat"], target[idx]) + (out["xy"] - xy[idx]).abs().mean()
         opt.zero_grad()
         loss.backward()

@@ -234,7 +234,7 @@ def data(tmp_path):
 
 
 def test_train_cli_records_new_terms_and_the_content_model(tmp_path, data, monkeypatch):
-    f = script(tmp_path, Heat())
+    script(tmp_path, Heat())  # f.pt, named relative to the working folder below
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", *data, "--out", str(out), *TINY, "--steps", "2", "--model", "cyclegan",
@@ -255,3 +255,20 @@ def test_train_cli_bad_content_model_exits_with_one_line(tmp_path, data, case):
     assert result.exit_code != 0
     assert "Traceback" not in result.output and BAD[case] in result.output
     assert len([ln for ln in result.output.splitlines() if ln.strip()]) == 1, result.output
+
+
+@pytest.mark.slow
+def test_synthetic_to_real_example_runs(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script_path = Path(__file__).resolve().parents[1] / "examples" / "synthetic_to_real.py"
+    spec = importlib.util.spec_from_file_location("example_synthetic_to_real", script_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    out = tmp_path / "s2r"
+    assert module.main(["--out", str(out), "--size", "32", "--frames", "12", "--steps", "2", "--detector-steps", "3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["run_content"]) >= {"centroid_error_px", "detector_error_px"}
+    logged = (out / "run_content" / "metrics.jsonl").read_text()
+    assert '"loss/A/content"' in logged and '"loss/B/content"' not in logged

@@ -125,12 +125,15 @@ class ContentModel:
             target = self.outputs(real)
         pred = self.outputs(fake)
         if len(pred) != len(target) or any(p.shape != t.shape for p, t in zip(pred, target)):
-            shapes = lambda ts: [list(t.shape) for t in ts]  # noqa: E731
             raise RetargetError(
                 f"content model {self.path}: output shapes differ between an image and its translation "
-                f"({shapes(target)} vs {shapes(pred)}); f must give same-shaped outputs for same-sized inputs"
+                f"({_shapes(target)} vs {_shapes(pred)}); f must give same-shaped outputs for same-sized inputs"
             )
         return torch.stack([(p.float() - t.float()).abs().mean() for p, t in zip(pred, target)]).mean()
+
+
+def _shapes(tensors: list[Tensor]) -> list[list[int]]:
+    return [list(t.shape) for t in tensors]
 
 
 def _short(exc: BaseException) -> str:
