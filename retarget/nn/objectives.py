@@ -223,9 +223,9 @@ class Objective:
         """``X/adv`` and ``X/feature_match`` from one D_Y call on the fakes.
 
         ``real``: the ``k`` translated frames ``[k, 3, H, W]``; the first ``k`` rows of
-        ``fake`` are G_XY of them;
-        their block features are compared with D_Y's on those real frames, computed by
-        a second call that stops after block :data:`FEATURE_BLOCKS` under no_grad.
+        ``fake`` are G_XY of them. Their block features are compared with D_Y's on the
+        real frames, from a second call that stops after block :data:`FEATURE_BLOCKS`
+        under no_grad. Both calls go through D_Y's ``forward`` (DDP sees them).
         """
         w, k = self.w, real.shape[0]
         out: dict[str, Tensor] = {}
