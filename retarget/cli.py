@@ -186,7 +186,7 @@ def train(
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = 0.0,
     feature_match: Annotated[
         float,
-        typer.Option(min=0, help="L1 between D's first-block features of x and G(x) (DIAT); 0 = off.", rich_help_panel=LOSS),
+        typer.Option(min=0, help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.", rich_help_panel=LOSS),
     ] = LossConfig.feature_match,
     content: Annotated[
         float, typer.Option(min=0, help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)

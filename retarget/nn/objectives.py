@@ -10,7 +10,7 @@ fakes together). Term names and formulas: docs/training.md.
 Naming: ``X/<term>`` holds the terms computed from real images of domain X
 (``A/adv`` is the adversarial loss of G_AB's fakes under D_B, ``A/cycle`` is
 |a - G_BA(G_AB(a))|, ``A/identity`` is |a - G_BA(a)|, ``A/recurrent`` trains P_A,
-``A/feature_match`` compares D_B's first-block features of a and G_AB(a),
+``A/feature_match`` compares D_B's early (first two blocks) features of a and G_AB(a),
 ``A/content`` is |f(a) - f(G_AB(a))| with the user's content network f);
 ``D_X/<term>`` are the discriminator terms of D_X, which judges domain X images.
 """
