@@ -16,6 +16,14 @@ from other processes hits both and the ratio stays meaningful. Everything uses
 
 ``--variants`` also times the step with the alternatives we rejected (channels_last on
 CPU, foreach instead of fused Adam), interleaved step by step, for docs/training.md.
+
+``--objectives`` times the content-preserving terms (docs/training.md "Content
+terms") against the plain step, interleaved step by step in one process, at the first
+of ``--presets`` and ``--sizes``: ``+feature-match``, ``+content`` (a small scripted
+detector-like f: 3 strided convs of width ``--content-width`` at ``--content-size``)
+and both::
+
+    python benchmarks/train_speed.py --objectives --presets tiny --sizes 64 --steps 20
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 # Before torch loads libgomp: idle OpenMP threads sleep instead of spinning. On a
 # loaded machine a spinning thread steals the core its partner needs to reach the
@@ -51,7 +60,15 @@ def matmul_peak(n: int = 2048, reps: int = 3) -> float:
 
 
 def make_stepper(
-    preset: str, size: int, loss: LossConfig, *, fused: bool = True, channels_last: bool = False, pool: int = 50, **arch
+    preset: str,
+    size: int,
+    loss: LossConfig,
+    *,
+    fused: bool = True,
+    channels_last: bool = False,
+    pool: int = 50,
+    content=None,
+    **arch,
 ):
     cfg = model_preset(preset, size=size, **arch)
     if size % 2**cfg.p_depth:
@@ -59,7 +76,7 @@ def make_stepper(
         cfg = model_preset(preset, size=size, p_depth=size.bit_length() - 1)
     torch.manual_seed(0)
     nets = build_networks(cfg)
-    obj = make_objective(cfg, loss, nets)
+    obj = make_objective(cfg, loss, nets, content)
     g_opt, d_opt = make_optimizers(nets)
     if not fused:
         g_opt = torch.optim.Adam(g_opt.param_groups[0]["params"], lr=2e-4, betas=(0.5, 0.999), foreach=True)
@@ -129,6 +146,58 @@ def variants(rounds: int) -> None:
         print(f"  {label:22s} {statistics.median(ts):6.3f} s/it  x{statistics.median(ts) / base:5.2f} of chosen")
 
 
+def scripted_content_net(path: str, width: int, content_size: int):
+    """Save a traced detector-like f (3 strided convs and a 1-channel head) to ``path``."""
+    import warnings
+
+    c = width
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, c, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(c, 2 * c, 3, 2, 1), torch.nn.ReLU(),
+        torch.nn.Conv2d(2 * c, 2 * c, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(2 * c, 1, 1),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.trace(net, torch.zeros(1, 3, content_size, content_size)).save(path)
+
+
+def objectives(preset: str, size: int, rounds: int, width: int, content_size: int | None) -> None:
+    """The step with each content-preserving term against the plain step, interleaved."""
+    import tempfile
+
+    from retarget.nn.content import load_content_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "f.pt")
+        scripted_content_net(path, width, content_size or size)
+        f = load_content_model(path, torch.device("cpu"), size, content_size, "minus1_1")
+    cases = [
+        ("plain", LossConfig(), None),
+        ("+feature-match", LossConfig(feature_match=1.0), None),
+        ("+content", LossConfig(), {"A": f, "B": f}),
+        ("+both", LossConfig(feature_match=1.0), {"A": f, "B": f}),
+    ]
+    built = [(label, *make_stepper(preset, size, loss, content=content)) for label, loss, content in cases]
+
+    def run(stepper, batch) -> float:
+        t = time.perf_counter()
+        stepper.step(batch)
+        return time.perf_counter() - t
+
+    for _, stepper, batch in built:
+        run(stepper, batch)  # warm-up
+    flops = {label: count_gflop(stepper, batch) for label, stepper, batch in built}
+    times: dict[str, list[float]] = {label: [] for label, *_ in built}
+    for _ in range(rounds):
+        for label, stepper, batch in built:
+            times[label].append(run(stepper, batch))
+    base = statistics.median(times["plain"])
+    print(f"objectives ({preset} {size}px, default loss, batch 1, f width {width} at {content_size or size}px, "
+          f"{rounds} interleaved rounds):")
+    for label, ts in times.items():
+        print(f"  {label:16s} {flops[label]:7.2f} GFLOP/it  {statistics.median(ts):6.3f} s/it  "
+              f"x{statistics.median(ts) / base:5.2f} of plain (GFLOP x{flops[label] / flops['plain']:.3f})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
@@ -140,6 +209,9 @@ def main() -> None:
     ap.add_argument("--variants", action="store_true", help="also time rejected alternatives at 128 px")
     ap.add_argument("--predictor-study", metavar="VIDEO", help="only run the predictor study on VIDEO")
     ap.add_argument("--study-steps", type=int, default=300)
+    ap.add_argument("--objectives", action="store_true", help="only time the content-preserving terms")
+    ap.add_argument("--content-width", type=int, default=16, help="width of the benchmark's content network")
+    ap.add_argument("--content-size", type=int, default=None, help="input side of the content network [default: size]")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -147,6 +219,9 @@ def main() -> None:
     print(environment(args.threads))
     if args.predictor_study:
         predictor_study(args.predictor_study, args.study_steps)
+        return
+    if args.objectives:
+        objectives(args.presets[0], args.sizes[0], args.steps, args.content_width, args.content_size)
         return
     runs = [("official", size, 0.0) for size in args.sizes]
     if 128 in args.sizes:

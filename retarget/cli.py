@@ -176,6 +176,28 @@ def train(
     similarity: Annotated[float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)] = LossConfig.similarity,
     gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = LossConfig.gp,
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = LossConfig.tv,
+    feature_match: Annotated[
+        float,
+        typer.Option(min=0, help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.", rich_help_panel=LOSS),
+    ] = LossConfig.feature_match,
+    content: Annotated[
+        float, typer.Option(min=0, help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)
+    ] = LossConfig.content,
+    content_model: Annotated[
+        Optional[str], typer.Option(help="TorchScript content network f for both directions.", rich_help_panel=LOSS)
+    ] = LossConfig.content_model,
+    content_model_a: Annotated[
+        Optional[str], typer.Option(help="f for A->B only (on a and G_AB(a)); overrides --content-model.", rich_help_panel=LOSS)
+    ] = LossConfig.content_model_a,
+    content_model_b: Annotated[
+        Optional[str], typer.Option(help="f for B->A only (on b and G_BA(b)); overrides --content-model.", rich_help_panel=LOSS)
+    ] = LossConfig.content_model_b,
+    content_size: Annotated[
+        Optional[int], typer.Option(min=8, help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS)
+    ] = LossConfig.content_size,
+    content_norm: Annotated[
+        Literal["minus1_1", "0_1", "imagenet"], typer.Option(help="Input range f expects.", rich_help_panel=LOSS)
+    ] = LossConfig.content_norm,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
     time_limit: Annotated[
         Optional[float],

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional, Type, TypeVar
 T = TypeVar("T")
 
 AlignMode = Literal["none", "face"]
+ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
 GanLoss = Literal["lsgan", "vanilla", "hinge"]
@@ -90,6 +91,14 @@ class LossConfig:
     similarity: float = 0.0  # |x - G_XY(x)|_1, keeps shape when only style should change
     gp: float = 0.0  # one-sided gradient penalty on real/fake interpolates
     tv: float = 0.0  # total variation of the translations
+    # -- content-preserving terms (docs/training.md "Content terms") --
+    feature_match: float = 0.0  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
+    content: float = 1.0  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
+    content_model: Optional[str] = None  # TorchScript file of f, for both directions
+    content_model_a: Optional[str] = None  # f for A->B (on a and G_AB(a)); overrides content_model
+    content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
+    content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
+    content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
 
 
 @dataclass(frozen=True)

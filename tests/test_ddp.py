@@ -21,7 +21,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str, gp: float) -> None:
+def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str, loss: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
@@ -29,7 +29,7 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
     from retarget.train import train
     from retarget.train.data import TripletSampler, load_domain
 
-    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=3, loss=LossConfig(gp=gp), pool=2, device="cpu",
+    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=3, loss=LossConfig(**loss), pool=2, device="cpu",
                       checkpoint_every=100, preview_every=100, log_every=1)
     result = train(cfg)
     state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
@@ -38,12 +38,12 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gp", [0.0, 1.0], ids=["plain", "gradient-penalty"])
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, gp):
+@pytest.mark.parametrize("loss", [{}, {"gp": 1.0}, {"feature_match": 1.0}], ids=["plain", "gradient-penalty", "feature-match"])
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
     a = str(write_frames(tmp_path / "a", 8, size=36))
     b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(2, _free_port(), a, b, str(out), str(tmp_path), gp), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, _free_port(), a, b, str(out), str(tmp_path), loss), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["steps"] == r1["steps"] == 3
@@ -57,6 +57,8 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, gp):
     assert [r["step"] for r in lines] == [1, 2, 3]  # every rank's speed, gathered into rank 0's log
     assert all(r[f"{k}/rank{i}"] > 0 for r in lines for k in ("it_s", "data_s") for i in (0, 1))
     assert lines[-1]["it_s/rank0"] == lines[-1]["it_s"]
+    logged = (out / "metrics.jsonl").read_text()
+    assert all(f'"loss/A/{k}"' in logged for k in loss if k != "gp")  # generator-side terms of the run
 
 
 def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:

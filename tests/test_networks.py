@@ -81,3 +81,19 @@ def test_check_size():
     with pytest.raises(ValueError, match="multiple of 4"):
         check_size(model_preset("tiny", model="cyclegan", size=30))
 
+
+
+def test_discriminator_features_leave_scores_and_parameters_unchanged():
+    from retarget.nn.networks import PatchDiscriminator
+
+    torch.manual_seed(0)
+    d = PatchDiscriminator(3, 8, 2)
+    n = count_parameters(d)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    scores, feats = d(x, features=2)
+    assert torch.equal(scores, d(x)) and count_parameters(d) == n
+    assert [f.shape for f in feats] == [(2, 8, 16, 16), (2, 16, 8, 8)]
+    early = d(x, features=2, scores=False)
+    assert all(torch.equal(a, b) for a, b in zip(early, feats))
+    with pytest.raises(ValueError, match="features"):
+        d(x, features=4)

@@ -134,3 +134,60 @@ def test_visuals():
     v = obj.visuals(batch)
     assert {"A/fake_0", "A/pred", "A/recycled", "A/next", "B/rec"} <= set(v)
     assert all(x.shape == (2, 3, SIZE, SIZE) and not x.requires_grad for x in v.values())
+
+
+# -- feature matching (DIAT) ------------------------------------------------------
+
+
+def _blocks(D, x, k=2):
+    """Outputs of D's first k blocks, by hand from its layers."""
+    out, h = [], x
+    for i, layer in enumerate(D.model):
+        h = layer(h)
+        if i in D.block_ends[:k]:
+            out.append(h)
+    return out
+
+
+@pytest.mark.parametrize("model", ["recycle", "cyclegan"])
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_feature_match_present_exactly_when_weight_positive(model, weight):
+    _, nets, obj, batch = _setup(model, feature_match=weight)
+    terms, _ = obj.generator_terms(batch)
+    assert ("A/feature_match" in terms) == (weight > 0) and ("B/feature_match" in terms) == (weight > 0)
+    if weight:
+        # mean over D_B's first two blocks of |D_B(a) - D_B(G_AB(a))|_1 on the translated frames
+        a = batch["A"][:, : max(obj.p, 1)].flatten(0, 1)
+        fake, real = _blocks(nets["D_B"], nets["G_AB"](a)), _blocks(nets["D_B"], a)
+        expect = weight * sum(l1(f, r) for f, r in zip(fake, real)) / 2
+        assert terms["A/feature_match"].item() == pytest.approx(expect.item(), rel=1e-4)
+        assert terms["A/feature_match"].requires_grad
+        # the adversarial term is the same whether D also returned its features
+        _, _, plain, _ = _setup(model)
+        assert terms["A/adv"].item() == pytest.approx(plain.generator_terms(batch)[0]["A/adv"].item(), rel=1e-5)
+
+
+def test_feature_match_call_budget():
+    _, nets, obj, batch = _setup(feature_match=1.0)
+    calls = {k: [] for k in nets}
+    for k, m in nets.items():
+        m.register_forward_hook(lambda mod, inp, out, k=k: calls[k].append(inp[0].shape[0]))
+    obj.generator_terms(batch)
+    # one D_B call on the 6 fakes (scores and features together), one cut-short call on the 4 real frames
+    assert calls["D_B"] == [6, 4] and calls["D_A"] == [6, 4]
+
+
+def test_feature_match_without_adversarial_term_uses_only_the_translations():
+    _, nets, obj, batch = _setup(adv=0.0, feature_match=1.0)
+    terms, _ = obj.generator_terms(batch)
+    assert "A/adv" not in terms and terms["A/feature_match"].item() > 0
+
+
+def test_feature_match_falls_when_overfitting_one_batch():
+    from retarget.nn.step import Stepper, make_optimizers
+
+    # G is trained on the feature term alone, while D keeps learning (its features move)
+    cfg, nets, obj, batch = _setup("cyclegan", adv=0.0, cycle=0.0, feature_match=1.0)
+    stepper = Stepper(obj, *make_optimizers(nets, lr=1e-3))
+    values = [stepper.step(batch)["A/feature_match"] for _ in range(30)]
+    assert sum(values[-3:]) < 0.6 * sum(values[:3]), values

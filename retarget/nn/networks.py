@@ -147,6 +147,12 @@ class PatchDiscriminator(nn.Module):
 
     Shapes: ``[B, 3, H, W]`` in [-1, 1] -> ``[B, 1, H', W']`` unbounded scores
     (no sigmoid; the loss decides), H' = H / 2**layers - 2.
+
+    ``forward(x, features=k)`` also returns the outputs of the first ``k`` blocks
+    (block 1: conv + LeakyReLU, ``[B, ndf, H/2, W/2]``; block n > 1: conv + norm +
+    LeakyReLU), for the feature-matching loss; ``scores=False`` stops after block ``k``
+    and returns only those features. Both go through ``forward``, so a
+    DistributedDataParallel wrapper sees every call.
     """
 
     def __init__(self, in_ch: int = 3, ndf: int = 64, layers: int = 3) -> None:
@@ -160,9 +166,26 @@ class PatchDiscriminator(nn.Module):
             ch = nxt
         seq.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*seq)
+        # index in self.model of the last layer of each block (its LeakyReLU)
+        self.block_ends: tuple[int, ...] = tuple(1 + 3 * n for n in range(layers + 1))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+    def forward(self, x: Tensor, features: int = 0, scores: bool = True) -> Tensor | tuple[Tensor, list[Tensor]] | list[Tensor]:
+        """Scores ``[B, 1, H', W']``; with ``features=k`` (1 <= k <= layers + 1) also the
+        block outputs as ``(scores, [f_1, ..., f_k])``, or only the list if not ``scores``."""
+        if not features:
+            return self.model(x)
+        if not 1 <= features <= len(self.block_ends):
+            raise ValueError(f"features must be in 1..{len(self.block_ends)}, got {features}")
+        ends = self.block_ends[:features]
+        feats: list[Tensor] = []
+        h = x
+        for i, layer in enumerate(self.model):
+            h = layer(h)
+            if i in ends:
+                feats.append(h)
+                if not scores and len(feats) == features:
+                    return feats
+        return h, feats
 
 
 def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:

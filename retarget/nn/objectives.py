@@ -9,13 +9,16 @@ fakes together). Term names and formulas: docs/training.md.
 
 Naming: ``X/<term>`` holds the terms computed from real images of domain X
 (``A/adv`` is the adversarial loss of G_AB's fakes under D_B, ``A/cycle`` is
-|a - G_BA(G_AB(a))|, ``A/identity`` is |a - G_BA(a)|, ``A/recurrent`` trains P_A);
+|a - G_BA(G_AB(a))|, ``A/identity`` is |a - G_BA(a)|, ``A/recurrent`` trains P_A,
+``A/feature_match`` compares D_B's early (first two blocks) features of a and G_AB(a),
+``A/content`` is |f(a) - f(G_AB(a))| with the user's content network f);
 ``D_X/<term>`` are the discriminator terms of D_X, which judges domain X images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +26,15 @@ from torch import Tensor, nn
 from retarget.config import LossConfig, ModelConfig
 from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
 
+if TYPE_CHECKING:
+    from retarget.nn.content import ContentModel
+
 DIRECTIONS: tuple[tuple[str, str], ...] = (("A", "B"), ("B", "A"))
+
+#: PatchGAN blocks whose outputs the feature-matching term compares (docs/training.md):
+#: the first two (receptive fields 4 and 10 px) hold edges and local layout, which
+#: the translation should keep; deeper blocks encode what tells the domains apart.
+FEATURE_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,8 @@ class Weights:
     similarity: float
     gp: float
     tv: float
+    feature_match: float = 0.0
+    content: float = 0.0
 
     @staticmethod
     def resolve(model: str, loss: LossConfig) -> "Weights":
@@ -56,6 +69,8 @@ class Weights:
             similarity=loss.similarity,
             gp=loss.gp,
             tv=loss.tv,
+            feature_match=loss.feature_match,
+            content=loss.content,
         )
 
 
@@ -72,13 +87,22 @@ class Objective:
         loss_cfg: loss kinds and weights.
         nets: output of :func:`retarget.nn.networks.build_networks` (possibly wrapped,
             e.g. in DDP: only ``__call__`` is used).
+        content: content networks by direction (``{"A": f}`` gives ``A/content`` =
+            |f(a) - f(G_AB(a))|), from :func:`retarget.nn.content.load_content_models`.
 
     ``memory_format`` (default ``torch.contiguous_format``) is applied to every network
     input; the stepper sets ``torch.channels_last`` on CUDA.
     """
 
-    def __init__(self, model_cfg: ModelConfig, loss_cfg: LossConfig, nets: dict[str, nn.Module]) -> None:
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        loss_cfg: LossConfig,
+        nets: dict[str, nn.Module],
+        content: Optional[dict[str, "ContentModel"]] = None,
+    ) -> None:
         self.model_cfg = model_cfg
+        self.content = dict(content or {}) if loss_cfg.content > 0 else {}
         self.loss_cfg = loss_cfg
         self.nets = nets
         self.w = Weights.resolve(model_cfg.model, loss_cfg)
@@ -95,8 +119,8 @@ class Objective:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _run(self, name: str, x: Tensor) -> Tensor:
-        return self.nets[name](x.contiguous(memory_format=self.memory_format))
+    def _run(self, name: str, x: Tensor, **kw: object) -> Tensor:
+        return self.nets[name](x.contiguous(memory_format=self.memory_format), **kw)
 
     def _check(self, batch: dict[str, Tensor]) -> None:
         for d in ("A", "B"):
@@ -162,9 +186,13 @@ class Objective:
             kinds = max(p, 1) + (1 if self.recycle_model else 0)
             fake = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
             fakes[Y] = fake.detach()
-            if w.adv > 0:
+            if w.feature_match > 0:
+                terms.update(self._adv_and_features(X, Y, _flat(x[:, :Tg]), fake, kinds))
+            elif w.adv > 0:
                 # sum over the image kinds (not a mean), as the release adds one loss per kind
                 terms[f"{X}/adv"] = w.adv * kinds * self.gan.generator(self._run(f"D_{Y}", fake))
+            if X in self.content:
+                terms[f"{X}/content"] = w.content * self.content[X].loss(_flat(x[:, :Tg]), _flat(fy[X]))
 
             # stage 4: G_YX on fakes (cycle), the prediction (recycle) and x (identity)
             back = []
@@ -191,6 +219,27 @@ class Objective:
             if w.tv > 0:
                 terms[f"{X}/tv"] = w.tv * total_variation(_flat(fy[X]))
         return terms, fakes
+
+    def _adv_and_features(self, X: str, Y: str, real: Tensor, fake: Tensor, kinds: int) -> dict[str, Tensor]:
+        """``X/adv`` and ``X/feature_match`` from one D_Y call on the fakes.
+
+        ``real``: the ``k`` translated frames ``[k, 3, H, W]``; the first ``k`` rows of
+        ``fake`` are G_XY of them. Their block features are compared with D_Y's on the
+        real frames, from a second call that stops after block :data:`FEATURE_BLOCKS`
+        under no_grad. Both calls go through D_Y's ``forward`` (DDP sees them).
+        """
+        w, k = self.w, real.shape[0]
+        out: dict[str, Tensor] = {}
+        if w.adv > 0:
+            scores, feats = self._run(f"D_{Y}", fake, features=FEATURE_BLOCKS)
+            out[f"{X}/adv"] = w.adv * kinds * self.gan.generator(scores)
+        else:
+            feats = self._run(f"D_{Y}", fake[:k], features=FEATURE_BLOCKS, scores=False)
+        with torch.no_grad():
+            target = self._run(f"D_{Y}", real, features=FEATURE_BLOCKS, scores=False)
+        fm = torch.stack([l1(f[:k], t) for f, t in zip(feats, target)]).mean()
+        out[f"{X}/feature_match"] = w.feature_match * fm
+        return out
 
     # -- discriminator side ----------------------------------------------------------
 
@@ -250,6 +299,12 @@ class Objective:
         return out
 
 
-def make_objective(model_cfg: ModelConfig, loss_cfg: LossConfig, nets: dict[str, nn.Module]) -> Objective:
-    """The :class:`Objective` of ``model_cfg.model`` with ``loss_cfg`` over ``nets``."""
-    return Objective(model_cfg, loss_cfg, nets)
+def make_objective(
+    model_cfg: ModelConfig,
+    loss_cfg: LossConfig,
+    nets: dict[str, nn.Module],
+    content: Optional[dict[str, "ContentModel"]] = None,
+) -> Objective:
+    """The :class:`Objective` of ``model_cfg.model`` with ``loss_cfg`` over ``nets``
+    (and the content networks ``content`` by direction, if any)."""
+    return Objective(model_cfg, loss_cfg, nets, content)

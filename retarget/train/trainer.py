@@ -27,6 +27,7 @@ from retarget.atomic import atomic_file, clean_stale_temps
 from retarget.config import ModelConfig, TrainConfig, check_train_config, model_preset, replace, to_dict, to_json
 from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
+from retarget.nn.content import absolute_content_paths, load_content_models
 from retarget.nn.networks import build_networks, check_size
 from retarget.nn.objectives import make_objective
 from retarget.nn.pool import ImagePool
@@ -152,7 +153,8 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         # before DDP wraps them, so its gradient buckets take the final layout
         for net in nets.values():
             net.to(memory_format=torch.channels_last)
-    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device))
+    content = load_content_models(cfg.loss, device, cfg.model.size)  # frozen, never wrapped or saved
+    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device), content)
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
     pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate("AB")}
@@ -188,6 +190,7 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
             checkpoint of another architecture, or a non-finite loss (the last good
             checkpoint is kept).
     """
+    cfg = replace(cfg, loss=absolute_content_paths(cfg.loss))  # config.json names the files wherever it is read
     ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
     try:
         extra = [*hooks, *([Callback(on_step)] if on_step is not None else []), Interrupt()]
