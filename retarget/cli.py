@@ -286,6 +286,14 @@ def render(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = "auto",
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = "off",
+    stabilize: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
+        ),
+    ] = RenderConfig.stabilize,
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
     cfg = RenderConfig(
@@ -304,6 +312,7 @@ def render(
         overwrite=overwrite,
         device=device,
         amp=amp,
+        stabilize=stabilize,
     )
     from retarget.render.render import render as run_render
 
