@@ -410,12 +410,12 @@ def test_stabilize_in_face_mode_changes_pixels_only_inside_the_mask(tmp_path):
     matrix = crop_matrix(landmarks, SIZE, 0.4)
 
     class FakeFace:
-        def __init__(self, image):
-            self.matrix, self.landmarks, self.track = matrix, landmarks, 0
+        def __init__(self, image, track):
+            self.matrix, self.landmarks, self.track = matrix, landmarks, track
             self.crop = warp_crop(image, matrix, SIZE)
 
     def aligner(image, time):
-        return FakeFace(image)
+        return FakeFace(image, 0 if time < 0.15 else 1)  # a new face track from frame 4
 
     frames = {}
     for name, strength in (("ref", None), ("off", 0.0), ("on", 1.0)):
@@ -437,4 +437,6 @@ def test_stabilize_in_face_mode_changes_pixels_only_inside_the_mask(tmp_path):
     # inside, the stabilizer did act (where the source's motion could be followed)
     inside = hull.astype(bool)
     assert np.abs(on - off).max(axis=3)[1:, inside].mean() > 2
-    assert np.array_equal(on[0], off[0])  # the first frame passes unchanged
+    # the first frame, and the first of the new face track, pass unchanged
+    assert np.array_equal(on[0], off[0]) and np.array_equal(on[4], off[4])
+    assert not np.array_equal(on[5], off[5])
