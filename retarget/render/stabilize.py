@@ -27,6 +27,12 @@ frames at S = 1), so per-frame noise and colour jitter shrink, while the long-ru
 follows the translation and no error can accumulate (no drift). The history is kept in
 float32 so that rounding to uint8 cannot stick the output a few levels off.
 
+The price is a slight softening of fine *moving* texture, as the history is resampled
+(bilinear) at every frame; the source check limits it to where the flow is good. The
+constants were picked with ``benchmarks/stabilize_sanity.py`` (a known truth on real
+clips): a tolerance of 8 rather than 12-16 halves that softening at the same flicker
+reduction, and ``medium`` flow smears less than ``fast`` for twice the (hidden) cost.
+
 State: the previous source crop (prepare side) and the previous stabilized output (blend
 side), nothing that grows. It resets (the next frame passes through unchanged) when the
 caller says so (scene cut, face track change, decode hole), when a frame has no crop (no
