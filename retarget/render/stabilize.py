@@ -30,7 +30,7 @@ float32 so that rounding to uint8 cannot stick the output a few levels off.
 The price is a slight softening of fine *moving* texture, as the history is resampled
 (bilinear) at every frame; the source check limits it to where the flow is good. The
 constants were picked with ``benchmarks/stabilize_sanity.py`` (a known truth on real
-clips): a tolerance of 8 rather than 12-16 halves that softening at the same flicker
+clips): a tolerance of 8 rather than 12-16 roughly halves that softening at the same flicker
 reduction, and ``medium`` flow smears less than ``fast`` for twice the (hidden) cost.
 
 State: the previous source crop (prepare side) and the previous stabilized output (blend
