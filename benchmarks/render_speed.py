@@ -5,6 +5,11 @@ generator's own frames/s at the same batch size and resolution, because decoding
 encoding overlap with inference.
 
     python benchmarks/render_speed.py [VIDEO] [--size 128] [--batch-size 8] [--threads 2]
+    python benchmarks/render_speed.py [VIDEO] --size 256 --stabilize 1 [--frames 48]
+
+With ``--stabilize S`` it compares end to end with ``--stabilize S`` against without
+instead (target, issue 9: >= 0.8x), alternating the two in one process, and writes
+"## render --stabilize".
 
 Uses an untrained default-preset generator (speed does not depend on the weights),
 ``torch.set_num_threads(threads)``, and writes the figures to docs/benchmarks.md under
@@ -45,8 +50,12 @@ def generator_only(translator: Translator, crops: list[np.ndarray], batch: int) 
     return len(crops) / (time.perf_counter() - t0)
 
 
-def end_to_end(translator: Translator, video: Path, size: int, batch: int, out_dir: Path) -> float:
-    cfg = RenderConfig(input=str(video), output=str(out_dir / "bench.mp4"), batch_size=batch, overwrite=True)
+def end_to_end(
+    translator: Translator, video: Path, size: int, batch: int, out_dir: Path, stabilize: float = 0.0
+) -> float:
+    cfg = RenderConfig(
+        input=str(video), output=str(out_dir / "bench.mp4"), batch_size=batch, overwrite=True, stabilize=stabilize
+    )
     translator([np.zeros((size, size, 3), np.uint8)] * batch)  # same warm-up as generator_only
     # as render() does: a single-threaded encoder beside a CPU generator
     threads = 1 if translator.device.type == "cpu" else 0
@@ -75,11 +84,11 @@ def load() -> str:
     return environment()
 
 
-def write_section(text: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
-    """Replace (or append) the "## render" section of docs/benchmarks.md."""
+def write_section(text: str, path: Path = ROOT / "docs" / "benchmarks.md", title: str = "render") -> None:
+    """Replace (or append) the "## TITLE" section of docs/benchmarks.md."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## render\n\n" + text.strip() + "\n"
-    pattern = re.compile(r"^## render\n.*?(?=^## |\Z)", re.S | re.M)
+    section = f"## {title}\n\n" + text.strip() + "\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(old):
         new = pattern.sub(lambda _: section + "\n", old).rstrip() + "\n"
     else:
@@ -100,6 +109,73 @@ def make_clip(video: Path, frames: int, dest: Path) -> Path:
     return dest
 
 
+def stabilizer_costs(crops: list[np.ndarray], strength: float) -> tuple[float, float]:
+    """Milliseconds per frame of the stabilizer's prepare (flow) and blend halves alone."""
+    from retarget.render.stabilize import Stabilizer
+
+    stab = Stabilizer(strength)
+    t0 = time.perf_counter()
+    links = [stab.prepare(c) for c in crops]
+    t1 = time.perf_counter()
+    for c, link in zip(crops, links):
+        stab.blend(c, link)
+    t2 = time.perf_counter()
+    return 1000 * (t1 - t0) / len(crops), 1000 * (t2 - t1) / len(crops)
+
+
+def compare_stabilize(args: argparse.Namespace, clip: Path, video: Path, device: str, tmp: Path) -> None:
+    """End to end with ``--stabilize S`` against without, alternating, at each size."""
+    info, n_frames, start_load = probe(video), probe(clip).frame_count, load()
+    rows = []
+    for size in args.size:
+        torch.manual_seed(0)
+        net = build_generator(model_preset("default", size=size)).eval().to(device)
+        translator = Translator(net, device)
+        with VideoReader(clip) as reader:
+            crops = [center_crop(f.image, size) for f in reader]
+        prep_ms, blend_ms = stabilizer_costs(crops, args.stabilize)
+        plain, stab = [], []
+        for _ in range(args.rounds):
+            plain.append(end_to_end(translator, clip, size, args.batch_size, tmp))
+            stab.append(end_to_end(translator, clip, size, args.batch_size, tmp, args.stabilize))
+        plain.append(end_to_end(translator, clip, size, args.batch_size, tmp))
+        ratios = [s / ((p0 + p1) / 2) for s, p0, p1 in zip(stab, plain, plain[1:])]
+        row = (size, float(np.median(plain)), float(np.median(stab)), float(np.median(ratios)), min(ratios),
+               max(ratios), prep_ms, blend_ms)
+        rows.append(row)
+        print(
+            f"size {size}: without {row[1]:.2f} frames/s, with --stabilize {args.stabilize:g} {row[2]:.2f} "
+            f"frames/s, ratio {row[3]:.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}); "
+            f"stabilizer alone: flow {prep_ms:.1f} ms, blend {blend_ms:.1f} ms per frame"
+        )
+    end_load = load()
+    print(end_load)
+    lines = [
+        f"`python benchmarks/render_speed.py --stabilize {args.stabilize:g}` on {n_frames} frames of "
+        f"{video.name} ({info.width}x{info.height}), untrained default-preset generator, batch "
+        f"{args.batch_size}, torch threads {args.threads}, device {device}; end to end as above. Runs "
+        f"without and with the stabilizer alternate ({args.rounds} rounds) in one process; the ratio is "
+        "the median of each stabilized run over the mean of the unstabilized runs around it.",
+        f"Load (2 CPU cores shared with other jobs, so single runs vary): before `{start_load}`, "
+        f"after `{end_load}`.",
+        "",
+        "| size | without (frames/s) | with (frames/s) | ratio (target >= 0.80) | ratio range "
+        "| flow (ms/frame) | blend (ms/frame) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, p, s_, r, lo, hi, f_ms, b_ms in rows:
+        lines.append(f"| {size} | {p:.2f} | {s_:.2f} | **{r:.2f}** | {lo:.2f}-{hi:.2f} | {f_ms:.1f} | {b_ms:.1f} |")
+    lines += [
+        "",
+        "Flow and blend are timed alone on one core over the same crops (DIS `medium`, two flows per "
+        "frame). The flow runs in the decode thread and the blend in the encode thread, so on a "
+        "machine with cores to spare both hide behind the generator.",
+    ]
+    if not args.no_write:
+        write_section("\n".join(lines), title="render --stabilize")
+        print("wrote docs/benchmarks.md ## render --stabilize")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
@@ -109,6 +185,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=0, help="frames of the video to use (0 = all)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating generator/end-to-end measurements")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--stabilize", type=float, default=0.0, help="compare end to end with this --stabilize")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     video = Path(args.video)
@@ -118,6 +195,9 @@ def main() -> None:
     start_load = load()
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(video, args.frames, Path(tmp) / "clip.mp4") if args.frames else video
+        if args.stabilize > 0:
+            compare_stabilize(args, clip, video, device, Path(tmp))
+            return
         n_frames = probe(clip).frame_count
         sleep_ratio = overlap_only(clip, args.size[0], args.batch_size, Path(tmp))
         print(f"zero-CPU generator (sleeps 0.1 s/frame): ratio {sleep_ratio:.2f}")

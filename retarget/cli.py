@@ -278,6 +278,14 @@ def render(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = RenderConfig.overwrite,
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = RenderConfig.device,
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = RenderConfig.amp,
+    stabilize: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
+        ),
+    ] = RenderConfig.stabilize,
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
     cfg = _config(RenderConfig, locals())

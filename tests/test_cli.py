@@ -48,3 +48,9 @@ def test_bad_crop_is_a_usage_error():
     result = runner.invoke(app, ["extract", "x.mp4", "--crop", "1,2,3"])
     assert result.exit_code == 2
     assert "x,y,w,h" in result.output
+
+
+def test_stabilize_is_bounded_to_0_1(tmp_path):
+    for bad in ("-0.5", "1.5"):
+        result = runner.invoke(app, ["render", "x.mp4", str(tmp_path / "y.mp4"), "--stabilize", bad])
+        assert result.exit_code == 2 and "--stabilize" in result.output

@@ -437,3 +437,108 @@ def test_full_frame_uses_the_crop_the_training_data_were_cut_from(tmp_path):
     outside = np.abs(_frames(out)[0][:, :44].astype(int) - first[:, :44].astype(int))
     assert inside.min() > 200  # the translation went back where the crop came from
     assert np.median(outside) < 8  # left of the crop: the input, untouched up to H.264
+
+
+# -- --stabilize -------------------------------------------------------------------------
+
+
+def _noisy_translator(sigma: float = 12.0):
+    """A fake generator with per-frame noise (flicker): the crop shifted to mean 128, plus
+    noise that depends only on the call order, so two renders get the same noise."""
+    calls = iter(range(10**6))
+
+    def translate(crops):
+        out = []
+        for c in crops:
+            rng = np.random.default_rng(next(calls))
+            res = c.astype(np.float32) + (128 - c.mean()) + rng.normal(0, sigma, c.shape)
+            out.append(np.clip(res + 0.5, 0, 255).astype(np.uint8))
+        return out
+
+    return translate
+
+
+def _cut_clip(path: Path, frames: int = 16, cut: int = 8) -> Path:
+    """64x48 clip, a hard cut at ``cut``: a dark bluish shot, then a bright reddish one that
+    keeps the same texture in the middle of the picture."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64, 3)).astype(np.float32), (0, 0), 2)
+    tex = (tex - tex.mean()) / tex.std() * 40 + 128
+    a = np.clip(tex * [0.3, 0.4, 1.0], 0, 255).astype(np.uint8)
+    b = np.clip(tex * [1.6, 1.2, 0.4], 0, 255).astype(np.uint8)
+    b[16:32, 24:40] = a[16:32, 24:40]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv444p"
+        s.options = {"qp": "0"}
+        for i in range(frames):
+            for p in s.encode(av.VideoFrame.from_ndarray(a if i < cut else b, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def test_stabilize_steadies_and_resets_at_a_hard_cut(tmp_path):
+    src = _cut_clip(tmp_path / "cut.mp4")
+    outs = {}
+    for name, kw in (("off", {}), ("zero", {"stabilize": 0.0}), ("on", {"stabilize": 1.0})):
+        out = tmp_path / f"{name}.mp4"
+        cfg = RenderConfig(input=str(src), output=str(out), output_size="model", batch_size=3, crf=0, **kw)
+        summary = translate_video(cfg, _noisy_translator(), SIZE, quiet=True)
+        assert summary.frames == 16 and summary.stabilize == kw.get("stabilize", 0.0)
+        outs[name] = np.stack(_frames(out)).astype(np.float32)
+    off, on = outs["off"], outs["on"]
+    assert np.array_equal(outs["zero"], off)  # strength 0: bit-identical to no stabilizer
+    # within the first shot the flicker drops, and the result stays the translation's look
+    assert on[3:8].std(0).mean() < 0.5 * off[3:8].std(0).mean()
+    assert abs(on[3:8].mean() - off[3:8].mean()) < 2
+    # the first frame of each shot is the translation itself: nothing of the previous shot,
+    # not even in the middle, where both shots show the same texture
+    assert np.array_equal(on[0], off[0]) and np.array_equal(on[8], off[8])
+    assert np.abs(on[9:] - off[9:]).mean() > 2  # and the second shot is steadied again
+
+
+def test_stabilize_in_face_mode_changes_pixels_only_inside_the_mask(tmp_path):
+    paste = pytest.importorskip("retarget.faces.paste")
+    import cv2
+    from retarget.faces.align import crop_matrix, template_points, warp_crop
+
+    w, h = 96, 80
+    src = make_video(tmp_path / "face.mp4", frames=8, size=(w, h))
+    landmarks = (template_points(40, 0.0) + [28, 20]).astype(np.float32)
+    matrix = crop_matrix(landmarks, SIZE, 0.4)
+
+    class FakeFace:
+        def __init__(self, image, track):
+            self.matrix, self.landmarks, self.track = matrix, landmarks, track
+            self.crop = warp_crop(image, matrix, SIZE)
+
+    def aligner(image, time):
+        return FakeFace(image, 0 if time < 0.15 else 1)  # a new face track from frame 4
+
+    frames = {}
+    for name, strength in (("ref", None), ("off", 0.0), ("on", 1.0)):
+        out = tmp_path / f"{name}.mp4"
+        cfg = RenderConfig(
+            input=str(src), output=str(out), color_match="none", feather=0.05, crf=0, stabilize=strength or 0.0
+        )
+        if strength is None:  # the same video through the same encoder, no face anywhere
+            translate_video(cfg, lambda crops: 1 / 0, SIZE, aligner=lambda image, time: None, quiet=True)
+        else:
+            translate_video(cfg, _noisy_translator(), SIZE, aligner=aligner, quiet=True)
+        frames[name] = np.stack(_frames(out)).astype(int)
+    hull = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(paste.face_outline(landmarks).astype(np.int32)), 1)
+    near = cv2.dilate(hull, np.ones((9, 9), np.uint8)).astype(bool)
+    ref, off, on = frames["ref"], frames["off"], frames["on"]
+    for t in range(1, 8):
+        assert np.abs(on[t] - ref[t]).max(axis=2)[~near].max() <= 1
+    # inside, the stabilizer did act (where the source's motion could be followed)
+    inside = hull.astype(bool)
+    assert np.abs(on - off).max(axis=3)[1:, inside].mean() > 2
+    # the first frame, and the first of the new face track, pass unchanged
+    assert np.array_equal(on[0], off[0]) and np.array_equal(on[4], off[4])
+    assert not np.array_equal(on[5], off[5])

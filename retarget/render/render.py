@@ -5,10 +5,13 @@ Frames stream through three overlapped stages (see :mod:`retarget.render.pipelin
 1. decode (:class:`~retarget.video.reader.VideoReader`, rotation applied) and prepare the
    network input: extract's ``--align none`` centre crop, or the aligned face crop from
    :class:`~retarget.faces.tracker.FaceAligner` (reset at scene cuts, as extract does);
+   with ``--stabilize``, also the optical flow between consecutive crops
+   (:mod:`retarget.render.stabilize`);
 2. translate batches with the generator (``G_AB`` for a2b, ``G_BA`` for b2a);
-3. put the translation back (upscaled into its crop region, or pasted along the face
-   mask) and encode with :class:`~retarget.video.writer.VideoWriter`, which carries each
-   frame's timestamp and the source's audio.
+3. with ``--stabilize``, blend each translation, in order, with the previous one warped
+   along that flow; put the translation back (upscaled into its crop region, or pasted
+   along the face mask) and encode with :class:`~retarget.video.writer.VideoWriter`,
+   which carries each frame's timestamp and the source's audio.
 
 The output is written under a temporary name beside OUT and renamed at the end.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -58,6 +61,7 @@ class RenderSummary:
     faces: int = 0  # frames where a face was found and translated (face mode)
     seconds: float = 0.0  # wall time
     fps: float = 0.0  # frames per second end to end
+    stabilize: float = 0.0  # --stabilize strength used (0 = off)
 
 
 class Translator:
@@ -168,6 +172,7 @@ class _Item:
     matrix: Optional[np.ndarray] = None
     landmarks: Optional[np.ndarray] = None
     result: Optional[np.ndarray] = None
+    link: Any = None  # --stabilize: stabilize.Link from the previous frame, or None
 
 
 # Longer than 60 lines on purpose: the produce/transform/compose closures share the render state; to split with --stabilize.
@@ -187,13 +192,14 @@ def translate_video(
 
     Args:
         cfg: render options (input, output, output_size, mask, feather, color_match,
-            batch_size, crf, side_by_side, overwrite are used here).
+            batch_size, crf, side_by_side, overwrite, stabilize are used here).
         translate: list of ``size x size x 3`` uint8 RGB crops -> list of the same.
         size: network crop side (px).
         info: :func:`probe` of the input (probed when None).
         aligner: face mode when given: ``aligner(image, time)`` returns an AlignedFace
             (``matrix``, ``landmarks``, ``crop``) or None; ``aligner.reset()`` at scene cuts.
-        scene_threshold: scene-cut threshold for resetting the aligner.
+        scene_threshold: scene-cut threshold for resetting the aligner (and the
+            stabilizer, with ``cfg.stabilize`` > 0).
         crop: full-frame mode: extract's ``--crop`` region ``(x, y, w, h)`` the training
             data were cut from; None = the centre square.
         encoder_threads: libx264 threads; 0 lets it choose.
@@ -220,25 +226,35 @@ def translate_video(
     full_matrix = center_crop_matrix(info.width, info.height, size, crop)
     batch_size = max(1, int(cfg.batch_size))
     faces = 0
+    # --stabilize: flow in produce (overlaps the generator), blend in consume (in order)
+    stabilizer = None
+    if not 0.0 <= cfg.stabilize <= 1.0:
+        raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
+    if cfg.stabilize > 0:
+        from retarget.render.stabilize import Stabilizer
+
+        stabilizer = Stabilizer(cfg.stabilize)
 
     def produce():
         nonlocal faces
         detector = continuity = None
-        if face_mode:
+        if face_mode or stabilizer is not None:
             from retarget.dataset.scenes import SceneDetector
 
             detector = SceneDetector(scene_threshold)
-            continuity = Continuity(aligner)  # every decoded frame is rendered: no time gaps
+            # every decoded frame is rendered: no time gaps; the aligner (if any) resets at breaks
+            continuity = Continuity(aligner if face_mode else None)
         batch: list[_Item] = []
+        track = None  # face track of the previous frame (--stabilize restarts on a new one)
         with VideoReader(src) as reader:
             for frame in reader:
                 image = frame.image
                 if image.shape[:2] != (info.height, info.width):
                     # a stream that changes resolution midway: keep the output size fixed
                     image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
+                # as extract: smoothing must not blend across a cut or a decode hole
+                broken = continuity is not None and continuity(detector(image), reader.bad_frames, frame.time)
                 if face_mode:
-                    # as extract: smoothing must not blend the face across a cut or a hole
-                    continuity(detector(image), reader.bad_frames, frame.time)
                     face = aligner(image, frame.time)
                     if face is None:
                         item = _Item(frame.index, frame.pts, image, None)
@@ -247,6 +263,10 @@ def translate_video(
                         item = _Item(frame.index, frame.pts, image, face.crop, face.matrix, face.landmarks)
                 else:
                     item = _Item(frame.index, frame.pts, image, center_crop(image, size, crop), full_matrix)
+                if stabilizer is not None:
+                    new_track = face_mode and getattr(face, "track", None) != track
+                    track = getattr(face, "track", None) if face_mode and face is not None else None
+                    item.link = stabilizer.prepare(item.crop, reset=broken or new_track)
                 batch.append(item)
                 if len(batch) == batch_size:
                     yield batch
@@ -298,6 +318,8 @@ def translate_video(
 
                 def consume(batch: list[_Item]) -> None:
                     for it in batch:
+                        if stabilizer is not None and it.result is not None:
+                            it.result = stabilizer.blend(it.result, it.link)
                         writer.write(compose(it), it.pts)
                     progress.advance(task, len(batch))
 
@@ -317,9 +339,11 @@ def translate_video(
         faces=faces,
         seconds=seconds,
         fps=written.frames / seconds if seconds > 0 else 0.0,
+        stabilize=float(cfg.stabilize),
     )
     if not quiet:
         face_note = f", face found in {faces}" if face_mode else ""
+        face_note += f", stabilized (strength {cfg.stabilize:g})" if stabilizer is not None else ""
         console.print(
             f"wrote {out}: {summary.frames} frames{face_note}, {summary.duration:.2f} s, "
             f"{summary.width}x{summary.height}, {summary.audio_text} ({summary.fps:.1f} frames/s)",
