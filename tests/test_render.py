@@ -437,3 +437,22 @@ def test_full_frame_uses_the_crop_the_training_data_were_cut_from(tmp_path):
     outside = np.abs(_frames(out)[0][:, :44].astype(int) - first[:, :44].astype(int))
     assert inside.min() > 200  # the translation went back where the crop came from
     assert np.median(outside) < 8  # left of the crop: the input, untouched up to H.264
+
+
+def test_step_picks_a_kept_checkpoint(tmp_path):
+    from retarget.run.checkpoint import write_checkpoint
+
+    cfg = model_preset("tiny", size=SIZE)
+    run = tmp_path / "run"
+    for step in (10, 20):
+        torch.manual_seed(step)
+        nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
+        write_checkpoint(run, step, nets, cfg, {"step": step}, {"A": {"align": "none", "size": SIZE}})
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 48))
+    newest = _render(src, tmp_path / "new.mp4", run)
+    older = _render(src, tmp_path / "old.mp4", run, step=10)
+    assert "step_0000020" in newest.model and "step_0000010" in older.model
+    assert np.abs(_frames(tmp_path / "new.mp4")[1].astype(int) - _frames(tmp_path / "old.mp4")[1]).mean() > 1
+    with pytest.raises(RetargetError, match=r"no checkpoint of step 15 \(checkpoints kept: 10, 20\)"):
+        _render(src, tmp_path / "x.mp4", run, step=15)
+    assert not (tmp_path / "x.mp4").exists()

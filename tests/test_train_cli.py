@@ -144,3 +144,23 @@ def test_sigterm_saves_exits_143_and_resume_continues(data, tmp_path):
     result, text = run("--resume", str(out), "--steps", str(steps[0] + 2))
     assert result.exit_code == 0, text
     assert ckpt.checkpoint_steps(out)[-1] == steps[0] + 2
+
+
+@pytest.mark.parametrize("how, code", [("sigint", 130), ("sigterm", 143), ("callback", 130), ("hard-sigterm", 143),
+                                       ("hard-sigint", 130), ("finished", 0)])
+def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how, code):
+    import signal
+
+    import retarget.train.trainer as trainer_mod
+    from retarget.train.distributed import HardInterrupt
+    from retarget.train.trainer import TrainResult
+
+    def fake(cfg):
+        if how.startswith("hard"):  # a second signal during the final save
+            raise HardInterrupt(signal.SIGTERM if how.endswith("sigterm") else signal.SIGINT)
+        sig = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM}.get(how)
+        return TrainResult(tmp_path, 3, interrupted=how != "finished", signal=sig)
+
+    monkeypatch.setattr(trainer_mod, "train", fake)
+    result, text = run(*data, "--out", str(tmp_path / "r"), *TINY)
+    assert result.exit_code == code, text
