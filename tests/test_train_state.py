@@ -87,7 +87,7 @@ def _to_old_layout(run):
 
 
 def test_runs_of_the_old_layout_load_and_resume(domains, tmp_path):
-    full = train(config(domains, tmp_path / "full", steps=4))
+    train(config(domains, tmp_path / "full", steps=4))
     run = tmp_path / "old"
     train(config(domains, run, steps=4), on_step=stop_at(2))
     _to_old_layout(run)
@@ -131,3 +131,14 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last(domains,
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_0000002"]  # nothing half-written
     monkeypatch.setattr(ckpt, target, real)
     assert train(resume_config(run)).steps == 6
+
+
+def test_a_fresh_start_in_a_foreign_folder_touches_none_of_its_files(domains, tmp_path):
+    folder = tmp_path / "project"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "mine.txt").write_text("keep")
+    (folder / "previews").mkdir()
+    (folder / "previews" / "mine.png").write_bytes(b"keep")
+    train(config(domains, folder, steps=1))
+    assert (folder / "checkpoints" / "mine.txt").exists() and (folder / "previews" / "mine.png").exists()
+    assert ckpt.checkpoint_steps(folder) == [1]

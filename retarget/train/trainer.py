@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import atomic_file, clean_stale_temps, write_error
+from retarget.atomic import atomic_file, clean_stale_temps, discard, write_error
 from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict, to_json
 from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
@@ -140,10 +140,12 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _clear_run_dir(run_dir: Path) -> None:
+    """Remove a previous run's files: :data:`RUN_FILES`, ``previews/`` and the checkpoint folders (nothing else)."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / PREVIEWS, ignore_errors=True)
-    shutil.rmtree(run_dir / ckpt.CHECKPOINTS, ignore_errors=True)
+    for step in ckpt.checkpoint_steps(run_dir):
+        discard(ckpt.checkpoint_dir(run_dir, step))
 
 
 def _first_missing(path: Path) -> Optional[Path]:
@@ -263,7 +265,8 @@ def _setup(cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(run_dir, run_dir / PREVIEWS, run_dir / ckpt.CHECKPOINTS)
-        if not cfg.resume:  # --overwrite, or a folder that holds no complete checkpoint
+        # --overwrite, or the leftovers of a run killed before its first checkpoint
+        if not cfg.resume and (cfg.overwrite or (run_dir / ckpt.CONFIG).exists()):
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
     domains = _load_domains(cfg, ctx, run_dir)
