@@ -142,3 +142,12 @@ def test_a_fresh_start_in_a_foreign_folder_touches_none_of_its_files(domains, tm
     train(config(domains, folder, steps=1))
     assert (folder / "checkpoints" / "mine.txt").exists() and (folder / "previews" / "mine.png").exists()
     assert ckpt.checkpoint_steps(folder) == [1]
+
+
+def test_resume_from_another_folder_finds_the_datasets(domains, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rel = ("faces", "cats")  # the fixture's datasets, named relative to tmp_path
+    train(config(rel, "run", steps=4), on_step=stop_at(2))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert train(resume_config(tmp_path / "run")).steps == 4

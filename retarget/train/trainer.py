@@ -288,8 +288,10 @@ def _setup(cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir
     if cfg.resume:
         trainer.resume()
     if ctx.is_main:
-        # The file re-creates the run: the real folder, and neither --resume nor --overwrite.
-        saved_cfg = replace(cfg, out=str(run_dir), resume=False, overwrite=False)
+        # The file re-creates the run: the real folder, and neither --resume nor --overwrite;
+        # absolute dataset paths, so `train --resume RUN` works from any folder.
+        a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
+        saved_cfg = replace(cfg, a_dir=a_dir, b_dir=b_dir, out=str(run_dir), resume=False, overwrite=False)
         with atomic_file(run_dir / ckpt.CONFIG) as tmp:
             tmp.write_text(to_json(saved_cfg) + "\n")
         trainer.records = read_metrics(run_dir / METRICS, upto=trainer.start)
