@@ -151,3 +151,15 @@ def test_resume_from_another_folder_finds_the_datasets(domains, tmp_path, monkey
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert train(resume_config(tmp_path / "run")).steps == 4
+
+
+def test_a_full_disk_under_the_metrics_log_is_one_line(domains, tmp_path, monkeypatch):
+    import retarget.train.hooks as hooks
+
+    def full(path, record):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(hooks, "append_metrics", full)
+    with pytest.raises(RetargetError, match=r"metrics.jsonl: cannot write: no space left on device") as err:
+        train(config(domains, tmp_path / "run"))
+    assert "\n" not in str(err.value)
