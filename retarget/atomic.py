@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -231,3 +232,22 @@ def atomic_dir(target: str | os.PathLike[str], replace: bool = False) -> Iterato
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def discard(path: str | os.PathLike[str]) -> None:
+    """Delete the folder (or file) ``path`` so that no partial copy is ever left under its name.
+
+    It is first renamed to a temporary name of this module (so a kill during the
+    deletion leaves a leftover :func:`remove_stale_temps` removes), then deleted. A
+    missing ``path`` is fine.
+    """
+    path = Path(path)
+    gone = path.with_name(f".{path.name}.{_tag()}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.replace(path, gone)
+    except FileNotFoundError:
+        return
+    if gone.is_dir() and not gone.is_symlink():
+        shutil.rmtree(gone, ignore_errors=True)
+    else:
+        gone.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ inside the commands so ``retarget --help`` and ``--version`` answer at once.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
 
@@ -68,9 +69,9 @@ def _run(fn: Callable[[], R]) -> R:
     except RetargetError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # before the loop, or a second Ctrl-C/SIGTERM during the final save
         typer.secho("interrupted", err=True, fg="yellow")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signal_number", signal.SIGINT)) from None
 
 
 def _config(cls: type[C], flags: dict[str, Any], **given: Any) -> C:
@@ -149,8 +150,11 @@ def extract(
 # Longer than 60 lines on purpose: one Typer parameter per option: the flags are the signature.
 @app.command()
 def train(
-    a_dir: Annotated[str, typer.Argument(help="Dataset of domain A (extract output or a folder of images).")],
-    b_dir: Annotated[str, typer.Argument(help="Dataset of domain B.")],
+    ctx: typer.Context,
+    a_dir: Annotated[
+        Optional[str], typer.Argument(help="Dataset of domain A (extract output or a folder of images); not with --resume.")
+    ] = None,
+    b_dir: Annotated[Optional[str], typer.Argument(help="Dataset of domain B; not with --resume.")] = None,
     out: Annotated[Optional[str], typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>].")] = TrainConfig.out,
     model: Annotated[Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")] = ModelConfig.model,
     preset: Annotated[
@@ -225,9 +229,20 @@ def train(
     cache: Annotated[
         Literal["memory", "mmap"], typer.Option(help="Frame cache in RAM or a memory-mapped file.", rich_help_panel=RUN)
     ] = TrainConfig.cache,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.", rich_help_panel=RUN)] = TrainConfig.resume,
+    resume: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="RUN",
+            help="Continue the run in this folder with its own datasets and options (only run-length and "
+            "run-control options may be given).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)] = TrainConfig.overwrite,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.", rich_help_panel=RUN)] = TrainConfig.checkpoint_every,
+    keep: Annotated[
+        int, typer.Option(min=0, help="Older checkpoints kept besides the newest (render --step).", rich_help_panel=RUN)
+    ] = TrainConfig.keep,
     preview_every: Annotated[int, typer.Option(min=1, help="Steps between preview grids.", rich_help_panel=RUN)] = TrainConfig.preview_every,
     preview_frames: Annotated[
         int,
@@ -236,19 +251,39 @@ def train(
     log_every: Annotated[int, typer.Option(min=1, help="Steps between metrics lines.", rich_help_panel=RUN)] = TrainConfig.log_every,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.", rich_help_panel=RUN)] = TrainConfig.threads,
 ) -> None:
-    """Train Recycle-GAN (or CycleGAN) between two sequence datasets."""
-    try:
-        arch = model_preset(preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    cfg = _config(TrainConfig, locals(), model=arch, loss=_config(LossConfig, locals()))
+    """Train Recycle-GAN (or CycleGAN) between two sequence datasets, or continue a run (--resume RUN)."""
+    flags = locals()
+    if resume is not None:
+        cfg = _run(lambda: _resume_config(ctx, resume, flags))
+    else:
+        if a_dir is None or b_dir is None:
+            raise typer.BadParameter("give both datasets A_DIR and B_DIR (or --resume RUN to continue a run)")
+        try:
+            arch = model_preset(preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        cfg = _config(TrainConfig, flags, model=arch, loss=_config(LossConfig, flags), resume=False)
     try:
         check_train_config(cfg)  # open bounds (0 <= beta < 1, lr > 0) typer cannot express
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     from retarget.train.trainer import train as run_train
 
-    _run(lambda: run_train(cfg))
+    result = _run(lambda: run_train(cfg))
+    if result.interrupted:  # saved; scripts and schedulers see how it stopped: 130 Ctrl-C, 143 SIGTERM
+        raise typer.Exit(128 + (result.signal or signal.SIGINT))
+
+
+def _resume_config(ctx: typer.Context, run_dir: str, flags: dict[str, Any]) -> TrainConfig:
+    """The run's own configuration, with the options typed on the command line (refused unless resumable)."""
+    from retarget.train.resume import resume_config
+
+    typed = {}
+    for name, value in flags.items():
+        source = ctx.get_parameter_source(name) if name not in ("ctx", "resume") else None
+        if getattr(source, "name", None) == "COMMANDLINE":
+            typed[name] = value
+    return resume_config(run_dir, **typed)
 
 
 @app.command()
@@ -258,6 +293,9 @@ def render(
     model: Annotated[
         Optional[str], typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models].")
     ] = RenderConfig.model,
+    step: Annotated[
+        Optional[int], typer.Option(min=0, help="Use the run's checkpoint of this step \\[default: its newest].")
+    ] = RenderConfig.step,
     direction: Annotated[Literal["a2b", "b2a"], typer.Option(help="Which way to translate.")] = RenderConfig.direction,
     align: Annotated[
         Optional[Literal["none", "face"]], typer.Option(help="Alignment mode \\[default: the one the run was trained with].")

@@ -126,9 +126,10 @@ class TrainConfig:
     amp: Literal["bf16", "fp16", "off"] = "bf16"  # mixed precision on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last memory format on CUDA
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
-    resume: bool = False  # continue the run in `out` from its last checkpoint
+    resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
     overwrite: bool = False  # start afresh even if `out` holds a run
     checkpoint_every: int = 1000  # steps between checkpoints
+    keep: int = 1  # older checkpoints kept besides the newest (render --step picks one)
     preview_every: int = 500  # steps between preview grids
     preview_frames: int = 48  # consecutive A frames translated to a video at each preview; 0 disables
     log_every: int = 10  # steps between metrics.jsonl lines
@@ -142,6 +143,7 @@ class RenderConfig:
     input: str  # video to translate
     output: str  # video to write (mp4/mkv/mov)
     model: Optional[str] = None  # run folder or checkpoint; None = newest run under ./models
+    step: Optional[int] = None  # render the run's checkpoint of this step; None = its newest
     direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
@@ -259,6 +261,7 @@ _TRAIN_BOUNDS: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = 
     "decay_from": (0, None, False, False),
     "pool": (0, None, False, False),
     "checkpoint_every": (1, None, False, False),
+    "keep": (0, None, False, False),
     "preview_every": (1, None, False, False),
     "log_every": (1, None, False, False),
     "threads": (1, None, False, False),

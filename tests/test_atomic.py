@@ -181,3 +181,14 @@ def test_write_errors_understand_safetensors_and_torch_save_on_a_full_disk(tmp_p
     with pytest.raises(ValueError):
         with write_errors(target):
             raise ValueError("bad value")
+
+
+def test_discard_removes_a_folder_whole_and_ignores_a_missing_one(tmp_path):
+    from retarget.atomic import discard
+
+    (tmp_path / "step_1").mkdir()
+    (tmp_path / "step_1" / "w.bin").write_bytes(b"x" * 10)
+    (tmp_path / "keep.txt").write_text("k")
+    discard(tmp_path / "step_1")
+    discard(tmp_path / "missing")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

@@ -169,3 +169,112 @@ def test_importing_render_does_not_load_the_trainer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- checkpoint folders: all or nothing --------------------------------------------------
+
+
+def _save(run, step, nets, extra=None):
+    state = {"step": step, "moments": torch.full((50_000,), float(step))}
+    return ckpt.write_checkpoint(run, step, nets, tiny(), state, {"A": {"align": "none"}})
+
+
+def _assert_resumable(run, step=None):
+    latest = ckpt.latest_checkpoint(run)
+    assert latest is not None
+    meta, _ = ckpt.read_weights(latest / ckpt.WEIGHTS)
+    state = ckpt.load_state(latest / ckpt.STATE)
+    assert int(meta["step"]) == state["step"] and torch.all(state["moments"] == state["step"])
+    if step is not None:
+        assert state["step"] == step
+    assert load_run(run).step == state["step"]
+
+
+def test_checkpoint_steps_and_latest(tmp_path):
+    run = tmp_path / "run"
+    assert ckpt.checkpoint_steps(run) == [] and ckpt.latest_checkpoint(run) is None and not ckpt.is_run(run)
+    nets = build_networks(tiny())
+    for step in (5, 10, 15):
+        assert _save(run, step, nets) == run / "checkpoints" / f"step_{step:07d}"
+    (run / "checkpoints" / "step_0000020").mkdir()  # a folder without its files is not a checkpoint
+    (run / "checkpoints" / "notes").mkdir()
+    assert ckpt.checkpoint_steps(run) == [5, 10, 15] and ckpt.latest_checkpoint(run) == run / "checkpoints" / "step_0000015"
+    assert ckpt.prune_checkpoints(run, keep=1) == [5] and ckpt.checkpoint_steps(run) == [10, 15]
+    _save(run, 15, nets)  # the same step again replaces it whole
+    assert ckpt.checkpoint_steps(run) == [10, 15]
+    _assert_resumable(run, 15)
+
+
+@pytest.mark.parametrize("fault", ["weights-half-written", "between-the-files", "state-half-written", "before-rename"])
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch, fault):
+    import errno
+
+    run = tmp_path / "run"
+    nets = build_networks(tiny())
+    _save(run, 1, nets)
+    real_file, real_state, real_replace = ckpt.save_file, ckpt._torch_save, os.replace
+
+    def half_file(tensors, path, metadata=None):
+        real_file(tensors, path, metadata=metadata)
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def half_state(obj, path):
+        real_state(obj, path)
+        with open(path, "r+b") as f:
+            f.truncate(100)
+        raise KeyboardInterrupt  # a kill while state.pt is written
+
+    def no_rename(src, dst):
+        if os.path.basename(dst).startswith("step_"):
+            raise KeyboardInterrupt  # stopped between the last write and the switch
+        real_replace(src, dst)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    patches = {"weights-half-written": (ckpt, "save_file", half_file), "between-the-files": (ckpt, "_torch_save", interrupted),
+               "state-half-written": (ckpt, "_torch_save", half_state), "before-rename": (os, "replace", no_rename)}
+    monkeypatch.setattr(*patches[fault])
+    with pytest.raises((KeyboardInterrupt, RetargetError)):
+        _save(run, 2, nets)
+    monkeypatch.undo()
+    assert ckpt.checkpoint_steps(run) == [1]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_0000001"]  # the temporary folder is gone
+    _assert_resumable(run, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kill_9_at_any_moment_of_a_save_leaves_a_resumable_run(tmp_path):
+    import signal
+
+    from retarget.atomic import remove_stale_temps
+
+    run = tmp_path / "run"
+    nets = build_networks(tiny())
+    _save(run, 0, nets)
+    t0 = time.perf_counter()
+    _save(run, 1, nets)
+    ckpt.prune_checkpoints(run, keep=1)
+    save_time = time.perf_counter() - t0
+    rng = random.Random(0)
+    for kill in range(10):
+        pid = os.fork()
+        if pid == 0:  # the child saves (and prunes) checkpoints in a loop until it is killed
+            try:
+                step = ckpt.checkpoint_steps(run)[-1] + 1
+                while True:
+                    _save(run, step, nets)
+                    ckpt.prune_checkpoints(run, keep=1)
+                    step += 1
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0, 3 * save_time) + (0.05 if kill % 3 == 0 else 0))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        _assert_resumable(run)
+    remove_stale_temps(run / "checkpoints")  # what the next start does
+    names = [p.name for p in (run / "checkpoints").iterdir()]
+    assert names and all(n.startswith("step_") for n in names), names
+    _assert_resumable(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import typer.main
@@ -28,6 +29,8 @@ SOURCES = {
 }
 RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
 PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth"}  # None = the preset's value
+# --resume RUN names the run folder; the config it builds is resume_config(RUN) (out=RUN, resume=True)
+RUN_FOLDER_OPTIONS = {("train", "resume")}
 
 
 def _default(classes, name):
@@ -44,7 +47,7 @@ def test_option_defaults_come_from_the_config_dataclasses(command):
     options = [p for p in cmd.params if p.param_type_name == "option"]
     assert options
     for param in options:
-        if command == "train" and param.name in PRESET_OPTIONS:
+        if (command == "train" and param.name in PRESET_OPTIONS) or (command, param.name) in RUN_FOLDER_OPTIONS:
             assert param.default is None
             continue
         field = RENAMED.get((command, param.name), param.name)
@@ -70,7 +73,8 @@ def test_no_flags_means_the_dataclass_defaults(monkeypatch, argv, module, expect
 
     seen = []
     mod, name = module.rsplit(".", 1)
-    monkeypatch.setattr(importlib.import_module(mod), name, lambda cfg, *a, **k: seen.append(cfg))
+    done = SimpleNamespace(interrupted=False, signal=None)  # what train returns: not interrupted
+    monkeypatch.setattr(importlib.import_module(mod), name, lambda cfg, *a, **k: seen.append(cfg) or done)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert seen == [expected]

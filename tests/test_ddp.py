@@ -50,9 +50,10 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
     assert not torch.equal(r0["first_batch"], r1["first_batch"])  # ranks see different data
     for k, v in r0["weights"].items():
         assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
-    saved = ckpt.read_weights(out / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
+    latest = ckpt.latest_checkpoint(out)
+    saved = ckpt.read_weights(latest / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
     assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
-    assert ckpt.load_state(out / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(out / ckpt.STATE)["rng"]) == 2
+    assert ckpt.load_state(latest / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(latest / ckpt.STATE)["rng"]) == 2
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]  # every rank's speed, gathered into rank 0's log
     assert all(r[f"{k}/rank{i}"] > 0 for r in lines for k in ("it_s", "data_s") for i in (0, 1))
@@ -109,7 +110,7 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
             pytest.fail("ranks did not stop together after a NaN on one rank")
     messages = [(tmp_path / f"nan{r}.txt").read_text() for r in range(2)]
     assert all("at step 2" in m and "step 1" in m for m in messages), messages
-    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 1
+    assert ckpt.checkpoint_steps(tmp_path / "run") == [1]
 
 
 def _time_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
@@ -151,4 +152,38 @@ def test_time_limit_ranks_agree_on_the_clock(tmp_path):
     assert r0["steps"] == r1["steps"] < 8 and "time limit" in r0["stopped"]
     for k, v in r0["weights"].items():  # the same LR on both ranks: the weights stay identical
         assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
-    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == r0["steps"]
+    assert ckpt.checkpoint_steps(tmp_path / "run")[-1] == r0["steps"]
+
+
+def _term_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    import signal
+
+    from retarget.train import train
+
+    def term(done, losses):  # the scheduler's SIGTERM reaches rank 1 only, at its step 2
+        if rank == 1 and done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=6, pool=0, device="cpu",
+                      checkpoint_every=100, preview_every=100, preview_frames=0, log_every=1)
+    result = train(cfg, on_step=term)
+    state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
+    torch.save({"weights": state, "steps": result.steps, "signal": result.signal or 0,
+                "interrupted": result.interrupted}, f"{dump}/term{rank}.pt")
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_rank_stops_and_saves_every_rank_at_the_same_step(tmp_path):
+    a = str(write_frames(tmp_path / "a", 8, size=36))
+    b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
+    mp.spawn(_term_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "term0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "term1.pt", weights_only=True)
+    assert r0["steps"] == r1["steps"] == 2 and r0["interrupted"] and r1["interrupted"]
+    assert r0["signal"] == r1["signal"] == 15  # both report SIGTERM: the CLI exits 143 on every rank
+    assert ckpt.checkpoint_steps(tmp_path / "run") == [2]
+    saved = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "run") / ckpt.WEIGHTS)[1]
+    assert all(torch.equal(saved[k], v) and torch.equal(r1["weights"][k], v) for k, v in r0["weights"].items())

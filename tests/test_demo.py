@@ -61,7 +61,9 @@ def test_outputs_are_complete(small_demo):
         assert (v.width, v.height) == (3 * 32, 32)  # input | translation | reference
     preview = cv2.imread(s.preview)
     assert preview is not None and preview.shape[1] > preview.shape[0] > 0
-    assert Path(s.run, "weights.safetensors").exists()
+    from retarget.run import latest_checkpoint
+
+    assert (latest_checkpoint(s.run) / "weights.safetensors").exists()
     # no temporary leftovers from the atomic writes
     assert not [p for p in Path(s.out).glob(".*.tmp*")]
 

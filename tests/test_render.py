@@ -542,3 +542,22 @@ def test_stabilize_in_face_mode_changes_pixels_only_inside_the_mask(tmp_path):
     # the first frame, and the first of the new face track, pass unchanged
     assert np.array_equal(on[0], off[0]) and np.array_equal(on[4], off[4])
     assert not np.array_equal(on[5], off[5])
+
+
+def test_step_picks_a_kept_checkpoint(tmp_path):
+    from retarget.run.checkpoint import write_checkpoint
+
+    cfg = model_preset("tiny", size=SIZE)
+    run = tmp_path / "run"
+    for step in (10, 20):
+        torch.manual_seed(step)
+        nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
+        write_checkpoint(run, step, nets, cfg, {"step": step}, {"A": {"align": "none", "size": SIZE}})
+    src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 48))
+    newest = _render(src, tmp_path / "new.mp4", run)
+    older = _render(src, tmp_path / "old.mp4", run, step=10)
+    assert "step_0000020" in newest.model and "step_0000010" in older.model
+    assert np.abs(_frames(tmp_path / "new.mp4")[1].astype(int) - _frames(tmp_path / "old.mp4")[1]).mean() > 1
+    with pytest.raises(RetargetError, match=r"no checkpoint of step 15 \(checkpoints kept: 10, 20\)"):
+        _render(src, tmp_path / "x.mp4", run, step=15)
+    assert not (tmp_path / "x.mp4").exists()

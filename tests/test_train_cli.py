@@ -9,6 +9,7 @@ from helpers import write_frames
 from typer.testing import CliRunner
 
 from retarget.cli import app
+from retarget.run import checkpoint as ckpt
 from retarget.train import load_run
 
 TINY = ["--preset", "tiny", "--size", "32", "--device", "cpu", "--pool", "4"]
@@ -30,7 +31,7 @@ def test_train_cli_end_to_end(data, tmp_path):
                        "--preview-every", "2", "--log-every", "1")
     assert result.exit_code == 0, text
     assert "trained 4 steps" in text
-    assert (out / "weights.safetensors").exists() and (out / "state.pt").exists()
+    assert ckpt.checkpoint_steps(out) == [2, 4]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert sorted(p.name for p in (out / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert (out / "loss_curve.png").stat().st_size > 1000
@@ -39,9 +40,11 @@ def test_train_cli_end_to_end(data, tmp_path):
     # again without --resume/--overwrite: one line, non-zero exit
     result, text = run(*data, "--out", str(out), *TINY, "--steps", "4")
     assert result.exit_code != 0 and "already holds a run" in text and "Traceback" not in text
-    result, text = run(*data, "--out", str(out), *TINY, "--steps", "6", "--resume")
+    assert f"retarget train --resume {out}" in text
+    result, text = run("--resume", str(out), "--steps", "6")  # datasets and options from the run
     assert result.exit_code == 0, text
     assert load_run(str(out), "cpu").step == 6
+    assert json.loads((out / "config.json").read_text())["pool"] == 4  # not overwritten with defaults
 
 
 def test_train_cli_cyclegan_warns_about_bad_images(data, tmp_path):
@@ -67,11 +70,11 @@ def test_train_cli_bad_input(data, tmp_path, case):
     else:
         result, text = run(a, b, "--out", str(tmp_path / "r"), *TINY, "--steps", "1")
         assert result.exit_code == 0, text
-        extra = ["--resume", "--ngf", "4"]
+        extra = ["--resume", str(tmp_path / "r"), "--ngf", "4"]
     result, text = run(a, b, "--out", str(tmp_path / "r"), *TINY, "--steps", "2", *extra)
     assert result.exit_code != 0
     message = {"missing": "not found", "empty": "no images", "short": "at least 3 consecutive frames",
-               "arch": "another architecture"}[case]
+               "arch": "--ngf 4: the run in"}[case]
     assert message in text and "Traceback" not in text
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
 
@@ -93,3 +96,71 @@ def test_train_library_refuses_beta_one_with_one_line(data, tmp_path):
     with pytest.raises(RetargetError, match="--beta2 1: must be at least 0 and below 1"):
         train(cfg)
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_other_options_and_needs_a_checkpoint(data, tmp_path):
+    out = tmp_path / "r"
+    result, text = run(*data, "--out", str(out), *TINY, "--steps", "2", "--seed", "5", "--lr", "0.0003")
+    assert result.exit_code == 0, text
+    for flag, value in (("--seed", "6"), ("--lr", "0.001"), ("--pool", "2"), ("--preset", "default")):
+        result, text = run("--resume", str(out), "--steps", "3", flag, value)
+        assert result.exit_code == 1 and f"error: {flag} {value}: the run in {out} was trained with" in text, text
+    result, text = run("--resume", str(out), "--steps", "3", "--seed", "5", "--threads", "1", "--keep", "0",
+                       "--checkpoint-every", "1", "--device", "cpu", *data)  # same values, or run control: fine
+    assert result.exit_code == 0, text
+    assert ckpt.checkpoint_steps(out) == [3]
+    (tmp_path / "empty").mkdir()
+    result, text = run("--resume", str(tmp_path / "empty"))
+    assert result.exit_code == 1 and "nothing to resume" in text and "without --resume" in text
+    result, text = run("--out", str(out))
+    assert result.exit_code == 2 and "A_DIR and B_DIR" in text
+
+
+def test_sigterm_saves_exits_143_and_resume_continues(data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "retarget", "train", *data, "--out", str(out), *TINY, "--steps", "100000",
+           "--checkpoint-every", "100000", "--log-every", "1", "--preview-frames", "0", "--threads", "1"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, output
+    assert "stopped by SIGTERM at step" in output and f"retarget train --resume {out}" in output
+    steps = ckpt.checkpoint_steps(out)
+    assert len(steps) == 1 and steps[0] >= 2
+    result, text = run("--resume", str(out), "--steps", str(steps[0] + 2))
+    assert result.exit_code == 0, text
+    assert ckpt.checkpoint_steps(out)[-1] == steps[0] + 2
+
+
+@pytest.mark.parametrize("how, code", [("sigint", 130), ("sigterm", 143), ("callback", 130), ("hard-sigterm", 143),
+                                       ("hard-sigint", 130), ("finished", 0)])
+def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how, code):
+    import signal
+
+    import retarget.train.trainer as trainer_mod
+    from retarget.train.distributed import HardInterrupt
+    from retarget.train.trainer import TrainResult
+
+    def fake(cfg):
+        if how.startswith("hard"):  # a second signal during the final save
+            raise HardInterrupt(signal.SIGTERM if how.endswith("sigterm") else signal.SIGINT)
+        sig = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM}.get(how)
+        return TrainResult(tmp_path, 3, interrupted=how != "finished", signal=sig)
+
+    monkeypatch.setattr(trainer_mod, "train", fake)
+    result, text = run(*data, "--out", str(tmp_path / "r"), *TINY)
+    assert result.exit_code == code, text

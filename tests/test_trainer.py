@@ -14,7 +14,7 @@ from retarget.config import TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.train import load_run, train
-from retarget.train.trainer import lr_factor
+from retarget.train.trainer import lr_factor, resume_config
 
 
 @pytest.fixture
@@ -29,7 +29,11 @@ def config(domains, out, model="recycle", **kw):
 
 
 def weights(run_dir):
-    return ckpt.read_weights(run_dir / ckpt.WEIGHTS)[1]
+    return ckpt.read_weights(ckpt.latest_checkpoint(run_dir) / ckpt.WEIGHTS)[1]
+
+
+def state(run_dir):
+    return ckpt.load_state(ckpt.latest_checkpoint(run_dir) / ckpt.STATE)
 
 
 def stop_at(step):
@@ -54,8 +58,14 @@ def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
     result = train(cfg)
     run = tmp_path / "run"
     assert result.steps == 4 and not result.interrupted and result.run_dir == run
-    assert {p.name for p in run.iterdir()} >= {"config.json", "weights.safetensors", "state.pt",
-                                                "metrics.jsonl", "loss_curve.png", "previews"}
+    expected = {"config.json", "checkpoints", "metrics.jsonl", "loss_curve.png", "previews", "report.html"}
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        expected.add("tb")  # the optional TensorBoard logs
+    assert {p.name for p in run.iterdir()} == expected
+    assert ckpt.checkpoint_steps(run) == [2, 4]  # the newest and --keep 1 before it
+    assert {p.name for p in (run / "checkpoints" / "step_0000004").iterdir()} == {"weights.safetensors", "state.pt"}
     assert sorted(p.name for p in (run / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert json.loads((run / "config.json").read_text())["steps"] == 4
     assert load_run(run).data["A"].align == "none"  # stored once, in the weights metadata
@@ -70,12 +80,15 @@ def test_run_folder_contents_and_every_network_changes(domains, tmp_path):
 
 
 def test_resume_matches_uninterrupted_run(domains, tmp_path):
-    full = train(config(domains, tmp_path / "full"))
-    part = train(config(domains, tmp_path / "part"), on_step=stop_at(3))
+    # options other than the defaults: the resumed run must take them from the run folder
+    full = train(config(domains, tmp_path / "full", seed=11, lr=3e-4, beta1=0.6))
+    part = train(config(domains, tmp_path / "part", seed=11, lr=3e-4, beta1=0.6), on_step=stop_at(3))
     assert part.interrupted and part.steps == 3
-    assert ckpt.read_weights(tmp_path / "part" / ckpt.WEIGHTS)[0]["step"] == "3"
-    resumed = train(config(domains, tmp_path / "part", resume=True))
+    assert ckpt.read_weights(ckpt.checkpoint_dir(tmp_path / "part", 3) / ckpt.WEIGHTS)[0]["step"] == "3"
+    resumed = train(resume_config(tmp_path / "part"))
     assert resumed.steps == 6 and full.steps == 6
+    saved = json.loads((tmp_path / "part" / "config.json").read_text())
+    assert (saved["seed"], saved["lr"], saved["beta1"]) == (11, 3e-4, 0.6)  # never overwritten with defaults
     a, b = weights(tmp_path / "full"), weights(tmp_path / "part")
     assert a.keys() == b.keys()
     for k in a:
@@ -90,19 +103,48 @@ def test_ctrl_c_saves_and_says_how_to_resume(domains, tmp_path, capsys):
             os.kill(os.getpid(), signal.SIGINT)  # deferred by the trainer to the end of the step
 
     result = train(config(domains, tmp_path / "run", steps=5), on_step=sigint)
-    assert result.interrupted and result.steps == 2
-    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 2
+    assert result.interrupted and result.steps == 2 and result.signal == signal.SIGINT
+    assert state(tmp_path / "run")["step"] == 2
     err = capsys.readouterr().err
-    command = f"retarget train {domains[0]} {domains[1]} --out {tmp_path / 'run'} --preset tiny --size 32 --steps 5 --resume"
-    assert command in err.splitlines()[-1]  # one line, ready to copy
+    assert f"interrupted at step 2/5; checkpoint saved in {tmp_path / 'run'}" in err
+    assert f"Resume with: retarget train --resume {tmp_path / 'run'}" in err.splitlines()[-1]  # one line, ready to copy
 
 
-def test_resume_command_names_the_architecture(domains, tmp_path):
-    cfg = replace(config(domains, tmp_path / "r", model="cyclegan"), preset="tiny", steps=10000)
-    cfg = replace(cfg, model=replace(cfg.model, ngf=16))
-    from retarget.train.trainer import resume_command
+def test_sigterm_saves_like_ctrl_c(domains, tmp_path, capsys):
+    def sigterm(done, losses):
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # deferred like Ctrl-C, instead of killing the process
 
-    assert resume_command(cfg, tmp_path / "r").endswith("--model cyclegan --preset tiny --size 32 --ngf 16 --resume")
+    result = train(config(domains, tmp_path / "run", steps=5), on_step=sigterm)
+    assert result.interrupted and result.steps == 2 and result.signal == signal.SIGTERM
+    assert ckpt.checkpoint_steps(tmp_path / "run") == [2] and state(tmp_path / "run")["step"] == 2
+    assert "stopped by SIGTERM at step 2/5" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone after the run
+
+
+def test_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(domains, tmp_path, monkeypatch):
+    from retarget.train.distributed import HardInterrupt
+
+    def sigint(done, losses):
+        if done == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    real = ckpt.save_weights
+
+    def impatient(path, *a, **k):  # the user presses Ctrl-C again while the weights are written
+        real(path, *a, **k)
+        if "step_0000003" in str(path.parent) or ".step_0000003." in str(path.parent):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ckpt, "save_weights", impatient)
+    with pytest.raises(HardInterrupt):
+        train(config(domains, tmp_path / "run", steps=5, checkpoint_every=2), on_step=sigint)
+    run = tmp_path / "run"
+    assert ckpt.checkpoint_steps(run) == [2]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_0000002"]  # no half-written folder
+    monkeypatch.setattr(ckpt, "save_weights", real)
+    resumed = train(resume_config(run))
+    assert resumed.steps == 5 and ckpt.checkpoint_steps(run) == [4, 5]
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
@@ -128,19 +170,27 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
         trainer_mod._make_step = real_make
     saved = weights(tmp_path / "run")
     assert all(torch.isfinite(v).all() for v in saved.values())
-    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == 2
+    assert state(tmp_path / "run")["step"] == 2
 
 
 def test_existing_run_and_incompatible_resume(domains, tmp_path):
     train(config(domains, tmp_path / "run", steps=1))
-    with pytest.raises(RetargetError, match="already holds a run; pass --resume"):
+    with pytest.raises(RetargetError, match=f"already holds a run; continue it with `retarget train --resume {tmp_path}"):
         train(config(domains, tmp_path / "run", steps=1))
     other = config(domains, tmp_path / "run", steps=2, resume=True)
     other = replace(other, model=replace(other.model, ngf=4))
-    with pytest.raises(RetargetError, match=r"another architecture \(ngf 8 vs 4\)") as err:
+    with pytest.raises(RetargetError, match=r"--ngf 4: the run in .* was trained with 8") as err:
         train(other)
     assert "\n" not in str(err.value)
-    with pytest.raises(RetargetError, match="no checkpoint to resume"):
+    with pytest.raises(RetargetError, match="--seed 4: the run in .* was trained with 3"):
+        train(replace(config(domains, tmp_path / "run", steps=2, resume=True), seed=4))
+    with pytest.raises(RetargetError, match="--lr 0.1: the run in .* was trained with 0.0002"):
+        resume_config(tmp_path / "run", steps=3, lr=0.1)
+    with pytest.raises(RetargetError, match="B_DIR .* was trained with"):
+        resume_config(tmp_path / "run", b_dir=domains[0])
+    changed = resume_config(tmp_path / "run", steps=3, keep=4, device="cpu", threads=1, seed=3, b_dir=domains[1])
+    assert (changed.steps, changed.keep, changed.threads, changed.resume, changed.out) == (3, 4, 1, True, str(tmp_path / "run"))
+    with pytest.raises(RetargetError, match="nothing to resume"):
         train(config(domains, tmp_path / "fresh", resume=True))
     again = train(config(domains, tmp_path / "run", steps=2, overwrite=True))
     assert again.steps == 2
@@ -229,8 +279,8 @@ def test_time_limit_stops_saves_and_resume_continues(domains, tmp_path, monkeypa
     first = train(cfg)
     assert first.stopped and "time limit" in first.stopped and not first.interrupted
     assert 2 <= first.steps < 10  # about 1 s a step on the fake clock
-    state = ckpt.load_state(tmp_path / "run" / ckpt.STATE)
-    assert state["step"] == first.steps and state["elapsed"] >= 3.5  # checkpoint of the last step, with its clock
+    saved = state(tmp_path / "run")
+    assert saved["step"] == first.steps and saved["elapsed"] >= 3.5  # checkpoint of the last step, with its clock
     assert "time limit of 3.5 s reached" in capsys.readouterr().err
     lrs = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
     assert lrs[0] == pytest.approx(cfg.lr) and lrs[-1] < cfg.lr  # the LR decays over the budget, not the 50 steps
@@ -239,7 +289,7 @@ def test_time_limit_stops_saves_and_resume_continues(domains, tmp_path, monkeypa
     # a larger budget continues from the saved clock
     more = train(replace(cfg, resume=True, time_limit=7.5))
     assert first.steps < more.steps < 50 and "time limit" in more.stopped
-    assert ckpt.load_state(tmp_path / "run" / ckpt.STATE)["step"] == more.steps
+    assert state(tmp_path / "run")["step"] == more.steps
 
 
 def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):

@@ -118,7 +118,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
 
     The run is ``cfg.model`` (run folder or weights file) or the newest under
-    ``./models``; ``cfg.direction`` picks ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment
+    ``./models``, at its newest checkpoint or that of ``cfg.step``; ``cfg.direction`` picks ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment
     mode, face options and crop size default to those of the run's source-domain
     training data (A for a2b, B for b2a).
 
@@ -133,7 +133,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
     device = resolve_device(cfg.device)
     gen_name = "G_AB" if cfg.direction == "a2b" else "G_BA"
-    run = load_run(cfg.model, device, names=(gen_name,))
+    run = load_run(cfg.model, device, names=(gen_name,), step=cfg.step)
     console.print(f"model: {run.path}" + ("" if cfg.model else " (newest run under ./models)"), markup=False)
     side = "A" if cfg.direction == "a2b" else "B"
     data = run.data_of(side)

@@ -4,7 +4,18 @@ Below :mod:`retarget.train` (which writes runs) and :mod:`retarget.render` (whic
 them); imports neither.
 """
 
+from retarget.run.checkpoint import checkpoint_dir, checkpoint_steps, is_run, latest_checkpoint
 from retarget.run.info import DataInfo
-from retarget.run.load import LoadedRun, find_weights, load_run
+from retarget.run.load import LoadedRun, find_weights, load_run, run_weights
 
-__all__ = ["DataInfo", "LoadedRun", "find_weights", "load_run"]
+__all__ = [
+    "DataInfo",
+    "LoadedRun",
+    "checkpoint_dir",
+    "checkpoint_steps",
+    "find_weights",
+    "is_run",
+    "latest_checkpoint",
+    "load_run",
+    "run_weights",
+]

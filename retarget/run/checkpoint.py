@@ -1,6 +1,7 @@
 """The checkpoint format: safetensors weights and a tensors-only training state.
 
-A run folder holds (see docs/checkpoints.md):
+A checkpoint is one folder, ``RUN/checkpoints/step_NNNNNNN/``, holding (see
+docs/checkpoints.md):
 
 - ``weights.safetensors``: every network's ``state_dict`` under ``<net>.<param>`` keys;
   its metadata carries the ``ModelConfig`` JSON, the step and the
@@ -10,7 +11,12 @@ A run folder holds (see docs/checkpoints.md):
   ``torch.save`` from tensors, numbers, strings, lists and dicts only and read back
   with ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
 
-Both are written under a temporary name and renamed (:mod:`retarget.atomic`).
+Both files are written into a temporary folder, which one rename turns into the step
+folder (:func:`write_checkpoint`), so a checkpoint is all or nothing: a kill at any
+moment leaves either the complete new folder or none, and the previous checkpoint is
+untouched until the new one is complete. :func:`latest_checkpoint` finds the newest
+complete one; runs written before this layout (``weights.safetensors`` and ``state.pt``
+directly in the run folder) are still found.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -26,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from retarget.atomic import atomic_file
+from retarget.atomic import atomic_dir, atomic_file, discard, write_error
 from retarget.config import ModelConfig, from_dict, to_json
 from retarget.errors import RetargetError
 from retarget.run.info import DataInfo, data_to_json
@@ -35,7 +42,9 @@ WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 CONFIG = "config.json"
 DATA = "data.json"  # older runs only: the data info now lives in the weights metadata
+CHECKPOINTS = "checkpoints"  # folder of the step folders inside a run folder
 FORMAT = "retarget-weights/1"
+_STEP_DIR = re.compile(r"^step_([0-9]+)$")
 
 
 def save_weights(
@@ -57,7 +66,8 @@ def save_weights(
     tensors: dict[str, torch.Tensor] = {}
     for name, net in networks.items():
         for key, value in net.state_dict().items():
-            tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+            # serialised at once: CPU tensors need no copy (``.to`` returns them as they are)
+            tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous()
     meta = {
         "format": FORMAT,
         "model_config": to_json(model_cfg),
@@ -150,3 +160,109 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RetargetError(f"{path}: training state not found; cannot resume this run") from None
     except Exception as exc:  # pickle/zip errors come in many types
         raise RetargetError(f"{path}: unreadable training state ({type(exc).__name__})") from None
+
+
+# --- checkpoint folders -----------------------------------------------------------------
+
+
+def checkpoint_dir(run_dir: str | os.PathLike[str], step: int) -> Path:
+    """``RUN/checkpoints/step_NNNNNNN``: where the checkpoint of ``step`` lives (existing or not)."""
+    return Path(run_dir) / CHECKPOINTS / f"step_{int(step):07d}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / WEIGHTS).is_file() and (folder / STATE).is_file()
+
+
+def checkpoint_steps(run_dir: str | os.PathLike[str]) -> list[int]:
+    """Steps of the complete checkpoints in ``RUN/checkpoints/``, oldest first.
+
+    A step folder appears only by the rename that ends :func:`write_checkpoint`, so
+    every ``step_N`` folder holding both files is complete; temporary folders of a save
+    in progress, or of one killed, are never listed. ``[]`` for a missing folder and for
+    runs of the old layout (see :func:`latest_checkpoint`).
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    steps = [int(m.group(1)) for n in names if (m := _STEP_DIR.match(n))]
+    return sorted(s for s in steps if _is_complete(checkpoint_dir(run_dir, s)))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Optional[Path]:
+    """The folder holding ``weights.safetensors`` and ``state.pt`` of the newest complete checkpoint.
+
+    That is ``RUN/checkpoints/step_N`` of the largest N; for a run of the old layout
+    (both files directly in the run folder, no step folders) the run folder itself;
+    None when the folder holds no complete checkpoint (it is then not a run: training
+    starts afresh in it).
+    """
+    steps = checkpoint_steps(run_dir)
+    if steps:
+        return checkpoint_dir(run_dir, steps[-1])
+    return Path(run_dir) if _is_complete(Path(run_dir)) else None
+
+
+def is_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``run_dir`` holds a complete checkpoint (so ``train --resume`` can continue it)."""
+    return latest_checkpoint(run_dir) is not None
+
+
+def write_checkpoint(
+    run_dir: str | os.PathLike[str],
+    step: int,
+    networks: dict[str, torch.nn.Module],
+    model_cfg: ModelConfig,
+    state: dict[str, Any],
+    data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]] = None,
+) -> Path:
+    """Write the checkpoint of ``step`` all at once; return its folder.
+
+    Both files go into a temporary folder beside the step folders (named by
+    :mod:`retarget.atomic`, so a leftover of a killed save is removed by the next
+    start); one rename then makes it ``RUN/checkpoints/step_N``. Until that rename the
+    previous checkpoint is the newest complete one; an existing folder of the same step
+    is replaced only once the new one is complete.
+
+    Raises:
+        RetargetError: the disk is full, read-only or denies the write (one line naming
+            the file; nothing is left under the step folder's name).
+    """
+    final = checkpoint_dir(run_dir, step)
+    name = WEIGHTS
+    try:
+        with atomic_dir(final, replace=True) as tmp:
+            save_weights(tmp / WEIGHTS, networks, model_cfg, step, data)
+            name = STATE
+            _torch_save(state, tmp / STATE)
+    except Exception as exc:
+        err = write_error(final / name, exc)
+        if err is None:
+            raise
+        raise err from None
+    return final
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    torch.save(obj, path)
+
+
+def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> list[int]:
+    """Delete all but the newest checkpoint and the ``keep`` before it; return the steps deleted.
+
+    A run of the old layout that has been continued in step folders loses its
+    top-level files the same way, as the oldest checkpoint. Each step folder is renamed
+    to a temporary name before it is deleted, so a kill mid-way never leaves a partial
+    folder under a step name.
+    """
+    steps = checkpoint_steps(run_dir)
+    old = steps[: max(0, len(steps) - 1 - max(0, keep))]
+    for s in old:
+        discard(checkpoint_dir(run_dir, s))
+    root = Path(run_dir)
+    if steps and len(steps) > keep and _is_complete(root):  # old layout, superseded
+        for file in (STATE, WEIGHTS):
+            (root / file).unlink(missing_ok=True)
+    return old

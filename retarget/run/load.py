@@ -16,7 +16,17 @@ import torch
 
 from retarget.config import ModelConfig, TrainConfig, from_dict
 from retarget.errors import RetargetError
-from retarget.run.checkpoint import CONFIG, DATA, WEIGHTS, load_into, model_config_of, read_weights
+from retarget.run.checkpoint import (
+    CHECKPOINTS,
+    CONFIG,
+    DATA,
+    WEIGHTS,
+    checkpoint_dir,
+    checkpoint_steps,
+    load_into,
+    model_config_of,
+    read_weights,
+)
 from retarget.run.info import DataInfo, data_from_json
 
 
@@ -26,7 +36,7 @@ class LoadedRun:
 
     Attributes:
         path: the weights file that was loaded.
-        run_dir: its folder.
+        run_dir: its run folder (also for a file inside ``RUN/checkpoints/step_N/``).
         model_cfg: the architecture.
         train_cfg: the run's :class:`TrainConfig` (None when ``config.json`` is absent).
         networks: ``{"G_AB", "G_BA", ...}`` in eval mode on the requested device; each maps
@@ -47,23 +57,66 @@ class LoadedRun:
         """The :class:`DataInfo` of domain ``side`` ("A" or "B"); defaults when not recorded."""
         return self.data.get(side) or DataInfo()
 
-def find_weights(path: str | os.PathLike[str] | None, models_dir: str | os.PathLike[str] = "models") -> Path:
-    """The weights file named by ``path`` (run folder or file), or the newest under ``models_dir``."""
+def run_weights(run_dir: str | os.PathLike[str], step: Optional[int] = None) -> Optional[Path]:
+    """The weights file of a run folder: its newest checkpoint's, or that of ``step``; None if absent.
+
+    Runs of the old layout keep ``weights.safetensors`` directly in the run folder.
+    """
+    run_dir = Path(run_dir)
+    steps = checkpoint_steps(run_dir)
+    if step is not None:
+        return checkpoint_dir(run_dir, step) / WEIGHTS if step in steps else None
+    if steps:
+        return checkpoint_dir(run_dir, steps[-1]) / WEIGHTS
+    return run_dir / WEIGHTS if (run_dir / WEIGHTS).is_file() else None
+
+
+def find_weights(
+    path: str | os.PathLike[str] | None, models_dir: str | os.PathLike[str] = "models", step: Optional[int] = None
+) -> Path:
+    """The weights file named by ``path`` (run folder or file), or the newest run's under ``models_dir``.
+
+    Args:
+        path: a run folder (its newest complete checkpoint), a weights file, or None.
+        models_dir: where runs live when ``path`` is None; the run whose newest
+            checkpoint was written last is taken.
+        step: take the run's checkpoint of this step instead of its newest.
+    """
     if path is None:
         root = Path(models_dir)
-        found = sorted(root.glob(f"*/{WEIGHTS}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+        runs = sorted(root.iterdir()) if root.is_dir() else []
+        found = [w for r in runs if r.is_dir() and (w := run_weights(r)) is not None]
         if not found:
             raise RetargetError(f"{root}: no trained run found (train one with `retarget train`, or pass --model)")
-        return found[-1]
+        newest = max(found, key=lambda w: w.stat().st_mtime)
+        return newest if step is None else _step_weights(_run_dir_of(newest), step)
     p = Path(path)
     if not p.exists():
         raise RetargetError(f"{p}: model not found")
     if p.is_dir():
-        w = p / WEIGHTS
-        if not w.exists():
-            raise RetargetError(f"{p}: not a run folder (no {WEIGHTS})")
+        if step is not None:
+            return _step_weights(p, step)
+        w = run_weights(p)
+        if w is None:
+            raise RetargetError(f"{p}: not a run folder (no complete checkpoint, no {WEIGHTS})")
         return w
+    if step is not None:
+        raise RetargetError(f"{p}: --step picks a checkpoint of a run folder; pass the run folder, not a file")
     return p
+
+
+def _run_dir_of(weights: Path) -> Path:
+    """The run folder of a weights file (``RUN/checkpoints/step_N/weights.safetensors`` or ``RUN/weights.safetensors``)."""
+    parent = weights.parent
+    return parent.parent.parent if parent.parent.name == CHECKPOINTS else parent
+
+
+def _step_weights(run_dir: Path, step: int) -> Path:
+    w = run_weights(run_dir, step)
+    if w is None:
+        have = ", ".join(str(s) for s in checkpoint_steps(run_dir)) or "none"
+        raise RetargetError(f"{run_dir}: no checkpoint of step {step} (checkpoints kept: {have})")
+    return w
 
 
 def build_networks_for(model_cfg: ModelConfig, names: Optional[tuple[str, ...]] = None) -> dict[str, torch.nn.Module]:
@@ -87,15 +140,18 @@ def load_run(
     device: str | torch.device = "cpu",
     models_dir: str | os.PathLike[str] = "models",
     names: Optional[tuple[str, ...]] = None,
+    step: Optional[int] = None,
 ) -> LoadedRun:
     """Load a trained run for inference.
 
     Args:
-        path: run folder or weights file; None picks the run under ``models_dir`` whose
-            weights were written last.
+        path: run folder (its newest complete checkpoint) or weights file; None picks
+            the run under ``models_dir`` whose newest checkpoint was written last.
         device: where to put the networks.
         models_dir: where runs live (``./models``).
         names: networks to load; None loads all in the file (at least ``G_AB``, ``G_BA``).
+        step: load the run's checkpoint of this step (kept with ``train --keep``) instead
+            of its newest.
 
     Returns:
         :class:`LoadedRun` with networks in eval mode.
@@ -103,7 +159,7 @@ def load_run(
     Raises:
         RetargetError: missing path, not a run, or weights that do not fit their config.
     """
-    wpath = find_weights(path, models_dir)
+    wpath = find_weights(path, models_dir, step)
     meta, tensors = read_weights(wpath)
     try:
         model_cfg = model_config_of(meta)
@@ -125,7 +181,7 @@ def load_run(
     for net in nets.values():
         net.to(device).eval()
         net.requires_grad_(False)
-    run_dir = wpath.parent
+    run_dir = _run_dir_of(wpath)
     train_cfg = None
     cfg_file = run_dir / CONFIG
     if cfg_file.exists():

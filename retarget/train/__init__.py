@@ -5,6 +5,7 @@ code written against the old place.
 """
 
 from retarget.run import LoadedRun, load_run
+from retarget.train.resume import resume_config
 from retarget.train.trainer import TrainResult, train
 
-__all__ = ["LoadedRun", "TrainResult", "load_run", "train"]
+__all__ = ["LoadedRun", "TrainResult", "load_run", "resume_config", "train"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
@@ -92,35 +92,63 @@ def any_rank(flag: bool, ctx: DistContext) -> bool:
 
 
 class HardInterrupt(KeyboardInterrupt):
-    """A second Ctrl-C: stop now, without saving a possibly half-updated state."""
+    """A second Ctrl-C or SIGTERM: stop now, without saving a possibly half-updated state.
+
+    ``signal_number`` is the signal that came second. A checkpoint being written is
+    abandoned whole (its temporary folder is removed); the last complete one stays.
+    """
+
+    def __init__(self, signal_number: int = signal.SIGINT) -> None:
+        super().__init__()
+        self.signal_number = int(signal_number)
+
+
+#: The signals a run defers to the end of its step: Ctrl-C, and what schedulers (SLURM,
+#: Kubernetes, systemd, torchrun) send before they kill.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class DeferredInterrupt:
-    """Defer SIGINT (Ctrl-C) to the end of the running step, so its checkpoint is consistent.
+    """Defer SIGINT (Ctrl-C) and SIGTERM to the end of the running step, so its checkpoint is consistent.
 
-    The loop checks ``requested`` between steps. A second Ctrl-C raises
-    :class:`HardInterrupt` at once (the last checkpoint on disk stays valid).
+    The loop checks ``requested`` between steps; ``signal_number`` says which signal came
+    first. A second one raises :class:`HardInterrupt` at once (the last complete
+    checkpoint on disk stays valid).
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self.signal_number: Optional[int] = None
+        self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise HardInterrupt
+            raise HardInterrupt(signum)
         self.requested = True
+        self.signal_number = signum
 
     def __enter__(self) -> "DeferredInterrupt":
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self._old = None
+        for sig in STOP_SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                break
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+def agreed_signal(signal_number: Optional[int], ctx: DistContext) -> int:
+    """The signal that stops every rank: the highest number any rank received (SIGTERM over SIGINT).
+
+    Called once all ranks know that some rank was signalled (:func:`any_rank`); a rank
+    that saw none contributes 0. In a single process: ``signal_number`` or SIGINT.
+    """
+    agreed = int(max_over_ranks(float(signal_number or 0), ctx))
+    return agreed or int(signal.SIGINT)
 
 
 def wrap(nets: dict[str, torch.nn.Module], ctx: DistContext, device: torch.device) -> dict[str, torch.nn.Module]:

@@ -5,7 +5,7 @@ A hook subclasses :class:`Hook` and overrides what it needs; the loop
 
     before_train(trainer)                once, before the first step (resume already done)
     before_step(trainer) / after_step(trainer)   around every step
-    after_train(trainer)                 once, after the last step or a Ctrl-C (not on errors)
+    after_train(trainer)                 once, after the last step or a Ctrl-C/SIGTERM (not on errors)
 
 Inside, a hook reads ``trainer.step`` (steps done), ``trainer.losses``, ``trainer.batch``,
 ``trainer.nets``, ``trainer.stepper.objective``, ``trainer.run_dir``, ``trainer.cfg``,
@@ -161,21 +161,43 @@ class Previews(Hook):
 
 
 class Checkpoint(Hook):
-    """Weights and training state every ``every`` steps, at the end and on Ctrl-C; refreshes the loss curve."""
+    """Weights and training state every ``every`` steps, at the end, and on Ctrl-C or SIGTERM.
+
+    The save path does only that (no plotting): see :class:`LossCurve`.
+    """
 
     def __init__(self, every: int) -> None:
         self.every = every
 
     def after_step(self, trainer: "Trainer") -> None:
         if trainer.due(self.every):
-            self.save(trainer)
+            trainer.save_checkpoint()
 
     def after_train(self, trainer: "Trainer") -> None:
         if trainer.interrupted:
-            self.save(trainer)
+            trainer.save_checkpoint()
 
-    def save(self, trainer: "Trainer") -> None:
-        trainer.save_checkpoint()
+
+class LossCurve(Hook):
+    """``loss_curve.png`` from the metrics so far, every ``every`` steps (with the previews) and at the end.
+
+    Not at every checkpoint: drawing costs far more than a small checkpoint (matplotlib).
+    After a Ctrl-C it is drawn once the checkpoint is saved (this hook comes after
+    :class:`Checkpoint`).
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if trainer.due(self.every):
+            self.draw(trainer)
+
+    def after_train(self, trainer: "Trainer") -> None:
+        if trainer.interrupted:
+            self.draw(trainer)
+
+    def draw(self, trainer: "Trainer") -> None:
         if trainer.is_main and trainer.records:
             save_loss_curve(trainer.run_dir / LOSS_CURVE, trainer.records)
 
@@ -191,11 +213,18 @@ class Callback(Hook):
 
 
 class Interrupt(Hook):
-    """Ctrl-C, deferred to the end of the step; ranks agree first (torchrun signals them at different steps)."""
+    """Ctrl-C or SIGTERM, deferred to the end of the step.
+
+    Ranks agree first (torchrun signals them at different steps), on whether to stop
+    and on the signal (``trainer.signal_number``, which the CLI turns into the exit
+    status), then every rank stops at the same step and saves together.
+    """
 
     def after_step(self, trainer: "Trainer") -> None:
         requested = trainer.signal is not None and trainer.signal.requested
         if ddp.any_rank(requested, trainer.ctx):
+            own = trainer.signal.signal_number if trainer.signal is not None else None
+            trainer.signal_number = ddp.agreed_signal(own, trainer.ctx)
             raise KeyboardInterrupt
 
 

@@ -75,7 +75,9 @@ class Trainer:
         pending_metrics: values hooks put for this step's record (:meth:`put_metric`).
         last_saved: step of the last checkpoint on disk, or None.
         stop_reason: why the loop is stopping early (a hook asked), or None.
-        interrupted: stopped by Ctrl-C.
+        interrupted: stopped by Ctrl-C or SIGTERM (or a callback's KeyboardInterrupt).
+        signal_number: the signal that stopped it (``signal.SIGINT`` or ``signal.SIGTERM``;
+            agreed across ranks), or None.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Trainer:
         self.last_saved: Optional[int] = None
         self.stop_reason: Optional[str] = None
         self.interrupted = False
+        self.signal_number: Optional[int] = None
         self.signal: Optional[ddp.DeferredInterrupt] = None
         #: hooks may enter context managers here in ``before_train``; closed when the loop ends
         self.resources = contextlib.ExitStack()
@@ -149,14 +152,16 @@ class Trainer:
     # --- state ------------------------------------------------------------------------
 
     def resume(self) -> None:
-        """Load weights, optimizers, schedulers, RNG, pools, clock and hook states from the run folder."""
-        run_dir = self.run_dir
-        meta, tensors = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
-        ckpt.load_into(self.nets, tensors, run_dir / ckpt.WEIGHTS)
-        state = ckpt.load_state(run_dir / ckpt.STATE)
+        """Load weights, optimizers, schedulers, RNG, pools, clock and hook states of the newest complete checkpoint."""
+        folder = ckpt.latest_checkpoint(self.run_dir)
+        if folder is None:
+            raise RetargetError(f"{self.run_dir}: no complete checkpoint to resume; start the run without --resume")
+        meta, tensors = ckpt.read_weights(folder / ckpt.WEIGHTS)
+        ckpt.load_into(self.nets, tensors, folder / ckpt.WEIGHTS)
+        state = ckpt.load_state(folder / ckpt.STATE)
         start = int(state["step"])
-        if start != int(meta.get("step", -1)):
-            raise RetargetError(f"{run_dir}: weights (step {meta.get('step')}) and training state (step {start}) disagree")
+        if start != int(meta.get("step", -1)):  # only possible in runs of the old layout
+            raise RetargetError(f"{folder}: weights (step {meta.get('step')}) and training state (step {start}) disagree")
         self.stepper.g_opt.load_state_dict(state["opt_g"])
         self.stepper.d_opt.load_state_dict(state["opt_d"])
         for s, sd in zip(self.schedulers, state["schedulers"]):
@@ -173,8 +178,15 @@ class Trainer:
         self.start = self.step = self.last_saved = start
 
     def save_checkpoint(self) -> None:
-        """Write weights and training state of the current step (collective: every rank calls it)."""
+        """Write the checkpoint of the current step (collective: every rank calls it).
+
+        All or nothing (:func:`retarget.run.checkpoint.write_checkpoint`); then the
+        checkpoints beyond ``cfg.keep`` older ones are deleted. A step already saved is
+        not saved again.
+        """
         done = self.step
+        if self.last_saved == done:
+            return
         # Every rank has its own RNG states and image pools; rank 0 stores them all.
         mine = {"rng": ckpt.rng_state(), "step_state": self.stepper.state_dict()}
         per_rank: list[Any] = [mine]
@@ -184,13 +196,19 @@ class Trainer:
         if self.is_main:
             try:
                 self._write_checkpoint(done, per_rank)
+            except RetargetError as exc:
+                raise RetargetError(f"{exc} (checkpoint of step {done} not saved; {self._kept()})") from None
             except OSError as exc:
                 why = exc.strerror or exc
                 raise RetargetError(f"{self.run_dir}: could not write the checkpoint of step {done} ({why})") from None
         self.last_saved = done
 
+    def _kept(self) -> str:
+        if self.last_saved is None:
+            return "no checkpoint was saved yet"
+        return f"the last complete checkpoint (step {self.last_saved}) is kept"
+
     def _write_checkpoint(self, done: int, per_rank: list[Any]) -> None:
-        ckpt.save_weights(self.run_dir / ckpt.WEIGHTS, self.nets, self.cfg.model, done, self.data_info)
         state = {
             "step": done,
             "opt_g": self.stepper.g_opt.state_dict(),
@@ -201,12 +219,13 @@ class Trainer:
             "elapsed": float(self.elapsed),
             "hooks": {h.name: sd for h in self.hooks if (sd := h.state_dict())},
         }
-        ckpt.save_state(self.run_dir / ckpt.STATE, state)
+        ckpt.write_checkpoint(self.run_dir, done, self.nets, self.cfg.model, state, self.data_info)
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.keep)
 
     # --- the loop ---------------------------------------------------------------------
 
     def train(self) -> None:
-        """Run steps until ``cfg.steps`` or a hook's stop; Ctrl-C saves and returns (``interrupted``)."""
+        """Run steps until ``cfg.steps`` or a hook's stop; Ctrl-C or SIGTERM saves and returns (``interrupted``)."""
         with ddp.DeferredInterrupt() as sig, self.resources:
             self.signal = sig
             self._clock_base, self._clock_start = self.elapsed, _now()

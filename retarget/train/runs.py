@@ -37,7 +37,7 @@ class RunRow:
         loss_g, loss_d: the last logged generator / discriminator totals.
         warp_error: the last temporal-preview warping error (mean abs, [0, 1] pixel units).
         age_s: seconds since anything in the folder was last written.
-        resumable: a complete checkpoint exists, so ``retarget train ... --resume`` continues.
+        resumable: a complete checkpoint exists, so ``retarget train --resume RUN`` continues.
         state: ``"finished"``, ``"stopped"`` (resumable, fewer steps than planned) or
             ``"no checkpoint"``.
     """
@@ -63,16 +63,16 @@ class RunRow:
 def checkpoint_step(run_dir: Path) -> Optional[int]:
     """Steps done by the newest complete checkpoint of ``run_dir``; None when there is none.
 
-    Reads only the safetensors header (the step is in its metadata), not the weights.
-    This is the one place that knows where checkpoints lie in a run folder.
+    The checkpoint layout is :mod:`retarget.run.checkpoint`'s; this reads only the
+    safetensors header of the newest complete checkpoint (the step is in its metadata).
     """
-    weights, state = run_dir / ckpt.WEIGHTS, run_dir / ckpt.STATE
-    if not (weights.is_file() and state.is_file()):
+    folder = ckpt.latest_checkpoint(run_dir)
+    if folder is None:
         return None
     try:
         from safetensors import safe_open
 
-        with safe_open(str(weights), "pt") as f:
+        with safe_open(str(folder / ckpt.WEIGHTS), "pt") as f:
             meta = f.metadata() or {}
         return int(meta["step"])
     except Exception:  # noqa: BLE001 - a damaged or foreign file is simply not a checkpoint
@@ -80,8 +80,8 @@ def checkpoint_step(run_dir: Path) -> Optional[int]:
 
 
 def is_resumable(run_dir: Path) -> bool:
-    """True when ``retarget train ... --resume`` can continue ``run_dir`` (a complete checkpoint exists)."""
-    return checkpoint_step(run_dir) is not None
+    """True when ``retarget train --resume RUN`` can continue ``run_dir`` (a complete checkpoint exists)."""
+    return ckpt.is_run(run_dir)
 
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:

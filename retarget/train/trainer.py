@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import atomic_file, clean_stale_temps
-from retarget.config import ModelConfig, TrainConfig, check_train_config, model_preset, replace, to_dict, to_json
+from retarget.atomic import atomic_file, clean_stale_temps, discard, write_error
+from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict, to_json
 from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
@@ -44,6 +45,7 @@ from retarget.train.hooks import (
     Checkpoint,
     Hook,
     Interrupt,
+    LossCurve,
     Metrics,
     Previews,
     Progress,
@@ -52,14 +54,25 @@ from retarget.train.hooks import (
 )
 from retarget.train.loop import Trainer, lr_factor
 from retarget.train.preview import read_metrics, write_metrics
+from retarget.train.resume import RESUMABLE, check_resume, resume_command, resume_config
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
 from retarget.train.views import Views, clear_views
 
-#: Files a run folder may hold; --overwrite removes exactly these.
+#: Files a run folder may hold besides ``checkpoints/`` and ``previews/``; starting afresh removes exactly these.
 RUN_FILES = (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG, ckpt.DATA, METRICS, LOSS_CURVE, "cache_A.npy", "cache_A.json",
              "cache_B.npy", "cache_B.json")
 
-__all__ = ["RUN_FILES", "StepHook", "TrainResult", "default_hooks", "lr_factor", "resume_command", "train"]
+__all__ = [
+    "RESUMABLE",
+    "RUN_FILES",
+    "StepHook",
+    "TrainResult",
+    "default_hooks",
+    "lr_factor",
+    "resume_command",
+    "resume_config",
+    "train",
+]
 
 
 @dataclass
@@ -70,9 +83,12 @@ class TrainResult:
         run_dir: the run folder.
         steps: steps completed in total (including those before a resume).
         metrics: the last logged record (loss terms, lr, it/s, data time).
-        interrupted: stopped by Ctrl-C after saving a checkpoint.
+        interrupted: stopped by Ctrl-C or SIGTERM (or ``on_step`` raising KeyboardInterrupt)
+            after saving a checkpoint.
         networks: the trained networks (unwrapped), in train mode.
         stopped: why the run ended before ``cfg.steps`` (e.g. the time limit), or None.
+        signal: the signal that interrupted it (``signal.SIGINT`` = 2, ``signal.SIGTERM`` =
+            15), or None; the CLI exits with 128 + this number (130, 143).
     """
 
     run_dir: Path
@@ -81,6 +97,7 @@ class TrainResult:
     interrupted: bool = False
     networks: dict[str, torch.nn.Module] = field(default_factory=dict)
     stopped: Optional[str] = None
+    signal: Optional[int] = None
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -89,61 +106,59 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("models") / f"{a}-to-{b}"
 
 
-def resume_command(cfg: TrainConfig, run_dir: Path) -> str:
-    """The ``retarget train`` command line that resumes ``cfg``'s run in ``run_dir``.
-
-    Names the options that differ from their defaults (the config dataclasses'), and the
-    architecture options that differ from the preset's.
-    """
-    m = cfg.model
-    parts = ["retarget", "train", cfg.a_dir, cfg.b_dir, "--out", str(run_dir)]
-    defaults = TrainConfig(cfg.a_dir, cfg.b_dir)
-    if m.model != defaults.model.model:
-        parts += ["--model", m.model]
-    if cfg.preset != defaults.preset:
-        parts += ["--preset", cfg.preset]
-    if m.size != defaults.model.size:
-        parts += ["--size", str(m.size)]
-    base = model_preset(cfg.preset, model=m.model, size=m.size)
-    for name in ("ngf", "blocks", "ndf", "npf", "p_depth"):
-        if getattr(m, name) != getattr(base, name):
-            parts += [f"--{name.replace('_', '-')}", str(getattr(m, name))]
-    if cfg.steps != defaults.steps:
-        parts += ["--steps", str(cfg.steps)]
-    if cfg.time_limit != defaults.time_limit:
-        parts += ["--time-limit", f"{cfg.time_limit:g}"]
-    return " ".join(parts + ["--resume"])
-
-
 def _describe_change(old: ModelConfig, new: ModelConfig) -> str:
     diffs = [f"{k} {v} vs {getattr(new, k)}" for k, v in to_dict(old).items() if getattr(new, k) != v]
     return ", ".join(diffs)
 
 
 def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    """Check the run folder against --resume/--overwrite (read-only, every rank)."""
+    """Check the run folder against --resume/--overwrite (read-only, every rank).
+
+    A folder without a complete checkpoint is not a run (one killed before its first
+    checkpoint, or any other folder): a new run starts in it without --overwrite.
+    """
     if run_dir.exists() and not run_dir.is_dir():
         raise RetargetError(f"{run_dir}: exists and is not a folder; pick another --out")
-    has_run = any((run_dir / f).exists() for f in (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG))
+    latest = ckpt.latest_checkpoint(run_dir)
     if cfg.resume:
-        if not (run_dir / ckpt.WEIGHTS).exists() or not (run_dir / ckpt.STATE).exists():
-            raise RetargetError(f"{run_dir}: no checkpoint to resume (expected {ckpt.WEIGHTS} and {ckpt.STATE})")
-        meta, _ = ckpt.read_weights(run_dir / ckpt.WEIGHTS)
+        if latest is None:
+            raise RetargetError(
+                f"{run_dir}: nothing to resume (no complete checkpoint: the run stopped before its first one); "
+                "run it again without --resume to start afresh"
+            )
+        check_resume(cfg, run_dir)
+        meta, _ = ckpt.read_weights(latest / ckpt.WEIGHTS)
         old = ckpt.model_config_of(meta)
         if old != cfg.model:
             raise RetargetError(
-                f"{run_dir / ckpt.WEIGHTS}: checkpoint has another architecture ({_describe_change(old, cfg.model)}); "
+                f"{latest / ckpt.WEIGHTS}: checkpoint has another architecture ({_describe_change(old, cfg.model)}); "
                 "train with the same options or use --overwrite"
             )
-    elif has_run and not cfg.overwrite:
-        raise RetargetError(f"{run_dir}: already holds a run; pass --resume to continue it or --overwrite to start afresh")
+    elif latest is not None and not cfg.overwrite:
+        raise RetargetError(
+            f"{run_dir}: already holds a run; continue it with `{resume_command(run_dir)}` or pass --overwrite to "
+            "start afresh"
+        )
 
 
 def _clear_run_dir(run_dir: Path) -> None:
+    """Remove a previous run's files: :data:`RUN_FILES`, ``previews/`` and the checkpoint folders (nothing else)."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / PREVIEWS, ignore_errors=True)
     clear_views(run_dir)  # report pages, tb/
+    for step in ckpt.checkpoint_steps(run_dir):
+        discard(ckpt.checkpoint_dir(run_dir, step))
+
+
+def _first_missing(path: Path) -> Optional[Path]:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
@@ -180,15 +195,22 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
         hooks: extra :class:`~retarget.train.hooks.Hook` objects, run after the built-in
             ones (metrics, previews, checkpoint) and before ``on_step`` and the Ctrl-C check.
 
+    With ``cfg.resume`` the run in ``cfg.out`` continues from its newest complete
+    checkpoint; ``cfg`` must then match the run's own ``config.json`` except for the
+    options of :data:`RESUMABLE` (build it with :func:`resume_config`).
+
     Returns:
-        :class:`TrainResult`. The run folder holds ``config.json``, ``data.json``,
-        ``weights.safetensors``, ``state.pt``, ``metrics.jsonl``, ``previews/`` and
-        ``loss_curve.png`` (docs/checkpoints.md).
+        :class:`TrainResult`. The run folder holds ``config.json``,
+        ``checkpoints/step_N/{weights.safetensors,state.pt}``, ``metrics.jsonl``,
+        ``previews/`` and ``loss_curve.png`` (docs/checkpoints.md).
 
     Raises:
         RetargetError: bad datasets, an existing run without --resume/--overwrite, a
-            checkpoint of another architecture, or a non-finite loss (the last good
-            checkpoint is kept).
+            resume with other options or another architecture, a disk that cannot take
+            a checkpoint, or a non-finite loss (the last good checkpoint is kept).
+        KeyboardInterrupt: a second Ctrl-C or SIGTERM during the final save
+            (:class:`~retarget.train.distributed.HardInterrupt`; the last complete
+            checkpoint stays).
     """
     cfg = replace(cfg, loss=absolute_content_paths(cfg.loss))  # config.json names the files wherever it is read
     ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
@@ -221,11 +243,35 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     _prepare_run_dir(cfg, run_dir)
+    created = _first_missing(run_dir)
     ddp.barrier(ctx)
+    try:
+        trainer = _setup(cfg, ctx, device, run_dir, hooks)
+    except BaseException:
+        if ctx.is_main and created is not None:  # a failed start leaves no empty run folder
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    t_begin = time.perf_counter()
+    try:
+        trainer.train()
+    except Exception as exc:  # a full disk under metrics, previews or the loss curve
+        err = write_error(getattr(exc, "filename", None) or run_dir, exc)
+        if err is None:
+            raise
+        raise err from None
+    if ctx.is_main:
+        _print_summary(trainer, time.perf_counter() - t_begin)
+    return TrainResult(run_dir, trainer.step, _last_losses(trainer.records), trainer.interrupted, trainer.nets,
+                       trainer.stop_reason, trainer.signal_number)
+
+
+def _setup(cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir: Path, hooks: Sequence[Hook]) -> Trainer:
+    """Run folder, data, networks, optimizers and hooks; the resumed state loaded; config.json written."""
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(run_dir, run_dir / PREVIEWS)
-        if cfg.overwrite and not cfg.resume:
+        clean_stale_temps(run_dir, run_dir / PREVIEWS, run_dir / ckpt.CHECKPOINTS)
+        # --overwrite, or the leftovers of a run killed before its first checkpoint
+        if not cfg.resume and (cfg.overwrite or (run_dir / ckpt.CONFIG).exists()):
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
     domains = _load_domains(cfg, ctx, run_dir)
@@ -247,18 +293,16 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     if cfg.resume:
         trainer.resume()
     if ctx.is_main:
-        # The file re-creates the run: the real folder, and neither --resume nor --overwrite.
-        saved_cfg = replace(cfg, out=str(run_dir), resume=False, overwrite=False)
+        # The file re-creates the run: the real folder, and neither --resume nor --overwrite;
+        # absolute dataset paths, so `train --resume RUN` works from any folder.
+        a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
+        saved_cfg = replace(cfg, a_dir=a_dir, b_dir=b_dir, out=str(run_dir), resume=False, overwrite=False)
         with atomic_file(run_dir / ckpt.CONFIG) as tmp:
             tmp.write_text(to_json(saved_cfg) + "\n")
         trainer.records = read_metrics(run_dir / METRICS, upto=trainer.start)
         write_metrics(run_dir / METRICS, trainer.records)
         (run_dir / PREVIEWS).mkdir(exist_ok=True)
-    t_begin = time.perf_counter()
-    trainer.train()
-    if ctx.is_main:
-        _print_summary(trainer, time.perf_counter() - t_begin)
-    return TrainResult(run_dir, trainer.step, _last_losses(trainer.records), trainer.interrupted, nets, trainer.stop_reason)
+    return trainer
 
 
 def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict[str, DomainData]:
@@ -296,6 +340,7 @@ def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook
     hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every)]
     hooks.append(Views(cfg.preview_every))  # report.html, TensorBoard: after what they show
     hooks.append(Checkpoint(cfg.checkpoint_every))
+    hooks.append(LossCurve(cfg.preview_every))  # after the checkpoint: on Ctrl-C the save comes first
     return hooks
 
 
@@ -307,9 +352,9 @@ def _last_losses(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _print_summary(trainer: Trainer, elapsed: float) -> None:
     cfg, run_dir, done = trainer.cfg, trainer.run_dir, trainer.step
     if trainer.interrupted:
+        how = "stopped by SIGTERM" if trainer.signal_number == signal.SIGTERM else "interrupted"
         console.print(
-            f"interrupted at step {done}/{cfg.steps}; checkpoint saved in {run_dir}. "
-            f"Resume with: {resume_command(cfg, run_dir)}",
+            f"{how} at step {done}/{cfg.steps}; checkpoint saved in {run_dir}. Resume with: {resume_command(run_dir)}",
             soft_wrap=True,
             markup=False,
         )
