@@ -147,8 +147,21 @@ def write_error(path: str | os.PathLike[str], exc: BaseException) -> RetargetErr
     say the destination cannot take the output (a bug or an input problem, which keeps
     its traceback).
     """
-    why = _WRITE_ERRORS.get(_errno_of(exc, Path(path)) or 0)
+    code = _errno_of(exc, Path(path)) or 0
+    why = _WRITE_ERRORS.get(code)
+    if why is None and code in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST) and _beside(exc, Path(path)):
+        why = "its folder cannot hold files (not a folder, or a special file system); write elsewhere"
     return RetargetError(f"{path}: cannot write: {why}") if why else None
+
+
+def _beside(exc: BaseException, path: Path) -> bool:
+    """Whether an OSError names ``path``, a file beside it (a temporary name) or one of its folders."""
+    name = getattr(exc, "filename", None)
+    if not name:
+        return False
+    named = Path(os.fsdecode(name)).absolute()
+    target = path.absolute()
+    return named == target or named.parent == target.parent or named in target.parents
 
 
 @contextlib.contextmanager

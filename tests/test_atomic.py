@@ -192,3 +192,19 @@ def test_discard_removes_a_folder_whole_and_ignores_a_missing_one(tmp_path):
     discard(tmp_path / "step_1")
     discard(tmp_path / "missing")
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_write_error_names_a_folder_that_cannot_hold_files(tmp_path):
+    import errno
+
+    from retarget.atomic import write_error
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    target = blocker / "out.mp4"
+    exc = NotADirectoryError(errno.ENOTDIR, "Not a directory", str(blocker / ".out.mp4.1-abc.tmp.mp4"))
+    err = write_error(target, exc)
+    assert err is not None and str(err).startswith(f"{target}: cannot write: its folder cannot hold files")
+    # the same error about some other file (an input, a bug) keeps its traceback
+    other = FileNotFoundError(errno.ENOENT, "No such file", str(tmp_path / "elsewhere" / "input.png"))
+    assert write_error(target, other) is None
