@@ -171,6 +171,13 @@ def train(
     ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width.", rich_help_panel=MODEL)] = None,
     npf: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
     p_depth: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net depth.", rich_help_panel=MODEL)] = None,
+    p_residual: Annotated[
+        Optional[bool],
+        typer.Option(
+            help="Predictor = last frame + U-Net residual, starting as a copy \\[default: from the preset].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     gan_loss: Annotated[
         Literal["lsgan", "vanilla", "hinge"], typer.Option(help="Adversarial loss form.", rich_help_panel=LOSS)
     ] = "lsgan",
@@ -184,6 +191,10 @@ def train(
     similarity: Annotated[float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)] = 0.0,
     gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = 0.0,
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = 0.0,
+    warp: Annotated[
+        float,
+        typer.Option(min=0, help="Recycle only: warp consistency along the source's flow (not in the paper).", rich_help_panel=LOSS),
+    ] = 0.0,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = 10000,
     batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = 1,
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate.", rich_help_panel=RUN)] = 2e-4,
@@ -214,7 +225,9 @@ def train(
 ) -> None:
     """Train Recycle-GAN (or CycleGAN) between two sequence datasets."""
     try:
-        arch = model_preset(preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth)
+        arch = model_preset(
+            preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth, p_residual=p_residual
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     cfg = TrainConfig(
@@ -232,6 +245,7 @@ def train(
             similarity=similarity,
             gp=gp,
             tv=tv,
+            warp=warp,
         ),
         steps=steps,
         batch_size=batch_size,

@@ -71,6 +71,7 @@ class ModelConfig:
     npf: int = 64  # predictor U-Net width
     p_depth: int = 7  # U-Net down-sampling levels (7 = official unet_128)
     p_frames: int = 2  # frames the predictor sees (2 = official)
+    p_residual: bool = False  # predictor outputs last frame + U-Net residual, starting as a copy (not official)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class LossConfig:
     similarity: float = 0.0  # |x - G_XY(x)|_1, keeps shape when only style should change
     gp: float = 0.0  # one-sided gradient penalty on real/fake interpolates
     tv: float = 0.0  # total variation of the translations
+    warp: float = 0.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (our addition)
 
 
 @dataclass(frozen=True)

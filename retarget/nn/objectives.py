@@ -38,11 +38,12 @@ class Weights:
     similarity: float
     gp: float
     tv: float
+    warp: float = 0.0
 
     @staticmethod
     def resolve(model: str, loss: LossConfig) -> "Weights":
         """Weights of ``loss`` for ``model``: identity None -> 0 (recycle) / 0.5·cycle (cyclegan);
-        recurrent and recycle are 0 for cyclegan."""
+        recurrent, recycle and warp are 0 for cyclegan."""
         identity = loss.identity
         if identity is None:
             identity = 0.0 if model == "recycle" else 0.5 * loss.cycle
@@ -56,6 +57,7 @@ class Weights:
             similarity=loss.similarity,
             gp=loss.gp,
             tv=loss.tv,
+            warp=loss.warp if temporal else 0.0,
         )
 
 
@@ -189,7 +191,16 @@ class Objective:
                 terms[f"{X}/similarity"] = w.similarity * l1(fy[X], x[:, :Tg])
             if w.tv > 0:
                 terms[f"{X}/tv"] = w.tv * total_variation(_flat(fy[X]))
+            if w.warp > 0:
+                terms[f"{X}/warp"] = w.warp * self._warp_term(x, fy[X])
         return terms, fakes
+
+    def _warp_term(self, x: Tensor, fy: Tensor) -> Tensor:
+        """Warp consistency of the translations ``fy`` [B, Tg, 3, H, W] along the motion of ``x``'s frames."""
+        from retarget.nn.warp_loss import source_motion, warp_consistency
+
+        pairs = [warp_consistency(fy[:, t], fy[:, t + 1], *source_motion(x[:, t], x[:, t + 1])) for t in range(fy.shape[1] - 1)]
+        return torch.stack(pairs).mean()
 
     # -- discriminator side ----------------------------------------------------------
 

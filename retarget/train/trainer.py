@@ -110,6 +110,8 @@ def resume_command(cfg: TrainConfig, run_dir: Path) -> str:
     for name in ("ngf", "blocks", "ndf", "npf", "p_depth"):
         if getattr(m, name) != getattr(base, name):
             parts += [f"--{name.replace('_', '-')}", str(getattr(m, name))]
+    if m.p_residual != base.p_residual:
+        parts.append("--p-residual" if m.p_residual else "--no-p-residual")
     if cfg.steps != 10000:
         parts += ["--steps", str(cfg.steps)]
     return " ".join(parts + ["--resume"])
