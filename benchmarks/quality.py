@@ -137,7 +137,7 @@ def build_instance(video: str, style: str, size: int, work: Path, a_fraction: fl
         extract(ExtractConfig(videos=(video,), output=str(work / "all"), size=size, overwrite=True, workers=2))
     ds = read_dataset(work / "all")
     n = len(ds.frames)
-    k = int(round(n * a_fraction))
+    k = round(n * a_fraction)
     if k < 3 or n - k < 3:
         raise SystemExit(f"{video}: {n} frames are too few to split into A and B (--a-fraction {a_fraction})")
     parts: dict[str, list[np.ndarray]] = {}

@@ -12,7 +12,7 @@ shows up as a spread between styles.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ Style = Callable[[np.ndarray], np.ndarray]
 
 def _smooth(img: np.ndarray, passes: int = 2) -> np.ndarray:
     """Edge-preserving smoothing (bilateral filter), scaled to the frame size."""
-    d = max(3, int(round(min(img.shape[:2]) / 16)) | 1)
+    d = max(3, round(min(img.shape[:2]) / 16) | 1)
     out = img
     for _ in range(passes):
         out = cv2.bilateralFilter(out, d, 45, d)
