@@ -149,7 +149,10 @@ def write_error(path: str | os.PathLike[str], exc: BaseException) -> RetargetErr
     """
     code = _errno_of(exc, Path(path)) or 0
     why = _WRITE_ERRORS.get(code)
-    if why is None and code in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST) and _beside(exc, Path(path)):
+    # A file in the way of the folder (ENOTDIR), or a folder that exists but takes no
+    # files (ENOENT from /proc and the like); a missing folder keeps its own message.
+    special = code in (errno.ENOTDIR, errno.EEXIST) or (code == errno.ENOENT and Path(path).parent.is_dir())
+    if why is None and special and _beside(exc, Path(path)):
         why = "its folder cannot hold files (not a folder, or a special file system); write elsewhere"
     return RetargetError(f"{path}: cannot write: {why}") if why else None
 

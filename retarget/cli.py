@@ -167,6 +167,13 @@ def train(
     ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width.", rich_help_panel=MODEL)] = None,
     npf: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
     p_depth: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net depth.", rich_help_panel=MODEL)] = None,
+    p_residual: Annotated[
+        Optional[bool],
+        typer.Option(
+            help="Predictor = last frame + U-Net residual, starting as a copy \\[default: from the preset].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     gan_loss: Annotated[
         Literal["lsgan", "vanilla", "hinge"], typer.Option(help="Adversarial loss form.", rich_help_panel=LOSS)
     ] = LossConfig.gan_loss,
@@ -202,6 +209,10 @@ def train(
     content_norm: Annotated[
         Literal["minus1_1", "0_1", "imagenet"], typer.Option(help="Input range f expects.", rich_help_panel=LOSS)
     ] = LossConfig.content_norm,
+    warp: Annotated[
+        float,
+        typer.Option(min=0, help="Recycle only: warp consistency along the source's flow (not in the paper).", rich_help_panel=LOSS),
+    ] = LossConfig.warp,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
     time_limit: Annotated[
         Optional[float],
@@ -259,7 +270,9 @@ def train(
         if a_dir is None or b_dir is None:
             raise typer.BadParameter("give both datasets A_DIR and B_DIR (or --resume RUN to continue a run)")
         try:
-            arch = model_preset(preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth)
+            arch = model_preset(
+                preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth, p_residual=p_residual
+            )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         cfg = _config(TrainConfig, flags, model=arch, loss=_config(LossConfig, flags), resume=False)

@@ -76,6 +76,7 @@ class ModelConfig:
     npf: int = 64  # predictor U-Net width
     p_depth: int = 5  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
     p_frames: int = 2  # frames the predictor sees (2 = official)
+    p_residual: bool = False  # predictor outputs last frame + U-Net residual, starting as a copy (not official)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class LossConfig:
     content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
     content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
+    warp: float = 0.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (our addition)
 
 
 @dataclass(frozen=True)

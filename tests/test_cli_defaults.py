@@ -28,7 +28,7 @@ SOURCES = {
     "demo": (DemoConfig,),
 }
 RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
-PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth"}  # None = the preset's value
+PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth", "p_residual"}  # None = the preset's value
 # --resume RUN names the run folder; the config it builds is resume_config(RUN) (out=RUN, resume=True)
 RUN_FOLDER_OPTIONS = {("train", "resume")}
 

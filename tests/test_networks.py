@@ -97,3 +97,26 @@ def test_discriminator_features_leave_scores_and_parameters_unchanged():
     assert all(torch.equal(a, b) for a, b in zip(early, feats))
     with pytest.raises(ValueError, match="features"):
         d(x, features=4)
+
+
+def test_residual_predictor_starts_as_copy_of_last_frame_and_learns():
+    cfg = model_preset("tiny", size=32, p_residual=True)
+    torch.manual_seed(0)
+    net = build_predictor(cfg)
+    x = torch.rand(2, 6, 32, 32) * 2 - 1
+    assert torch.equal(net(x), x[:, 3:])  # untrained: x_t+1 exactly
+    # the zeroed last layer still gets a gradient, so the residual can grow
+    target = torch.zeros(2, 3, 32, 32)
+    (net(x) - target).abs().mean().backward()
+    assert net.last_layer().weight.grad.abs().sum() > 0
+    # the same architecture without residual has the same parameters and does not copy
+    plain = build_predictor(model_preset("tiny", size=32))
+    assert count_parameters(plain) == count_parameters(net)
+    assert not torch.allclose(plain(x), x[:, 3:], atol=0.1)
+
+
+def test_residual_predictor_output_stays_in_range():
+    net = UnetPredictor(frames=2, npf=4, depth=3, residual=True)
+    x = torch.full((1, 6, 16, 16), 0.9)
+    y = net(x)
+    assert y.shape == (1, 3, 16, 16) and y.min() >= -1 and y.max() <= 1

@@ -191,3 +191,39 @@ def test_feature_match_falls_when_overfitting_one_batch():
     stepper = Stepper(obj, *make_optimizers(nets, lr=1e-3))
     values = [stepper.step(batch)["A/feature_match"] for _ in range(30)]
     assert sum(values[-3:]) < 0.6 * sum(values[:3]), values
+
+
+def _moving_triplets(n=2, shift=2):
+    """Smooth random textures moving right by ``shift`` px per frame: [n, 3, 3, SIZE, SIZE] in [-1, 1]."""
+    g = torch.Generator().manual_seed(7)
+    base = torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8 + 4, generator=g), size=(SIZE, SIZE + 16), mode="bicubic")
+    base = base.clamp(0, 1) * 2 - 1
+    frames = [base[..., 8 - t * shift : 8 - t * shift + SIZE] for t in range(3)]
+    return torch.stack(frames, 1).contiguous()
+
+
+def test_warp_consistency_is_zero_for_motion_following_output_and_positive_for_flicker():
+    from retarget.nn.warp_loss import source_motion, warp_consistency
+
+    x = _moving_triplets()
+    grid, valid = source_motion(x[:, 0], x[:, 1])
+    assert valid.mean() > 0.5  # most pixels of a smooth translation are reliable
+    # a fixed colour map follows the source's motion: near-zero error
+    steady = [-x[:, t] * 0.5 for t in range(2)]
+    # the same map plus per-frame noise flickers
+    g = torch.Generator().manual_seed(3)
+    noisy = [s + 0.2 * torch.randn(s.shape, generator=g) for s in steady]
+    e_steady = warp_consistency(steady[0], steady[1], grid, valid).item()
+    e_noisy = warp_consistency(noisy[0], noisy[1], grid, valid).item()
+    assert e_steady < 0.05 and e_noisy > 3 * e_steady
+
+
+def test_warp_term_only_for_recycle_and_trains_the_generator():
+    _, nets, obj, _ = _setup(warp=2.0)
+    batch = {d: _moving_triplets() for d in "AB"}
+    terms, _ = obj.generator_terms(batch)
+    assert {"A/warp", "B/warp"} <= set(terms) and terms["A/warp"].item() > 0
+    terms["A/warp"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in nets["G_AB"].parameters())
+    _, _, cyc, cbatch = _setup("cyclegan", warp=2.0)
+    assert cyc.w.warp == 0 and not any(k.endswith("/warp") for k in cyc.generator_terms(cbatch)[0])

@@ -164,3 +164,15 @@ def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how,
     monkeypatch.setattr(trainer_mod, "train", fake)
     result, text = run(*data, "--out", str(tmp_path / "r"), *TINY)
     assert result.exit_code == code, text
+
+
+def test_train_cli_residual_predictor_and_warp_term_reach_the_run(data, tmp_path):
+    out = tmp_path / "res"
+    result, text = run(*data, "--out", str(out), *TINY, "--steps", "2", "--p-residual", "--warp", "3")
+    assert result.exit_code == 0, text
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["p_residual"] is True and cfg["loss"]["warp"] == 3.0
+    metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["loss/A/warp"] > 0
+    run_ = load_run(str(out), "cpu")
+    assert run_.model_cfg.p_residual  # the checkpoint rebuilds the residual predictor

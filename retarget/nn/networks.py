@@ -118,12 +118,18 @@ class UnetPredictor(nn.Module):
         depth: down-samplings (7 = unet_128, 8 = unet_256; any depth >= 2). Widths
             double per level up to ``8 * npf`` as in the release.
 
+        residual: predict ``clamp(x_last + U-Net(x), -1, 1)`` (x_last = the last 3 input
+            channels) instead of the U-Net's output itself; :func:`build_predictor` then
+            zeroes the last layer, so an untrained predictor copies the last frame. Our
+            addition, not in the release (docs/training.md).
+
     Shapes: ``[B, 3 * frames, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` in [-1, 1] (tanh);
     H and W must be multiples of ``2 ** depth``.
     """
 
-    def __init__(self, frames: int = 2, npf: int = 64, depth: int = 7, out_ch: int = 3) -> None:
+    def __init__(self, frames: int = 2, npf: int = 64, depth: int = 7, out_ch: int = 3, residual: bool = False) -> None:
         super().__init__()
+        self.residual = residual
         if depth < 2:
             raise ValueError(f"U-Net depth must be at least 2, got {depth}")
         self.depth = depth
@@ -134,8 +140,15 @@ class UnetPredictor(nn.Module):
             level = _UnetLevel(widths[i - 1], widths[i], level)
         self.net = _UnetLevel(out_ch, widths[0], level, in_ch=3 * frames, out_ch=out_ch)
 
+    def last_layer(self) -> nn.ConvTranspose2d:
+        """The outermost up-convolution (before the tanh)."""
+        return self.net.up[1]  # type: ignore[return-value]
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        y = self.net(x)
+        if self.residual:
+            return (x[:, -y.shape[1] :] + y).clamp(-1.0, 1.0)
+        return y
 
 
 class PatchDiscriminator(nn.Module):
@@ -204,8 +217,18 @@ def build_generator(cfg: ModelConfig) -> ResnetGenerator:
 
 
 def build_predictor(cfg: ModelConfig) -> UnetPredictor:
-    """One initialised predictor of ``cfg`` (``3 * p_frames`` -> 3 channels)."""
-    return init_weights(UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth))  # type: ignore[return-value]
+    """One initialised predictor of ``cfg`` (``3 * p_frames`` -> 3 channels).
+
+    With ``cfg.p_residual`` the last layer starts at zero: the predictor copies x_t+1.
+    """
+    net = init_weights(UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual))
+    if cfg.p_residual:
+        with torch.no_grad():
+            last = net.last_layer()  # type: ignore[operator]
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+    return net  # type: ignore[return-value]
 
 
 def build_discriminator(cfg: ModelConfig) -> PatchDiscriminator:

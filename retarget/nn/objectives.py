@@ -51,11 +51,12 @@ class Weights:
     tv: float
     feature_match: float = 0.0
     content: float = 0.0
+    warp: float = 0.0
 
     @staticmethod
     def resolve(model: str, loss: LossConfig) -> "Weights":
         """Weights of ``loss`` for ``model``: identity None -> 0 (recycle) / 0.5·cycle (cyclegan);
-        recurrent and recycle are 0 for cyclegan."""
+        recurrent, recycle and warp are 0 for cyclegan."""
         identity = loss.identity
         if identity is None:
             identity = 0.0 if model == "recycle" else 0.5 * loss.cycle
@@ -71,6 +72,7 @@ class Weights:
             tv=loss.tv,
             feature_match=loss.feature_match,
             content=loss.content,
+            warp=loss.warp if temporal else 0.0,
         )
 
 
@@ -218,6 +220,8 @@ class Objective:
                 terms[f"{X}/similarity"] = w.similarity * l1(fy[X], x[:, :Tg])
             if w.tv > 0:
                 terms[f"{X}/tv"] = w.tv * total_variation(_flat(fy[X]))
+            if w.warp > 0:
+                terms[f"{X}/warp"] = w.warp * self._warp_term(x, fy[X])
         return terms, fakes
 
     def _adv_and_features(self, X: str, Y: str, real: Tensor, fake: Tensor, kinds: int) -> dict[str, Tensor]:
@@ -240,6 +244,13 @@ class Objective:
         fm = torch.stack([l1(f[:k], t) for f, t in zip(feats, target)]).mean()
         out[f"{X}/feature_match"] = w.feature_match * fm
         return out
+
+    def _warp_term(self, x: Tensor, fy: Tensor) -> Tensor:
+        """Warp consistency of the translations ``fy`` [B, Tg, 3, H, W] along the motion of ``x``'s frames."""
+        from retarget.nn.warp_loss import source_motion, warp_consistency
+
+        pairs = [warp_consistency(fy[:, t], fy[:, t + 1], *source_motion(x[:, t], x[:, t + 1])) for t in range(fy.shape[1] - 1)]
+        return torch.stack(pairs).mean()
 
     # -- discriminator side ----------------------------------------------------------
 

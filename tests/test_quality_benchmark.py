@@ -1,0 +1,84 @@
+"""benchmarks/quality.py: its styles, scores and colour-transfer baseline on synthetic clips."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import quality  # noqa: E402
+from quality_styles import STYLES, stylise  # noqa: E402
+
+
+def _moving_clip(t=6, size=48, shift=2):
+    """A smooth random texture sliding right by ``shift`` px per frame, uint8 [t, size, size, 3]."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    big = cv2.resize(rng.integers(0, 256, (12, 12 + 2 * t, 3), dtype=np.uint8), (size + shift * t, size),
+                     interpolation=cv2.INTER_CUBIC)
+    return np.stack([big[:, shift * (t - i) : shift * (t - i) + size] for i in range(t)])
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_styles_are_pure_functions_of_the_frame(style):
+    clip = _moving_clip()
+    a = np.stack([stylise(f, style) for f in clip])
+    b = np.stack([stylise(f.copy(), style) for f in clip])
+    assert a.shape == clip.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)  # deterministic
+    assert np.abs(a.astype(int) - clip).mean() > 10  # a visible change of look
+
+
+def test_score_of_the_truth_is_perfect_and_noise_flickers():
+    clip = _moving_clip()
+    truth = np.stack([stylise(f, "duotone") for f in clip])
+    s = quality.score(truth, truth, clip)
+    assert s["psnr"] == 100.0 and s["flicker"] == 0.0
+    assert s["warp"] == pytest.approx(s["warp_truth"])
+    rng = np.random.default_rng(1)
+    noisy = np.clip(truth + rng.normal(0, 8, truth.shape), 0, 255).astype(np.uint8)
+    n = quality.score(noisy, truth, clip)
+    assert n["flicker"] > 5 and n["warp"] > s["warp"] + 3 and 25 < n["psnr"] < 40
+    # a constant offset costs PSNR but adds no flicker
+    shifted = np.clip(truth.astype(int) + 10, 0, 255).astype(np.uint8)
+    c = quality.score(shifted, truth, clip)
+    assert c["flicker"] < 0.5 and c["psnr"] < 30
+
+
+def _lab_grade(frames):
+    """A known global grade, affine per Lab channel: darker, redder, bluer."""
+    import cv2
+
+    out = []
+    for f in frames:
+        lab = cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+        lab = lab * [0.8, 1.0, 1.0] + [8.0, 12.0, -10.0]
+        rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+        out.append(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_lab_transfer_recovers_a_global_colour_change():
+    clip = _moving_clip(t=8)
+    other = clip[::-1].copy()  # unpaired: the same content in another order
+    out = quality.lab_transfer(clip, _lab_grade(other), clip)
+    truth = _lab_grade(clip)
+    before = np.abs(clip.astype(int) - truth).mean()
+    after = np.abs(out.astype(int) - truth).mean()
+    assert before > 10 and after < 0.2 * before
+
+
+def test_system_specs_reach_model_loss_and_train_options():
+    model, loss, train = quality.parse_system("recycle+p_residual=1,recycle=2.5,lr=0.001,npf=16", "tiny", 64)
+    assert model.model == "recycle" and model.p_residual and model.npf == 16 and model.size == 64
+    assert loss.recycle == 2.5 and train == {"lr": 0.001}
+    with pytest.raises(SystemExit):
+        quality.parse_system("recycle+nonsense=1", "tiny", 64)
+    with pytest.raises(SystemExit):
+        quality.parse_system("pix2pix", "tiny", 64)
