@@ -42,9 +42,21 @@ def make_frames(folder: Path, count: int, size: int, seed: int) -> str:
 def rate(a: str, b: str, out: Path, size: int, steps: int, every: int) -> float:
     """Steps per second from the end of step 1 to the end of the last step."""
     times: dict[int, float] = {}
-    cfg = TrainConfig(a, b, out=str(out), preset="tiny", model=model_preset("tiny", size=size), steps=steps, pool=4,
-                      checkpoint_every=every, preview_every=10**6, preview_frames=0, log_every=10, device="cpu",
-                      threads=1)
+    cfg = TrainConfig(
+        a,
+        b,
+        out=str(out),
+        preset="tiny",
+        model=model_preset("tiny", size=size),
+        steps=steps,
+        pool=4,
+        checkpoint_every=every,
+        preview_every=10**6,
+        preview_frames=0,
+        log_every=10,
+        device="cpu",
+        threads=1,
+    )
     train(cfg, on_step=lambda done, losses: times.__setitem__(done, time.perf_counter()))
     return (steps - 1) / (times[steps] - times[1])
 
@@ -66,12 +78,18 @@ def main() -> None:
             for every in (5, 1000):
                 rates[every].append(rate(a, b, root / f"run_{every}_{r}", args.size, args.steps, every))
     for every, values in rates.items():
-        print(f"--checkpoint-every {every:>4}: {statistics.median(values):6.2f} steps/s  (rounds: "
-              + ", ".join(f"{v:.2f}" for v in values) + ")")
+        print(
+            f"--checkpoint-every {every:>4}: {statistics.median(values):6.2f} steps/s  (rounds: "
+            + ", ".join(f"{v:.2f}" for v in values)
+            + ")"
+        )
     ratios = [x / y for x, y in zip(rates[5], rates[1000])]
     ms = [(1 / x - 1 / y) * 5 * 1000 for x, y in zip(rates[5], rates[1000])]
-    print(f"ratio every-5 / every-1000: {statistics.median(ratios):.2f} (rounds: "
-          + ", ".join(f"{v:.2f}" for v in ratios) + ")")
+    print(
+        f"ratio every-5 / every-1000: {statistics.median(ratios):.2f} (rounds: "
+        + ", ".join(f"{v:.2f}" for v in ratios)
+        + ")"
+    )
     print(f"one checkpoint: {statistics.median(ms):.0f} ms")
 
 

@@ -78,8 +78,24 @@ def main() -> None:
     out = Path(args.out)
     a_dir = out / "A"
     if not (a_dir / "manifest.json").exists():
-        subprocess.run([sys.executable, "-m", "retarget", "extract", args.video, "--align", "face", "--size",
-                        str(args.size), "-o", str(a_dir), "--overwrite"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "retarget",
+                "extract",
+                args.video,
+                "--align",
+                "face",
+                "--size",
+                str(args.size),
+                "-o",
+                str(a_dir),
+                "--overwrite",
+            ],
+            check=True,
+            capture_output=True,
+        )
     frames = load_domain(str(a_dir), args.size).frames  # T x S x S x 3 uint8 RGB
     b_dir = out / "B"
     b_dir.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,10 @@ def stages(path: Path, size: int = 256) -> dict[str, float]:
             fn(im)
         out[name] = (time.process_time() - t) * 1000 / len(images)
     crops = [crop_none(im, square, size) for im in images]
-    for name, ext, params in (("png encode", ".png", PNG_PARAMS), ("jpg encode", ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])):
+    for name, ext, params in (
+        ("png encode", ".png", PNG_PARAMS),
+        ("jpg encode", ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]),
+    ):
         t = time.process_time()
         for c in crops:
             cv2.imencode(ext, c, params)
@@ -178,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
             videos.append(("bigbuckbunny.mp4", data / "bigbuckbunny.mp4"))
         if (data / "carphone_pristine.mp4").exists():
             videos.append(("talking head 720p", talking_head_720p(data / "carphone_pristine.mp4", tmp / "head720.mp4")))
-        print(f"\n{'--align face':<18} {'decode f/s':>10} {'extract f/s':>11} {'aligned':>8} {'extract cpu ms/f':>17}   load")
+        print(
+            f"\n{'--align face':<18} {'decode f/s':>10} {'extract f/s':>11} {'aligned':>8} {'extract cpu ms/f':>17}   load"
+        )
         for label, path in videos:
             dec, (fps, cpu, written) = (0.0, 0.0), (0.0, 0.0, 0)
             for _ in range(args.repeat):

@@ -139,7 +139,9 @@ def main() -> None:
     smooths = args.smooth if args.smooth is not None else [0.0, base.smooth]
     h, w = imgs[0].shape[:2]
     print(f"\ncarphone_pristine.mp4 ({len(imgs)} frames, {w}x{h}) at size {args.size}:")
-    print(f"{'smooth':>7} {'aligned':>8} {'jitter eyes px':>15} {'jitter stable px':>17} {'template err px':>16} {'tracks':>7}")
+    print(
+        f"{'smooth':>7} {'aligned':>8} {'jitter eyes px':>15} {'jitter stable px':>17} {'template err px':>16} {'tracks':>7}"
+    )
     for s in smooths:
         q = quality(imgs, times, dataclasses.replace(base, smooth=s), args.size)
         print(
@@ -161,7 +163,9 @@ def main() -> None:
     print("\nFaceAligner speed on 1280x720 frames (decoding excluded):")
     big = [pad_720p(i) for i in imgs]
     fps, cpu, found = speed(big, times, base, args.size)
-    print(f"  carphone x5 padded to 1280x720: {fps:6.1f} frames/s, {cpu:6.1f} frames/CPU-s ({found}/{len(big)} aligned)")
+    print(
+        f"  carphone x5 padded to 1280x720: {fps:6.1f} frames/s, {cpu:6.1f} frames/CPU-s ({found}/{len(big)} aligned)"
+    )
     bimgs, btimes = frames_of(data / "bigbuckbunny.mp4")
     fps, cpu, found = speed(bimgs, btimes, base, args.size)
     print(f"  bigbuckbunny 1280x720:          {fps:6.1f} frames/s, {cpu:6.1f} frames/CPU-s ({found}/{len(bimgs)} face)")

@@ -14,9 +14,11 @@ every frame is known exactly:
 * test clip = up to ``--clip`` consecutive A frames of A's longest segment (inside one
   shot); their truth is their stylisation. The models see these frames in A during
   training (unsupervised, like a user translating their own footage), never their truth.
-* every system trains for ``--budget`` seconds of wall clock (same seed, same data),
-  its G_AB translates the clip crops (the Translator of ``retarget render``), and the
-  output is scored by :func:`score`.
+* every system trains for ``--budget`` seconds of wall clock (``train --time-limit``:
+  same seed, same data, the LR decaying over the budget), its G_AB translates the clip
+  crops (the Translator of ``retarget render``), and the output is scored by
+  :func:`score` with ``retarget eval``'s library; ``--stabilize S ...`` also scores each
+  clip after ``render --stabilize S`` (the same code path on the in-memory clip).
 
 Systems are ``MODEL[+field=value,...]``: a model kind (``cyclegan`` or ``recycle``) and
 overrides of ModelConfig, LossConfig or TrainConfig fields by name, e.g.
@@ -58,15 +60,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality_styles import STYLES, stylise  # noqa: E402
 
 from retarget.config import ExtractConfig, LossConfig, ModelConfig, TrainConfig, model_preset  # noqa: E402
+from retarget.render.stabilize import stabilize_frames  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "bikes.mp4"
 
 
-# -- scoring (swap for retarget.eval's functions once they land) -----------------------
+# -- scoring: retarget eval's library -------------------------------------------------
 
 
 def score(outputs: np.ndarray, truth: np.ndarray, sources: np.ndarray) -> dict[str, float]:
-    """Quality of a translated clip against its exact truth.
+    """Quality of a translated clip against its exact truth, as ``retarget eval`` measures it.
 
     Args:
         outputs, truth, sources: ``T x H x W x 3`` uint8 RGB (the translation, the true
@@ -74,23 +77,24 @@ def score(outputs: np.ndarray, truth: np.ndarray, sources: np.ndarray) -> dict[s
 
     Returns:
         ``psnr``: mean per-frame PSNR vs truth (dB, capped at 100 for identical frames);
-        ``flicker``: mean over consecutive pairs of |(out_t+1 - out_t) - (truth_t+1 - truth_t)|
-        (0-255, averaged over pixels and channels; 0 = exactly the truth's changes);
-        ``warp``: mean warping error of the output along the source's motion
-        (:func:`retarget.eval.temporal.warping_errors`, 0-255); ``warp_truth``: the same
-        for the truth, the level a perfect translation reaches.
+        ``ssim``: mean SSIM on luma; ``flicker``: mean over consecutive pairs of
+        |(out_t+1 - out_t) - (truth_t+1 - truth_t)| (0-255; 0 = exactly the truth's
+        changes); ``warp``: mean warping error of the output along the source's motion
+        (0-255); ``warp_truth``: the same for the truth, the level a perfect translation
+        reaches. All from :func:`retarget.eval.score_frames` (docs/eval.md).
     """
-    from retarget.eval.temporal import warping_errors
-    from retarget.video.flow import FlowEstimator
+    from retarget.eval.score import score_frames
 
-    o, t = outputs.astype(np.float32), truth.astype(np.float32)
-    mse = ((o - t) ** 2).reshape(len(o), -1).mean(1)
-    psnr = np.where(mse > 0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), 100.0)
-    flicker = np.abs(np.diff(o, axis=0) - np.diff(t, axis=0)).mean()
-    est = FlowEstimator()
-    warp = np.nanmean(warping_errors(list(outputs), list(sources), est))
-    warp_truth = np.nanmean(warping_errors(list(truth), list(sources), est))
-    return {"psnr": float(psnr.mean()), "flicker": float(flicker), "warp": float(warp), "warp_truth": float(warp_truth)}
+    out = score_frames(list(outputs), list(sources), list(truth))
+    own = score_frames(list(truth), list(sources))
+    t = out["truth"]
+    return {
+        "psnr": float(t["psnr"]),
+        "ssim": float(t["ssim"]),
+        "flicker": float(t["flicker"]),
+        "warp": float(out["warping_error"]["output"]),
+        "warp_truth": float(own["warping_error"]["output"]),
+    }
 
 
 # -- baselines --------------------------------------------------------------------------
@@ -158,8 +162,15 @@ def build_instance(video: str, style: str, size: int, work: Path, a_fraction: fl
     clip = np.stack([parts["A"][i] for i in idx])
     truth = np.stack([stylise(f, style) for f in clip])
     info = {
-        "video": str(video), "style": style, "size": size, "frames": n, "a_frames": k, "b_frames": n - k,
-        "segments": len(ds.segments()), "clip_frames": len(idx), "clip_first_index": int(idx[0]),
+        "video": str(video),
+        "style": style,
+        "size": size,
+        "frames": n,
+        "a_frames": k,
+        "b_frames": n - k,
+        "segments": len(ds.segments()),
+        "clip_frames": len(idx),
+        "clip_first_index": int(idx[0]),
     }
     return Instance(str(work / "A"), str(work / "B"), np.stack(parts["A"]), np.stack(parts["B"]), clip, truth, info)
 
@@ -202,8 +213,18 @@ def parse_system(spec: str, preset: str, size: int) -> tuple[ModelConfig, LossCo
     return model, loss, train
 
 
-def train_and_translate(spec: str, preset: str, size: int, a_dir: str, b_dir: str, out: str, seed: int,
-                        budget: float, threads: int, clip: np.ndarray) -> dict[str, Any]:
+def train_and_translate(
+    spec: str,
+    preset: str,
+    size: int,
+    a_dir: str,
+    b_dir: str,
+    out: str,
+    seed: int,
+    budget: float,
+    threads: int,
+    clip: np.ndarray,
+) -> dict[str, Any]:
     """Train one system for ``budget`` seconds and translate ``clip`` with its G_AB (runs in a worker)."""
     import torch
 
@@ -214,20 +235,30 @@ def train_and_translate(spec: str, preset: str, size: int, a_dir: str, b_dir: st
     torch.set_num_threads(threads)
     model, loss, extra = parse_system(spec, preset, size)
     big = 10**9
-    cfg = TrainConfig(a_dir=a_dir, b_dir=b_dir, out=out, preset=preset, model=model, loss=loss, seed=seed,  # type: ignore[arg-type]
-                      steps=big, checkpoint_every=big, preview_every=big, log_every=50, overwrite=True,
-                      threads=threads, device="cpu", **extra)
-    # Stop by wall clock. The LR stays constant (decay starts at steps // 2, never reached),
-    # the same for every system. With `train --time-limit` this becomes
-    # `cfg = replace(cfg, time_limit=budget)` and the hook goes away.
+    # `--time-limit`: the run stops after the step where the budget is spent, and the LR
+    # decays over the budget, as a user's `retarget train --time-limit` run does.
+    cfg = TrainConfig(
+        a_dir=a_dir,
+        b_dir=b_dir,
+        out=out,
+        preset=preset,
+        model=model,
+        loss=loss,
+        seed=seed,  # type: ignore[arg-type]
+        steps=big,
+        time_limit=budget,
+        checkpoint_every=big,
+        preview_every=big,
+        preview_frames=0,
+        log_every=50,
+        overwrite=True,
+        threads=threads,
+        device="cpu",
+        **extra,
+    )
     t0 = time.perf_counter()
-
-    def stop(done: int, losses: dict[str, float]) -> None:
-        if time.perf_counter() - t0 >= budget:
-            raise KeyboardInterrupt
-
     with console.capture():
-        result = train(cfg, on_step=stop)
+        result = train(cfg)
     seconds = time.perf_counter() - t0
     g = result.networks["G_AB"].eval()
     tr = Translator(g, "cpu")
@@ -240,7 +271,9 @@ def run_parallel(jobs: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]
     procs = []
     for i, job in enumerate(jobs):
         spec_file = work / f"job_{i}.json"
-        spec_file.write_text(json.dumps({**job, "clip": str(work / "clip.npy"), "result": str(work / f"result_{i}.npz")}))
+        spec_file.write_text(
+            json.dumps({**job, "clip": str(work / "clip.npy"), "result": str(work / f"result_{i}.npz")})
+        )
         procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(spec_file)]))
     for p in procs:
         if p.wait() != 0:
@@ -282,9 +315,11 @@ def print_table(summary: dict[str, dict[str, Any]], info: dict[str, Any]) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{Path(info['video']).name}, style {info['style']}, {info['size']} px, "
-                    f"budget {info['budget']} s, seeds {info['seeds']}")
-    for col in ("system", "PSNR vs truth (dB)", "flicker", "warp err", "steps", "it/s"):
+    t = Table(
+        title=f"{Path(info['video']).name}, style {info['style']}, {info['size']} px, "
+        f"budget {info['budget']} s, seeds {info['seeds']}"
+    )
+    for col in ("system", "PSNR vs truth (dB)", "SSIM", "flicker", "warp err", "steps", "it/s"):
         t.add_column(col, justify="left" if col == "system" else "right")
 
     def pm(s: dict[str, Any], k: str, d: int) -> str:
@@ -293,7 +328,15 @@ def print_table(summary: dict[str, dict[str, Any]], info: dict[str, Any]) -> Non
         return f"{s[k]:.{d}f}" + (f" ± {s[k + '_sd']:.{d}f}" if s.get(k + "_sd") else "")
 
     for name, s in summary.items():
-        t.add_row(name, pm(s, "psnr", 2), pm(s, "flicker", 3), pm(s, "warp", 3), pm(s, "steps", 0), pm(s, "it_s", 2))
+        t.add_row(
+            name,
+            pm(s, "psnr", 2),
+            pm(s, "ssim", 3),
+            pm(s, "flicker", 3),
+            pm(s, "warp", 3),
+            pm(s, "steps", 0),
+            pm(s, "it_s", 2),
+        )
     Console().print(t)
     print(f"truth's own warping error along the source motion: {info['warp_truth']:.3f}")
 
@@ -316,6 +359,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--clip", type=int, default=120, help="test clip length (frames)")
     ap.add_argument("--work", help="keep datasets, runs and translations here (default: a temporary folder)")
     ap.add_argument("--json", help="write the results to this JSON file")
+    ap.add_argument(
+        "--stabilize",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each system's clip after `render --stabilize S` for these S",
+    )
     args = ap.parse_args(argv)
     for spec in args.systems:
         parse_system(spec, args.preset, args.size)  # fail early on a typo
@@ -324,18 +374,38 @@ def main(argv: Optional[list[str]] = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         inst = build_instance(args.video, args.style, args.size, work, args.a_fraction, args.clip)
-        info = {**inst.info, "budget": args.budget, "seeds": args.seeds, "preset": args.preset,
-                "mode": "sequential" if args.sequential else "parallel", "threads": args.threads}
+        info = {
+            **inst.info,
+            "budget": args.budget,
+            "seeds": args.seeds,
+            "preset": args.preset,
+            "mode": "sequential" if args.sequential else "parallel",
+            "threads": args.threads,
+        }
         rows: dict[str, list[dict[str, float]]] = {}
-        base = {"input unchanged": inst.clip, "Lab colour transfer": lab_transfer(inst.a_frames, inst.b_frames, inst.clip)}
+        base = {
+            "input unchanged": inst.clip,
+            "Lab colour transfer": lab_transfer(inst.a_frames, inst.b_frames, inst.clip),
+        }
         for name, out in base.items():
             s = score(out, inst.truth, inst.clip)
             info["warp_truth"] = s.pop("warp_truth")
             rows[name] = [s]
         for seed in args.seeds:
-            jobs = [dict(spec=spec, preset=args.preset, size=args.size, a_dir=inst.a_dir, b_dir=inst.b_dir,
-                         out=str(work / f"run_{i}_{seed}"), seed=seed, budget=args.budget, threads=args.threads)
-                    for i, spec in enumerate(args.systems)]
+            jobs = [
+                dict(
+                    spec=spec,
+                    preset=args.preset,
+                    size=args.size,
+                    a_dir=inst.a_dir,
+                    b_dir=inst.b_dir,
+                    out=str(work / f"run_{i}_{seed}"),
+                    seed=seed,
+                    budget=args.budget,
+                    threads=args.threads,
+                )
+                for i, spec in enumerate(args.systems)
+            ]
             np.save(work / "clip.npy", inst.clip)
             if args.sequential:
                 results = [train_and_translate(**j, clip=inst.clip) for j in jobs]
@@ -351,6 +421,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                 s.update(steps=float(r["steps"]), it_s=r["steps"] / r["seconds"], seed=float(seed))
                 rows.setdefault(spec, []).append(s)
                 print(f"seed {seed} {spec}: " + " ".join(f"{k}={v:.3f}" for k, v in s.items()), flush=True)
+                for strength in args.stabilize:
+                    st = score(stabilize_frames(list(r["outputs"]), list(inst.clip), strength), inst.truth, inst.clip)
+                    st.pop("warp_truth")
+                    rows.setdefault(f"{spec} +stabilize {strength:g}", []).append({**st, "seed": float(seed)})
         summary = summarise(rows)
         print_table(summary, info)
         if args.json:

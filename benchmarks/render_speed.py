@@ -101,9 +101,10 @@ def make_clip(video: Path, frames: int, dest: Path) -> Path:
     from retarget.video.writer import VideoWriter
 
     info = probe(video)
-    with VideoReader(video, max_frames=frames) as reader, VideoWriter(
-        dest, info.width, info.height, info.time_base, info.fps, crf=12, audio_from=video
-    ) as writer:
+    with (
+        VideoReader(video, max_frames=frames) as reader,
+        VideoWriter(dest, info.width, info.height, info.time_base, info.fps, crf=12, audio_from=video) as writer,
+    ):
         for f in reader:
             writer.write(f.image, f.pts)
     return dest
@@ -140,8 +141,16 @@ def compare_stabilize(args: argparse.Namespace, clip: Path, video: Path, device:
             stab.append(end_to_end(translator, clip, size, args.batch_size, tmp, args.stabilize))
         plain.append(end_to_end(translator, clip, size, args.batch_size, tmp))
         ratios = [s / ((p0 + p1) / 2) for s, p0, p1 in zip(stab, plain, plain[1:])]
-        row = (size, float(np.median(plain)), float(np.median(stab)), float(np.median(ratios)), min(ratios),
-               max(ratios), prep_ms, blend_ms)
+        row = (
+            size,
+            float(np.median(plain)),
+            float(np.median(stab)),
+            float(np.median(ratios)),
+            min(ratios),
+            max(ratios),
+            prep_ms,
+            blend_ms,
+        )
         rows.append(row)
         print(
             f"size {size}: without {row[1]:.2f} frames/s, with --stabilize {args.stabilize:g} {row[2]:.2f} "
@@ -156,8 +165,7 @@ def compare_stabilize(args: argparse.Namespace, clip: Path, video: Path, device:
         f"{args.batch_size}, torch threads {args.threads}, device {device}; end to end as above. Runs "
         f"without and with the stabilizer alternate ({args.rounds} rounds) in one process; the ratio is "
         "the median of each stabilized run over the mean of the unstabilized runs around it.",
-        f"Load (2 CPU cores shared with other jobs, so single runs vary): before `{start_load}`, "
-        f"after `{end_load}`.",
+        f"Load (2 CPU cores shared with other jobs, so single runs vary): before `{start_load}`, after `{end_load}`.",
         "",
         "| size | without (frames/s) | with (frames/s) | ratio (target >= 0.80) | ratio range "
         "| flow (ms/frame) | blend (ms/frame) |",

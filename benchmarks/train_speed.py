@@ -152,8 +152,13 @@ def scripted_content_net(path: str, width: int, content_size: int):
 
     c = width
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, c, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(c, 2 * c, 3, 2, 1), torch.nn.ReLU(),
-        torch.nn.Conv2d(2 * c, 2 * c, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(2 * c, 1, 1),
+        torch.nn.Conv2d(3, c, 3, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(c, 2 * c, 3, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(2 * c, 2 * c, 3, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(2 * c, 1, 1),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -191,11 +196,16 @@ def objectives(preset: str, size: int, rounds: int, width: int, content_size: in
         for label, stepper, batch in built:
             times[label].append(run(stepper, batch))
     base = statistics.median(times["plain"])
-    print(f"objectives ({preset} {size}px, default loss, batch 1, f width {width} at {content_size or size}px, "
-          f"{rounds} interleaved rounds):")
+    print(
+        f"objectives ({preset} {size}px, default loss, batch 1, f width {width} at {content_size or size}px, "
+        f"{rounds} interleaved rounds):"
+    )
     for label, ts in times.items():
-        print(f"  {label:16s} {flops[label]:7.2f} GFLOP/it  {statistics.median(ts):6.3f} s/it  "
-              f"x{statistics.median(ts) / base:5.2f} of plain (GFLOP x{flops[label] / flops['plain']:.3f})", flush=True)
+        print(
+            f"  {label:16s} {flops[label]:7.2f} GFLOP/it  {statistics.median(ts):6.3f} s/it  "
+            f"x{statistics.median(ts) / base:5.2f} of plain (GFLOP x{flops[label] / flops['plain']:.3f})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -266,8 +276,10 @@ def predictor_study(video: str, steps: int, size: int = 128, batch: int = 4) -> 
         return torch.cat([v[idx], v[idx + 1]], 1), v[idx + 2]
 
     test_in, test_out = triplets(test, torch.arange(len(test) - 2))
-    print(f"{video}: {len(train)} train / {len(test)} held-out frames at {size}px; "
-          f"copy-last-frame baseline L1 {l1(test[1:-1], test[2:]).item():.4f}")
+    print(
+        f"{video}: {len(train)} train / {len(test)} held-out frames at {size}px; "
+        f"copy-last-frame baseline L1 {l1(test[1:-1], test[2:]).item():.4f}"
+    )
     for npf, depth in [(64, 7), (32, 7), (64, 5), (32, 5), (16, 5)]:
         torch.manual_seed(0)
         net = init_weights(UnetPredictor(2, npf, depth))
@@ -283,8 +295,11 @@ def predictor_study(video: str, steps: int, size: int = 128, batch: int = 4) -> 
         per = (time.perf_counter() - t0) / steps
         with torch.no_grad():
             held = l1(net(test_in), test_out).item()
-        print(f"P npf={npf:3d} depth={depth}: {count_parameters(net) / 1e6:6.2f} M params, "
-              f"{per * 1000:6.0f} ms/step (batch {batch}), held-out L1 after {steps} steps {held:.4f}", flush=True)
+        print(
+            f"P npf={npf:3d} depth={depth}: {count_parameters(net) / 1e6:6.2f} M params, "
+            f"{per * 1000:6.0f} ms/step (batch {batch}), held-out L1 after {steps} steps {held:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

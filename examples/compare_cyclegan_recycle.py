@@ -44,7 +44,9 @@ def flicker(frames: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--a", nargs="+", help="videos of domain A [default: synthetic]")
     p.add_argument("--b", nargs="+", help="videos of domain B [default: synthetic]")
     p.add_argument("--input", help="video of A to translate [default: a held-out clip / the first --a video]")
@@ -66,21 +68,34 @@ def main(argv: list[str] | None = None) -> int:
             kw = dict(seed=args.seed, size=args.size, clips=4, frames=48)
             a_videos = [str(c.path) for c in synth.make_domain(out / "videos" / "A", "A", **kw)]
             b_videos = [str(c.path) for c in synth.make_domain(out / "videos" / "B", "B", **kw)]
-            held = synth.make_domain(out / "videos", "A", seed=args.seed, size=args.size, clips=1, frames=60,
-                                     first=4, prefix="heldout")[0]
+            held = synth.make_domain(
+                out / "videos", "A", seed=args.seed, size=args.size, clips=1, frames=60, first=4, prefix="heldout"
+            )[0]
             source = held.path
         else:
             a_videos, b_videos = args.a, args.b
             source = Path(args.input or args.a[0])
-        data = extract_domains({"A": a_videos, "B": b_videos}, out,
-                               ExtractConfig(videos=(), size=args.size, max_frames=args.max_frames))
+        data = extract_domains(
+            {"A": a_videos, "B": b_videos}, out, ExtractConfig(videos=(), size=args.size, max_frames=args.max_frames)
+        )
         results = {}
         for model in ("cyclegan", "recycle"):
             run = out / f"run_{model}"
-            train_on(data, run, TrainConfig("", "", preset=args.preset,
-                                            model=model_preset(args.preset, model=model, size=args.size),
-                                            steps=args.steps, seed=args.seed, device=args.device,
-                                            checkpoint_every=args.steps, preview_every=max(args.steps // 4, 1)))
+            train_on(
+                data,
+                run,
+                TrainConfig(
+                    "",
+                    "",
+                    preset=args.preset,
+                    model=model_preset(args.preset, model=model, size=args.size),
+                    steps=args.steps,
+                    seed=args.seed,
+                    device=args.device,
+                    checkpoint_every=args.steps,
+                    preview_every=max(args.steps // 4, 1),
+                ),
+            )
             render_with(run, source, out / f"{model}.mp4", RenderConfig("", "", device=args.device))
             results[model] = synth.read_frames(out / f"{model}.mp4", max_frames=300)
     except RetargetError as exc:
@@ -102,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             fig["dist_to_a"] = round(float(np.linalg.norm(after - ca)), 1)
             fig["dist_to_b"] = round(float(np.linalg.norm(after - cb)), 1)
             fig["motion_correlation"] = round(
-                synth.track_correlation(synth.object_centroids(frames_in), synth.object_centroids(frames)), 3)
+                synth.track_correlation(synth.object_centroids(frames_in), synth.object_centroids(frames)), 3
+            )
         figures[model] = fig
 
     panel = np.concatenate([frames_in, results["cyclegan"], results["recycle"]], axis=2)

@@ -33,7 +33,9 @@ from retarget.pipeline import run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--a", nargs="+", required=True, help="videos of person A (the source)")
     p.add_argument("--b", nargs="+", required=True, help="videos of person B (the target look)")
     p.add_argument("--input", help="video of A to translate [default: the first --a video]")

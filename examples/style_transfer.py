@@ -31,7 +31,9 @@ from retarget.pipeline import run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--a", nargs="+", required=True, help="videos of domain A (the content)")
     p.add_argument("--b", nargs="+", required=True, help="videos of domain B (the target style)")
     p.add_argument("--input", help="video to translate [default: the first --a video]")

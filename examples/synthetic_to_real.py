@@ -138,7 +138,9 @@ def run(out: Path, name: str, data: tuple[str, str], detector: str | None, args:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default="synthetic_to_real_out", help="working folder")
     p.add_argument("--size", type=int, default=64, help="frame side (px)")
     p.add_argument("--frames", type=int, default=240, help="frames per domain")
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.jit.script(detector).save(str(path))
         with torch.no_grad():
-            own = (detector(to_tensor(held))["xy"].numpy() - held_xy)
+            own = detector(to_tensor(held))["xy"].numpy() - held_xy
         summary: dict = {"detector_error_px_on_A": float(np.linalg.norm(own, axis=1).mean() * args.size)}
 
         runs = [("run_content", str(path))] + ([("run_plain", None)] if args.compare else [])

@@ -102,7 +102,9 @@ def clean_stale_temps(*folders: str | os.PathLike[str], quiet: bool = False) -> 
             from retarget.progress import console  # progress is a leaf; imported late to keep this module light
 
             names = ", ".join(p.name for p in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
-            console.print(f"removed {len(gone)} temporary file(s) of interrupted runs in {folder}: {names}", markup=False)
+            console.print(
+                f"removed {len(gone)} temporary file(s) of interrupted runs in {folder}: {names}", markup=False
+            )
         removed += gone
     return removed
 

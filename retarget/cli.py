@@ -104,17 +104,25 @@ def extract(
     ] = ExtractConfig.output,
     size: Annotated[int, typer.Option(min=16, help="Side of the square output frames (px).")] = ExtractConfig.size,
     format: Annotated[Literal["png", "jpg"], typer.Option(help="Image format of the frames.")] = ExtractConfig.format,
-    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality (with --format jpg).")] = ExtractConfig.quality,
-    fps: Annotated[Optional[float], typer.Option(min=0.01, help="Resample to this frame rate by timestamp.")] = ExtractConfig.fps,
+    quality: Annotated[
+        int, typer.Option(min=1, max=100, help="JPEG quality (with --format jpg).")
+    ] = ExtractConfig.quality,
+    fps: Annotated[
+        Optional[float], typer.Option(min=0.01, help="Resample to this frame rate by timestamp.")
+    ] = ExtractConfig.fps,
     every: Annotated[int, typer.Option(min=1, help="Keep every N-th frame.")] = ExtractConfig.every,
     start: Annotated[Optional[float], typer.Option(min=0, help="Start at this second.")] = ExtractConfig.start,
     end: Annotated[Optional[float], typer.Option(min=0, help="Stop at this second.")] = ExtractConfig.end,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="At most this many frames per video.")] = ExtractConfig.max_frames,
+    max_frames: Annotated[
+        Optional[int], typer.Option(min=1, help="At most this many frames per video.")
+    ] = ExtractConfig.max_frames,
     align: Annotated[
         Literal["none", "face"], typer.Option(help="none: resize and centre-crop; face: align on the face.")
     ] = ExtractConfig.align,
     crop: Annotated[Optional[str], typer.Option(help="Source region x,y,w,h to use with --align none.")] = None,
-    backend: Annotated[Literal["dlib", "fan"], typer.Option(help="Face landmark backend.", rich_help_panel=FACE)] = FaceConfig.backend,
+    backend: Annotated[
+        Literal["dlib", "fan"], typer.Option(help="Face landmark backend.", rich_help_panel=FACE)
+    ] = FaceConfig.backend,
     margin: Annotated[
         float, typer.Option(min=0, help="Border around the face, as a fraction of its size.", rich_help_panel=FACE)
     ] = FaceConfig.margin,
@@ -152,18 +160,27 @@ def extract(
 def train(
     ctx: typer.Context,
     a_dir: Annotated[
-        Optional[str], typer.Argument(help="Dataset of domain A (extract output or a folder of images); not with --resume.")
+        Optional[str],
+        typer.Argument(help="Dataset of domain A (extract output or a folder of images); not with --resume."),
     ] = None,
     b_dir: Annotated[Optional[str], typer.Argument(help="Dataset of domain B; not with --resume.")] = None,
-    out: Annotated[Optional[str], typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>].")] = TrainConfig.out,
-    model: Annotated[Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")] = ModelConfig.model,
+    out: Annotated[
+        Optional[str], typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>].")
+    ] = TrainConfig.out,
+    model: Annotated[
+        Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")
+    ] = ModelConfig.model,
     preset: Annotated[
         Literal["default", "official", "tiny"],
         typer.Option(help="Architecture preset; the options below override it.", rich_help_panel=MODEL),
     ] = TrainConfig.preset,
-    size: Annotated[int, typer.Option(min=16, help="Training resolution (px).", rich_help_panel=MODEL)] = ModelConfig.size,
+    size: Annotated[
+        int, typer.Option(min=16, help="Training resolution (px).", rich_help_panel=MODEL)
+    ] = ModelConfig.size,
     ngf: Annotated[Optional[int], typer.Option(min=1, help="Generator width.", rich_help_panel=MODEL)] = None,
-    blocks: Annotated[Optional[int], typer.Option(min=1, help="Residual blocks per generator.", rich_help_panel=MODEL)] = None,
+    blocks: Annotated[
+        Optional[int], typer.Option(min=1, help="Residual blocks per generator.", rich_help_panel=MODEL)
+    ] = None,
     ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width.", rich_help_panel=MODEL)] = None,
     npf: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
     p_depth: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net depth.", rich_help_panel=MODEL)] = None,
@@ -177,19 +194,31 @@ def train(
     gan_loss: Annotated[
         Literal["lsgan", "vanilla", "hinge"], typer.Option(help="Adversarial loss form.", rich_help_panel=LOSS)
     ] = LossConfig.gan_loss,
-    cycle: Annotated[float, typer.Option(min=0, help="Spatial cycle weight; 0 = pure Recycle-GAN.", rich_help_panel=LOSS)] = LossConfig.cycle,
-    recurrent: Annotated[float, typer.Option(min=0, help="Recurrent (predictor) weight.", rich_help_panel=LOSS)] = LossConfig.recurrent,
+    cycle: Annotated[
+        float, typer.Option(min=0, help="Spatial cycle weight; 0 = pure Recycle-GAN.", rich_help_panel=LOSS)
+    ] = LossConfig.cycle,
+    recurrent: Annotated[
+        float, typer.Option(min=0, help="Recurrent (predictor) weight.", rich_help_panel=LOSS)
+    ] = LossConfig.recurrent,
     recycle: Annotated[float, typer.Option(min=0, help="Recycle weight.", rich_help_panel=LOSS)] = LossConfig.recycle,
     identity: Annotated[
         Optional[float],
-        typer.Option(min=0, help="Identity weight \\[default: 0 for recycle, 0.5 x cycle for cyclegan].", rich_help_panel=LOSS),
+        typer.Option(
+            min=0, help="Identity weight \\[default: 0 for recycle, 0.5 x cycle for cyclegan].", rich_help_panel=LOSS
+        ),
     ] = LossConfig.identity,
-    similarity: Annotated[float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)] = LossConfig.similarity,
-    gp: Annotated[float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)] = LossConfig.gp,
+    similarity: Annotated[
+        float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)
+    ] = LossConfig.similarity,
+    gp: Annotated[
+        float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)
+    ] = LossConfig.gp,
     tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = LossConfig.tv,
     feature_match: Annotated[
         float,
-        typer.Option(min=0, help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.", rich_help_panel=LOSS),
+        typer.Option(
+            min=0, help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.", rich_help_panel=LOSS
+        ),
     ] = LossConfig.feature_match,
     content: Annotated[
         float, typer.Option(min=0, help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)
@@ -198,20 +227,27 @@ def train(
         Optional[str], typer.Option(help="TorchScript content network f for both directions.", rich_help_panel=LOSS)
     ] = LossConfig.content_model,
     content_model_a: Annotated[
-        Optional[str], typer.Option(help="f for A->B only (on a and G_AB(a)); overrides --content-model.", rich_help_panel=LOSS)
+        Optional[str],
+        typer.Option(help="f for A->B only (on a and G_AB(a)); overrides --content-model.", rich_help_panel=LOSS),
     ] = LossConfig.content_model_a,
     content_model_b: Annotated[
-        Optional[str], typer.Option(help="f for B->A only (on b and G_BA(b)); overrides --content-model.", rich_help_panel=LOSS)
+        Optional[str],
+        typer.Option(help="f for B->A only (on b and G_BA(b)); overrides --content-model.", rich_help_panel=LOSS),
     ] = LossConfig.content_model_b,
     content_size: Annotated[
-        Optional[int], typer.Option(min=8, help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS)
+        Optional[int],
+        typer.Option(min=8, help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS),
     ] = LossConfig.content_size,
     content_norm: Annotated[
         Literal["minus1_1", "0_1", "imagenet"], typer.Option(help="Input range f expects.", rich_help_panel=LOSS)
     ] = LossConfig.content_norm,
     warp: Annotated[
         float,
-        typer.Option(min=0, help="Recycle only: warp consistency along the source's flow (not in the paper).", rich_help_panel=LOSS),
+        typer.Option(
+            min=0,
+            help="Recycle only: warp consistency along the source's flow (not in the paper).",
+            rich_help_panel=LOSS,
+        ),
     ] = LossConfig.warp,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
     time_limit: Annotated[
@@ -220,23 +256,36 @@ def train(
             min=1, help="Wall-clock budget (s): stop and save when spent; the LR decays over it.", rich_help_panel=RUN
         ),
     ] = TrainConfig.time_limit,
-    batch_size: Annotated[int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)] = TrainConfig.batch_size,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)
+    ] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate, above 0.", rich_help_panel=RUN)] = TrainConfig.lr,
     beta1: Annotated[float, typer.Option(help="Adam beta1, in [0, 1).", rich_help_panel=RUN)] = TrainConfig.beta1,
     beta2: Annotated[float, typer.Option(help="Adam beta2, in [0, 1).", rich_help_panel=RUN)] = TrainConfig.beta2,
     decay_from: Annotated[
-        Optional[int], typer.Option(min=0, help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN)
+        Optional[int],
+        typer.Option(min=0, help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN),
     ] = TrainConfig.decay_from,
-    pool: Annotated[int, typer.Option(min=0, help="Image history pool size; 0 disables.", rich_help_panel=RUN)] = TrainConfig.pool,
+    pool: Annotated[
+        int, typer.Option(min=0, help="Image history pool size; 0 disables.", rich_help_panel=RUN)
+    ] = TrainConfig.pool,
     load_size: Annotated[
         Optional[int],
-        typer.Option(min=16, help="Resize frames to this before the random crop \\[default: size x 1.12].", rich_help_panel=RUN),
+        typer.Option(
+            min=16, help="Resize frames to this before the random crop \\[default: size x 1.12].", rich_help_panel=RUN
+        ),
     ] = TrainConfig.load_size,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.", rich_help_panel=RUN)] = TrainConfig.flip,
     seed: Annotated[int, typer.Option(help="Random seed.", rich_help_panel=RUN)] = TrainConfig.seed,
-    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.", rich_help_panel=RUN)] = TrainConfig.device,
-    amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.", rich_help_panel=RUN)] = TrainConfig.amp,
-    channels_last: Annotated[bool, typer.Option(help="channels_last memory format on CUDA.", rich_help_panel=RUN)] = TrainConfig.channels_last,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.", rich_help_panel=RUN)
+    ] = TrainConfig.device,
+    amp: Annotated[
+        Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.", rich_help_panel=RUN)
+    ] = TrainConfig.amp,
+    channels_last: Annotated[
+        bool, typer.Option(help="channels_last memory format on CUDA.", rich_help_panel=RUN)
+    ] = TrainConfig.channels_last,
     cache: Annotated[
         Literal["memory", "mmap"], typer.Option(help="Frame cache in RAM or a memory-mapped file.", rich_help_panel=RUN)
     ] = TrainConfig.cache,
@@ -249,18 +298,28 @@ def train(
             rich_help_panel=RUN,
         ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)] = TrainConfig.overwrite,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.", rich_help_panel=RUN)] = TrainConfig.checkpoint_every,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)
+    ] = TrainConfig.overwrite,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Steps between checkpoints.", rich_help_panel=RUN)
+    ] = TrainConfig.checkpoint_every,
     keep: Annotated[
         int, typer.Option(min=0, help="Older checkpoints kept besides the newest (render --step).", rich_help_panel=RUN)
     ] = TrainConfig.keep,
-    preview_every: Annotated[int, typer.Option(min=1, help="Steps between preview grids.", rich_help_panel=RUN)] = TrainConfig.preview_every,
+    preview_every: Annotated[
+        int, typer.Option(min=1, help="Steps between preview grids.", rich_help_panel=RUN)
+    ] = TrainConfig.preview_every,
     preview_frames: Annotated[
         int,
         typer.Option(min=0, help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN),
     ] = TrainConfig.preview_frames,
-    log_every: Annotated[int, typer.Option(min=1, help="Steps between metrics lines.", rich_help_panel=RUN)] = TrainConfig.log_every,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.", rich_help_panel=RUN)] = TrainConfig.threads,
+    log_every: Annotated[
+        int, typer.Option(min=1, help="Steps between metrics lines.", rich_help_panel=RUN)
+    ] = TrainConfig.log_every,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, help="CPU threads for torch.", rich_help_panel=RUN)
+    ] = TrainConfig.threads,
 ) -> None:
     """Train Recycle-GAN (or CycleGAN) between two sequence datasets, or continue a run (--resume RUN)."""
     flags = locals()
@@ -271,7 +330,15 @@ def train(
             raise typer.BadParameter("give both datasets A_DIR and B_DIR (or --resume RUN to continue a run)")
         try:
             arch = model_preset(
-                preset, model=model, size=size, ngf=ngf, blocks=blocks, ndf=ndf, npf=npf, p_depth=p_depth, p_residual=p_residual
+                preset,
+                model=model,
+                size=size,
+                ngf=ngf,
+                blocks=blocks,
+                ndf=ndf,
+                npf=npf,
+                p_depth=p_depth,
+                p_residual=p_residual,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
@@ -304,19 +371,23 @@ def render(
     input: Annotated[str, typer.Argument(help="Video to translate.")],
     output: Annotated[str, typer.Argument(help="Video to write (.mp4, .mkv or .mov).")],
     model: Annotated[
-        Optional[str], typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models].")
+        Optional[str],
+        typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models]."),
     ] = RenderConfig.model,
     step: Annotated[
         Optional[int], typer.Option(min=0, help="Use the run's checkpoint of this step \\[default: its newest].")
     ] = RenderConfig.step,
     direction: Annotated[Literal["a2b", "b2a"], typer.Option(help="Which way to translate.")] = RenderConfig.direction,
     align: Annotated[
-        Optional[Literal["none", "face"]], typer.Option(help="Alignment mode \\[default: the one the run was trained with].")
+        Optional[Literal["none", "face"]],
+        typer.Option(help="Alignment mode \\[default: the one the run was trained with]."),
     ] = RenderConfig.align,
     output_size: Annotated[
         Literal["source", "model"], typer.Option(help="Write at the source size or the model's size.")
     ] = RenderConfig.output_size,
-    mask: Annotated[Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)] = RenderConfig.mask,
+    mask: Annotated[
+        Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
+    ] = RenderConfig.mask,
     feather: Annotated[
         float, typer.Option(min=0, max=0.5, help="Mask feather, as a fraction of the crop side.", rich_help_panel=FACE)
     ] = RenderConfig.feather,
@@ -325,7 +396,9 @@ def render(
     ] = RenderConfig.color_match,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per generator call.")] = RenderConfig.batch_size,
     crf: Annotated[int, typer.Option(min=0, max=51, help="H.264 quality (lower is better).")] = RenderConfig.crf,
-    side_by_side: Annotated[bool, typer.Option(help="Write input and output side by side.")] = RenderConfig.side_by_side,
+    side_by_side: Annotated[
+        bool, typer.Option(help="Write input and output side by side.")
+    ] = RenderConfig.side_by_side,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = RenderConfig.overwrite,
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = RenderConfig.device,
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = RenderConfig.amp,

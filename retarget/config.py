@@ -268,7 +268,9 @@ _TRAIN_BOUNDS: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = 
     "log_every": (1, None, False, False),
     "threads": (1, None, False, False),
 }
-_MODEL_BOUNDS = {name: (1, None, False, False) for name in ("size", "ngf", "blocks", "ndf", "d_layers", "npf", "p_depth", "p_frames")}
+_MODEL_BOUNDS = {
+    name: (1, None, False, False) for name in ("size", "ngf", "blocks", "ndf", "d_layers", "npf", "p_depth", "p_frames")
+}
 _LOSS_FIELDS = ("adv", "cycle", "recurrent", "recycle", "identity", "similarity", "gp", "tv")
 
 
@@ -307,4 +309,6 @@ def check_train_config(cfg: TrainConfig) -> None:
     _check_bounds(cfg.model, _MODEL_BOUNDS)
     _check_bounds(cfg.loss, {name: (0, None, False, False) for name in _LOSS_FIELDS})
     if cfg.load_size is not None and cfg.load_size < cfg.model.size:
-        raise ValueError(f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)")
+        raise ValueError(
+            f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)"
+        )

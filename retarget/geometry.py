@@ -64,9 +64,7 @@ def crop_none(image: np.ndarray, square: tuple[int, int, int], size: int) -> np.
     return cv2.resize(region, (size, size), interpolation=interp)
 
 
-def center_crop_matrix(
-    width: int, height: int, size: int, crop: Optional[Region] = None
-) -> np.ndarray:
+def center_crop_matrix(width: int, height: int, size: int, crop: Optional[Region] = None) -> np.ndarray:
     """The matrix of extract's ``--align none`` crop: centre square of the short side, scaled to ``size``.
 
     Args:

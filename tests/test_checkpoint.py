@@ -198,7 +198,10 @@ def test_checkpoint_steps_and_latest(tmp_path):
         assert _save(run, step, nets) == run / "checkpoints" / f"step_{step:07d}"
     (run / "checkpoints" / "step_0000020").mkdir()  # a folder without its files is not a checkpoint
     (run / "checkpoints" / "notes").mkdir()
-    assert ckpt.checkpoint_steps(run) == [5, 10, 15] and ckpt.latest_checkpoint(run) == run / "checkpoints" / "step_0000015"
+    assert (
+        ckpt.checkpoint_steps(run) == [5, 10, 15]
+        and ckpt.latest_checkpoint(run) == run / "checkpoints" / "step_0000015"
+    )
     assert ckpt.prune_checkpoints(run, keep=1) == [5] and ckpt.checkpoint_steps(run) == [10, 15]
     _save(run, 15, nets)  # the same step again replaces it whole
     assert ckpt.checkpoint_steps(run) == [10, 15]
@@ -234,8 +237,12 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    patches = {"weights-half-written": (ckpt, "save_file", half_file), "between-the-files": (ckpt, "_torch_save", interrupted),
-               "state-half-written": (ckpt, "_torch_save", half_state), "before-rename": (os, "replace", no_rename)}
+    patches = {
+        "weights-half-written": (ckpt, "save_file", half_file),
+        "between-the-files": (ckpt, "_torch_save", interrupted),
+        "state-half-written": (ckpt, "_torch_save", half_state),
+        "before-rename": (os, "replace", no_rename),
+    }
     monkeypatch.setattr(*patches[fault])
     with pytest.raises((KeyboardInterrupt, RetargetError)):
         _save(run, 2, nets)

@@ -103,8 +103,11 @@ def test_inputs_are_resized_and_normalised(tmp_path, norm):
     x = torch.full((1, 3, SIZE, SIZE), 0.5)
     y = f.prepare(x)
     assert y.shape == (1, 3, 16, 16)
-    expect = {"minus1_1": [0.5] * 3, "0_1": [0.75] * 3, "imagenet": [(0.75 - m) / s for m, s in
-                                                                     zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]}
+    expect = {
+        "minus1_1": [0.5] * 3,
+        "0_1": [0.75] * 3,
+        "imagenet": [(0.75 - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
+    }
     assert y[0, :, 0, 0].tolist() == pytest.approx(expect[norm], rel=1e-5)
 
 
@@ -237,8 +240,26 @@ def test_train_cli_records_new_terms_and_the_content_model(tmp_path, data, monke
     script(tmp_path, Heat())  # f.pt, named relative to the working folder below
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", *data, "--out", str(out), *TINY, "--steps", "2", "--model", "cyclegan",
-                                      "--feature-match", "1", "--content-model-a", "f.pt", "--content", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            *data,
+            "--out",
+            str(out),
+            *TINY,
+            "--steps",
+            "2",
+            "--model",
+            "cyclegan",
+            "--feature-match",
+            "1",
+            "--content-model-a",
+            "f.pt",
+            "--content",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"loss/A/feature_match", "loss/B/feature_match", "loss/A/content"} <= set(record)
@@ -250,8 +271,9 @@ def test_train_cli_records_new_terms_and_the_content_model(tmp_path, data, monke
 @pytest.mark.parametrize("case", ["missing", "state_dict", "scalar"])
 def test_train_cli_bad_content_model_exits_with_one_line(tmp_path, data, case):
     path = _bad_file(tmp_path, case)
-    result = CliRunner().invoke(app, ["train", *data, "--out", str(tmp_path / "run"), *TINY, "--steps", "1",
-                                      "--content-model", path])
+    result = CliRunner().invoke(
+        app, ["train", *data, "--out", str(tmp_path / "run"), *TINY, "--steps", "1", "--content-model", path]
+    )
     assert result.exit_code != 0
     assert "Traceback" not in result.output and BAD[case] in result.output
     assert len([ln for ln in result.output.splitlines() if ln.strip()]) == 1, result.output
@@ -267,7 +289,9 @@ def test_synthetic_to_real_example_runs(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     out = tmp_path / "s2r"
-    assert module.main(["--out", str(out), "--size", "32", "--frames", "12", "--steps", "2", "--detector-steps", "3"]) == 0
+    assert (
+        module.main(["--out", str(out), "--size", "32", "--frames", "12", "--steps", "2", "--detector-steps", "3"]) == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["run_content"]) >= {"centroid_error_px", "detector_error_px"}
     logged = (out / "run_content" / "metrics.jsonl").read_text()

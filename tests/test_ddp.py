@@ -22,15 +22,32 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str, loss: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     from retarget.config import LossConfig
     from retarget.train import train
     from retarget.train.data import TripletSampler, load_domain
 
-    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=3, loss=LossConfig(**loss), pool=2, device="cpu",
-                      checkpoint_every=100, preview_every=100, log_every=1)
+    cfg = TrainConfig(
+        a,
+        b,
+        out=out,
+        model=model_preset("tiny", size=32),
+        steps=3,
+        loss=LossConfig(**loss),
+        pool=2,
+        device="cpu",
+        checkpoint_every=100,
+        preview_every=100,
+        log_every=1,
+    )
     result = train(cfg)
     state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
     sampler = TripletSampler(load_domain(a, 36), 3, 32, 1, cfg.seed, 0, True, rank, world)
@@ -38,7 +55,9 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", [{}, {"gp": 1.0}, {"feature_match": 1.0}], ids=["plain", "gradient-penalty", "feature-match"])
+@pytest.mark.parametrize(
+    "loss", [{}, {"gp": 1.0}, {"feature_match": 1.0}], ids=["plain", "gradient-penalty", "feature-match"]
+)
 def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
     a = str(write_frames(tmp_path / "a", 8, size=36))
     b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
@@ -63,8 +82,14 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
 
 
 def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     from pathlib import Path
 
@@ -84,8 +109,18 @@ def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump
         return terms, fakes
 
     objectives.Objective.generator_terms = poisoned
-    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=4, pool=0, device="cpu",
-                      checkpoint_every=1, preview_every=100, log_every=1)
+    cfg = TrainConfig(
+        a,
+        b,
+        out=out,
+        model=model_preset("tiny", size=32),
+        steps=4,
+        pool=0,
+        device="cpu",
+        checkpoint_every=1,
+        preview_every=100,
+        log_every=1,
+    )
     try:
         train(cfg)
         message = "finished"
@@ -98,8 +133,9 @@ def _nan_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump
 def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     a = str(write_frames(tmp_path / "a", 8, size=36))
     b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
-    ctx = mp.spawn(_nan_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2,
-                   join=False)
+    ctx = mp.spawn(
+        _nan_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=False
+    )
     import time
 
     deadline = time.monotonic() + 120
@@ -114,8 +150,14 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
 
 
 def _time_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     import itertools
 
@@ -125,8 +167,20 @@ def _time_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dum
     ticks = itertools.count()
     tick = 0.05 if rank == 0 else 0.15  # rank 1's clock runs three times faster
     loop._now = lambda: next(ticks) * tick
-    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=40, time_limit=2.0, pool=0,
-                      device="cpu", checkpoint_every=100, preview_every=100, preview_frames=0, log_every=1)
+    cfg = TrainConfig(
+        a,
+        b,
+        out=out,
+        model=model_preset("tiny", size=32),
+        steps=40,
+        time_limit=2.0,
+        pool=0,
+        device="cpu",
+        checkpoint_every=100,
+        preview_every=100,
+        preview_frames=0,
+        log_every=1,
+    )
     result = train(cfg)
     state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
     torch.save({"weights": state, "steps": result.steps, "stopped": result.stopped or ""}, f"{dump}/time{rank}.pt")
@@ -136,8 +190,9 @@ def _time_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dum
 def test_time_limit_ranks_agree_on_the_clock(tmp_path):
     a = str(write_frames(tmp_path / "a", 8, size=36))
     b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
-    ctx = mp.spawn(_time_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2,
-                   join=False)
+    ctx = mp.spawn(
+        _time_worker, args=(2, _free_port(), a, b, str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=False
+    )
     import time
 
     deadline = time.monotonic() + 120
@@ -156,8 +211,14 @@ def test_time_limit_ranks_agree_on_the_clock(tmp_path):
 
 
 def _term_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     import signal
 
@@ -167,12 +228,25 @@ def _term_worker(rank: int, world: int, port: int, a: str, b: str, out: str, dum
         if rank == 1 and done == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    cfg = TrainConfig(a, b, out=out, model=model_preset("tiny", size=32), steps=6, pool=0, device="cpu",
-                      checkpoint_every=100, preview_every=100, preview_frames=0, log_every=1)
+    cfg = TrainConfig(
+        a,
+        b,
+        out=out,
+        model=model_preset("tiny", size=32),
+        steps=6,
+        pool=0,
+        device="cpu",
+        checkpoint_every=100,
+        preview_every=100,
+        preview_frames=0,
+        log_every=1,
+    )
     result = train(cfg, on_step=term)
     state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
-    torch.save({"weights": state, "steps": result.steps, "signal": result.signal or 0,
-                "interrupted": result.interrupted}, f"{dump}/term{rank}.pt")
+    torch.save(
+        {"weights": state, "steps": result.steps, "signal": result.signal or 0, "interrupted": result.interrupted},
+        f"{dump}/term{rank}.pt",
+    )
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ def test_domains_differ_in_appearance():
     assert ma[0] > ma[2] + 50  # warm: red over blue
     assert mb[2] > mb[0] + 40  # cool: blue over red
     assert np.linalg.norm(ma - mb) > 150
+
     # A's background is smooth, B's is textured
     def grad(x):
         return np.abs(np.diff(x[0, :16, :16].astype(float), axis=1)).mean()
@@ -91,6 +92,7 @@ def test_tone_is_seeded_and_domain_pitched():
     a = synth.tone(1.0, 3, "A", rate=8000)
     assert a.dtype == np.float32 and a.shape == (8000,) and np.abs(a).max() <= 0.5
     np.testing.assert_array_equal(a, synth.tone(1.0, 3, "A", rate=8000))
+
     # B is higher pitched: more zero crossings per second
     def crossings(x):
         return int((np.diff(np.sign(x)) != 0).sum())

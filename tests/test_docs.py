@@ -72,7 +72,7 @@ def test_relative_links_resolve(md):
 def test_readme_keeps_the_two_command_quickstart():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    test_cmd = "pip install torch==2.13.0 -e '.[dev]' && python -m pytest"
+    test_cmd = "pip install torch==2.13.0 -e '.[dev]' && ruff check . && ruff format --check . && python -m pytest"
     assert "pip install torch==2.13.0 -e '.[face]' && retarget demo" in text
     assert test_cmd in text and test_cmd in ci
     assert "docs/images/demo_preview.png" in text

@@ -26,7 +26,9 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def cut_video(tmp_path_factory):
     """30 frames 80x48 at 25 fps with scene cuts at 10 and 20, with audio."""
-    return make_video(tmp_path_factory.mktemp("v") / "cuts.mp4", frames=30, size=(80, 48), scene_cuts=(10, 20), audio=True)
+    return make_video(
+        tmp_path_factory.mktemp("v") / "cuts.mp4", frames=30, size=(80, 48), scene_cuts=(10, 20), audio=True
+    )
 
 
 def _cfg(videos, out, **kw):

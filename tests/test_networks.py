@@ -82,7 +82,6 @@ def test_check_size():
         check_size(model_preset("tiny", model="cyclegan", size=30))
 
 
-
 def test_discriminator_features_leave_scores_and_parameters_unchanged():
     from retarget.nn.networks import PatchDiscriminator
 

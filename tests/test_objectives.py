@@ -44,7 +44,13 @@ def test_default_cyclegan_terms_include_identity():
 
 @pytest.mark.parametrize(
     "model,identity,present",
-    [("recycle", None, False), ("recycle", 0.0, False), ("recycle", 0.5, True), ("cyclegan", None, True), ("cyclegan", 0.0, False)],
+    [
+        ("recycle", None, False),
+        ("recycle", 0.0, False),
+        ("recycle", 0.5, True),
+        ("cyclegan", None, True),
+        ("cyclegan", 0.0, False),
+    ],
 )
 def test_identity_present_exactly_when_weight_positive(model, identity, present):
     _, nets, obj, batch = _setup(model, identity=identity)
@@ -196,7 +202,9 @@ def test_feature_match_falls_when_overfitting_one_batch():
 def _moving_triplets(n=2, shift=2):
     """Smooth random textures moving right by ``shift`` px per frame: [n, 3, 3, SIZE, SIZE] in [-1, 1]."""
     g = torch.Generator().manual_seed(7)
-    base = torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8 + 4, generator=g), size=(SIZE, SIZE + 16), mode="bicubic")
+    base = torch.nn.functional.interpolate(
+        torch.rand(n, 3, 8, 8 + 4, generator=g), size=(SIZE, SIZE + 16), mode="bicubic"
+    )
     base = base.clamp(0, 1) * 2 - 1
     frames = [base[..., 8 - t * shift : 8 - t * shift + SIZE] for t in range(3)]
     return torch.stack(frames, 1).contiguous()

@@ -20,8 +20,11 @@ def _moving_clip(t=6, size=48, shift=2):
     import cv2
 
     rng = np.random.default_rng(0)
-    big = cv2.resize(rng.integers(0, 256, (12, 12 + 2 * t, 3), dtype=np.uint8), (size + shift * t, size),
-                     interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(
+        rng.integers(0, 256, (12, 12 + 2 * t, 3), dtype=np.uint8),
+        (size + shift * t, size),
+        interpolation=cv2.INTER_CUBIC,
+    )
     return np.stack([big[:, shift * (t - i) : shift * (t - i) + size] for i in range(t)])
 
 

@@ -128,7 +128,9 @@ def test_decode_order_timestamps_keep_lip_sync(tmp_path):
     assert translate_video(cfg, lambda crops: list(crops), SIZE, quiet=True).frames == 20
     with av.open(str(out)) as c:
         stream = c.streams.video[0]
-        decoded = [(float(f.pts * stream.time_base), read_code(f.to_ndarray(format="rgb24")[:, :48])) for f in c.decode(stream)]
+        decoded = [
+            (float(f.pts * stream.time_base), read_code(f.to_ndarray(format="rgb24")[:, :48])) for f in c.decode(stream)
+        ]
     times = [t for t, _ in decoded]
     assert times == sorted(times)
     assert times == pytest.approx(frame_times(20, 25), abs=1e-3)

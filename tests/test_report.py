@@ -72,8 +72,19 @@ def check_refs(run_dir: Path, page: Page) -> None:
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     a, b = write_frames(tmp / "faces", 8, size=36), write_frames(tmp / "cats", 7, size=36, start=9)
-    cfg = TrainConfig(str(a), str(b), out=str(tmp / "run"), model=model_preset("tiny", size=32), preset="tiny", steps=4,
-                      pool=0, checkpoint_every=100, preview_every=2, log_every=1, device="cpu")
+    cfg = TrainConfig(
+        str(a),
+        str(b),
+        out=str(tmp / "run"),
+        model=model_preset("tiny", size=32),
+        preset="tiny",
+        steps=4,
+        pool=0,
+        checkpoint_every=100,
+        preview_every=2,
+        log_every=1,
+        device="cpu",
+    )
     train(cfg)
     return tmp / "run"
 

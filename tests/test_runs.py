@@ -28,10 +28,20 @@ def models(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     a, b = str(write_frames(tmp / "faces", 8, size=36)), str(write_frames(tmp / "cats", 7, size=36, start=9))
     base = dict(preset="tiny", pool=0, checkpoint_every=100, preview_every=100, log_every=1, device="cpu")
-    train(TrainConfig(a, b, out=str(tmp / "models" / "done"), steps=3, model=model_preset("tiny", model="cyclegan", size=32),
-                      **base))
-    part = train(TrainConfig(a, b, out=str(tmp / "models" / "half"), steps=5, model=model_preset("tiny", size=32), **base),
-                 on_step=_stop_at(2))
+    train(
+        TrainConfig(
+            a,
+            b,
+            out=str(tmp / "models" / "done"),
+            steps=3,
+            model=model_preset("tiny", model="cyclegan", size=32),
+            **base,
+        )
+    )
+    part = train(
+        TrainConfig(a, b, out=str(tmp / "models" / "half"), steps=5, model=model_preset("tiny", size=32), **base),
+        on_step=_stop_at(2),
+    )
     assert part.interrupted
     (tmp / "models" / "notes").mkdir()  # not a run
     return tmp / "models"
@@ -41,11 +51,19 @@ def test_two_runs_listed_with_progress_and_state(models):
     rows = {r.name: r for r in list_runs(models)}
     assert set(rows) == {"done", "half"}
     done, half = rows["done"], rows["half"]
-    assert (done.model, done.size, done.steps_done, done.steps_planned, done.state) == ("cyclegan", 32, 3, 3, "finished")
+    assert (done.model, done.size, done.steps_done, done.steps_planned, done.state) == (
+        "cyclegan",
+        32,
+        3,
+        3,
+        "finished",
+    )
     assert (half.model, half.steps_done, half.steps_planned, half.state) == ("recycle", 2, 5, "stopped")
     assert half.resumable and is_resumable(models / "half") and checkpoint_step(models / "half") == 2
     metrics = [json.loads(x) for x in (models / "half" / "metrics.jsonl").read_text().splitlines()]
-    assert half.loss_g == pytest.approx(metrics[-1]["loss/loss_G"]) and half.loss_d == pytest.approx(metrics[-1]["loss/loss_D"])
+    assert half.loss_g == pytest.approx(metrics[-1]["loss/loss_G"]) and half.loss_d == pytest.approx(
+        metrics[-1]["loss/loss_D"]
+    )
     assert half.warp_error is None and 0 <= half.age_s < 600
 
 
@@ -55,7 +73,13 @@ def test_missing_checkpoint_and_warping_error(models, tmp_path):
     (run / "config.json").write_text((models / "half" / "config.json").read_text())
     (run / "metrics.jsonl").write_text(json.dumps({"step": 7, "temporal/warp_error": 0.03}) + "\n{cut")
     (row,) = list_runs(tmp_path)
-    assert (row.name, row.state, row.resumable, row.steps_done, row.warp_error) == ("broken", "no checkpoint", False, None, 0.03)
+    assert (row.name, row.state, row.resumable, row.steps_done, row.warp_error) == (
+        "broken",
+        "no checkpoint",
+        False,
+        None,
+        0.03,
+    )
     with pytest.raises(RetargetError, match="no such folder"):
         list_runs(tmp_path / "nowhere")
 

@@ -89,8 +89,9 @@ def test_moving_pattern_is_not_smeared():
     assert _error(stab, truth) < 0.8 * _error(outputs, truth)
     # blending with the previous output without the motion (what a naive temporal filter
     # does) smears the square; the stabilizer's error there is far below it
-    naive = [truth[0]] + [((0.9 * truth[t - 1].astype(np.float32) + 0.1 * truth[t]) + 0.5).astype(np.uint8)
-                          for t in range(1, len(truth))]
+    naive = [truth[0]] + [
+        ((0.9 * truth[t - 1].astype(np.float32) + 0.1 * truth[t]) + 0.5).astype(np.uint8) for t in range(1, len(truth))
+    ]
     assert _error(clean, truth, region) < 0.3 * _error(naive, truth, region)
 
 

@@ -17,8 +17,19 @@ from retarget.train import train
 
 def _config(tmp_path, out="run", steps=4):
     a, b = write_frames(tmp_path / "faces", 8, size=36), write_frames(tmp_path / "cats", 7, size=36, start=9)
-    return TrainConfig(str(a), str(b), out=str(tmp_path / out), model=model_preset("tiny", size=32), preset="tiny",
-                       steps=steps, pool=0, checkpoint_every=100, preview_every=2, log_every=1, device="cpu")
+    return TrainConfig(
+        str(a),
+        str(b),
+        out=str(tmp_path / out),
+        model=model_preset("tiny", size=32),
+        preset="tiny",
+        steps=steps,
+        pool=0,
+        checkpoint_every=100,
+        preview_every=2,
+        log_every=1,
+        device="cpu",
+    )
 
 
 def _events(run_dir):
@@ -35,7 +46,9 @@ def test_training_logs_scalars_and_preview_grids(tmp_path, capsys):
     assert "TensorBoard logs in" in capsys.readouterr().err
     acc = _events(tmp_path / "run")
     tags = acc.Tags()
-    assert {"loss/loss_G", "loss/loss_D", "loss/A/cycle", "loss/D_B/real", "lr", "it_s", "data_s"} <= set(tags["scalars"])
+    assert {"loss/loss_G", "loss/loss_D", "loss/A/cycle", "loss/D_B/real", "lr", "it_s", "data_s"} <= set(
+        tags["scalars"]
+    )
     assert [e.step for e in acc.Scalars("loss/loss_G")] == [1, 2, 3, 4]
     logged = [json.loads(x)["loss/loss_G"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [e.value for e in acc.Scalars("loss/loss_G")] == pytest.approx(logged)
@@ -90,5 +103,7 @@ def test_without_tensorboard_nothing_is_imported_or_written(tmp_path, monkeypatc
     result = train(_config(tmp_path, steps=2))
     assert result.steps == 2 and (tmp_path / "run" / "report.html").exists()
     assert not (tmp_path / "run" / "tb").exists()
-    loaded = [n for n, m in sys.modules.items() if m is not None and n.startswith(("tensorboard", "torch.utils.tensorboard"))]
+    loaded = [
+        n for n, m in sys.modules.items() if m is not None and n.startswith(("tensorboard", "torch.utils.tensorboard"))
+    ]
     assert loaded == []

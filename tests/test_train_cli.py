@@ -27,8 +27,20 @@ def run(*args):
 
 def test_train_cli_end_to_end(data, tmp_path):
     out = tmp_path / "runs" / "ab"
-    result, text = run(*data, "--out", str(out), *TINY, "--steps", "4", "--checkpoint-every", "2",
-                       "--preview-every", "2", "--log-every", "1")
+    result, text = run(
+        *data,
+        "--out",
+        str(out),
+        *TINY,
+        "--steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--preview-every",
+        "2",
+        "--log-every",
+        "1",
+    )
     assert result.exit_code == 0, text
     assert "trained 4 steps" in text
     assert ckpt.checkpoint_steps(out) == [2, 4]
@@ -73,8 +85,12 @@ def test_train_cli_bad_input(data, tmp_path, case):
         extra = ["--resume", str(tmp_path / "r"), "--ngf", "4"]
     result, text = run(a, b, "--out", str(tmp_path / "r"), *TINY, "--steps", "2", *extra)
     assert result.exit_code != 0
-    message = {"missing": "not found", "empty": "no images", "short": "at least 3 consecutive frames",
-               "arch": "--ngf 4: the run in"}[case]
+    message = {
+        "missing": "not found",
+        "empty": "no images",
+        "short": "at least 3 consecutive frames",
+        "arch": "--ngf 4: the run in",
+    }[case]
     assert message in text and "Traceback" not in text
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
 
@@ -91,8 +107,15 @@ def test_train_library_refuses_beta_one_with_one_line(data, tmp_path):
     from retarget.errors import RetargetError
     from retarget.train import train
 
-    cfg = TrainConfig(*data, out=str(tmp_path / "r"), preset="tiny", model=model_preset("tiny", size=32), device="cpu",
-                      steps=1, beta2=1.0)
+    cfg = TrainConfig(
+        *data,
+        out=str(tmp_path / "r"),
+        preset="tiny",
+        model=model_preset("tiny", size=32),
+        device="cpu",
+        steps=1,
+        beta2=1.0,
+    )
     with pytest.raises(RetargetError, match="--beta2 1: must be at least 0 and below 1"):
         train(cfg)
     assert not (tmp_path / "r").exists()
@@ -105,8 +128,23 @@ def test_resume_refuses_other_options_and_needs_a_checkpoint(data, tmp_path):
     for flag, value in (("--seed", "6"), ("--lr", "0.001"), ("--pool", "2"), ("--preset", "default")):
         result, text = run("--resume", str(out), "--steps", "3", flag, value)
         assert result.exit_code == 1 and f"error: {flag} {value}: the run in {out} was trained with" in text, text
-    result, text = run("--resume", str(out), "--steps", "3", "--seed", "5", "--threads", "1", "--keep", "0",
-                       "--checkpoint-every", "1", "--device", "cpu", *data)  # same values, or run control: fine
+    result, text = run(
+        "--resume",
+        str(out),
+        "--steps",
+        "3",
+        "--seed",
+        "5",
+        "--threads",
+        "1",
+        "--keep",
+        "0",
+        "--checkpoint-every",
+        "1",
+        "--device",
+        "cpu",
+        *data,
+    )  # same values, or run control: fine
     assert result.exit_code == 0, text
     assert ckpt.checkpoint_steps(out) == [3]
     (tmp_path / "empty").mkdir()
@@ -124,8 +162,26 @@ def test_sigterm_saves_exits_143_and_resume_continues(data, tmp_path):
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "retarget", "train", *data, "--out", str(out), *TINY, "--steps", "100000",
-           "--checkpoint-every", "100000", "--log-every", "1", "--preview-frames", "0", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "retarget",
+        "train",
+        *data,
+        "--out",
+        str(out),
+        *TINY,
+        "--steps",
+        "100000",
+        "--checkpoint-every",
+        "100000",
+        "--log-every",
+        "1",
+        "--preview-frames",
+        "0",
+        "--threads",
+        "1",
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -146,8 +202,17 @@ def test_sigterm_saves_exits_143_and_resume_continues(data, tmp_path):
     assert ckpt.checkpoint_steps(out)[-1] == steps[0] + 2
 
 
-@pytest.mark.parametrize("how, code", [("sigint", 130), ("sigterm", 143), ("callback", 130), ("hard-sigterm", 143),
-                                       ("hard-sigint", 130), ("finished", 0)])
+@pytest.mark.parametrize(
+    "how, code",
+    [
+        ("sigint", 130),
+        ("sigterm", 143),
+        ("callback", 130),
+        ("hard-sigterm", 143),
+        ("hard-sigint", 130),
+        ("finished", 0),
+    ],
+)
 def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how, code):
     import signal
 

@@ -19,8 +19,14 @@ def write_manifest(folder: Path, segments: list[int]) -> Path:
     """A two-segment manifest dataset over f0.png... (one frame per entry of ``segments``)."""
     write_frames(folder / "frames", len(segments))
     frames = [{"file": f"frames/f{i}.png", "segment": s, "video": 0, "index": i} for i, s in enumerate(segments)]
-    manifest = {"format": "retarget-dataset", "version": 1, "size": 20, "align": "face",
-                "face": {"backend": "dlib", "margin": 0.3}, "frames": frames}
+    manifest = {
+        "format": "retarget-dataset",
+        "version": 1,
+        "size": 20,
+        "align": "face",
+        "face": {"backend": "dlib", "margin": 0.3},
+        "frames": frames,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -171,6 +177,10 @@ def test_render_info_records_the_extract_crop_and_cut_threshold(tmp_path):
     from retarget.train.data import load_domain
 
     video = make_video(tmp_path / "v.mp4", frames=8, size=(96, 64), fps=25)
-    extract(ExtractConfig(videos=(str(video),), output=str(tmp_path / "ds"), size=32, crop=(8, 4, 48, 48), cut_threshold=0.3))
+    extract(
+        ExtractConfig(
+            videos=(str(video),), output=str(tmp_path / "ds"), size=32, crop=(8, 4, 48, 48), cut_threshold=0.3
+        )
+    )
     info = load_domain(tmp_path / "ds", 36).info
     assert info.crop == (8, 4, 48, 48) and info.cut_threshold == 0.3

@@ -23,8 +23,17 @@ def domains(tmp_path):
 
 
 def config(domains, out, **kw):
-    base = dict(preset="tiny", steps=6, pool=2, checkpoint_every=100, preview_every=100, log_every=1, device="cpu",
-                seed=3, preview_frames=0)
+    base = dict(
+        preset="tiny",
+        steps=6,
+        pool=2,
+        checkpoint_every=100,
+        preview_every=100,
+        log_every=1,
+        device="cpu",
+        seed=3,
+        preview_frames=0,
+    )
     base.update(kw)
     return TrainConfig(*domains, out=str(out), model=model_preset("tiny", size=32), **base)
 

@@ -23,7 +23,9 @@ def domains(tmp_path):
 
 
 def config(domains, out, model="recycle", **kw):
-    base = dict(preset="tiny", steps=6, pool=2, checkpoint_every=100, preview_every=100, log_every=1, device="cpu", seed=3)
+    base = dict(
+        preset="tiny", steps=6, pool=2, checkpoint_every=100, preview_every=100, log_every=1, device="cpu", seed=3
+    )
     base.update(kw)
     return TrainConfig(*domains, out=str(out), model=model_preset("tiny", model=model, size=32), **base)
 
@@ -175,7 +177,9 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
 
 def test_existing_run_and_incompatible_resume(domains, tmp_path):
     train(config(domains, tmp_path / "run", steps=1))
-    with pytest.raises(RetargetError, match=f"already holds a run; continue it with `retarget train --resume {tmp_path}"):
+    with pytest.raises(
+        RetargetError, match=f"already holds a run; continue it with `retarget train --resume {tmp_path}"
+    ):
         train(config(domains, tmp_path / "run", steps=1))
     other = config(domains, tmp_path / "run", steps=2, resume=True)
     other = replace(other, model=replace(other.model, ngf=4))
@@ -189,7 +193,13 @@ def test_existing_run_and_incompatible_resume(domains, tmp_path):
     with pytest.raises(RetargetError, match="B_DIR .* was trained with"):
         resume_config(tmp_path / "run", b_dir=domains[0])
     changed = resume_config(tmp_path / "run", steps=3, keep=4, device="cpu", threads=1, seed=3, b_dir=domains[1])
-    assert (changed.steps, changed.keep, changed.threads, changed.resume, changed.out) == (3, 4, 1, True, str(tmp_path / "run"))
+    assert (changed.steps, changed.keep, changed.threads, changed.resume, changed.out) == (
+        3,
+        4,
+        1,
+        True,
+        str(tmp_path / "run"),
+    )
     with pytest.raises(RetargetError, match="nothing to resume"):
         train(config(domains, tmp_path / "fresh", resume=True))
     again = train(config(domains, tmp_path / "run", steps=2, overwrite=True))

@@ -24,7 +24,13 @@ def test_the_i_th_picture_gets_the_i_th_smallest_pts():
 def test_corrupt_pictures_and_missing_pts_keep_their_slot():
     out, _ = _run([0, 2, "bad", 1, None, 4, 3])
     assert [(pic is None, p) for pic, p in out] == [
-        (False, 0), (False, 1), (True, None), (False, 2), (False, None), (False, 3), (False, 4)
+        (False, 0),
+        (False, 1),
+        (True, None),
+        (False, 2),
+        (False, None),
+        (False, 3),
+        (False, 4),
     ]
 
 

@@ -259,7 +259,9 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
         known = {v.sha256: v.path for v in base.videos}
         for v, sha in zip(cfg.videos, shas):
             if sha in known:
-                console.print(f"[yellow]warning:[/] {v}: same content as {known[sha]}, already in {out}; adding it again")
+                console.print(
+                    f"[yellow]warning:[/] {v}: same content as {known[sha]}, already in {out}; adding it again"
+                )
     if cfg.align == "face" and aligner is None:
         aligner = _make_aligner(cfg.face, cfg.size)
     try:
@@ -268,7 +270,9 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
             if base is not None:
                 for rec in base.frames:
                     if not (base.root / rec.file).is_file():
-                        raise RetargetError(f"{base.root / rec.file}: listed in the manifest but missing; cannot --append")
+                        raise RetargetError(
+                            f"{base.root / rec.file}: listed in the manifest but missing; cannot --append"
+                        )
                     _link_or_copy(base.root / rec.file, tmp / rec.file)
             run = _Run(cfg, tmp, base, aligner if cfg.align == "face" else None)
             progress = make_progress("frames")

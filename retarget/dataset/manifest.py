@@ -217,11 +217,17 @@ def _read_manifest(root: Path) -> Dataset:
 
 def _read_plain(root: Path) -> Dataset:
     files = sorted(
-        (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
+        (
+            p
+            for p in root.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        ),
         key=lambda p: natural_key(p.name),
     )
     if not files:
-        raise RetargetError(f"{root}: no manifest.json and no images (expected `retarget extract` output or image files)")
+        raise RetargetError(
+            f"{root}: no manifest.json and no images (expected `retarget extract` output or image files)"
+        )
     size = 0
     try:
         import cv2

@@ -48,8 +48,10 @@ def hsv_histogram(image: np.ndarray) -> Histogram:
     cells = []
     for gy in range(GRID):
         for gx in range(GRID):
-            cell = hsv[gy * hh // GRID : max((gy + 1) * hh // GRID, gy * hh // GRID + 1),
-                       gx * ww // GRID : max((gx + 1) * ww // GRID, gx * ww // GRID + 1)]
+            cell = hsv[
+                gy * hh // GRID : max((gy + 1) * hh // GRID, gy * hh // GRID + 1),
+                gx * ww // GRID : max((gx + 1) * ww // GRID, gx * ww // GRID + 1),
+            ]
             hist = cv2.calcHist([np.ascontiguousarray(cell)], [0, 1, 2], None, list(BINS), [0, 180, 0, 256, 0, 256])
             cells.append(hist / max(float(hist.sum()), 1e-9))
     return cells

@@ -43,7 +43,9 @@ class ImageWriter:
     later :meth:`write` or on :meth:`close`.
     """
 
-    def __init__(self, workers: int = 4, format: str = "png", quality: int = 95, max_pending: int | None = None) -> None:
+    def __init__(
+        self, workers: int = 4, format: str = "png", quality: int = 95, max_pending: int | None = None
+    ) -> None:
         if format not in ("png", "jpg"):
             raise ValueError(f"unknown image format {format!r}")
         self.format = format

@@ -201,7 +201,12 @@ def demo(cfg: DemoConfig) -> DemoSummary:
     timings["total"] = round(time.perf_counter() - t_start, 2)
 
     summary = DemoSummary(
-        out=str(out), run=str(run_dir), translated=str(translated), steps=cfg.steps, size=cfg.size, timings=timings,
+        out=str(out),
+        run=str(run_dir),
+        translated=str(translated),
+        steps=cfg.steps,
+        size=cfg.size,
+        timings=timings,
         **measured,
     )
     with atomic_file(out / "summary.json") as tmp:
@@ -244,7 +249,9 @@ def _measure(out: Path, cfg: DemoConfig, held: Any, clips_a: list, clips_b: list
         raise RetargetError(f"{translated}: the render wrote no frames")
     frames_in, frames_out = frames_in[:n], frames_out[:n]
     if frames_out.shape[1:3] != frames_in.shape[1:3]:
-        frames_out = np.stack([cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out])
+        frames_out = np.stack(
+            [cv2.resize(f, frames_in.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in frames_out]
+        )
     reference = synth.render_clip("B", held.motion, cfg.size, seed=held.seed)[:n]
     color_a = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_a]))
     color_b = synth.mean_rgb(np.concatenate([synth.read_frames(c.path) for c in clips_b]))

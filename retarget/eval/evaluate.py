@@ -70,8 +70,11 @@ def _size_notes(infos: dict[str, VideoInfo], size: tuple[int, int]) -> list[str]
         if (info.width, info.height) != size:
             notes.append(
                 f"{role} {info.width}x{info.height} compared at {size[0]}x{size[1]}"
-                + (" (even padding cropped)" if abs(info.width - size[0]) <= 1 and abs(info.height - size[1]) <= 1
-                   else " (centre-cropped to the output's aspect ratio and resized)")
+                + (
+                    " (even padding cropped)"
+                    if abs(info.width - size[0]) <= 1 and abs(info.height - size[1]) <= 1
+                    else " (centre-cropped to the output's aspect ratio and resized)"
+                )
             )
     return notes
 
@@ -82,7 +85,9 @@ def _frame_notes(frames: dict[str, Any], roles: list[str]) -> list[str]:
     if len(set(counts.values())) > 1:
         notes.append("frame counts differ: " + ", ".join(f"{r} {n}" for r, n in counts.items()))
     if frames["unmatched_output"]:
-        notes.append(f"{frames['unmatched_output']} output frames had no frame within half a frame period and were skipped")
+        notes.append(
+            f"{frames['unmatched_output']} output frames had no frame within half a frame period and were skipped"
+        )
     for r in roles:
         if frames[f"unmatched_{r}"]:
             notes.append(f"{frames[f'unmatched_{r}']} {r} frames matched no output frame")
@@ -200,7 +205,9 @@ def print_result(result: EvalResult) -> None:
     table.add_column("meaning")
     w = s.get("warping_error")
     if w:
-        table.add_row("warping error, output", _fmt(w["output"], 3), "mean |out_t - warp(out_t-1)|, 0-255, lower = steadier")
+        table.add_row(
+            "warping error, output", _fmt(w["output"], 3), "mean |out_t - warp(out_t-1)|, 0-255, lower = steadier"
+        )
         table.add_row("warping error, source", _fmt(w["source"], 3), "the same for the source itself")
         if w.get("truth") is not None:
             table.add_row("warping error, truth", _fmt(w["truth"], 3), "the same for the ground truth")
@@ -208,14 +215,21 @@ def print_result(result: EvalResult) -> None:
         table.add_row("frame pairs", str(w["pairs"]), f"{w['cuts']} across scene cuts left out")
     t = s.get("truth")
     if t:
-        table.add_row("PSNR", _fmt(t["psnr"], 2, " dB"), f"vs truth, mean over frames (identical = {t['psnr_cap']:g} dB)")
+        table.add_row(
+            "PSNR", _fmt(t["psnr"], 2, " dB"), f"vs truth, mean over frames (identical = {t['psnr_cap']:g} dB)"
+        )
         table.add_row("SSIM", _fmt(t["ssim"], 4), "vs truth, luma, 1 = identical")
         table.add_row("flicker vs truth", _fmt(t["flicker"], 3), "mean |d_out - d_truth| per frame step, 0-255")
     f = s.get("faces")
     if f:
-        table.add_row("landmark error", _fmt(f["landmark_error"], 4), "mean landmark distance / source inter-ocular distance")
-        table.add_row("frames with both faces", str(f["frames"]),
-                      f"no face: {f['no_source_face']} in source, {f['no_output_face']} in output")
+        table.add_row(
+            "landmark error", _fmt(f["landmark_error"], 4), "mean landmark distance / source inter-ocular distance"
+        )
+        table.add_row(
+            "frames with both faces",
+            str(f["frames"]),
+            f"no face: {f['no_source_face']} in source, {f['no_output_face']} in output",
+        )
     fr = result.frames
     roles = [r for r in ("output", "source", "truth") if r in fr]
     read = ", ".join(f"{r} {fr[r]}" for r in roles)

@@ -129,8 +129,9 @@ class FrameScorer:
             return None
         v = self.values
         both = [
-            (o, s) for o, s in zip(v["warp_output"], v["warp_source"]) if o is not None and s is not None
-            and math.isfinite(o) and math.isfinite(s)
+            (o, s)
+            for o, s in zip(v["warp_output"], v["warp_source"])
+            if o is not None and s is not None and math.isfinite(o) and math.isfinite(s)
         ]
         out_mean = float(np.mean([o for o, _ in both])) if both else None
         src_mean = float(np.mean([s for _, s in both])) if both else None

@@ -42,7 +42,9 @@ def _flatten(out: Any, where: str) -> list[Tensor]:
         return [t for o in out for t in _flatten(o, where)]
     if isinstance(out, dict):
         return [t for k in sorted(out) for t in _flatten(out[k], where)]
-    raise RetargetError(f"{where}: returns {type(out).__name__}; it must return a tensor, or a tuple/list/dict of tensors")
+    raise RetargetError(
+        f"{where}: returns {type(out).__name__}; it must return a tensor, or a tuple/list/dict of tensors"
+    )
 
 
 def _check_archive(path: Path) -> None:
@@ -156,7 +158,9 @@ def _explain(exc: RuntimeError, path: str, x: Tensor) -> str:
     return f"content model {path}: fails on input {list(x.shape)} ({first})"
 
 
-def load_content_model(path: str, device: torch.device, size: int, content_size: Optional[int], norm: str) -> ContentModel:
+def load_content_model(
+    path: str, device: torch.device, size: int, content_size: Optional[int], norm: str
+) -> ContentModel:
     """Load, freeze and try a TorchScript content network on ``device``.
 
     Args:
@@ -215,5 +219,9 @@ def absolute_content_paths(loss: LossConfig) -> LossConfig:
     """``loss`` with its content model paths made absolute (for config.json and resumes)."""
     import dataclasses
 
-    fix = {k: str(Path(v).resolve()) for k in ("content_model", "content_model_a", "content_model_b") if (v := getattr(loss, k))}
+    fix = {
+        k: str(Path(v).resolve())
+        for k in ("content_model", "content_model_a", "content_model_b")
+        if (v := getattr(loss, k))
+    }
     return dataclasses.replace(loss, **fix) if fix else loss

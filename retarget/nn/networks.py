@@ -82,7 +82,9 @@ class _UnetLevel(nn.Module):
     returns only its up-convolution (``out_ch`` channels, tanh).
     """
 
-    def __init__(self, outer: int, inner: int, sub: nn.Module | None, in_ch: int | None = None, out_ch: int | None = None) -> None:
+    def __init__(
+        self, outer: int, inner: int, sub: nn.Module | None, in_ch: int | None = None, out_ch: int | None = None
+    ) -> None:
         super().__init__()
         outermost = in_ch is not None
         innermost = sub is None
@@ -182,7 +184,9 @@ class PatchDiscriminator(nn.Module):
         # index in self.model of the last layer of each block (its LeakyReLU)
         self.block_ends: tuple[int, ...] = tuple(1 + 3 * n for n in range(layers + 1))
 
-    def forward(self, x: Tensor, features: int = 0, scores: bool = True) -> Tensor | tuple[Tensor, list[Tensor]] | list[Tensor]:
+    def forward(
+        self, x: Tensor, features: int = 0, scores: bool = True
+    ) -> Tensor | tuple[Tensor, list[Tensor]] | list[Tensor]:
         """Scores ``[B, 1, H', W']``; with ``features=k`` (1 <= k <= layers + 1) also the
         block outputs as ``(scores, [f_1, ..., f_k])``, or only the list if not ``scores``."""
         if not features:
@@ -246,7 +250,7 @@ def check_size(cfg: ModelConfig, size: int | None = None) -> None:
     if size % 4:
         raise ValueError(f"size {size} must be a multiple of 4 for the generator")
     if cfg.model == "recycle" and size % (2**cfg.p_depth):
-        raise ValueError(f"size {size} must be a multiple of 2**p_depth = {2 ** cfg.p_depth} for the predictor")
+        raise ValueError(f"size {size} must be a multiple of 2**p_depth = {2**cfg.p_depth} for the predictor")
     if size < 2 ** (cfg.d_layers + 2):
         raise ValueError(f"size {size} is too small for a {cfg.d_layers}-layer discriminator")
 

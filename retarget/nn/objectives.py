@@ -249,7 +249,10 @@ class Objective:
         """Warp consistency of the translations ``fy`` [B, Tg, 3, H, W] along the motion of ``x``'s frames."""
         from retarget.nn.warp_loss import source_motion, warp_consistency
 
-        pairs = [warp_consistency(fy[:, t], fy[:, t + 1], *source_motion(x[:, t], x[:, t + 1])) for t in range(fy.shape[1] - 1)]
+        pairs = [
+            warp_consistency(fy[:, t], fy[:, t + 1], *source_motion(x[:, t], x[:, t + 1]))
+            for t in range(fy.shape[1] - 1)
+        ]
         return torch.stack(pairs).mean()
 
     # -- discriminator side ----------------------------------------------------------

@@ -57,6 +57,7 @@ class LoadedRun:
         """The :class:`DataInfo` of domain ``side`` ("A" or "B"); defaults when not recorded."""
         return self.data.get(side) or DataInfo()
 
+
 def run_weights(run_dir: str | os.PathLike[str], step: Optional[int] = None) -> Optional[Path]:
     """The weights file of a run folder: its newest checkpoint's, or that of ``step``; None if absent.
 

@@ -30,6 +30,7 @@ from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.errors import RetargetError
 from retarget.run.info import DataInfo
 
+
 @dataclass
 class DomainData:
     """One domain's frames, decoded and resized once.
@@ -176,7 +177,13 @@ def load_domain(
             segments = [np.asarray(s, dtype=np.int64) for s in meta["segments"]]
             info = DataInfo.of_dataset(ds, len(frames))
             return DomainData(
-                folder.name, str(folder), frames, segments, info, meta.get("skipped", 0), meta.get("resized", 0),
+                folder.name,
+                str(folder),
+                frames,
+                segments,
+                info,
+                meta.get("skipped", 0),
+                meta.get("resized", 0),
                 tuple(meta.get("unreadable", ())),
             )
 
@@ -208,8 +215,7 @@ def load_domain(
     if not usable:
         longest = max(len(s) for s in segments)
         raise RetargetError(
-            f"{folder}: needs at least {frames_needed} consecutive frames in one segment, "
-            f"the longest has {longest}"
+            f"{folder}: needs at least {frames_needed} consecutive frames in one segment, the longest has {longest}"
         )
 
     scale = load_size / min(common)
@@ -303,7 +309,9 @@ class TripletSampler:
         starts, ys, xs, flips = self.sample(step)
         out = np.empty((self.batch_size, self.frames, self.size, self.size, 3), dtype=np.uint8)
         for b in range(self.batch_size):
-            clip = self.data.frames[starts[b] : starts[b] + self.frames, ys[b] : ys[b] + self.size, xs[b] : xs[b] + self.size]
+            clip = self.data.frames[
+                starts[b] : starts[b] + self.frames, ys[b] : ys[b] + self.size, xs[b] : xs[b] + self.size
+            ]
             out[b] = clip[:, :, ::-1] if flips[b] else clip
         t = torch.from_numpy(out).permute(0, 1, 4, 2, 3).float()
         return t.div_(127.5).sub_(1.0).contiguous()

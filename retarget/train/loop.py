@@ -97,7 +97,8 @@ class Trainer:
         self.hooks: list[Hook] = list(hooks)
         self.elapsed = 0.0  # before the schedulers: LambdaLR reads the factor at once
         self.schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s)) for opt in (stepper.g_opt, stepper.d_opt)
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s))
+            for opt in (stepper.g_opt, stepper.d_opt)
         ]
         self.start = self.step = 0
         self.batch: dict[str, torch.Tensor] = {}
@@ -161,7 +162,9 @@ class Trainer:
         state = ckpt.load_state(folder / ckpt.STATE)
         start = int(state["step"])
         if start != int(meta.get("step", -1)):  # only possible in runs of the old layout
-            raise RetargetError(f"{folder}: weights (step {meta.get('step')}) and training state (step {start}) disagree")
+            raise RetargetError(
+                f"{folder}: weights (step {meta.get('step')}) and training state (step {start}) disagree"
+            )
         self.stepper.g_opt.load_state_dict(state["opt_g"])
         self.stepper.d_opt.load_state_dict(state["opt_d"])
         for s, sd in zip(self.schedulers, state["schedulers"]):

@@ -15,7 +15,6 @@ import torch
 from retarget.atomic import atomic_file
 
 
-
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """``[3, H, W]`` float in [-1, 1] -> ``H x W x 3`` uint8 RGB."""
     img = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

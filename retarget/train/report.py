@@ -95,8 +95,10 @@ def json_table(data: Any) -> str:
 def _series(records: list[dict[str, Any]], keys: list[str], strip: str = "") -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {}
     for k in keys:
-        pts = [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
-        out[k[len(strip):] if k.startswith(strip) else k] = pts
+        pts = [
+            (r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+        ]
+        out[k[len(strip) :] if k.startswith(strip) else k] = pts
     return out
 
 
@@ -114,8 +116,9 @@ def charts(records: list[dict[str, Any]]) -> list[str]:
         line_chart(_series(records, totals, "loss/"), "total losses"),
         line_chart(_series(records, g_terms, "loss/"), "generator terms"),
         line_chart(_series(records, d_terms, "loss/"), "discriminator terms"),
-        line_chart(_series(records, warp, "temporal/"), "warping error (temporal preview)",
-                   dashed=("warp_error_source",)),
+        line_chart(
+            _series(records, warp, "temporal/"), "warping error (temporal preview)", dashed=("warp_error_source",)
+        ),
         line_chart(_series(records, speed), "speed (steps/s)", log=False),
         line_chart(_series(records, data), "data time (s per step)", log=False),
     ]
@@ -139,8 +142,10 @@ def _clip_name(step: int) -> str:
 
 
 def _video(src: str, caption: str) -> str:
-    return (f'<figure><figcaption>{escape(caption)}</figcaption>'
-            f'<video src="{_href(src)}" controls loop muted preload="metadata"></video></figure>')
+    return (
+        f"<figure><figcaption>{escape(caption)}</figcaption>"
+        f'<video src="{_href(src)}" controls loop muted preload="metadata"></video></figure>'
+    )
 
 
 def _display_width(path: Path) -> str:
@@ -162,10 +167,12 @@ def _figures(run_dir: Path, steps: list[int], clips: set[int]) -> str:
         grid = f"{PREVIEWS}/step_{s:07d}.png"
         clip = _video(_clip_name(s), f"step {s}: temporal preview") if s in clips else ""
         size = _display_width(run_dir / grid)
-        out.append(f'<figure><figcaption>step {s}</figcaption>'
-                   f'<a href="{_href(grid)}"><img src="{_href(grid)}"{size} loading="lazy" alt="preview grid, step {s}"></a>'
-                   f"</figure>{clip}")
-    return '<div class=grid>' + "".join(out) + "</div>"
+        out.append(
+            f"<figure><figcaption>step {s}</figcaption>"
+            f'<a href="{_href(grid)}"><img src="{_href(grid)}"{size} loading="lazy" alt="preview grid, step {s}"></a>'
+            f"</figure>{clip}"
+        )
+    return "<div class=grid>" + "".join(out) + "</div>"
 
 
 def _page_name(page: int) -> str:
@@ -180,15 +187,20 @@ def _nav(page: int, pages: int) -> str:
 
 
 def _head(title: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>"
+    )
 
 
 def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
     row = describe_run(run_dir, records=records)
-    bits = [f"<b>{escape(row.model)}</b>", f"{row.size} px" if row.size else "",
-            f"steps <b>{row.steps_done if row.steps_done is not None else '-'}</b> / {row.steps_planned or '?'}",
-            escape(row.state + (", resumable" if row.resumable and row.state != "finished" else ""))]
+    bits = [
+        f"<b>{escape(row.model)}</b>",
+        f"{row.size} px" if row.size else "",
+        f"steps <b>{row.steps_done if row.steps_done is not None else '-'}</b> / {row.steps_planned or '?'}",
+        escape(row.state + (", resumable" if row.resumable and row.state != "finished" else "")),
+    ]
     if row.loss_g is not None:
         bits.append(f"G {row.loss_g:.3f}")
     if row.loss_d is not None:
@@ -260,8 +272,17 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
     _write(run_dir / REPORT, body)
     for page in range(2, pages + 1):
         chunk = rest[(page - 2) * per_page : (page - 1) * per_page]
-        _write(run_dir / _page_name(page), [_head(f"{title}, page {page}"), f'<h1><a href="{REPORT}">{escape(run_dir.resolve().name)}</a>'
-               f" · older previews</h1>", _nav(page, pages), _figures(run_dir, chunk, clips), _nav(page, pages), "</body></html>\n"])
+        _write(
+            run_dir / _page_name(page),
+            [
+                _head(f"{title}, page {page}"),
+                f'<h1><a href="{REPORT}">{escape(run_dir.resolve().name)}</a> · older previews</h1>',
+                _nav(page, pages),
+                _figures(run_dir, chunk, clips),
+                _nav(page, pages),
+                "</body></html>\n",
+            ],
+        )
     for stale in run_dir.glob("report_*.html"):
         m = re.fullmatch(r"report_(\d+)\.html", stale.name)
         if m and int(m.group(1)) > pages:

@@ -173,7 +173,9 @@ def _run_dirs(folder: Path, depth: int) -> Iterator[Path]:
     if depth == 0:
         return
     try:
-        children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in _SKIP and not p.name.startswith("."))
+        children = sorted(
+            p for p in folder.iterdir() if p.is_dir() and p.name not in _SKIP and not p.name.startswith(".")
+        )
     except OSError:
         return
     for child in children:
@@ -196,7 +198,9 @@ def list_runs(root: str | os.PathLike[str] = "models", depth: int = 3) -> list[R
     if not base.is_dir():
         raise RetargetError(f"{base}: no such folder (runs are listed from ./models or the folder given)")
     now = time.time()
-    rows = [describe_run(d, d.relative_to(base).as_posix() if d != base else base.name, now) for d in _run_dirs(base, depth)]
+    rows = [
+        describe_run(d, d.relative_to(base).as_posix() if d != base else base.name, now) for d in _run_dirs(base, depth)
+    ]
     return sorted(rows, key=lambda r: r.age_s)
 
 
@@ -220,9 +224,22 @@ def table_rows(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
     head = ["run", "model", "size", "steps", "G", "D", "warp err", "age", "state"]
     cells = []
     for r in rows:
-        steps = f"{'-' if r.steps_done is None else r.steps_done} / {'?' if r.steps_planned is None else r.steps_planned}"
+        steps = (
+            f"{'-' if r.steps_done is None else r.steps_done} / {'?' if r.steps_planned is None else r.steps_planned}"
+        )
         state = r.state + (" (resumable)" if r.resumable and r.state != "finished" else "")
         size = "-" if r.size is None else str(r.size)
-        cells.append([r.name, r.model, size, steps, _num(r.loss_g), _num(r.loss_d), _num(r.warp_error),
-                      format_age(r.age_s), state])
+        cells.append(
+            [
+                r.name,
+                r.model,
+                size,
+                steps,
+                _num(r.loss_g),
+                _num(r.loss_d),
+                _num(r.warp_error),
+                format_age(r.age_s),
+                state,
+            ]
+        )
     return head, cells

@@ -7,8 +7,20 @@ from html import escape
 from typing import Optional, Sequence
 
 #: Line colours, distinguishable on white (Okabe-Ito, then greys).
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-           "#7F7F7F", "#8C564B", "#1F77B4", "#BCBD22")
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+    "#7F7F7F",
+    "#8C564B",
+    "#1F77B4",
+    "#BCBD22",
+)
 
 Series = Sequence[tuple[float, float]]
 
@@ -96,14 +108,20 @@ def line_chart(
     def py(y: float) -> float:
         return top + (1 - (fy(y) - y0) / (y1 - y0)) * ph
 
-    out = [f'<svg width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" class="chart" role="img" aria-label="{escape(title)}">',
-           f'<text x="{left}" y="16" class="ct">{escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#bbb"/>']
+    out = [
+        f'<svg width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" class="chart" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" class="ct">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#bbb"/>',
+    ]
     yticks = [10**t for t in range(math.ceil(y0), math.floor(y1) + 1)] if log else _ticks(y0, y1)
     if log and y1 - y0 < 2.5:  # few decades: label 2x and 5x as well
-        yticks = sorted(m * 10**t for t in range(math.floor(y0), math.ceil(y1) + 1) for m in (1, 2, 5)
-                        if y0 <= math.log10(m * 10**t) <= y1)
+        yticks = sorted(
+            m * 10**t
+            for t in range(math.floor(y0), math.ceil(y1) + 1)
+            for m in (1, 2, 5)
+            if y0 <= math.log10(m * 10**t) <= y1
+        )
     for t in yticks:
         y = py(t)
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
@@ -122,7 +140,9 @@ def line_chart(
         else:
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dash}/>')
         lx, ly = left + (i % 3) * (pw // 3), top + ph + 44 + 16 * (i // 3)
-        out.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
+        out.append(
+            f'<line x1="{lx}" x2="{lx + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2"{dash}/>'
+        )
         out.append(f'<text x="{lx + 20}" y="{ly}" class="lg">{escape(name)}</text>')
     out.append("</svg>")
     return "\n".join(out)

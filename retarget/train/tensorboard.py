@@ -152,5 +152,7 @@ def open_board(run_dir: Path, start_step: int = 0) -> Optional[Board]:
     writer = SummaryWriter(str(log_dir), purge_step=start_step + 1 if start_step > 0 else None, flush_secs=30)
     from retarget.progress import console
 
-    console.print(f"TensorBoard logs in {log_dir} (view with: tensorboard --logdir {log_dir})", soft_wrap=True, markup=False)
+    console.print(
+        f"TensorBoard logs in {log_dir} (view with: tensorboard --logdir {log_dir})", soft_wrap=True, markup=False
+    )
     return Board(Path(run_dir), writer, skip_existing=start_step > 0)

@@ -59,8 +59,18 @@ from retarget.train.temporal_preview import TemporalPreview, preview_clip
 from retarget.train.views import Views, clear_views
 
 #: Files a run folder may hold besides ``checkpoints/`` and ``previews/``; starting afresh removes exactly these.
-RUN_FILES = (ckpt.WEIGHTS, ckpt.STATE, ckpt.CONFIG, ckpt.DATA, METRICS, LOSS_CURVE, "cache_A.npy", "cache_A.json",
-             "cache_B.npy", "cache_B.json")
+RUN_FILES = (
+    ckpt.WEIGHTS,
+    ckpt.STATE,
+    ckpt.CONFIG,
+    ckpt.DATA,
+    METRICS,
+    LOSS_CURVE,
+    "cache_A.npy",
+    "cache_A.json",
+    "cache_B.npy",
+    "cache_B.json",
+)
 
 __all__ = [
     "RESUMABLE",
@@ -261,11 +271,20 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         raise err from None
     if ctx.is_main:
         _print_summary(trainer, time.perf_counter() - t_begin)
-    return TrainResult(run_dir, trainer.step, _last_losses(trainer.records), trainer.interrupted, trainer.nets,
-                       trainer.stop_reason, trainer.signal_number)
+    return TrainResult(
+        run_dir,
+        trainer.step,
+        _last_losses(trainer.records),
+        trainer.interrupted,
+        trainer.nets,
+        trainer.stop_reason,
+        trainer.signal_number,
+    )
 
 
-def _setup(cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir: Path, hooks: Sequence[Hook]) -> Trainer:
+def _setup(
+    cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir: Path, hooks: Sequence[Hook]
+) -> Trainer:
     """Run folder, data, networks, optimizers and hooks; the resumed state loaded; config.json written."""
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -289,7 +308,9 @@ def _setup(cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir
         net.to(device).train()
     stepper = _make_step(nets, cfg, device, ctx)
     all_hooks = [*default_hooks(cfg, domains), *hooks]
-    trainer = Trainer(cfg, ctx, device, run_dir, nets, stepper, samplers, {n: d.info for n, d in domains.items()}, all_hooks)
+    trainer = Trainer(
+        cfg, ctx, device, run_dir, nets, stepper, samplers, {n: d.info for n, d in domains.items()}, all_hooks
+    )
     if cfg.resume:
         trainer.resume()
     if ctx.is_main:
@@ -314,7 +335,9 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
         # Only rank 0 builds an mmap cache; the others wait and map the finished file.
         if cfg.cache == "mmap" and not ctx.is_main:
             ddp.barrier(ctx)
-        data = load_domain(path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy")
+        data = load_domain(
+            path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy"
+        )
         if cfg.cache == "mmap" and ctx.is_main:
             ddp.barrier(ctx)
         if ctx.is_main and data.warning():

@@ -241,7 +241,9 @@ class VideoReader:
             return container, stream, False
         tb = stream.time_base or Fraction(1, 1000)
         try:
-            container.seek((stream.start_time or 0) + int(self.start / tb), stream=stream, backward=True, any_frame=False)
+            container.seek(
+                (stream.start_time or 0) + int(self.start / tb), stream=stream, backward=True, any_frame=False
+            )
             return container, stream, True
         except av.error.FFmpegError:
             # Some containers (raw streams, broken indexes) cannot seek: decode through.
