@@ -207,7 +207,7 @@ def train(
     identity: Annotated[
         Optional[float],
         typer.Option(
-            min=0, help="Identity weight \\[default: 0 for recycle, 0.5 x cycle for cyclegan].", rich_help_panel=LOSS
+            min=0, help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS
         ),
     ] = LossConfig.identity,
     similarity: Annotated[

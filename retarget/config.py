@@ -88,7 +88,7 @@ class LossConfig:
     cycle: float = 10.0  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
     recurrent: float = 10.0  # |x_t+2 - P_X(x_t, x_t+1)|_1
     recycle: float = 10.0  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
-    identity: Optional[float] = None  # |y - G_XY(y)|_1; None: 0 for recycle, 0.5*cycle for cyclegan
+    identity: Optional[float] = None  # |y - G_XY(y)|_1; None: 0.5*cycle for both models (docs/training.md)
     similarity: float = 0.0  # |x - G_XY(x)|_1, keeps shape when only style should change
     gp: float = 0.0  # one-sided gradient penalty on real/fake interpolates
     tv: float = 0.0  # total variation of the translations

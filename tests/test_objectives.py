@@ -23,10 +23,10 @@ def _setup(model="recycle", seed=0, **loss):
     return cfg, nets, make_objective(cfg, LossConfig(**loss), nets), batch
 
 
-def test_default_recycle_terms():
+def test_default_recycle_terms_include_identity():
     _, _, obj, batch = _setup()
     terms, fakes = obj.generator_terms(batch)
-    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in ("adv", "cycle", "recurrent", "recycle")}
+    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in ("adv", "cycle", "recurrent", "recycle", "identity")}
     assert all(v.dim() == 0 for v in terms.values())
     # G(x_t), G(x_t+1), P(G(x_t), G(x_t+1)) per sample, detached, in tanh range
     for d in "AB":
@@ -45,7 +45,7 @@ def test_default_cyclegan_terms_include_identity():
 @pytest.mark.parametrize(
     "model,identity,present",
     [
-        ("recycle", None, False),
+        ("recycle", None, True),
         ("recycle", 0.0, False),
         ("recycle", 0.5, True),
         ("cyclegan", None, True),

@@ -55,11 +55,12 @@ class Weights:
 
     @staticmethod
     def resolve(model: str, loss: LossConfig) -> "Weights":
-        """Weights of ``loss`` for ``model``: identity None -> 0 (recycle) / 0.5·cycle (cyclegan);
+        """Weights of ``loss`` for ``model``: identity None -> 0.5·cycle (both models; the
+        release's script used 0 for Recycle-GAN, see docs/training.md "Temporal quality");
         recurrent, recycle and warp are 0 for cyclegan."""
         identity = loss.identity
         if identity is None:
-            identity = 0.0 if model == "recycle" else 0.5 * loss.cycle
+            identity = 0.5 * loss.cycle
         temporal = model == "recycle"
         return Weights(
             adv=loss.adv,
