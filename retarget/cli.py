@@ -206,9 +206,7 @@ def train(
     recycle: Annotated[float, typer.Option(min=0, help="Recycle weight.", rich_help_panel=LOSS)] = LossConfig.recycle,
     identity: Annotated[
         Optional[float],
-        typer.Option(
-            min=0, help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS
-        ),
+        typer.Option(min=0, help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS),
     ] = LossConfig.identity,
     similarity: Annotated[
         float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)

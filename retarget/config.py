@@ -159,7 +159,7 @@ class RenderConfig:
     overwrite: bool = False  # replace an existing output file
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: Literal["bf16", "fp16", "off"] = "off"  # mixed precision on CUDA
-    stabilize: float = 0.0  # flow-guided temporal smoothing strength: 0 = off, 1 = full
+    stabilize: float = 1.0  # flow-guided temporal smoothing strength: 0 = off, 1 = full (docs/benchmarks.md sweep)
 
 
 @dataclass(frozen=True)
