@@ -74,7 +74,9 @@ def overlap_only(video: Path, size: int, batch: int, out_dir: Path, seconds_per_
         time.sleep(seconds_per_frame * len(crops))
         return list(crops)
 
-    cfg = RenderConfig(input=str(video), output=str(out_dir / "sleep.mp4"), batch_size=batch, overwrite=True)
+    cfg = RenderConfig(
+        input=str(video), output=str(out_dir / "sleep.mp4"), batch_size=batch, overwrite=True, stabilize=0.0
+    )
     summary = translate_video(cfg, sleeper, size, encoder_threads=1, quiet=True)
     return summary.frames / summary.seconds * seconds_per_frame
 

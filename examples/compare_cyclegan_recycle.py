@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     preview_every=max(args.steps // 4, 1),
                 ),
             )
-            render_with(run, source, out / f"{model}.mp4", RenderConfig("", "", device=args.device))
+            # stabilize 0: compare what the two objectives learned, not the render-time smoothing
+            render_with(run, source, out / f"{model}.mp4", RenderConfig("", "", device=args.device, stabilize=0.0))
             results[model] = synth.read_frames(out / f"{model}.mp4", max_frames=300)
     except RetargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
