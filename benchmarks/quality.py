@@ -336,6 +336,10 @@ def print_table(summary: dict[str, dict[str, Any]], info: dict[str, Any]) -> Non
         )
     Console().print(t)
     print(f"truth's own warping error along the source motion: {info['warp_truth']:.3f}")
+    print(
+        f"flicker of a still output (the first true frame held): {info['flicker_still']:.3f}; "
+        "'input unchanged' is the flicker of a steady video with the source's look"
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -386,6 +390,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         rows = {name: [score(out, inst.truth, inst.clip)] for name, out in base.items()}
         # the truth's own warping error: the level a perfect translation reaches (once)
         info["warp_truth"] = score(inst.truth, inst.truth, inst.clip)["warp"]
+        # the flicker of an output that never changes, the other reference of the flicker column
+        info["flicker_still"] = score(inst.truth[:1].repeat(len(inst.truth), 0), inst.truth, inst.clip)["flicker"]
         for seed in args.seeds:
             jobs = [
                 dict(

@@ -222,13 +222,16 @@ def atomic_file(target: str | os.PathLike[str], keep_suffix: bool = True) -> Ite
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike[str], replace: bool = False) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike[str], replace: bool = False, durable: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; on success it becomes ``target``.
 
     Args:
         target: final folder path.
         replace: remove an existing ``target`` once the new one is complete. Without it
             an existing target raises ``FileExistsError`` at the rename.
+        durable: flush the files and the folder to the disk (fsync) before the rename,
+            and the parent folder after it, so that the rename also survives a crash of
+            the operating system or a power cut, not only the death of the process.
 
     On any exception the temporary folder is deleted and ``target`` is untouched.
     """
@@ -238,6 +241,11 @@ def atomic_dir(target: str | os.PathLike[str], replace: bool = False) -> Iterato
     _chmod_default(tmp, 0o777)
     try:
         yield tmp
+        if durable:
+            for f in sorted(tmp.rglob("*")):
+                if f.is_file() and not f.is_symlink():
+                    fsync_path(f)
+            fsync_path(tmp)
         if target.exists():
             if not replace:
                 raise FileExistsError(f"{target} already exists")
@@ -247,9 +255,33 @@ def atomic_dir(target: str | os.PathLike[str], replace: bool = False) -> Iterato
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        if durable:
+            fsync_path(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's or a folder's data and metadata to the disk (``os.fsync``).
+
+    Folders are opened read-only, which POSIX systems allow; where a folder cannot be
+    opened or synced (Windows, some network file systems) this does nothing for it.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
 
 
 def discard(path: str | os.PathLike[str]) -> None:

@@ -208,3 +208,50 @@ def test_write_error_names_a_folder_that_cannot_hold_files(tmp_path):
     # the same error about some other file (an input, a bug) keeps its traceback
     other = FileNotFoundError(errno.ENOENT, "No such file", str(tmp_path / "elsewhere" / "input.png"))
     assert write_error(target, other) is None
+
+
+def _record_fsyncs(monkeypatch):
+    """Record what each os.fsync flushed: (path, whether the target existed yet)."""
+    import os
+    from pathlib import Path
+
+    real, synced = os.fsync, []
+
+    def fsync(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc to name the synced files")
+def test_a_durable_folder_is_flushed_before_the_rename_and_its_parent_after(tmp_path, monkeypatch):
+    synced = _record_fsyncs(monkeypatch)
+    target = tmp_path / "step_1"
+    with atomic_dir(target, durable=True) as tmp:
+        (tmp / "a.bin").write_bytes(b"a")
+        (tmp / "b.bin").write_bytes(b"b")
+    assert [p.name for p in synced[:2]] == ["a.bin", "b.bin"] and all(p.parent == tmp for p in synced[:2])
+    assert synced[2:] == [tmp, tmp_path]  # the folder's entries, then the rename itself
+    synced.clear()
+    with atomic_dir(tmp_path / "plain") as tmp:
+        (tmp / "a.bin").write_bytes(b"a")
+    assert synced == []  # not asked for: no cost
+
+
+def test_a_checkpoint_is_durable(tmp_path, monkeypatch):
+    import torch
+
+    from retarget.config import model_preset
+    from retarget.nn.networks import build_networks
+    from retarget.run import checkpoint as ckpt
+
+    if not __import__("os").path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name the synced files")
+    synced = _record_fsyncs(monkeypatch)
+    cfg = model_preset("tiny", model="cyclegan", size=32)
+    torch.manual_seed(0)
+    final = ckpt.write_checkpoint(tmp_path, 5, build_networks(cfg), cfg, {"step": 5})
+    names = {p.name for p in synced}
+    assert {ckpt.WEIGHTS, ckpt.STATE} <= names and final.parent in synced

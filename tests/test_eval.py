@@ -150,6 +150,24 @@ def test_score_frames_on_lists():
         score_frames(mapped, src[:3])
 
 
+def test_flicker_comes_with_a_still_and_a_source_reference():
+    src = [_pattern(t) for t in range(6)]
+    truth = [_colour_map(f) for f in src]
+    noisy = [_noisy(f, t) for t, f in enumerate(truth)]
+    t = score_frames(noisy, src, truth=truth)["truth"]
+    moves = np.mean([np.abs(truth[i + 1].astype(int) - truth[i]).mean() for i in range(5)])
+    assert t["flicker_still"] == pytest.approx(moves)  # an output that never changes
+    still = score_frames([noisy[0]] * 6, src, truth=truth)["truth"]
+    assert still["flicker"] == pytest.approx(still["flicker_still"])
+    # a truth that only brightens the source: the source's changes are nearly the truth's
+    bright = [np.clip(f.astype(int) + 30, 0, 255).astype(np.uint8) for f in src]
+    close = score_frames(noisy, src, truth=bright)["truth"]
+    assert close["flicker_source"] < 0.1 * close["flicker"]
+    # an inverted look moves the wrong way at every edge: steady, yet worse than standing still
+    assert t["flicker_source"] > 1.5 * t["flicker_still"]
+    assert score_frames(noisy, truth=truth)["truth"]["flicker_source"] is None
+
+
 def test_bad_inputs_are_one_line_errors_naming_the_file(videos, tmp_path):
     with pytest.raises(RetargetError, match="nothing to compare"):
         evaluate(EvalConfig(output=videos["mapped"]))
@@ -181,6 +199,9 @@ def test_cli_json_parses_and_nothing_else_is_on_stdout(videos):
 def test_cli_table_and_missing_file(videos, tmp_path):
     ok = runner.invoke(app, ["eval", videos["mapped"], "--source", videos["source"]])
     assert ok.exit_code == 0
+    full = runner.invoke(app, ["eval", videos["noisy"], "--source", videos["source"], "--truth", videos["mapped"]])
+    assert full.exit_code == 0
+    assert "flicker vs truth" in full.output and "flicker, source" in full.output and "still output" in full.output
     missing = tmp_path / "gone.mp4"
     result = runner.invoke(app, ["eval", str(missing), "--source", videos["source"]])
     assert result.exit_code != 0

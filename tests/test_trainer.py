@@ -361,3 +361,14 @@ def test_preview_clip_is_the_middle_of_the_longest_segment():
     clip = preview_clip(domain, 4, 4)
     assert clip.shape == (4, 4, 4, 3) and list(clip[:, 0, 0, 0]) == [109, 110, 111, 112] and (clip >= 100).all()
     assert len(preview_clip(domain, 48, 4)) == 12  # the whole segment when it is shorter
+
+
+def test_a_preview_that_cannot_be_written_warns_and_training_goes_on(domains, tmp_path, monkeypatch, capsys):
+    import retarget.train.preview as preview
+
+    monkeypatch.setattr(preview.cv2, "imwrite", lambda *a, **k: False)  # e.g. the disk filled up
+    result = train(config(domains, tmp_path / "run", steps=4, preview_every=2, preview_frames=0))
+    assert result.steps == 4 and state(tmp_path / "run")["step"] == 4
+    err = capsys.readouterr().err
+    assert "could not write the preview" in err and "step_0000002.png" in err and "Traceback" not in err
+    assert not list((tmp_path / "run" / "previews").glob("*.png"))

@@ -220,6 +220,9 @@ def print_result(result: EvalResult) -> None:
         )
         table.add_row("SSIM", _fmt(t["ssim"], 4), "vs truth, luma, 1 = identical")
         table.add_row("flicker vs truth", _fmt(t["flicker"], 3), "mean |d_out - d_truth| per frame step, 0-255")
+        if t.get("flicker_source") is not None:
+            table.add_row("flicker, source", _fmt(t["flicker_source"], 3), "the source scored as if it were the output")
+        table.add_row("flicker, still output", _fmt(t.get("flicker_still"), 3), "an output that never changes")
     f = s.get("faces")
     if f:
         table.add_row(

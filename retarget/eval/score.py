@@ -70,7 +70,18 @@ class FrameScorer:
         self.no_output_face = 0
         self.has_source = self.has_truth = False
         self._prev: Optional[tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]] = None
-        keys = ("time", "warp_output", "warp_source", "warp_truth", "psnr", "ssim", "flicker", "landmark_error")
+        keys = (
+            "time",
+            "warp_output",
+            "warp_source",
+            "warp_truth",
+            "psnr",
+            "ssim",
+            "flicker",
+            "flicker_source",
+            "flicker_still",
+            "landmark_error",
+        )
         self.values: dict[str, list[Optional[float]]] = {k: [] for k in keys}
 
     def add(
@@ -115,6 +126,10 @@ class FrameScorer:
             row["ssim"] = ssim(output, truth)
             if prev is not None and prev[2] is not None:
                 row["flicker"] = flicker(prev[0], output, prev[2], truth)
+                # references on the same scale: a still output, and the source itself
+                row["flicker_still"] = flicker(prev[0], prev[0], prev[2], truth)
+                if source is not None and prev[1] is not None:
+                    row["flicker_source"] = flicker(prev[1], source, prev[2], truth)
         if self.faces is not None and source is not None:
             found = self.faces.compare(source, output)
             self.no_source_face += not found.source_found
@@ -151,7 +166,8 @@ class FrameScorer:
 
         Keys: ``frames``, ``gaps``, ``warping_error`` (``output``, ``source``, ``truth``,
         ``ratio``, ``pairs``, ``cuts``, ``unreliable``), ``truth`` (``psnr``,
-        ``psnr_cap``, ``ssim``, ``flicker``, ``frames``, ``pairs``), ``faces``
+        ``psnr_cap``, ``ssim``, ``flicker``, ``flicker_source``, ``flicker_still``,
+        ``frames``, ``pairs``), ``faces``
         (``landmark_error``, ``frames``, ``no_source_face``, ``no_output_face``,
         ``backend``), and with ``per_frame`` a ``per_frame`` dict of equal-length lists
         (pair scores sit at the later frame of the pair; null where not defined).
@@ -164,6 +180,8 @@ class FrameScorer:
                 "psnr_cap": PSNR_CAP,
                 "ssim": _mean(v["ssim"]),
                 "flicker": _mean(v["flicker"]),
+                "flicker_source": _mean(v["flicker_source"]),
+                "flicker_still": _mean(v["flicker_still"]),
                 "frames": len(_finite(v["psnr"])),
                 "pairs": len(_finite(v["flicker"])),
             }

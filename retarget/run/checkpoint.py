@@ -224,7 +224,8 @@ def write_checkpoint(
     :mod:`retarget.atomic`, so a leftover of a killed save is removed by the next
     start); one rename then makes it ``RUN/checkpoints/step_N``. Until that rename the
     previous checkpoint is the newest complete one; an existing folder of the same step
-    is replaced only once the new one is complete.
+    is replaced only once the new one is complete. The files and folders are fsynced
+    around the rename, so a complete checkpoint also survives a power cut.
 
     Raises:
         RetargetError: the disk is full, read-only or denies the write (one line naming
@@ -233,7 +234,7 @@ def write_checkpoint(
     final = checkpoint_dir(run_dir, step)
     name = WEIGHTS
     try:
-        with atomic_dir(final, replace=True) as tmp:
+        with atomic_dir(final, replace=True, durable=True) as tmp:
             save_weights(tmp / WEIGHTS, networks, model_cfg, step, data)
             name = STATE
             _torch_save(state, tmp / STATE)

@@ -157,7 +157,11 @@ class Previews(Hook):
     def after_step(self, trainer: "Trainer") -> None:
         if trainer.is_main and trainer.due(self.every):
             visuals = trainer.stepper.objective.visuals(trainer.batch)
-            save_grid(trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.png", preview_rows(visuals))
+            path = trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.png"
+            try:
+                save_grid(path, preview_rows(visuals))
+            except OSError as exc:  # a preview is not worth stopping the run for
+                note(trainer, f"{path}: could not write the preview ({exc.strerror or exc})")
 
 
 class Checkpoint(Hook):
