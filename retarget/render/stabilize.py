@@ -30,8 +30,10 @@ float32 so that rounding to uint8 cannot stick the output a few levels off.
 The price is a slight softening of fine *moving* texture, as the history is resampled
 (bilinear) at every frame; the source check limits it to where the flow is good. The
 constants were picked with ``benchmarks/stabilize_sanity.py`` (a known truth on real
-clips): a tolerance of 8 rather than 12-16 roughly halves that softening at the same flicker
-reduction, and ``medium`` flow smears less than ``fast`` for twice the (hidden) cost.
+clips, 256 px): a tolerance of 8 rather than 12-16 roughly halves that softening, and
+``medium`` flow smears less than ``fast`` for twice the (hidden) cost. On the 64 px
+ground-truth benchmark with trained models a looser tolerance removes a few percent more
+flicker, but costs 1-3 dB on clean 256 px outputs (docs/benchmarks.md, "quality").
 
 State: the previous source crop (prepare side) and the previous stabilized output (blend
 side), nothing that grows. It resets (the next frame passes through unchanged) when the
