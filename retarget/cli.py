@@ -246,7 +246,7 @@ def train(
         float,
         typer.Option(
             min=0,
-            help="Recycle only: warp consistency along the source's flow (not in the paper).",
+            help="Recycle only: warp consistency along the source's flow (not in the paper; 0 = the paper's objective).",
             rich_help_panel=LOSS,
         ),
     ] = LossConfig.warp,

@@ -100,7 +100,9 @@ class LossConfig:
     content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
     content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
-    warp: float = 0.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (our addition)
+    warp: float = (
+        20.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (our addition; 0 = the paper)
+    )
 
 
 @dataclass(frozen=True)
@@ -198,13 +200,20 @@ def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
 
 
+#: Fields whose default changed after they were added: a saved config without the key
+#: was written before the field existed, when the term was off, so it loads as off (a
+#: resumed old run keeps its objective).
+ABSENT_MEANT: dict[type, dict[str, Any]] = {LossConfig: {"warp": 0.0}}
+
+
 def from_dict(cls: Type[T], data: dict[str, Any]) -> T:
     """Rebuild a config dataclass (nested ones included) from :func:`to_dict` output.
 
     Unknown keys are ignored so newer files still load in older code where fields were
-    only added; missing keys take their defaults.
+    only added; missing keys take their defaults (or, for the fields of
+    :data:`ABSENT_MEANT`, the value they had before the field existed).
     """
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(ABSENT_MEANT.get(cls, {}))
     hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     nested = {"face": FaceConfig, "model": ModelConfig, "loss": LossConfig}
     for name, value in data.items():

@@ -82,3 +82,12 @@ def test_train_options_at_the_edges_of_their_range_are_accepted():
 
     check_train_config(TrainConfig("a", "b"))
     check_train_config(TrainConfig("a", "b", beta1=0.0, beta2=0.9999, lr=1e-9, steps=1, pool=0, load_size=128))
+
+
+def test_a_saved_loss_without_the_warp_key_loads_with_the_term_off():
+    assert LossConfig().warp == 20.0  # today's default
+    # a run saved before the term existed trained without it; resuming must not add it
+    old = from_dict(TrainConfig, {"a_dir": "a", "b_dir": "b", "loss": {"cycle": 10.0}})
+    assert old.loss.warp == 0.0 and old.loss.cycle == 10.0
+    assert from_dict(LossConfig, {"warp": 20.0}).warp == 20.0
+    assert from_dict(LossConfig, {"warp": 0.0}).warp == 0.0

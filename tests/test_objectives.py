@@ -23,10 +23,12 @@ def _setup(model="recycle", seed=0, **loss):
     return cfg, nets, make_objective(cfg, LossConfig(**loss), nets), batch
 
 
-def test_default_recycle_terms_include_identity():
+def test_default_recycle_terms_include_identity_and_warp():
     _, _, obj, batch = _setup()
     terms, fakes = obj.generator_terms(batch)
-    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in ("adv", "cycle", "recurrent", "recycle", "identity")}
+    kinds = ("adv", "cycle", "recurrent", "recycle", "identity", "warp")
+    assert set(terms) == {f"{d}/{t}" for d in "AB" for t in kinds}
+    assert obj.w.warp == pytest.approx(20.0)  # docs/training.md: the default after the benchmark
     assert all(v.dim() == 0 for v in terms.values())
     # G(x_t), G(x_t+1), P(G(x_t), G(x_t+1)) per sample, detached, in tanh range
     for d in "AB":
@@ -65,7 +67,7 @@ def test_identity_present_exactly_when_weight_positive(model, identity, present)
 
 
 def test_zero_weights_remove_terms():
-    _, _, obj, batch = _setup(cycle=0.0, recycle=0.0, adv=0.0)
+    _, _, obj, batch = _setup(cycle=0.0, recycle=0.0, adv=0.0, warp=0.0)
     terms, fakes = obj.generator_terms(batch)
     assert set(terms) == {"A/recurrent", "B/recurrent"}
     assert fakes["B"].shape[0] == 6  # D still gets its fakes
