@@ -100,9 +100,7 @@ class LossConfig:
     content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
     content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
-    warp: float = (
-        20.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (our addition; 0 = the paper)
-    )
+    warp: float = 20.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from retarget.dataset.scenes import SceneDetector
@@ -126,8 +127,8 @@ class FrameScorer:
             row["ssim"] = ssim(output, truth)
             if prev is not None and prev[2] is not None:
                 row["flicker"] = flicker(prev[0], output, prev[2], truth)
-                # references on the same scale: a still output, and the source itself
-                row["flicker_still"] = flicker(prev[0], prev[0], prev[2], truth)
+                # references on the same scale: a still output (mean |truth change|), the source
+                row["flicker_still"] = float(np.mean(cv2.absdiff(truth, prev[2]), dtype=np.float64))
                 if source is not None and prev[1] is not None:
                     row["flicker_source"] = flicker(prev[1], source, prev[2], truth)
         if self.faces is not None and source is not None:

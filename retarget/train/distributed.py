@@ -7,11 +7,10 @@ backward, so every rank applies the same update and the weights stay identical.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import os
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Optional
 
 import torch
