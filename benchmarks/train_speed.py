@@ -45,6 +45,7 @@ from retarget.nn.networks import build_networks  # noqa: E402
 from retarget.nn.objectives import make_objective  # noqa: E402
 from retarget.nn.step import Stepper, make_optimizers  # noqa: E402
 from retarget.nn.pool import ImagePool  # noqa: E402
+from retarget.nn.warp_loss import add_motion  # noqa: E402
 
 
 def matmul_peak(n: int = 2048, reps: int = 3) -> float:
@@ -89,6 +90,8 @@ def make_stepper(
     stepper = Stepper(obj, g_opt, d_opt, pools=pools, channels_last=channels_last)
     g = torch.Generator().manual_seed(0)
     batch = {d: torch.rand(1, 3, 3, size, size, generator=g) * 2 - 1 for d in "AB"}
+    if obj.needs_motion:  # the warp term reads the source motion; the data brings it, not the step
+        batch = add_motion(batch)
     return stepper, batch
 
 

@@ -33,7 +33,8 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
     torch.set_num_threads(1)
     from retarget.config import LossConfig
     from retarget.train import train
-    from retarget.train.data import TripletSampler, load_domain
+    from retarget.train.data import load_domain
+    from retarget.train.sampler import TripletSampler
 
     cfg = TrainConfig(
         a,

@@ -12,7 +12,8 @@ import torch
 from helpers import write_frames
 
 from retarget.errors import RetargetError
-from retarget.train.data import TripletSampler, default_load_size, load_domain
+from retarget.train.data import default_load_size, load_domain
+from retarget.train.sampler import TripletSampler
 
 
 def write_manifest(folder: Path, segments: list[int]) -> Path:
@@ -101,12 +102,28 @@ def test_a_corrupt_png_gives_our_warning_naming_it_not_opencvs(tmp_path, capfd):
     assert [c.unreadable for c in cached] == [("f3.png", "f6.png")] * 2
 
 
-def test_mixed_sizes_are_resized(tmp_path):
-    folder = write_frames(tmp_path / "a", 4, size=20)
-    cv2.imwrite(str(folder / "f4.png"), np.full((30, 40, 3), 50, np.uint8))
+def test_same_aspect_sizes_share_a_shard_and_other_shapes_keep_theirs(tmp_path):
+    folder = write_frames(tmp_path / "a", 4, size=20)  # f0..f3: 20 x 20
+    cv2.imwrite(str(folder / "f4.png"), np.full((40, 40, 3), 60, np.uint8))  # square, twice the size
+    for i in range(5, 9):  # f5..f8: a 3:4 clip
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((30, 40, 3), 10 * i, np.uint8))
     d = load_domain(folder, 22)
-    assert d.resized == 1 and d.frames.shape == (5, 22, 22, 3)
-    assert int(d.frames[4, 10, 10, 0]) == 50
+    assert d.resized == 5 and len(d) == 9  # five images of another size than most
+    assert [s.frames.shape for s in d.shards] == [(5, 22, 22, 3), (4, 22, 29, 3)]  # no aspect was changed
+    assert int(d.clip(4, 1)[0, 10, 10, 0]) == 60 and int(d.clip(5, 1)[0, 10, 10, 0]) == 50
+    # the shape change breaks the sequence: f0-f4 and f5-f8 are two segments
+    assert [list(s) for s in d.segments] == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]
+    with pytest.raises(ValueError, match="several shapes"):
+        d.frames
+    # windows come from both shapes, each inside its own frame, and triplets stay in one segment
+    s = TripletSampler(d, 3, 20, batch_size=64, seed=0, flip=False)
+    starts, ys, xs, _ = s.sample(0)
+    assert set(starts.tolist()) == {0, 1, 2, 5, 6}
+    wide = np.isin(starts, [5, 6])
+    assert xs[~wide].max() <= 2 and xs[wide].max() > 2 and xs[wide].max() <= 9 and ys.max() <= 2
+    x = s.batch(0)
+    red = ((x[:, :, 0, 5, 5] + 1) * 127.5).round()
+    assert torch.equal(red[wide, 1] - red[wide, 0], torch.full((int(wide.sum()),), 10.0))
 
 
 def test_wide_frames_keep_their_aspect_and_crop_anywhere(tmp_path):
@@ -184,3 +201,70 @@ def test_render_info_records_the_extract_crop_and_cut_threshold(tmp_path):
     )
     info = load_domain(tmp_path / "ds", 36).info
     assert info.crop == (8, 4, 48, 48) and info.cut_threshold == 0.3
+
+
+def _moving_texture(folder: Path, frames: int = 5, shift: int = 2, size: tuple[int, int] = (40, 56)) -> Path:
+    """A smooth random texture moving ``shift`` px to the right per frame (frame t = texture at x - t*shift)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    h, w = size
+    tex = cv2.GaussianBlur(rng.integers(0, 256, (h, w + shift * frames, 3)).astype(np.uint8), (0, 0), 2.0)
+    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX)
+    for t in range(frames):
+        x0 = shift * (frames - t)
+        cv2.imwrite(str(folder / f"f{t}.png"), tex[:, x0 : x0 + w])
+    return folder
+
+
+def test_motion_is_computed_once_per_pair_and_recovers_a_known_shift(tmp_path):
+    d = load_domain(_moving_texture(tmp_path / "m"), 40, motion=True)
+    shard = d.shards[0]
+    assert d.has_motion and shard.flow.shape == (5, 40, 56, 2) and shard.flow.dtype == np.float16
+    assert not shard.valid[0].any() and not shard.flow[0].any()  # the first frame has no predecessor
+    inner = (slice(6, -6), slice(8, -8))
+    for t in range(1, 5):
+        v = shard.valid[t][inner].astype(bool)
+        assert v.mean() > 0.9
+        # frame t's pixel x came from x - 2 in frame t - 1: the backward flow is (-2, 0)
+        f = shard.flow[t][inner].astype(np.float32)
+        assert np.abs(f[v][:, 0] + 2).mean() < 0.3 and np.abs(f[v][:, 1]).mean() < 0.3
+    assert not load_domain(tmp_path / "m", 40).has_motion  # only when asked
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_sampled_motion_warps_one_real_frame_onto_the_next(tmp_path, flip):
+    from retarget.nn.warp_loss import warp_consistency
+    from retarget.train.sampler import to_device
+
+    d = load_domain(_moving_texture(tmp_path / "m", frames=6), 40, motion=True)
+    s = TripletSampler(d, 3, 24, batch_size=8, seed=2, flip=True)
+    raw = s.raw(0, motion=True)
+    flips = s.sample(0)[3]
+    assert raw["flow"].shape == (8, 2, 24, 24, 2) and raw["valid"].shape == (8, 2, 24, 24)
+    batch = to_device({"A": raw}, torch.device("cpu"))
+    pick = flips if flip else ~flips
+    assert pick.any()
+    x, flow, valid = batch["A"][pick], batch["A.flow"][pick], batch["A.valid"][pick]
+    u = flow[..., 0][valid[:, :, 0] > 0]
+    assert (u.mean().item() > 1.5) if flip else (u.mean().item() < -1.5)  # mirrored motion points the other way
+    for t in range(2):
+        moved = warp_consistency(x[:, t], x[:, t + 1], flow[:, t], valid[:, t]).item()
+        still = (x[:, t + 1] - x[:, t]).abs().mean().item()
+        assert moved < 0.25 * still  # the flow explains the change between real frames
+    # pixels whose flow leaves the window are not trusted: the two columns the motion comes
+    # from (left, or right when mirrored) had no pixel inside the previous frame's window
+    edge = valid[:, :, 0, :, -2:] if flip else valid[:, :, 0, :, :2]
+    assert edge.sum() == 0 and valid[:, :, 0, :, 4:-4].mean() > 0.8
+
+
+def test_mmap_cache_keeps_the_motion(tmp_path):
+    folder = _moving_texture(tmp_path / "m")
+    cache = tmp_path / "run" / "cache_A.npy"
+    d1 = load_domain(folder, 40, cache="mmap", cache_path=cache, motion=True)
+    assert cache.with_suffix(".flow.npy").exists() and isinstance(d1.shards[0].flow, np.memmap)
+    mtime = cache.stat().st_mtime_ns
+    d2 = load_domain(folder, 40, cache="mmap", cache_path=cache, motion=True)
+    assert cache.stat().st_mtime_ns == mtime
+    mem = load_domain(folder, 40, motion=True)
+    assert np.array_equal(np.asarray(d2.shards[0].flow), mem.shards[0].flow)
+    assert np.array_equal(np.asarray(d2.shards[0].valid), mem.shards[0].valid)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import write_frames
 
-from retarget.config import TrainConfig, model_preset, replace
+from retarget.config import LossConfig, TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.train import load_run, train
@@ -352,12 +352,12 @@ def test_temporal_preview_video_and_warping_error(domains, tmp_path):
 def test_preview_clip_is_the_middle_of_the_longest_segment():
     import numpy as np
 
-    from retarget.train.data import DomainData
+    from retarget.train.data import DomainData, Shard
     from retarget.train.temporal_preview import preview_clip
 
     frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 6, 8, 3), np.uint8)
     frames[:, 1:5, 2:6] += 100  # the centre 4x4 is marked
-    domain = DomainData("d", "d", frames, [np.arange(0, 5), np.arange(5, 17), np.arange(17, 20)])
+    domain = DomainData("d", "d", [Shard(frames)], [np.arange(0, 5), np.arange(5, 17), np.arange(17, 20)])
     clip = preview_clip(domain, 4, 4)
     assert clip.shape == (4, 4, 4, 3) and list(clip[:, 0, 0, 0]) == [109, 110, 111, 112] and (clip >= 100).all()
     assert len(preview_clip(domain, 48, 4)) == 12  # the whole segment when it is shorter
@@ -372,3 +372,20 @@ def test_a_preview_that_cannot_be_written_warns_and_training_goes_on(domains, tm
     err = capsys.readouterr().err
     assert "could not write the preview" in err and "step_0000002.png" in err and "Traceback" not in err
     assert not list((tmp_path / "run" / "previews").glob("*.png"))
+
+
+def test_the_training_step_computes_no_flow(domains, tmp_path, monkeypatch):
+    """The warp term's source motion is computed once when the data loads, never in a step."""
+    import retarget.video.flow as flow_mod
+
+    calls = []
+    real = flow_mod.FlowEstimator.__call__
+    monkeypatch.setattr(flow_mod.FlowEstimator, "__call__", lambda self, a, b: calls.append(1) or real(self, a, b))
+    seen = []
+    cfg = config(domains, tmp_path / "run", steps=5, preview_frames=0, loss=LossConfig(warp=5.0))
+    result = train(cfg, on_step=lambda step, losses: seen.append((len(calls), losses.get("A/warp"))))
+    assert result.steps == 5
+    # two DIS calls (forward and backward) per consecutive pair of both domains, before the first step
+    assert len(calls) == 2 * ((8 - 1) + (7 - 1))
+    assert [c for c, _ in seen] == [len(calls)] * 5
+    assert all(w is not None and w > 0 for _, w in seen)

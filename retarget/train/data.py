@@ -1,13 +1,13 @@
-"""Training data: a uint8 frame cache, a triplet sampler inside segments, augmentation.
+"""Training data: a uint8 frame cache with the source motion, loaded once per domain.
 
-Frames are decoded once, resized so their short side is ``load_size`` and kept as one
-``N x H x W x 3`` uint8 array (in RAM, or a memory-mapped ``.npy`` in the run folder), so a step only
-slices memory: loading never starves the model.
+Frames are decoded once, resized so their short side is ``load_size`` (each image keeps
+its own aspect) and kept as uint8 arrays, one per frame shape (a :class:`Shard`: a
+dataset may mix videos of several aspects), in RAM or in memory-mapped ``.npy`` files in
+the run folder, so a step only slices memory: loading never starves the model. With
+``motion=True`` the optical flow between consecutive frames of every segment is computed
+once here too (:mod:`retarget.train.motion`), for the warp term.
 
-Sampling is a pure function of ``(seed, rank, domain, step)``: every step draws from
-its own freshly seeded generator. A resumed run therefore needs nothing but the step
-number to continue the exact sequence of samples, crops and flips, and ranks of a
-distributed run draw different samples from disjoint shares of the data.
+Sampling (:mod:`retarget.train.sampler`) draws windows from these arrays.
 """
 
 from __future__ import annotations
@@ -23,24 +23,42 @@ from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from retarget.atomic import atomic_file
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.errors import RetargetError
 from retarget.run.info import DataInfo
+from retarget.train.motion import compute_motion, pairs_of
+
+
+@dataclass
+class Shard:
+    """The frames of a domain that share one shape, and their motion.
+
+    Attributes:
+        frames: ``N x H x W x 3`` uint8 RGB, ``min(H, W) = load_size`` (ndarray or memmap).
+        flow: ``N x H x W x 2`` float16 backward flow of each frame onto the previous one
+            (:mod:`retarget.train.motion`), or None when not computed.
+        valid: ``N x H x W`` uint8 (0/1) reliability of ``flow``, or None.
+    """
+
+    frames: np.ndarray
+    flow: Optional[np.ndarray] = None
+    valid: Optional[np.ndarray] = None
 
 
 @dataclass
 class DomainData:
     """One domain's frames, decoded and resized once.
 
+    Frames are numbered across shards (shard 0's first, then shard 1's...); a segment
+    never spans two shards.
+
     Attributes:
         name: short name of the dataset (its folder name).
         path: the dataset folder.
-        frames: ``N x H x W x 3`` uint8 RGB, ``min(H, W) = load_size`` (ndarray or memmap);
-            square for ``retarget extract`` datasets.
-        segments: frame indices of each temporally continuous segment, in order.
+        shards: the frames grouped by shape, in the order their first frame appears.
+        segments: frame numbers of each temporally continuous segment, in order.
         info: what render needs to know of this dataset (:class:`~retarget.run.info.DataInfo`).
         skipped: images that could not be read (left out; their segment is split there).
         resized: images whose size differed from the dataset's most common size.
@@ -49,12 +67,51 @@ class DomainData:
 
     name: str
     path: str
-    frames: np.ndarray
+    shards: list[Shard]
     segments: list[np.ndarray]
     info: DataInfo = field(default_factory=DataInfo)
     skipped: int = 0
     resized: int = 0
     unreadable: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.offsets = np.cumsum([0] + [len(s.frames) for s in self.shards])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def frames(self) -> np.ndarray:
+        """``N x H x W x 3`` uint8: all frames, for a domain of one shape (most are)."""
+        if len(self.shards) != 1:
+            shapes = ", ".join(f"{s.frames.shape[2]}x{s.frames.shape[1]}" for s in self.shards)
+            raise ValueError(f"{self.path}: frames of several shapes ({shapes}); use clip()")
+        return self.shards[0].frames
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether the source motion was computed (``load_domain(..., motion=True)``)."""
+        return all(s.flow is not None for s in self.shards)
+
+    @property
+    def min_side(self) -> int:
+        """The shortest frame side over all shards (px): the largest window that fits everywhere."""
+        return min(min(s.frames.shape[1:3]) for s in self.shards)
+
+    def locate(self, index: int) -> tuple[Shard, int]:
+        """The shard holding frame ``index`` and the frame's row in it."""
+        k = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.shards[k], int(index - self.offsets[k])
+
+    def shape_of(self, index: int) -> tuple[int, int]:
+        """``(H, W)`` of frame ``index``."""
+        shard, _ = self.locate(index)
+        return shard.frames.shape[1], shard.frames.shape[2]
+
+    def clip(self, start: int, count: int) -> np.ndarray:
+        """Frames ``start .. start + count - 1`` (one segment): ``count x H x W x 3`` uint8, a view."""
+        shard, row = self.locate(start)
+        return shard.frames[row : row + count]
 
     def warning(self, show: int = 3) -> Optional[str]:
         """One line about skipped and resized images, naming the first ``show`` unreadable
@@ -65,7 +122,7 @@ class DomainData:
             more = f" and {len(self.unreadable) - show} more" if len(self.unreadable) > show else ""
             parts.append(f"skipped {self.skipped} unreadable image(s)" + (f" ({names}{more})" if names else ""))
         if self.resized:
-            parts.append(f"resized {self.resized} image(s) of another size")
+            parts.append(f"{self.resized} image(s) of another size than most")
         return f"{self.path}: {', '.join(parts)}" if parts else None
 
 
@@ -99,32 +156,182 @@ def _opencv_silent() -> Iterator[None]:
         cv_log.setLogLevel(old)
 
 
-def _read_rgb(path: Path) -> Optional[np.ndarray]:
+def load_shape(height: int, width: int, load_size: int) -> tuple[int, int]:
+    """``(H, W)`` of a ``height x width`` image scaled so its short side is ``load_size``."""
+    s = load_size / min(height, width)
+    return max(load_size, int(round(height * s))), max(load_size, int(round(width * s)))
+
+
+def _read(path: Path, load_size: int) -> Optional[tuple[np.ndarray, tuple[int, int]]]:
+    """The image at ``path`` resized for the cache (RGB), and its own size; None if unreadable.
+
+    Each worker resizes at once, so full-size images never pile up in memory.
+    """
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     if data is None or data.size == 0:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    own = img.shape[:2]
+    hw = load_shape(own[0], own[1], load_size)
+    if hw != own:
+        shrink = own[0] > hw[0] or own[1] > hw[1]
+        img = cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), own
 
 
-def _fit(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if img.shape[:2] == hw:
-        return img
-    shrink = img.shape[0] > hw[0] or img.shape[1] > hw[1]
-    return cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def _cache_key(files: Sequence[Path], load_size: int) -> str:
-    h = hashlib.sha1(str(load_size).encode())
+def _cache_key(files: Sequence[Path], load_size: int, motion: bool) -> str:
+    h = hashlib.sha1(f"{load_size}|{int(motion)}|2".encode())
     for f in files:
         st = f.stat() if f.exists() else None
         h.update(f"{f}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
     return h.hexdigest()
 
 
-# Longer than 60 lines on purpose: cache hit, decode, segment split and cache write share the file list and shapes.
+@dataclass
+class _Decoded:
+    """Images grouped into shards and segments, before they are stored."""
+
+    shapes: list[tuple[int, int]]  # (H, W) of each shard
+    rows: list[list[np.ndarray]]  # the images of each shard, in order
+    segments: list[list[int]]  # frame numbers across shards (shard 0's first)
+    skipped: int
+    resized: int
+    unreadable: tuple[str, ...]
+
+
+def _decode(folder: Path, files: list[Path], seg_ids: list[int], load_size: int, workers: int) -> _Decoded:
+    """Read and resize every image; group them by shape; split segments at holes and shape changes."""
+    with _opencv_silent(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        read = list(pool.map(lambda f: _read(f, load_size), files))
+    own = [r[1] for r in read if r is not None]
+    if not own:
+        raise RetargetError(f"{folder}: none of its {len(files)} images could be read")
+    common = max(set(own), key=own.count)
+    unreadable = tuple(_relative(f, folder) for f, r in zip(files, read) if r is None)
+    shapes: list[tuple[int, int]] = []
+    rows: list[list[np.ndarray]] = []
+    pieces: list[list[tuple[int, int]]] = []  # (shard, row) of each frame, per segment piece
+    prev = None
+    for i, (r, sid) in enumerate(zip(read, seg_ids)):
+        if r is None:
+            prev = None  # an unreadable frame breaks temporal continuity
+            continue
+        hw = r[0].shape[:2]
+        if hw not in shapes:
+            shapes.append(hw)
+            rows.append([])
+        k = shapes.index(hw)
+        if (sid, k) != prev:  # a new segment, or another shape: another video
+            pieces.append([])
+            prev = (sid, k)
+        pieces[-1].append((k, len(rows[k])))
+        rows[k].append(r[0])
+        read[i] = None  # the image lives on in rows only
+    offsets = np.cumsum([0] + [len(r) for r in rows])
+    segments = [[int(offsets[k] + row) for k, row in piece] for piece in pieces]
+    resized = sum(1 for s in own if s != common)
+    return _Decoded(shapes, rows, segments, len(unreadable), resized, unreadable)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:  # a manifest may point outside its folder
+        return str(path)
+
+
+def _usable(folder: Path, segments: list[list[int]], frames_needed: int) -> list[list[int]]:
+    usable = [s for s in segments if len(s) >= frames_needed]
+    if not usable:
+        longest = max(len(s) for s in segments)
+        raise RetargetError(
+            f"{folder}: needs at least {frames_needed} consecutive frames in one segment, the longest has {longest}"
+        )
+    return usable
+
+
+#: Trailing dimensions and dtype of each cached array kind (per frame: H x W x ...).
+_KINDS: dict[str, tuple[tuple[int, ...], type]] = {
+    "frames": ((3,), np.uint8),
+    "flow": ((2,), np.float16),
+    "valid": ((), np.uint8),
+}
+
+
+def _shapes(kind: str, counts: Sequence[int], hws: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    return [(int(n), int(hw[0]), int(hw[1]), *_KINDS[kind][0]) for n, hw in zip(counts, hws)]
+
+
+def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    """Consecutive arrays of ``shapes`` over one flat buffer."""
+    out, at = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(flat[at : at + size].reshape(shape))
+        at += size
+    return out
+
+
+class _MappedCache:
+    """A memory-mapped cache: one flat ``.npy`` per kind (frames, flow, valid) and a JSON of the layout.
+
+    Each file is written under a temporary name and renamed when complete, the JSON
+    last, so a cache whose JSON names the current key is whole.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.meta_file = path.with_suffix(".json")
+
+    def file(self, kind: str) -> Path:
+        return self.path if kind == "frames" else self.path.with_suffix(f".{kind}.npy")
+
+    def read_meta(self, key: str) -> Optional[dict]:
+        try:
+            meta = json.loads(self.meta_file.read_text())
+        except (OSError, ValueError):
+            return None
+        kinds = meta.get("kinds", ["frames"]) if isinstance(meta, dict) else []
+        if meta.get("key") != key or not all(self.file(k).exists() for k in kinds):
+            return None
+        return meta
+
+    def load(self, kind: str, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+        return _views(np.load(self.file(kind), mmap_mode="r"), shapes)
+
+    @contextlib.contextmanager
+    def build(self, kind: str, shapes: Sequence[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
+        """Writable zeroed views of a new file of ``kind``; renamed into place when the block ends cleanly."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        total = sum(int(np.prod(s)) for s in shapes)
+        with atomic_file(self.file(kind)) as tmp:
+            flat = np.lib.format.open_memmap(tmp, mode="w+", dtype=_KINDS[kind][1], shape=(total,))
+            yield _views(flat, shapes)
+            flat.flush()
+            del flat
+
+    def write_meta(self, meta: dict) -> None:
+        with atomic_file(self.meta_file) as tmp:
+            tmp.write_text(json.dumps(meta))
+
+
+@contextlib.contextmanager
+def _in_memory(kind: str, shapes: Sequence[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
+    yield [np.zeros(s, _KINDS[kind][1]) for s in shapes]
+
+
+def _local_segments(segments: Sequence[Sequence[int]], offsets: np.ndarray) -> list[list[list[int]]]:
+    """Each shard's segments in its own row numbers."""
+    out: list[list[list[int]]] = [[] for _ in range(len(offsets) - 1)]
+    for seg in segments:
+        k = int(np.searchsorted(offsets, seg[0], side="right")) - 1
+        out[k].append([int(i - offsets[k]) for i in seg])
+    return out
+
+
+# Longer than 60 lines on purpose: cache hit, decode, storage of frames and motion share the file list and shapes.
 def load_domain(
     path: str | os.PathLike[str],
     load_size: int,
@@ -133,23 +340,27 @@ def load_domain(
     cache: str = "memory",
     cache_path: Optional[str | os.PathLike[str]] = None,
     workers: int = 2,
+    motion: bool = False,
 ) -> DomainData:
     """Decode a dataset folder once into a uint8 cache at ``load_size``.
 
     Args:
         path: dataset folder (``retarget extract`` output or a folder of ordered images,
             taken as one segment).
-        load_size: short side (px) frames are resized to before random crops; the
-            aspect ratio of the dataset's most common image size is kept (images of
-            another size are resized to the same shape).
+        load_size: short side (px) frames are resized to before random windows; each
+            image keeps its own aspect; images of one shape share a :class:`Shard`.
         frames_needed: consecutive frames one sample needs (3 for Recycle-GAN, 1 for CycleGAN).
         cache: ``"memory"`` keeps frames in RAM; ``"mmap"`` writes them once to
-            ``cache_path`` (a ``.npy``) and maps it, reusing it while the files are unchanged.
+            ``cache_path`` (a ``.npy``, with ``.flow.npy``/``.valid.npy`` beside it for the
+            motion) and maps them, reusing them while the files are unchanged.
         cache_path: the ``.npy`` file for ``cache="mmap"``.
-        workers: decoding threads (OpenCV releases the GIL).
+        workers: decoding (and flow) threads (OpenCV releases the GIL).
+        motion: also compute the source motion of every consecutive pair
+            (:mod:`retarget.train.motion`), for the warp term.
 
     Returns:
-        :class:`DomainData` with ``frames`` ``N x H x W x 3`` uint8 RGB, ``min(H, W) = load_size``.
+        :class:`DomainData`; every shard's frames are ``N x H x W x 3`` uint8 RGB with
+        ``min(H, W) = load_size``.
 
     Raises:
         RetargetError: missing or empty folder, no readable image, or no segment with
@@ -163,158 +374,69 @@ def load_domain(
     files, seg_ids, ds = _list_dataset(folder)
     if not files:
         raise RetargetError(f"{folder}: the dataset has no frames")
-
-    mmap_file = Path(cache_path) if (cache == "mmap" and cache_path is not None) else None
-    key = _cache_key(files, load_size)
-    meta_file = mmap_file.with_suffix(".json") if mmap_file else None
-    if mmap_file and meta_file and mmap_file.exists() and meta_file.exists():
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("key") == key:
-            frames = np.load(mmap_file, mmap_mode="r")
-            segments = [np.asarray(s, dtype=np.int64) for s in meta["segments"]]
-            info = DataInfo.of_dataset(ds, len(frames))
-            return DomainData(
-                folder.name,
-                str(folder),
-                frames,
-                segments,
-                info,
-                meta.get("skipped", 0),
-                meta.get("resized", 0),
-                tuple(meta.get("unreadable", ())),
-            )
-
-    with _opencv_silent(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        images = list(pool.map(_read_rgb, files))
-    shapes = [im.shape[:2] for im in images if im is not None]
-    if not shapes:
-        raise RetargetError(f"{folder}: none of its {len(files)} images could be read")
-    common = max(set(shapes), key=shapes.count)
-    resized = sum(1 for s in shapes if s != common)
-    skipped = sum(1 for im in images if im is None)
-    unreadable = tuple(_relative(f, folder) for f, im in zip(files, images) if im is None)
-
-    # An unreadable frame breaks temporal continuity, so its segment is split there.
-    segments: list[list[int]] = []
-    kept: list[int] = []
-    prev_seg = None
-    for i, (im, sid) in enumerate(zip(images, seg_ids)):
-        if im is None:
-            prev_seg = None
-            continue
-        if sid != prev_seg:
-            segments.append([])
-            prev_seg = sid
-        segments[-1].append(len(kept))
-        kept.append(i)
-
-    usable = [s for s in segments if len(s) >= frames_needed]
-    if not usable:
-        longest = max(len(s) for s in segments)
-        raise RetargetError(
-            f"{folder}: needs at least {frames_needed} consecutive frames in one segment, the longest has {longest}"
-        )
-
-    scale = load_size / min(common)
-    hw = (max(load_size, int(round(common[0] * scale))), max(load_size, int(round(common[1] * scale))))
-    shape = (len(kept), *hw, 3)
-    if mmap_file is not None:
-        mmap_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(mmap_file) as tmp:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            for j, i in enumerate(kept):
-                arr[j] = _fit(images[i], hw)  # type: ignore[arg-type]
-                images[i] = None
-            arr.flush()
-            del arr
-        with atomic_file(meta_file) as tmp:  # type: ignore[arg-type]
-            meta = {"key": key, "segments": usable, "skipped": skipped, "resized": resized, "unreadable": unreadable}
-            tmp.write_text(json.dumps(meta))
-        frames = np.load(mmap_file, mmap_mode="r")
+    kinds = ["frames", "flow", "valid"] if motion else ["frames"]
+    mapped = _MappedCache(Path(cache_path)) if (cache == "mmap" and cache_path is not None) else None
+    key = _cache_key(files, load_size, motion)
+    meta = mapped.read_meta(key) if mapped is not None else None
+    if meta is not None and mapped is not None:
+        counts, hws = meta["counts"], meta["shapes"]
+        arrays = {k: mapped.load(k, _shapes(k, counts, hws)) for k in kinds}
+        segments = meta["segments"]
+        skipped, resized, unreadable = meta.get("skipped", 0), meta.get("resized", 0), meta.get("unreadable", ())
     else:
-        frames = np.empty(shape, dtype=np.uint8)
-        for j, i in enumerate(kept):
-            frames[j] = _fit(images[i], hw)  # type: ignore[arg-type]
-            images[i] = None
-    info = DataInfo.of_dataset(ds, len(frames))
-    segs = [np.asarray(s, dtype=np.int64) for s in usable]
-    return DomainData(folder.name, str(folder), frames, segs, info, skipped, resized, unreadable)
+        dec = _decode(folder, files, seg_ids, load_size, workers)
+        segments = _usable(folder, dec.segments, frames_needed)
+        counts, hws = [len(r) for r in dec.rows], [list(s) for s in dec.shapes]
+        shapes = _shapes("frames", counts, hws)
+        with mapped.build("frames", shapes) if mapped is not None else _in_memory("frames", shapes) as views:
+            for view, rows in zip(views, dec.rows):
+                for j, img in enumerate(rows):
+                    view[j] = img
+                rows.clear()
+        arrays = {"frames": views}
+        if motion:
+            arrays["flow"], arrays["valid"] = _motion_arrays(mapped, arrays["frames"], segments, counts, hws, workers)
+        if mapped is not None:
+            mapped.write_meta(
+                {
+                    "key": key,
+                    "kinds": kinds,
+                    "counts": counts,
+                    "shapes": hws,
+                    "segments": segments,
+                    "skipped": dec.skipped,
+                    "resized": dec.resized,
+                    "unreadable": list(dec.unreadable),
+                }
+            )
+            arrays = {k: mapped.load(k, _shapes(k, counts, hws)) for k in kinds}
+        skipped, resized, unreadable = dec.skipped, dec.resized, dec.unreadable
+    shards = [
+        Shard(f, arrays["flow"][i] if motion else None, arrays["valid"][i] if motion else None)
+        for i, f in enumerate(arrays["frames"])
+    ]
+    info = DataInfo.of_dataset(ds, sum(counts))
+    segs = [np.asarray(s, dtype=np.int64) for s in segments]
+    return DomainData(folder.name, str(folder), shards, segs, info, skipped, resized, tuple(unreadable))
 
 
-def _relative(path: Path, folder: Path) -> str:
-    try:
-        return str(path.relative_to(folder))
-    except ValueError:  # a manifest may point outside its folder
-        return str(path)
-
-
-class TripletSampler:
-    """Draws batches of ``frames`` consecutive frames from one domain, augmented.
-
-    Every sample starts at an index whose ``frames - 1`` successors lie in the same
-    segment. All frames of a sample share one random crop and one flip. Draws depend
-    only on ``(seed, rank, domain, step)``, so resuming at a step repeats them exactly.
-
-    Args:
-        data: the domain's cached frames.
-        frames: T, frames per sample (3 Recycle-GAN, 1 CycleGAN).
-        size: crop side (px), at most the frames' short side.
-        batch_size: samples per batch.
-        seed: run seed.
-        domain: 0 for A, 1 for B (different streams for the two domains).
-        flip: random horizontal flips.
-        rank, world: this process's share of the start indices in a distributed run.
-    """
-
-    def __init__(
-        self,
-        data: DomainData,
-        frames: int,
-        size: int,
-        batch_size: int,
-        seed: int,
-        domain: int = 0,
-        flip: bool = True,
-        rank: int = 0,
-        world: int = 1,
-    ) -> None:
-        self.data, self.frames, self.size, self.batch_size = data, frames, size, batch_size
-        self.seed, self.domain, self.flip, self.rank = seed, domain, flip, rank
-        load = min(data.frames.shape[1:3])
-        if size > load:
-            raise RetargetError(f"{data.path}: crop size {size} is larger than the load size {load}")
-        starts = np.concatenate([s[: len(s) - frames + 1] for s in data.segments if len(s) >= frames])
-        # Disjoint shares per rank when there is enough data; tiny sets are shared.
-        share = starts[rank::world] if world > 1 and len(starts) >= world else starts
-        self.starts = share
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def sample(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The draws for ``step``: start indices, crop y, crop x, flips (each ``[batch]``)."""
-        rng = np.random.default_rng([self.seed, self.rank, self.domain, step])
-        starts = self.starts[rng.integers(0, len(self.starts), self.batch_size)]
-        room_y, room_x = self.data.frames.shape[1] - self.size, self.data.frames.shape[2] - self.size
-        ys = rng.integers(0, room_y + 1, self.batch_size)
-        xs = rng.integers(0, room_x + 1, self.batch_size)
-        flips = rng.random(self.batch_size) < 0.5 if self.flip else np.zeros(self.batch_size, bool)
-        return starts, ys, xs, flips
-
-    def batch(self, step: int) -> torch.Tensor:
-        """The batch of ``step``: float32 ``[batch, frames, 3, size, size]`` in [-1, 1]."""
-        starts, ys, xs, flips = self.sample(step)
-        out = np.empty((self.batch_size, self.frames, self.size, self.size, 3), dtype=np.uint8)
-        for b in range(self.batch_size):
-            clip = self.data.frames[
-                starts[b] : starts[b] + self.frames, ys[b] : ys[b] + self.size, xs[b] : xs[b] + self.size
-            ]
-            out[b] = clip[:, :, ::-1] if flips[b] else clip
-        t = torch.from_numpy(out).permute(0, 1, 4, 2, 3).float()
-        return t.div_(127.5).sub_(1.0).contiguous()
+def _motion_arrays(
+    mapped: Optional[_MappedCache],
+    frames: list[np.ndarray],
+    segments: list[list[int]],
+    counts: list[int],
+    hws: list[list[int]],
+    workers: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Flow and validity of every shard, computed from its frames (written to the mapped cache if any)."""
+    offsets = np.cumsum([0] + counts)
+    local = _local_segments(segments, offsets)
+    flow_shapes, valid_shapes = _shapes("flow", counts, hws), _shapes("valid", counts, hws)
+    build = mapped.build if mapped is not None else _in_memory
+    with build("flow", flow_shapes) as flows, build("valid", valid_shapes) as valids:
+        for k, shard in enumerate(frames):
+            compute_motion(shard, pairs_of(local[k]), flows[k], valids[k], workers=workers)
+        return list(flows), list(valids)
 
 
 def default_load_size(size: int, load_size: Optional[int] = None) -> int:

@@ -25,7 +25,7 @@ from retarget.errors import RetargetError
 from retarget.nn.step import NonFiniteLoss, Stepper
 from retarget.run import checkpoint as ckpt
 from retarget.train import distributed as ddp
-from retarget.train.data import TripletSampler
+from retarget.train.sampler import BatchLoader, TripletSampler
 
 if TYPE_CHECKING:  # hooks import this module for their annotations
     from retarget.train.hooks import Hook
@@ -62,12 +62,14 @@ class Trainer:
         nets: the (unwrapped) networks, in train mode; float ``[B, 3, H, W]`` in [-1, 1].
         stepper: the optimisation step (objective, optimizers, image pools).
         samplers: ``{"A", "B"}`` batch samplers, pure functions of the step.
+        loader: hands out each step's batch on the device, the next prepared during the step.
         schedulers: the LR schedulers of the G and D optimizers.
         hooks: called in order at each event.
         start: steps done before this call (resume).
         step: steps done so far (after a step: including it).
         elapsed: wall-clock seconds of training so far, resumes included (agreed across ranks).
-        batch: the last step's batch ``{"A", "B"}``, float ``[B, T, 3, H, W]`` in [-1, 1].
+        batch: the last step's batch ``{"A", "B"}``, float ``[B, T, 3, H, W]`` in [-1, 1] (and the
+            source motion ``"A.flow"``... when the objective needs it).
         losses: the last step's loss terms (Python floats).
         lr: the generator LR the last step used.
         data_time, step_time: seconds the last step spent loading its batch, and in total.
@@ -95,6 +97,7 @@ class Trainer:
         self.cfg, self.ctx, self.device, self.run_dir = cfg, ctx, device, run_dir
         self.nets, self.stepper, self.samplers, self.data_info = nets, stepper, samplers, data_info
         self.hooks: list[Hook] = list(hooks)
+        self.loader = BatchLoader(samplers, device, motion=stepper.objective.needs_motion)
         self.elapsed = 0.0  # before the schedulers: LambdaLR reads the factor at once
         self.schedulers = [
             torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s))
@@ -231,6 +234,7 @@ class Trainer:
         """Run steps until ``cfg.steps`` or a hook's stop; Ctrl-C or SIGTERM saves and returns (``interrupted``)."""
         with ddp.DeferredInterrupt() as sig, self.resources:
             self.signal = sig
+            self.resources.callback(self.loader.close)
             self._clock_base, self._clock_start = self.elapsed, _now()
             for hook in self.hooks:
                 hook.before_train(self)
@@ -252,7 +256,7 @@ class Trainer:
         """One step: batch, optimisation, clock, LR schedule."""
         t0 = _now()
         done = self.step
-        self.batch = {k: s.batch(done).to(self.device, non_blocking=True) for k, s in self.samplers.items()}
+        self.batch = self.loader.get(done)
         self.data_time = _now() - t0
         try:
             losses = self.stepper.step(self.batch)

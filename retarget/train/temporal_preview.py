@@ -50,7 +50,7 @@ def preview_clip(domain: DomainData, length: int, size: int) -> np.ndarray:
     take = min(length, len(longest))
     start = (len(longest) - take) // 2
     idx = longest[start : start + take]
-    frames = np.asarray(domain.frames[idx[0] : idx[-1] + 1])  # consecutive indices within a segment
+    frames = np.asarray(domain.clip(int(idx[0]), len(idx)))  # consecutive frames of one segment
     h, w = frames.shape[1:3]
     y, x = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(frames[:, y : y + size, x : x + size])

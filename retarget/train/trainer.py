@@ -30,13 +30,13 @@ from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
 from retarget.nn.networks import build_networks, check_size
-from retarget.nn.objectives import make_objective
+from retarget.nn.objectives import make_objective, needs_motion
 from retarget.nn.pool import ImagePool
 from retarget.nn.step import Stepper, make_optimizers
 from retarget.progress import console
 from retarget.run import checkpoint as ckpt
 from retarget.train import distributed as ddp
-from retarget.train.data import DomainData, TripletSampler, default_load_size, load_domain
+from retarget.train.data import DomainData, default_load_size, load_domain
 from retarget.train.hooks import (
     LOSS_CURVE,
     METRICS,
@@ -55,6 +55,7 @@ from retarget.train.hooks import (
 from retarget.train.loop import Trainer, lr_factor
 from retarget.train.preview import read_metrics, write_metrics
 from retarget.train.resume import RESUMABLE, check_resume, resume_command, resume_config
+from retarget.train.sampler import TripletSampler
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
 from retarget.train.views import Views, clear_views
 
@@ -66,10 +67,7 @@ RUN_FILES = (
     ckpt.DATA,
     METRICS,
     LOSS_CURVE,
-    "cache_A.npy",
-    "cache_A.json",
-    "cache_B.npy",
-    "cache_B.json",
+    *(f"cache_{d}{ext}" for d in "AB" for ext in (".npy", ".json", ".flow.npy", ".valid.npy")),
 )
 
 __all__ = [
@@ -330,13 +328,19 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
     """Both domains' frame caches; warns (rank 0) about skipped or resized images."""
     frames = cfg.model.p_frames + 1 if cfg.model.model == "recycle" else 1
     load_size = default_load_size(cfg.model.size, cfg.load_size)
+    motion = needs_motion(cfg.model, cfg.loss)
     domains = {}
     for name, path in (("A", cfg.a_dir), ("B", cfg.b_dir)):
         # Only rank 0 builds an mmap cache; the others wait and map the finished file.
         if cfg.cache == "mmap" and not ctx.is_main:
             ddp.barrier(ctx)
         data = load_domain(
-            path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy"
+            path,
+            load_size,
+            frames_needed=frames,
+            cache=cfg.cache,
+            cache_path=run_dir / f"cache_{name}.npy",
+            motion=motion,
         )
         if cfg.cache == "mmap" and ctx.is_main:
             ddp.barrier(ctx)
