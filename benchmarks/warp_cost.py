@@ -55,7 +55,12 @@ def measure(size: int, batch: int, rounds: int) -> dict[str, float]:
     clip = x[None].repeat(batch, 1, 1, 1, 1)  # [B, 3, 3, S, S]
     fy = clip[:, :2].clone().requires_grad_(True)
     motion = add_motion({"A": clip})
-    times: dict[str, list[float]] = {"flow in the step": [], "cut per batch": [], "in-step term": [], "per pair once": []}
+    times: dict[str, list[float]] = {
+        "flow in the step": [],
+        "cut per batch": [],
+        "in-step term": [],
+        "per pair once": [],
+    }
     for r in range(rounds + 1):
         t_old = _timed(lambda: add_motion({"A": clip}))
         t_once = _timed(lambda: compute_motion(frames, [(0, 1), (1, 2)], flow, valid, workers=1)) / 2
@@ -81,7 +86,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(environment(args.threads))
-    print(f"{'size':>5} {'batch':>5} | {'before: flow in the step':>25} | after: in-step term, cut per batch | per pair once")
+    print(
+        f"{'size':>5} {'batch':>5} | {'before: flow in the step':>25} | after: in-step term, cut per batch | per pair once"
+    )
     for size in args.sizes:
         for b in args.batch:
             m = measure(size, b, args.rounds)
