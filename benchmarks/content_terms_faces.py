@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from retarget.config import LossConfig, TrainConfig, model_preset  # noqa: E402
 from retarget.faces.backends import get_backend  # noqa: E402
 from retarget.train.data import load_domain  # noqa: E402
-from retarget.train.trainer import train  # noqa: E402
+from retarget.train import train  # noqa: E402
 
 
 def recolour(img: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from common import environment, load_average
 
 from retarget.config import FaceConfig
 from retarget.faces.align import STABLE_POINTS, apply, eye_centres, template_points
-from retarget.faces.tracker import FaceAligner
+from retarget.faces.aligner import FaceAligner
 
 
 def frames_of(path: Path) -> tuple[list[np.ndarray], list[float]]:

@@ -227,7 +227,7 @@ def train_and_translate(
 
     from retarget.progress import console
     from retarget.render.render import Translator
-    from retarget.train.trainer import train
+    from retarget.train import train
 
     torch.set_num_threads(threads)
     model, loss, extra = parse_system(spec, preset, size)

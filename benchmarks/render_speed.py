@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from retarget.config import RenderConfig, model_preset  # noqa: E402
+from retarget.geometry import center_crop  # noqa: E402
 from retarget.nn.networks import build_generator  # noqa: E402
-from retarget.render.compose import center_crop  # noqa: E402
 from retarget.render.render import Translator, translate_video  # noqa: E402
 from retarget.video.reader import VideoReader, probe  # noqa: E402
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retarget.eval.temporal import warping_errors  # noqa: E402
-from retarget.render.compose import center_crop  # noqa: E402
+from retarget.geometry import center_crop  # noqa: E402
 from retarget.render.stabilize import stabilize_frames  # noqa: E402
 from retarget.video.flow import FlowEstimator  # noqa: E402
 from retarget.video.reader import VideoReader  # noqa: E402

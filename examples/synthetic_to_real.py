@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from retarget.config import LossConfig, TrainConfig, model_preset
 from retarget.demo import synth
 from retarget.errors import RetargetError
-from retarget.train.trainer import train
+from retarget.train import train
 
 
 class CentreNet(nn.Module):

@@ -5,7 +5,7 @@ Nothing here does work of its own. Each flag is a field of a config in
 become one line on stderr and a non-zero exit. Heavy imports (torch, av, cv2) happen
 inside the commands so ``retarget --help`` and ``--version`` answer at once.
 
-Longer than 400 lines on purpose: each of the seven commands declares its options as
+Longer than 400 lines on purpose: each command declares its options as
 annotated parameters (Typer builds ``--help`` from them), one per config field.
 """
 
@@ -348,7 +348,7 @@ def train(
         check_train_config(cfg)  # open bounds (0 <= beta < 1, lr > 0) typer cannot express
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    from retarget.train.trainer import train as run_train
+    from retarget.train.launch import train as run_train
 
     result = _run(lambda: run_train(cfg))
     if result.interrupted:  # saved; scripts and schedulers see how it stopped: 130 Ctrl-C, 143 SIGTERM
@@ -480,7 +480,7 @@ def runs(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ) -> None:
     """List the training runs under FOLDER: progress, last losses, age, resumable or not."""
-    from retarget.train.runs import list_runs, table_rows
+    from retarget.views.runs import list_runs, table_rows
 
     rows = _run(lambda: list_runs(folder))
     if json_out:

@@ -1,6 +1,6 @@
 """Devices and mixed precision: the one ``--device`` resolver and the one ``--amp`` map.
 
-Used by training (:mod:`retarget.train.trainer`, one device per DDP rank), the
+Used by training (:mod:`retarget.train.launch`, one device per DDP rank), the
 optimisation step (:mod:`retarget.nn.step`) and render (:mod:`retarget.render.render`).
 """
 

@@ -37,7 +37,7 @@ def extract_domains(videos: Mapping[str, Sequence[str | Path]], out: Path, templ
 
 def train_on(data: Mapping[str, Path], run_dir: Path, template: TrainConfig):  # -> TrainResult
     """Train on ``data["A"]`` and ``data["B"]`` into ``run_dir`` (an earlier run there is replaced)."""
-    from retarget.train.trainer import train
+    from retarget.train.launch import train
 
     cfg = replace(template, a_dir=str(data["A"]), b_dir=str(data["B"]), out=str(run_dir), overwrite=True, resume=False)
     return train(cfg)

@@ -246,6 +246,7 @@ def test_a_checkpoint_is_durable(tmp_path, monkeypatch):
     from retarget.config import model_preset
     from retarget.nn.networks import build_networks
     from retarget.run import checkpoint as ckpt
+    from retarget.run import layout
 
     if not __import__("os").path.isdir("/proc/self/fd"):
         pytest.skip("needs /proc to name the synced files")
@@ -254,4 +255,4 @@ def test_a_checkpoint_is_durable(tmp_path, monkeypatch):
     torch.manual_seed(0)
     final = ckpt.write_checkpoint(tmp_path, 5, build_networks(cfg), cfg, {"step": 5})
     names = {p.name for p in synced}
-    assert {ckpt.WEIGHTS, ckpt.STATE} <= names and final.parent in synced
+    assert {layout.WEIGHTS, layout.STATE} <= names and final.parent in synced

@@ -15,7 +15,7 @@ from retarget.config import TrainConfig, model_preset, to_json
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_networks
 from retarget.run import checkpoint as ckpt
-from retarget.run import load_run
+from retarget.run import layout, load_run
 
 
 def tiny(model: str = "recycle", **kw):
@@ -27,13 +27,13 @@ def make_run(folder, cfg=None, data=None):
     torch.manual_seed(1)
     nets = build_networks(cfg)
     folder.mkdir(parents=True, exist_ok=True)
-    ckpt.save_weights(folder / ckpt.WEIGHTS, nets, cfg, 7, data or {"A": {"align": "face", "size": 32}})
+    ckpt.save_weights(folder / layout.WEIGHTS, nets, cfg, 7, data or {"A": {"align": "face", "size": 32}})
     return nets
 
 
 def test_weights_round_trip_rebuilds_networks(tmp_path):
     nets = make_run(tmp_path / "run")
-    (tmp_path / "run" / ckpt.CONFIG).write_text(to_json(TrainConfig("a", "b", model=tiny(), steps=9)))
+    (tmp_path / "run" / layout.CONFIG).write_text(to_json(TrainConfig("a", "b", model=tiny(), steps=9)))
     run = load_run(tmp_path / "run", "cpu")
     assert run.model_cfg == tiny() and run.step == 7 and run.train_cfg.steps == 9
     assert run.data["A"].align == "face"
@@ -42,7 +42,7 @@ def test_weights_round_trip_rebuilds_networks(tmp_path):
     for name in ("G_AB", "G_BA"):
         assert not run.networks[name].training
         assert torch.allclose(run.networks[name](x), nets[name].eval()(x))
-    only = load_run(tmp_path / "run" / ckpt.WEIGHTS, "cpu", names=("G_AB",))
+    only = load_run(tmp_path / "run" / layout.WEIGHTS, "cpu", names=("G_AB",))
     assert list(only.networks) == ["G_AB"] and only.train_cfg is not None
 
 
@@ -50,7 +50,7 @@ def test_newest_run_is_the_default(tmp_path, monkeypatch):
     make_run(tmp_path / "models" / "old")
     make_run(tmp_path / "models" / "new", tiny("cyclegan"))
     past = time.time() - 100
-    os.utime(tmp_path / "models" / "old" / ckpt.WEIGHTS, (past, past))
+    os.utime(tmp_path / "models" / "old" / layout.WEIGHTS, (past, past))
     monkeypatch.chdir(tmp_path)
     run = load_run(None, "cpu")
     assert run.run_dir.name == "new" and run.model_cfg.model == "cyclegan" and "P_A" not in run.networks
@@ -74,7 +74,7 @@ def test_load_errors_are_one_line(tmp_path, monkeypatch):
 
 def test_incompatible_weights(tmp_path):
     make_run(tmp_path / "run")
-    meta, tensors = ckpt.read_weights(tmp_path / "run" / ckpt.WEIGHTS)
+    meta, tensors = ckpt.read_weights(tmp_path / "run" / layout.WEIGHTS)
     with pytest.raises(RetargetError, match="do not fit network G_AB") as err:
         ckpt.load_into(build_networks(tiny(ngf=16)), tensors, "w.safetensors")
     assert "\n" not in str(err.value)
@@ -94,7 +94,7 @@ def test_rng_state_round_trip(tmp_path):
     torch.manual_seed(5)
     np.random.seed(5)
     random.seed(5)
-    ckpt.save_state(tmp_path / "s.pt", {"rng": ckpt.rng_state(), "step": 3})
+    torch.save({"rng": ckpt.rng_state(), "step": 3}, tmp_path / "s.pt")
     expected = (torch.rand(3), np.random.rand(3), random.random(), np.random.randn())
     torch.manual_seed(0)
     np.random.seed(0)
@@ -121,17 +121,17 @@ def test_state_never_unpickles_objects(tmp_path):
 
 def test_weights_are_written_atomically(tmp_path, monkeypatch):
     nets = make_run(tmp_path / "run")
-    before = (tmp_path / "run" / ckpt.WEIGHTS).read_bytes()
+    before = (tmp_path / "run" / layout.WEIGHTS).read_bytes()
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ckpt, "save_file", boom)
     with pytest.raises(KeyboardInterrupt):
-        ckpt.save_weights(tmp_path / "run" / ckpt.WEIGHTS, nets, tiny(), 8)
-    assert (tmp_path / "run" / ckpt.WEIGHTS).read_bytes() == before
-    assert [p.name for p in (tmp_path / "run").iterdir()] == [ckpt.WEIGHTS]
-    assert json.loads(ckpt.read_weights(tmp_path / "run" / ckpt.WEIGHTS)[0]["step"]) == 7
+        ckpt.save_weights(tmp_path / "run" / layout.WEIGHTS, nets, tiny(), 8)
+    assert (tmp_path / "run" / layout.WEIGHTS).read_bytes() == before
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [layout.WEIGHTS]
+    assert json.loads(ckpt.read_weights(tmp_path / "run" / layout.WEIGHTS)[0]["step"]) == 7
 
 
 def test_old_runs_keep_their_data_info_beside_the_weights(tmp_path):
@@ -140,9 +140,9 @@ def test_old_runs_keep_their_data_info_beside_the_weights(tmp_path):
     cfg = tiny()
     nets = build_networks(cfg)
     (tmp_path / "run").mkdir()
-    ckpt.save_weights(tmp_path / "run" / ckpt.WEIGHTS, nets, cfg, 3)  # no data in the metadata
+    ckpt.save_weights(tmp_path / "run" / layout.WEIGHTS, nets, cfg, 3)  # no data in the metadata
     old = {"A": {"align": "face", "size": 32, "face": {"margin": 0.3}, "crop": [1, 2, 30, 30], "name": "a"}}
-    (tmp_path / "run" / ckpt.DATA).write_text(json.dumps(old))
+    (tmp_path / "run" / layout.DATA).write_text(json.dumps(old))
     info = load_run(tmp_path / "run", "cpu").data["A"]
     assert info.align == "face" and info.face.margin == 0.3 and info.crop == (1, 2, 30, 30)
     assert info.cut_threshold is None and info.scene_threshold() == 0.5  # dataset gone: extract's default
@@ -182,8 +182,8 @@ def _save(run, step, nets, extra=None):
 def _assert_resumable(run, step=None):
     latest = ckpt.latest_checkpoint(run)
     assert latest is not None
-    meta, _ = ckpt.read_weights(latest / ckpt.WEIGHTS)
-    state = ckpt.load_state(latest / ckpt.STATE)
+    meta, _ = ckpt.read_weights(latest / layout.WEIGHTS)
+    state = ckpt.load_state(latest / layout.STATE)
     assert int(meta["step"]) == state["step"] and torch.all(state["moments"] == state["step"])
     if step is not None:
         assert state["step"] == step

@@ -62,7 +62,7 @@ def test_the_default_preset_is_modelconfig():
 @pytest.mark.parametrize(
     "argv, module, expected",
     [
-        (["train", "a", "b"], "retarget.train.trainer.train", TrainConfig("a", "b")),
+        (["train", "a", "b"], "retarget.train.launch.train", TrainConfig("a", "b")),
         (["render", "in.mp4", "out.mp4"], "retarget.render.render.render", RenderConfig("in.mp4", "out.mp4")),
         (["extract", "v.mp4"], "retarget.dataset.extract.extract", ExtractConfig(videos=("v.mp4",))),
         (["demo"], "retarget.demo.demo.demo", DemoConfig()),

@@ -13,6 +13,7 @@ from helpers import write_frames
 
 from retarget.config import TrainConfig, model_preset
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 
 
 def _free_port() -> int:
@@ -71,9 +72,11 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
     for k, v in r0["weights"].items():
         assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
     latest = ckpt.latest_checkpoint(out)
-    saved = ckpt.read_weights(latest / ckpt.WEIGHTS)[1]  # rank 0 wrote the run
+    saved = ckpt.read_weights(latest / layout.WEIGHTS)[1]  # rank 0 wrote the run
     assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
-    assert ckpt.load_state(latest / ckpt.STATE)["step"] == 3 and len(ckpt.load_state(latest / ckpt.STATE)["rng"]) == 2
+    assert (
+        ckpt.load_state(latest / layout.STATE)["step"] == 3 and len(ckpt.load_state(latest / layout.STATE)["rng"]) == 2
+    )
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]  # every rank's speed, gathered into rank 0's log
     assert all(r[f"{k}/rank{i}"] > 0 for r in lines for k in ("it_s", "data_s") for i in (0, 1))
@@ -260,5 +263,5 @@ def test_sigterm_on_one_rank_stops_and_saves_every_rank_at_the_same_step(tmp_pat
     assert r0["steps"] == r1["steps"] == 2 and r0["interrupted"] and r1["interrupted"]
     assert r0["signal"] == r1["signal"] == 15  # both report SIGTERM: the CLI exits 143 on every rank
     assert ckpt.checkpoint_steps(tmp_path / "run") == [2]
-    saved = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "run") / ckpt.WEIGHTS)[1]
+    saved = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "run") / layout.WEIGHTS)[1]
     assert all(torch.equal(saved[k], v) and torch.equal(r1["weights"][k], v) for k, v in r0["weights"].items())

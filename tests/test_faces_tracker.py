@@ -1,4 +1,4 @@
-"""FaceAligner: detection cadence, tracking, picking, losses, smoothing (retarget.faces.tracker)."""
+"""FaceAligner: detection cadence, tracking, picking, losses, smoothing (retarget.faces.aligner, .tracker)."""
 
 from __future__ import annotations
 
@@ -229,9 +229,9 @@ def cartoon(cx: float, cy: float, size: float = 100.0, open_mouth: float = 0.0) 
 
 
 def test_a_stylised_face_keeps_its_track_and_background_is_still_rejected():
-    from retarget.faces.tracker import _shape_fit
+    from retarget.faces.tracker import shape_fit
 
-    assert 0.11 < _shape_fit(cartoon(0, 0)).rms < 0.16  # far from the human template
+    assert 0.11 < shape_fit(cartoon(0, 0)).rms < 0.16  # far from the human template
     aligner, fake = make(detect_every=4)
     textured = frame()
     outs = []

@@ -1,4 +1,4 @@
-"""The layering of docs/architecture.md: every import in retarget/ points down."""
+"""The layering of docs/architecture.md: every import in retarget/ points down, and no module imports itself back."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ ROOT = Path(__file__).resolve().parents[1] / "retarget"
 LAYERS = {
     "__main__": -1, "cli": 0, "demo": 1, "pipeline": 2,
     "train": 3, "render": 3,
-    "run": 4, "eval": 4,
-    "nn": 5, "dataset": 5,
-    "faces": 6,
-    "video": 7,
-    "geometry": 8, "device": 8, "config": 8, "atomic": 8,
-    "progress": 9, "errors": 9, "__init__": 9,
+    "views": 4,
+    "run": 5, "eval": 5,
+    "nn": 6, "dataset": 6,
+    "faces": 7,
+    "video": 8,
+    "geometry": 9, "device": 9, "config": 9, "atomic": 9,
+    "progress": 10, "errors": 10, "__init__": 10,
 }  # fmt: skip
 
 
@@ -44,3 +45,83 @@ def test_every_import_points_down():
                 if LAYERS[_component(name)] <= LAYERS[own]:
                     wrong.append(f"{path.relative_to(ROOT.parent)} imports {name}")
     assert not wrong, "imports pointing up or sideways:\n" + "\n".join(wrong)
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ``root``'s package it imports anywhere in its file (TYPE_CHECKING blocks included).
+
+    ``from package import name`` counts as importing ``package.name`` when that is a module,
+    else as importing ``package``.
+    """
+    paths = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module for a in node.names
+                }
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of ``graph``: one per strongly connected group of two or more modules, each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm; the graph is a few hundred edges deep at most
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_module_imports_itself_back():
+    cycles = import_cycles(import_graph(ROOT))
+    assert not cycles, "import circles (TYPE_CHECKING imports count):\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_circle_check_finds_a_circle_through_type_checking(tmp_path):
+    pkg = tmp_path / "retarget"
+    (pkg / "video").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "video" / "__init__.py").write_text("from retarget.video.reader import Frame\n")
+    (pkg / "video" / "reader.py").write_text("from retarget.video import timing\nclass Frame: ...\n")
+    (pkg / "video" / "timing.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from retarget.video.reader import Frame\n"
+    )
+    (pkg / "video" / "flow.py").write_text("import retarget.video.reader\n")  # one way only: no circle
+    graph = import_graph(pkg)
+    assert graph["retarget.video"] == {"retarget.video.reader"} and graph["retarget.video.flow"] == {
+        "retarget.video.reader"
+    }
+    assert import_cycles(graph) == [["retarget.video.reader", "retarget.video.timing"]]

@@ -1,22 +1,12 @@
-"""Preview grids, loss curves and the metrics log of retarget.train.preview."""
+"""Preview grids and loss curves of retarget.train.preview."""
 
 from __future__ import annotations
-
-import json
 
 import cv2
 import numpy as np
 import torch
 
-from retarget.train.preview import (
-    append_metrics,
-    preview_rows,
-    read_metrics,
-    save_grid,
-    save_loss_curve,
-    to_uint8,
-    write_metrics,
-)
+from retarget.train.preview import preview_rows, save_grid, save_loss_curve, to_uint8
 
 
 def test_to_uint8_maps_minus_one_to_one_onto_0_255():
@@ -45,19 +35,6 @@ def test_save_grid_tiles_rows_with_a_white_border(tmp_path):
     assert grid[2, 2].tolist() == [255, 0, 0] and grid[2, 10].tolist() == [0, 0, 255]
     assert grid[8, 2].tolist() == [0, 0, 255] and grid[8, 10].tolist() == [255, 255, 255]  # missing cell: white
     assert grid[0, 0].tolist() == [255, 255, 255]
-
-
-def test_metrics_log_round_trip_and_resume_cut(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    write_metrics(path, [{"step": 1, "loss/loss_G": 2.0}])
-    append_metrics(path, {"step": 2, "loss/loss_G": 1.5})
-    append_metrics(path, {"step": 3, "loss/loss_G": 1.0})
-    with open(path, "a") as f:
-        f.write('{"step": 4, "loss')  # a line cut short by a crash
-    assert [r["step"] for r in read_metrics(path, upto=10)] == [1, 2, 3]
-    assert [r["step"] for r in read_metrics(path, upto=2)] == [1, 2]  # later steps are redone by a resume
-    assert read_metrics(path, upto=0) == [] and read_metrics(tmp_path / "none.jsonl", upto=5) == []
-    assert json.loads(path.read_text().splitlines()[0]) == {"step": 1, "loss/loss_G": 2.0}
 
 
 def test_loss_curve_is_a_png(tmp_path):

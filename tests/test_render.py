@@ -28,7 +28,7 @@ from retarget.nn.networks import build_generator
 from retarget.render import Translator, render, translate_video
 from retarget.geometry import center_crop, center_crop_matrix, place_back
 from retarget.render.compose import side_by_side
-from retarget.render.pipeline import run_stages
+from retarget.render.stages import run_stages
 from retarget.run.checkpoint import save_weights
 
 SIZE = 32
@@ -358,7 +358,7 @@ def test_pipeline_keeps_order_and_propagates_worker_errors():
 
 
 def test_alignment_defaults_to_the_runs_source_domain(tmp_path, run_dir, monkeypatch):
-    import retarget.faces.tracker as tracker
+    import retarget.faces.aligner as aligner
 
     made = []
 
@@ -372,7 +372,7 @@ def test_alignment_defaults_to_the_runs_source_domain(tmp_path, run_dir, monkeyp
         def reset(self):
             pass
 
-    monkeypatch.setattr(tracker, "FaceAligner", NoFace)
+    monkeypatch.setattr(aligner, "FaceAligner", NoFace)
     src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
     # B was extracted with --align face: b2a renders in face mode with B's FaceConfig
     summary = _render(src, tmp_path / "b2a.mp4", run_dir, direction="b2a")
@@ -387,7 +387,7 @@ def test_face_mode_on_a_real_face_changes_only_the_face(tmp_path, run_dir, share
     import cv2
 
     from retarget.faces import paste
-    from retarget.faces.tracker import FaceAligner
+    from retarget.faces.aligner import FaceAligner
 
     src = shared_video("carphone_pristine.mp4")
     out = tmp_path / "face.mp4"

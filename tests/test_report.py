@@ -1,4 +1,4 @@
-"""report.html of retarget.train.report: well-formed, every reference exists inside the run folder."""
+"""report.html of retarget.views.report: well-formed, every reference exists inside the run folder."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from test_train_data import write_frames
 
 from retarget.config import TrainConfig, model_preset
 from retarget.train import train
-from retarget.train.report import json_table, write_report
-from retarget.train.svgchart import line_chart, thin
-from retarget.train.views import clear_views
+from retarget.views.report import json_table, write_report
+from retarget.views.run_views import clear_views
+from retarget.views.svgchart import line_chart, thin
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "source", "col", "wbr"}
 

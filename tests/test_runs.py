@@ -1,4 +1,4 @@
-"""retarget.train.runs and `retarget runs`: runs listed with their progress, one finished, one interrupted."""
+"""retarget.views.runs and `retarget runs`: runs listed with their progress, one finished, one interrupted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from retarget.cli import app
 from retarget.config import TrainConfig, model_preset
 from retarget.errors import RetargetError
 from retarget.train import train
-from retarget.train.runs import checkpoint_step, format_age, is_resumable, list_runs
+from retarget.views.runs import checkpoint_step, format_age, is_resumable, list_runs
 
 
 def _stop_at(step):
@@ -101,3 +101,21 @@ def test_cli_table_and_json(models):
 
 def test_format_age():
     assert [format_age(s) for s in (5, 300, 7200, 5 * 86400)] == ["5 s", "5 min", "2.0 h", "5 d"]
+
+
+def test_retarget_runs_loads_nothing_of_the_training_package(models):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from retarget.cli import main\n"
+        "try:\n"
+        f"    main(['runs', {str(models)!r}, '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "bad = sorted(m for m in sys.modules if m == 'retarget.train' or m.startswith('retarget.train.'))\n"
+        "print('loaded:', bad, file=sys.stderr); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert {r["name"] for r in json.loads(out.stdout)} == {"done", "half"}  # it did list the runs

@@ -1,4 +1,4 @@
-"""Optional TensorBoard logging (retarget.train.tensorboard): tags read back with TensorBoard's reader; absent package."""
+"""Optional TensorBoard logging (retarget.views.tensorboard): tags read back with TensorBoard's reader; absent package."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_training_logs_scalars_and_preview_grids(tmp_path, capsys):
 
 def test_board_follows_new_metrics_and_clips(tmp_path):
     pytest.importorskip("tensorboard")
-    from retarget.train.tensorboard import open_board
+    from retarget.views.tensorboard import open_board
 
     run = tmp_path / "run"
     (run / "previews").mkdir(parents=True)

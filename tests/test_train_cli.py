@@ -216,9 +216,9 @@ def test_sigterm_saves_exits_143_and_resume_continues(data, tmp_path):
 def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how, code):
     import signal
 
-    import retarget.train.trainer as trainer_mod
+    import retarget.train.launch as launch
     from retarget.train.distributed import HardInterrupt
-    from retarget.train.trainer import TrainResult
+    from retarget.train.launch import TrainResult
 
     def fake(cfg):
         if how.startswith("hard"):  # a second signal during the final save
@@ -226,7 +226,7 @@ def test_exit_status_says_how_training_stopped(data, tmp_path, monkeypatch, how,
         sig = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM}.get(how)
         return TrainResult(tmp_path, 3, interrupted=how != "finished", signal=sig)
 
-    monkeypatch.setattr(trainer_mod, "train", fake)
+    monkeypatch.setattr(launch, "train", fake)
     result, text = run(*data, "--out", str(tmp_path / "r"), *TINY)
     assert result.exit_code == code, text
 

@@ -12,9 +12,10 @@ from helpers import write_frames
 from retarget.config import TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 from retarget.run import load_run
 from retarget.train import train
-from retarget.train.trainer import resume_config
+from retarget.train.resume import resume_config
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_keep_prunes_older_checkpoints_and_render_can_pick_one(domains, tmp_path
     run = tmp_path / "run"
     train(config(domains, run, steps=5, checkpoint_every=1, keep=2))
     assert ckpt.checkpoint_steps(run) == [3, 4, 5]
-    assert ckpt.latest_checkpoint(run) == ckpt.checkpoint_dir(run, 5)
+    assert ckpt.latest_checkpoint(run) == layout.checkpoint_dir(run, 5)
     assert load_run(run).step == 5 and load_run(run, step=3).step == 3
     assert load_run(run, step=4).run_dir == run and load_run(run, step=4).train_cfg.keep == 2
     with pytest.raises(RetargetError, match=r"no checkpoint of step 1 \(checkpoints kept: 3, 4, 5\)"):
@@ -90,7 +91,7 @@ def test_a_failed_start_leaves_no_run_folder(domains, tmp_path):
 def _to_old_layout(run):
     """Turn a run into the layout of earlier versions: both files in the run folder."""
     latest = ckpt.latest_checkpoint(run)
-    for name in (ckpt.WEIGHTS, ckpt.STATE):
+    for name in (layout.WEIGHTS, layout.STATE):
         shutil.move(str(latest / name), str(run / name))
     shutil.rmtree(run / "checkpoints")
 
@@ -101,14 +102,14 @@ def test_runs_of_the_old_layout_load_and_resume(domains, tmp_path):
     train(config(domains, run, steps=4), on_step=stop_at(2))
     _to_old_layout(run)
     assert ckpt.checkpoint_steps(run) == [] and ckpt.latest_checkpoint(run) == run and ckpt.is_run(run)
-    assert load_run(run).step == 2 and load_run(run).path == run / ckpt.WEIGHTS
+    assert load_run(run).step == 2 and load_run(run).path == run / layout.WEIGHTS
     with pytest.raises(RetargetError, match="already holds a run"):
         train(config(domains, run, steps=4))
     resumed = train(resume_config(run, keep=0))
     assert resumed.steps == 4 and ckpt.checkpoint_steps(run) == [4]
-    assert not (run / ckpt.WEIGHTS).exists() and not (run / ckpt.STATE).exists()  # superseded, pruned
-    a = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "full") / ckpt.WEIGHTS)[1]
-    b = ckpt.read_weights(ckpt.latest_checkpoint(run) / ckpt.WEIGHTS)[1]
+    assert not (run / layout.WEIGHTS).exists() and not (run / layout.STATE).exists()  # superseded, pruned
+    a = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "full") / layout.WEIGHTS)[1]
+    b = ckpt.read_weights(ckpt.latest_checkpoint(run) / layout.WEIGHTS)[1]
     assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
 
 
@@ -165,8 +166,8 @@ def test_resume_from_another_folder_finds_the_datasets(domains, tmp_path, monkey
 def test_a_full_disk_under_the_metrics_log_is_one_line(domains, tmp_path, monkeypatch):
     import retarget.train.hooks as hooks
 
-    def full(path, record):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full(run_dir, record):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / layout.METRICS))
 
     monkeypatch.setattr(hooks, "append_metrics", full)
     with pytest.raises(RetargetError, match=r"metrics.jsonl: cannot write: no space left on device") as err:

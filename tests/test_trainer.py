@@ -1,4 +1,4 @@
-"""The training run of retarget.train.trainer: resume, interrupts, errors, both models."""
+"""The training run of retarget.train.launch: resume, interrupts, errors, both models."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from helpers import write_frames
 from retarget.config import LossConfig, TrainConfig, model_preset, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 from retarget.train import load_run, train
-from retarget.train.trainer import lr_factor, resume_config
+from retarget.train.loop import lr_factor
+from retarget.train.resume import resume_config
 
 
 @pytest.fixture
@@ -31,11 +33,11 @@ def config(domains, out, model="recycle", **kw):
 
 
 def weights(run_dir):
-    return ckpt.read_weights(ckpt.latest_checkpoint(run_dir) / ckpt.WEIGHTS)[1]
+    return ckpt.read_weights(ckpt.latest_checkpoint(run_dir) / layout.WEIGHTS)[1]
 
 
 def state(run_dir):
-    return ckpt.load_state(ckpt.latest_checkpoint(run_dir) / ckpt.STATE)
+    return ckpt.load_state(ckpt.latest_checkpoint(run_dir) / layout.STATE)
 
 
 def stop_at(step):
@@ -86,7 +88,7 @@ def test_resume_matches_uninterrupted_run(domains, tmp_path):
     full = train(config(domains, tmp_path / "full", seed=11, lr=3e-4, beta1=0.6))
     part = train(config(domains, tmp_path / "part", seed=11, lr=3e-4, beta1=0.6), on_step=stop_at(3))
     assert part.interrupted and part.steps == 3
-    assert ckpt.read_weights(ckpt.checkpoint_dir(tmp_path / "part", 3) / ckpt.WEIGHTS)[0]["step"] == "3"
+    assert ckpt.read_weights(layout.checkpoint_dir(tmp_path / "part", 3) / layout.WEIGHTS)[0]["step"] == "3"
     resumed = train(resume_config(tmp_path / "part"))
     assert resumed.steps == 6 and full.steps == 6
     saved = json.loads((tmp_path / "part" / "config.json").read_text())
@@ -155,21 +157,21 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
             with torch.no_grad():
                 next(result_nets["G_AB"].parameters()).fill_(float("nan"))
 
-    import retarget.train.trainer as trainer_mod
+    import retarget.train.launch as launch
 
     result_nets = {}
-    real_make = trainer_mod._make_step
+    real_make = launch._make_step
 
     def spy(nets, *a):
         result_nets.update(nets)
         return real_make(nets, *a)
 
-    trainer_mod._make_step = spy
+    launch._make_step = spy
     try:
         with pytest.raises(RetargetError, match=r"non-finite loss .* at step 3; .*last good checkpoint \(step 2\)"):
             train(config(domains, tmp_path / "run", checkpoint_every=2), on_step=poison)
     finally:
-        trainer_mod._make_step = real_make
+        launch._make_step = real_make
     saved = weights(tmp_path / "run")
     assert all(torch.isfinite(v).all() for v in saved.values())
     assert state(tmp_path / "run")["step"] == 2
@@ -303,7 +305,7 @@ def test_time_limit_stops_saves_and_resume_continues(domains, tmp_path, monkeypa
 
 
 def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):
-    from retarget.train.hooks import Hook
+    from retarget.train.loop import Hook
 
     class CountHook(Hook):
         def __init__(self):

@@ -3,7 +3,7 @@
 Each video is decoded in order (:mod:`retarget.video.reader`), each frame becomes a
 square crop (``align none``: short side scaled to ``size`` and centre-cropped;
 ``align face``: the face aligned and temporally smoothed by
-:class:`retarget.faces.tracker.FaceAligner`), crops are written by a thread pool and
+:class:`retarget.faces.aligner.FaceAligner`), crops are written by a thread pool and
 described in ``manifest.json`` (docs/dataset.md). Frames are grouped into segments
 that break at scene cuts, lost faces, decoding holes and new videos, because the
 training sampler draws (t, t+1, t+2) from inside one segment.
@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
-from retarget.config import ExtractConfig, FaceConfig, to_dict
+from retarget.config import ExtractConfig, to_dict
 from retarget.dataset.manifest import (
     MANIFEST,
     Dataset,
@@ -40,7 +40,8 @@ from retarget.dataset.manifest import (
 from retarget.dataset.scenes import SceneDetector
 from retarget.dataset.writer import ImageWriter
 from retarget.errors import RetargetError
-from retarget.faces.aligner import Aligner, Continuity
+from retarget.faces.aligner import Aligner, FaceAligner
+from retarget.faces.continuity import Continuity
 from retarget.geometry import crop_none, none_matrix
 from retarget.progress import console, make_progress
 from retarget.video.reader import VideoInfo, VideoReader, probe
@@ -85,14 +86,6 @@ def _estimate_frames(info: VideoInfo, cfg: ExtractConfig) -> Optional[int]:
     rate = min(cfg.fps, info.fps) if cfg.fps else info.fps
     n = max(1, math.ceil(span * rate / cfg.every))
     return min(n, cfg.max_frames) if cfg.max_frames else n
-
-
-def _make_aligner(face: FaceConfig, size: int) -> Aligner:
-    try:
-        from retarget.faces.tracker import FaceAligner
-    except ImportError as exc:  # the faces package is part of retarget; a broken install
-        raise RetargetError(f"--align face is unavailable: {exc}") from None
-    return FaceAligner(face, size)
 
 
 def _check_output(cfg: ExtractConfig, out: Path) -> Optional[Dataset]:
@@ -263,7 +256,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
                     f"[yellow]warning:[/] {v}: same content as {known[sha]}, already in {out}; adding it again"
                 )
     if cfg.align == "face" and aligner is None:
-        aligner = _make_aligner(cfg.face, cfg.size)
+        aligner = FaceAligner(cfg.face, cfg.size)
     try:
         with atomic_dir(out, replace=out.exists()) as tmp:
             (tmp / FRAMES_DIR).mkdir()

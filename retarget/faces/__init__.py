@@ -5,12 +5,12 @@ crops (used by ``extract`` and ``render``); ``paste_back`` puts a translated cro
 into its frame.
 """
 
-from retarget.faces.aligner import Aligner, Continuity
 from retarget.faces.align import crop_matrix, estimate_similarity, eye_centres, template_points, warp_crop
+from retarget.faces.aligner import AlignedFace, Aligner, FaceAligner
 from retarget.faces.backends import FaceBackend, get_backend
+from retarget.faces.continuity import Continuity
 from retarget.faces.paste import face_mask, paste_back
 from retarget.faces.smooth import OneEuroFilter, TransformSmoother
-from retarget.faces.tracker import AlignedFace, FaceAligner
 
 __all__ = [
     "AlignedFace",

@@ -28,7 +28,7 @@ __all__ = ["FaceBackend", "DlibBackend", "FanBackend", "get_backend", "dlib_mode
 
 @runtime_checkable
 class FaceBackend(Protocol):
-    """What :class:`~retarget.faces.tracker.FaceAligner` needs from a landmark backend."""
+    """What :class:`~retarget.faces.aligner.FaceAligner` needs from a landmark backend."""
 
     name: str
 

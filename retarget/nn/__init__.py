@@ -10,7 +10,7 @@ from retarget.nn.networks import (
     count_parameters,
     init_weights,
 )
-from retarget.nn.objectives import Objective, Weights, make_objective
+from retarget.nn.objectives import Objective, Weights, frames_per_sample, make_objective
 from retarget.nn.step import NonFiniteLoss, Stepper, d_params, g_params, make_optimizers
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "check_size",
     "count_parameters",
     "d_params",
+    "frames_per_sample",
     "g_params",
     "gradient_penalty",
     "init_weights",

@@ -37,6 +37,12 @@ DIRECTIONS: tuple[tuple[str, str], ...] = (("A", "B"), ("B", "A"))
 FEATURE_BLOCKS = 2
 
 
+def frames_per_sample(model_cfg: ModelConfig) -> int:
+    """Consecutive frames one training sample holds: the predictor's ``p_frames`` and the one
+    it predicts for Recycle-GAN (3 by default), 1 for CycleGAN."""
+    return model_cfg.p_frames + 1 if model_cfg.model == "recycle" else 1
+
+
 @dataclass(frozen=True)
 class Weights:
     """Resolved loss weights; 0 means the term is neither computed nor reported."""
@@ -89,7 +95,9 @@ class Objective:
         model_cfg: architecture; ``model`` picks Recycle-GAN (triplets) or CycleGAN.
         loss_cfg: loss kinds and weights.
         nets: output of :func:`retarget.nn.networks.build_networks` (possibly wrapped,
-            e.g. in DDP: only ``__call__`` is used).
+            e.g. in DDP: only ``__call__`` is used). The attribute ``nets`` may be
+            replaced by wrappers of the same networks once the stepper has set their
+            memory format (the trainer does so for DDP).
         content: content networks by direction (``{"A": f}`` gives ``A/content`` =
             |f(a) - f(G_AB(a))|), from :func:`retarget.nn.content.load_content_models`.
 
@@ -111,9 +119,8 @@ class Objective:
         self.w = Weights.resolve(model_cfg.model, loss_cfg)
         self.gan = GanLoss(loss_cfg.gan_loss)
         self.recycle_model = model_cfg.model == "recycle"
-        # frames a sample holds: p past frames and the one to predict (recycle) or 1
-        self.p = model_cfg.p_frames if self.recycle_model else 0
-        self.frames = self.p + 1
+        self.frames = frames_per_sample(model_cfg)
+        self.p = self.frames - 1  # the predictor's input frames (recycle), else 0
         self.memory_format = torch.contiguous_format
         needed = ["G_AB", "G_BA", "D_A", "D_B"] + (["P_A", "P_B"] if self.recycle_model else [])
         missing = [k for k in needed if k not in nets]

@@ -1,8 +1,7 @@
 """Composing output frames: side by side views.
 
-The crop geometry render uses (:func:`center_crop`, :func:`center_crop_matrix`,
-:func:`place_back`) lives in :mod:`retarget.geometry`, shared with extract; it is
-re-exported here for code written against the old place.
+The crop geometry render uses (``center_crop``, ``center_crop_matrix``, ``place_back``)
+lives in :mod:`retarget.geometry`, shared with extract.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from retarget.geometry import center_crop, center_crop_matrix, place_back
-
-__all__ = ["center_crop", "center_crop_matrix", "place_back", "side_by_side"]
+__all__ = ["side_by_side"]
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -1,10 +1,10 @@
 """``retarget render``: translate a whole video with a trained run, keeping sound and timing.
 
-Frames stream through three overlapped stages (see :mod:`retarget.render.pipeline`):
+Frames stream through three overlapped stages (see :mod:`retarget.render.stages`):
 
 1. decode (:class:`~retarget.video.reader.VideoReader`, rotation applied) and prepare the
    network input: extract's ``--align none`` centre crop, or the aligned face crop from
-   :class:`~retarget.faces.tracker.FaceAligner` (reset at scene cuts, as extract does);
+   :class:`~retarget.faces.aligner.FaceAligner` (reset at scene cuts, as extract does);
    with ``--stabilize``, also the optical flow between consecutive crops
    (:mod:`retarget.render.stabilize`);
 2. translate batches with the generator (``G_AB`` for a2b, ``G_BA`` for b2a);
@@ -31,11 +31,12 @@ from retarget.atomic import atomic_file, clean_stale_temps, write_errors
 from retarget.config import FaceConfig, RenderConfig
 from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
-from retarget.faces.aligner import Aligner, Continuity
+from retarget.faces.aligner import Aligner
+from retarget.faces.continuity import Continuity
 from retarget.geometry import center_crop, center_crop_matrix, place_back
 from retarget.progress import console, make_progress
 from retarget.render.compose import side_by_side
-from retarget.render.pipeline import run_stages
+from retarget.render.stages import run_stages
 from retarget.run import load_run
 from retarget.video.reader import VideoInfo, VideoReader, probe
 from retarget.video.writer import VideoWriter
@@ -142,7 +143,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
     aligner: Optional[Aligner] = None
     if align == "face":
         face_cfg = cfg.face or data.face or FaceConfig()
-        from retarget.faces.tracker import FaceAligner
+        from retarget.faces.aligner import FaceAligner
 
         aligner = FaceAligner(face_cfg, size)
     translator = Translator(run.networks[gen_name], device, cfg.amp)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -37,14 +36,9 @@ from retarget.atomic import atomic_dir, atomic_file, discard, write_error
 from retarget.config import ModelConfig, from_dict, to_json
 from retarget.errors import RetargetError
 from retarget.run.info import DataInfo, data_to_json
+from retarget.run.layout import CHECKPOINTS, STATE, WEIGHTS, checkpoint_dir, parse_step
 
-WEIGHTS = "weights.safetensors"
-STATE = "state.pt"
-CONFIG = "config.json"
-DATA = "data.json"  # older runs only: the data info now lives in the weights metadata
-CHECKPOINTS = "checkpoints"  # folder of the step folders inside a run folder
 FORMAT = "retarget-weights/1"
-_STEP_DIR = re.compile(r"^step_([0-9]+)$")
 
 
 def save_weights(
@@ -146,12 +140,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Write a training-state dict (tensors, numbers, strings, lists, dicts only), atomically."""
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a training state with ``weights_only=True``; RetargetError if unreadable."""
     try:
@@ -163,11 +151,6 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 # --- checkpoint folders -----------------------------------------------------------------
-
-
-def checkpoint_dir(run_dir: str | os.PathLike[str], step: int) -> Path:
-    """``RUN/checkpoints/step_NNNNNNN``: where the checkpoint of ``step`` lives (existing or not)."""
-    return Path(run_dir) / CHECKPOINTS / f"step_{int(step):07d}"
 
 
 def _is_complete(folder: Path) -> bool:
@@ -187,7 +170,7 @@ def checkpoint_steps(run_dir: str | os.PathLike[str]) -> list[int]:
         names = os.listdir(root)
     except OSError:
         return []
-    steps = [int(m.group(1)) for n in names if (m := _STEP_DIR.match(n))]
+    steps = [s for n in names if (s := parse_step(n)) is not None]
     return sorted(s for s in steps if _is_complete(checkpoint_dir(run_dir, s)))
 
 

@@ -6,7 +6,6 @@ the optimiser code (see docs/architecture.md).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,20 +13,11 @@ from typing import Optional
 
 import torch
 
-from retarget.config import ModelConfig, TrainConfig, from_dict
+from retarget.config import ModelConfig, TrainConfig
 from retarget.errors import RetargetError
-from retarget.run.checkpoint import (
-    CHECKPOINTS,
-    CONFIG,
-    DATA,
-    WEIGHTS,
-    checkpoint_dir,
-    checkpoint_steps,
-    load_into,
-    model_config_of,
-    read_weights,
-)
+from retarget.run.checkpoint import checkpoint_steps, load_into, model_config_of, read_weights
 from retarget.run.info import DataInfo, data_from_json
+from retarget.run.layout import CHECKPOINTS, DATA, WEIGHTS, checkpoint_dir, read_train_config
 
 
 @dataclass
@@ -183,13 +173,7 @@ def load_run(
         net.to(device).eval()
         net.requires_grad_(False)
     run_dir = _run_dir_of(wpath)
-    train_cfg = None
-    cfg_file = run_dir / CONFIG
-    if cfg_file.exists():
-        try:
-            train_cfg = from_dict(TrainConfig, json.loads(cfg_file.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise RetargetError(f"{cfg_file}: invalid run configuration ({exc})") from None
+    train_cfg = read_train_config(run_dir)
     data = data_from_json(meta.get("data", ""))
     if not data and (run_dir / DATA).exists():  # runs that kept it beside the weights
         data = data_from_json((run_dir / DATA).read_text())

@@ -20,61 +20,28 @@ they close when the loop ends.
 A hook that must survive a resume returns its state from :meth:`Hook.state_dict`
 (tensors, numbers, strings, lists and dicts only: it goes into ``state.pt`` under its
 :attr:`Hook.name`) and takes it back in :meth:`Hook.load_state_dict`. A new periodic job
-is a new hook in the list :func:`retarget.train.trainer.default_hooks` builds, or one
-passed to :func:`retarget.train.trainer.train` with ``hooks=``; the loop needs no change.
+is a new hook in the list :func:`retarget.train.launch.default_hooks` builds, or one
+passed to :func:`retarget.train.launch.train` with ``hooks=``; the loop needs no change.
+The base class :class:`~retarget.train.loop.Hook` lives beside the loop that calls it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
 from retarget.progress import console, make_progress
+from retarget.run import layout
+from retarget.run.layout import append_metrics
 from retarget.train import distributed as ddp
-from retarget.train.preview import append_metrics, preview_rows, save_grid, save_loss_curve
+from retarget.train.loop import Hook, Trainer
+from retarget.train.preview import preview_rows, save_grid, save_loss_curve
 from retarget.train.ranks import rank_speeds
-
-if TYPE_CHECKING:
-    from retarget.train.loop import Trainer
-
-METRICS = "metrics.jsonl"
-PREVIEWS = "previews"
-LOSS_CURVE = "loss_curve.png"
+from retarget.views.run_views import RunViews
 
 StepHook = Callable[[int, dict[str, float]], None]
-
-
-class Hook:
-    """Base class: every method does nothing; :attr:`name` keys the hook's saved state."""
-
-    @property
-    def name(self) -> str:
-        """Key of this hook's state in ``state.pt`` (its class name by default)."""
-        return type(self).__name__
-
-    def before_train(self, trainer: "Trainer") -> None:
-        """Once, before the first step."""
-
-    def before_step(self, trainer: "Trainer") -> None:
-        """Before every step."""
-
-    def after_step(self, trainer: "Trainer") -> None:
-        """After every step (``trainer.step`` counts it)."""
-
-    def after_train(self, trainer: "Trainer") -> None:
-        """Once, after the last step or a Ctrl-C."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs of this hook (empty: nothing is saved).
-
-        Rank 0's state is saved; on resume every rank loads it.
-        """
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Take back what :meth:`state_dict` returned."""
 
 
 class TimeLimit(Hook):
@@ -87,11 +54,11 @@ class TimeLimit(Hook):
     def __init__(self, seconds: float) -> None:
         self.seconds = float(seconds)
 
-    def before_train(self, trainer: "Trainer") -> None:
+    def before_train(self, trainer: Trainer) -> None:
         if trainer.elapsed >= self.seconds:  # a resumed run whose budget is spent
             trainer.request_stop(f"time limit of {self.seconds:g} s reached")
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.elapsed >= self.seconds:
             trainer.request_stop(f"time limit of {self.seconds:g} s reached")
 
@@ -109,7 +76,7 @@ class Metrics(Hook):
         self.n = 0
         self.data_time = self.busy = 0.0
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         for k, v in trainer.losses.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.n += 1
@@ -128,21 +95,21 @@ class Metrics(Hook):
         log(trainer, record)
 
 
-def log(trainer: "Trainer", record: dict[str, Any]) -> None:
+def log(trainer: Trainer, record: dict[str, Any]) -> None:
     """Append ``record`` (``{"step": int, name: number, ...}``) to ``metrics.jsonl`` and ``trainer.records`` (rank 0)."""
     if trainer.is_main:
         trainer.records.append(record)
-        append_metrics(trainer.run_dir / METRICS, record)
+        append_metrics(trainer.run_dir, record)
 
 
 class Progress(Hook):
     """The rich progress bar with the last G and D losses."""
 
-    def before_train(self, trainer: "Trainer") -> None:
+    def before_train(self, trainer: Trainer) -> None:
         self.progress = trainer.resources.enter_context(make_progress(unit="it", extra="{task.fields[losses]}"))
         self.task = self.progress.add_task("train", total=trainer.cfg.steps, completed=trainer.step, losses="")
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         losses = trainer.losses
         main = " ".join(f"{k[5:]}={losses[k]:.3f}" for k in ("loss_G", "loss_D") if k in losses)
         self.progress.update(self.task, completed=trainer.step, losses=main)
@@ -154,10 +121,10 @@ class Previews(Hook):
     def __init__(self, every: int) -> None:
         self.every = every
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.is_main and trainer.due(self.every):
             visuals = trainer.stepper.objective.visuals(trainer.batch)
-            path = trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.png"
+            path = trainer.run_dir / layout.preview_file(trainer.step, layout.GRID)
             try:
                 save_grid(path, preview_rows(visuals))
             except OSError as exc:  # a preview is not worth stopping the run for
@@ -173,11 +140,11 @@ class Checkpoint(Hook):
     def __init__(self, every: int) -> None:
         self.every = every
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.due(self.every):
             trainer.save_checkpoint()
 
-    def after_train(self, trainer: "Trainer") -> None:
+    def after_train(self, trainer: Trainer) -> None:
         if trainer.interrupted:
             trainer.save_checkpoint()
 
@@ -193,17 +160,44 @@ class LossCurve(Hook):
     def __init__(self, every: int) -> None:
         self.every = every
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.due(self.every):
             self.draw(trainer)
 
-    def after_train(self, trainer: "Trainer") -> None:
+    def after_train(self, trainer: Trainer) -> None:
         if trainer.interrupted:
             self.draw(trainer)
 
-    def draw(self, trainer: "Trainer") -> None:
+    def draw(self, trainer: Trainer) -> None:
         if trainer.is_main and trainer.records:
-            save_loss_curve(trainer.run_dir / LOSS_CURVE, trainer.records)
+            save_loss_curve(trainer.run_dir / layout.LOSS_CURVE, trainer.records)
+
+
+class Views(Hook):
+    """:class:`RunViews` as a loop hook (rank 0): TensorBoard follows each metrics line,
+    report.html is refreshed after each preview, and both are closed when the loop ends
+    (normally, on Ctrl-C or on an error). Runs after the hooks that write metrics and previews.
+
+    Args:
+        preview_every: steps between previews (the still grid and the temporal clip).
+    """
+
+    def __init__(self, preview_every: int) -> None:
+        self.preview_every = preview_every
+        self.views: Optional[RunViews] = None
+        self._synced = -1
+
+    def before_train(self, trainer: Trainer) -> None:
+        self.views = trainer.resources.enter_context(RunViews(trainer.run_dir, trainer.step, enabled=trainer.is_main))
+
+    def after_step(self, trainer: Trainer) -> None:
+        if self.views is None or not trainer.is_main:
+            return
+        if trainer.due(self.preview_every):
+            self.views.previewed()
+        elif trainer.records and trainer.records[-1].get("step") == trainer.step != self._synced:
+            self.views.logged()
+        self._synced = trainer.step
 
 
 class Callback(Hook):
@@ -212,7 +206,7 @@ class Callback(Hook):
     def __init__(self, fn: StepHook) -> None:
         self.fn = fn
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         self.fn(trainer.step, dict(trainer.losses))
 
 
@@ -224,7 +218,7 @@ class Interrupt(Hook):
     status), then every rank stops at the same step and saves together.
     """
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         requested = trainer.signal is not None and trainer.signal.requested
         if ddp.any_rank(requested, trainer.ctx):
             own = trainer.signal.signal_number if trainer.signal is not None else None
@@ -232,7 +226,7 @@ class Interrupt(Hook):
             raise KeyboardInterrupt
 
 
-def note(trainer: "Trainer", text: str) -> None:
+def note(trainer: Trainer, text: str) -> None:
     """A warning line on rank 0's console (for hooks whose job failed without stopping training)."""
     if trainer.is_main:
         console.print(f"[yellow]warning:[/] {text}", soft_wrap=True)

@@ -2,9 +2,9 @@
 
 :class:`Trainer` is the small core (in the manner of detectron2's ``TrainerBase``): it
 draws a batch, runs one optimisation step (:class:`retarget.nn.step.Stepper`), steps the
-LR schedulers and calls every :class:`~retarget.train.hooks.Hook` before and after each
-step. Everything periodic (metrics, previews, checkpoints, interrupts, time limits, the
-user's callback) is a hook; see :mod:`retarget.train.hooks` for how to add one.
+LR schedulers and calls every :class:`Hook` before and after each step. Everything
+periodic (metrics, previews, checkpoints, interrupts, time limits, the user's callback)
+is a hook; see :mod:`retarget.train.hooks` for how to add one.
 
 Hooks read the trainer's public attributes (``cfg``, ``ctx``, ``run_dir``, ``nets``,
 ``stepper``, ``step``, ``losses``, ``batch``, ``lr``, ``elapsed``, ``records``...) and may
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -24,11 +24,9 @@ from retarget.config import TrainConfig
 from retarget.errors import RetargetError
 from retarget.nn.step import NonFiniteLoss, Stepper
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 from retarget.train import distributed as ddp
 from retarget.train.sampler import BatchLoader, TripletSampler
-
-if TYPE_CHECKING:  # hooks import this module for their annotations
-    from retarget.train.hooks import Hook
 
 
 def _now() -> float:
@@ -49,6 +47,41 @@ def budget_lr_factor(fraction: float, start: float = 0.5) -> float:
     if fraction < start or start >= 1.0:
         return 1.0
     return max(0.0, 1.0 - (fraction - start) / (1.0 - start))
+
+
+class Hook:
+    """Base class of everything the loop calls around a step; every method does nothing.
+
+    :attr:`name` keys the hook's saved state. The hooks of every run, and how to write
+    one, are in :mod:`retarget.train.hooks`.
+    """
+
+    @property
+    def name(self) -> str:
+        """Key of this hook's state in ``state.pt`` (its class name by default)."""
+        return type(self).__name__
+
+    def before_train(self, trainer: Trainer) -> None:
+        """Once, before the first step."""
+
+    def before_step(self, trainer: Trainer) -> None:
+        """Before every step."""
+
+    def after_step(self, trainer: Trainer) -> None:
+        """After every step (``trainer.step`` counts it)."""
+
+    def after_train(self, trainer: Trainer) -> None:
+        """Once, after the last step or a Ctrl-C."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs of this hook (empty: nothing is saved).
+
+        Rank 0's state is saved; on resume every rank loads it.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned."""
 
 
 class Trainer:
@@ -92,7 +125,7 @@ class Trainer:
         stepper: Stepper,
         samplers: dict[str, TripletSampler],
         data_info: dict[str, Any],
-        hooks: Sequence["Hook"] = (),
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.cfg, self.ctx, self.device, self.run_dir = cfg, ctx, device, run_dir
         self.nets, self.stepper, self.samplers, self.data_info = nets, stepper, samplers, data_info
@@ -160,9 +193,9 @@ class Trainer:
         folder = ckpt.latest_checkpoint(self.run_dir)
         if folder is None:
             raise RetargetError(f"{self.run_dir}: no complete checkpoint to resume; start the run without --resume")
-        meta, tensors = ckpt.read_weights(folder / ckpt.WEIGHTS)
-        ckpt.load_into(self.nets, tensors, folder / ckpt.WEIGHTS)
-        state = ckpt.load_state(folder / ckpt.STATE)
+        meta, tensors = ckpt.read_weights(folder / layout.WEIGHTS)
+        ckpt.load_into(self.nets, tensors, folder / layout.WEIGHTS)
+        state = ckpt.load_state(folder / layout.STATE)
         start = int(state["step"])
         if start != int(meta.get("step", -1)):  # only possible in runs of the old layout
             raise RetargetError(

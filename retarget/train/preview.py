@@ -1,11 +1,8 @@
-"""Preview grids, loss curves and the metrics log written during training."""
+"""Preview grids and loss curves drawn during training (the metrics log is :mod:`retarget.run.layout`'s)."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import cv2
@@ -92,30 +89,3 @@ def save_loss_curve(path: str | os.PathLike[str], records: Sequence[Mapping[str,
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
-
-
-def read_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
-    """Records of ``metrics.jsonl`` up to step ``upto``; later ones belong to steps a resume redoes."""
-    if not path.exists() or upto <= 0:
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if isinstance(rec, dict) and rec.get("step", math.inf) <= upto:
-            out.append(rec)
-    return out
-
-
-def write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace ``metrics.jsonl`` with ``records``, atomically."""
-    with atomic_file(path) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def append_metrics(path: Path, record: dict[str, Any]) -> None:
-    """Add one line to ``metrics.jsonl`` (flushed at once, so a crash loses at most that line)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")

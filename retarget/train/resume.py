@@ -18,15 +18,15 @@ match the run's ``config.json`` the same way (checked by :func:`check_resume`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 from pathlib import Path
 from typing import Any
 
-from retarget.config import LossConfig, ModelConfig, TrainConfig, from_dict, replace
+from retarget.config import LossConfig, ModelConfig, TrainConfig, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 
 #: Options a resumed run may change: run length and run control, nothing that changes
 #: what is trained.
@@ -45,14 +45,12 @@ def resume_command(run_dir: str | os.PathLike[str]) -> str:
 
 
 def read_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
-    """The :class:`TrainConfig` a run was started with (``RUN/config.json``); RetargetError if unreadable."""
-    path = Path(run_dir) / ckpt.CONFIG
-    try:
-        return from_dict(TrainConfig, json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise RetargetError(f"{path}: not found; the run's options are unknown, so it cannot be resumed") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise RetargetError(f"{path}: unreadable run configuration ({str(exc)[:120]})") from None
+    """The :class:`TrainConfig` a run was started with (``RUN/config.json``); RetargetError if absent or unreadable."""
+    cfg = layout.read_train_config(run_dir)
+    if cfg is None:
+        path = Path(run_dir) / layout.CONFIG
+        raise RetargetError(f"{path}: not found; the run's options are unknown, so it cannot be resumed")
+    return cfg
 
 
 def resume_config(run_dir: str | os.PathLike[str], **changes: Any) -> TrainConfig:

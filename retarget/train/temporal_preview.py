@@ -16,21 +16,19 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
 from retarget.eval.temporal import warping_errors
+from retarget.run import layout
 from retarget.train.data import DomainData
-from retarget.train.hooks import PREVIEWS, Hook, eval_mode, note
+from retarget.train.hooks import eval_mode, note
+from retarget.train.loop import Hook, Trainer
 from retarget.video.writer import VideoWriter
 
-if TYPE_CHECKING:
-    from retarget.train.loop import Trainer
-
-SOURCE = "source.mp4"
 #: Frames per second of the preview videos (datasets do not all record a frame rate).
 FPS = 25
 
@@ -89,24 +87,24 @@ class TemporalPreview(Hook):
         self.every = every
         self.source_error: Optional[float] = None
 
-    def before_train(self, trainer: "Trainer") -> None:
+    def before_train(self, trainer: Trainer) -> None:
         if not trainer.is_main:
             return
         self.source_error = float(np.nanmean(warping_errors(self.clip, self.clip)))
-        path = trainer.run_dir / PREVIEWS / SOURCE
+        path = trainer.run_dir / layout.source_clip_file()
         if not path.exists():
             write_clip(path, self.clip)
 
-    def after_step(self, trainer: "Trainer") -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if not (trainer.is_main and trainer.due(self.every)):
             return
         net = trainer.nets["G_AB"]
         with eval_mode({"G_AB": net}):
             frames = translate_clip(net, self.clip, trainer.device)
         try:
-            write_clip(trainer.run_dir / PREVIEWS / f"step_{trainer.step:07d}.mp4", frames)
+            write_clip(trainer.run_dir / layout.preview_file(trainer.step, layout.CLIP), frames)
         except OSError as exc:  # a preview is not worth stopping the run for
-            note(trainer, f"{trainer.run_dir / PREVIEWS}: could not write the temporal preview ({exc})")
+            note(trainer, f"{trainer.run_dir / layout.PREVIEWS}: could not write the temporal preview ({exc})")
         error = float(np.nanmean(warping_errors(frames, self.clip)))
         trainer.put_metric("temporal/warp_error", error)
         trainer.put_metric("temporal/warp_error_source", self.source_error)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from retarget.errors import RetargetError
+from retarget.video.frame import Frame
 from retarget.video.timing import PtsReorder, Resampler
 
 # av.open on a non-media file, a damaged header or an unknown format raises one of
@@ -44,16 +45,6 @@ class VideoInfo:
     rotation: int  # degrees counter-clockwise applied on decode (0/90/180/270)
     codec: str
     audio_streams: int
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded picture."""
-
-    index: int  # index in the source stream (0-based; estimated from time after a seek)
-    pts: Optional[int]  # presentation timestamp in info.time_base units
-    time: float  # seconds from the stream start
-    image: np.ndarray  # H x W x 3 uint8 RGB, rotation applied
 
 
 def _open(path: Path) -> av.container.InputContainer:

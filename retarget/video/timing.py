@@ -10,12 +10,11 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import av
 
-if TYPE_CHECKING:
-    from retarget.video.reader import Frame
+from retarget.video.frame import Frame
 
 __all__ = ["PtsReorder", "Resampler", "REORDER_WINDOW"]
 

@@ -1,23 +1,20 @@
 """What a person looks at during a run: ``report.html`` and, when installed, TensorBoard.
 
-The loop hook :class:`Views` calls three methods of :class:`RunViews`:
-:meth:`RunViews.logged` after a metrics line, :meth:`RunViews.previewed` after a
-preview, and leaving the context at the end of the run (normal, interrupted or failed).
-Only rank 0 makes one (``enabled=False`` elsewhere does nothing).
+The training loop's hook (:class:`retarget.train.hooks.Views`) calls three methods of
+:class:`RunViews`: :meth:`RunViews.logged` after a metrics line,
+:meth:`RunViews.previewed` after a preview, and leaving the context at the end of the
+run (normal, interrupted or failed). Only rank 0 makes one (``enabled=False`` elsewhere
+does nothing). Everything here reads the run folder only.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from retarget.train.report import REPORT
-from retarget.train.hooks import Hook
-from retarget.train.tensorboard import TB_DIR, Board, open_board
-
-if TYPE_CHECKING:
-    from retarget.train.loop import Trainer
+from retarget.run import layout
+from retarget.views.tensorboard import Board, open_board
 
 
 class RunViews:
@@ -43,7 +40,7 @@ class RunViews:
         """A preview was written: refresh report.html and TensorBoard."""
         if not self.enabled:
             return
-        from retarget.train.report import write_report
+        from retarget.views.report import write_report
 
         write_report(self.run_dir)
         if self.board is not None:
@@ -74,33 +71,6 @@ class RunViews:
 def clear_views(run_dir: Path) -> None:
     """Remove the report pages and TensorBoard logs of a run (``--overwrite``)."""
     run_dir = Path(run_dir)
-    for page in [run_dir / REPORT, *run_dir.glob("report_*.html")]:
+    for page in layout.report_pages(run_dir).values():
         page.unlink(missing_ok=True)
-    shutil.rmtree(run_dir / TB_DIR, ignore_errors=True)
-
-
-class Views(Hook):
-    """:class:`RunViews` as a loop hook (rank 0): TensorBoard follows each metrics line,
-    report.html is refreshed after each preview, and both are closed when the loop ends
-    (normally, on Ctrl-C or on an error). Runs after the hooks that write metrics and previews.
-
-    Args:
-        preview_every: steps between previews (the still grid and the temporal clip).
-    """
-
-    def __init__(self, preview_every: int) -> None:
-        self.preview_every = preview_every
-        self.views: Optional[RunViews] = None
-        self._synced = -1
-
-    def before_train(self, trainer: "Trainer") -> None:
-        self.views = trainer.resources.enter_context(RunViews(trainer.run_dir, trainer.step, enabled=trainer.is_main))
-
-    def after_step(self, trainer: "Trainer") -> None:
-        if self.views is None or not trainer.is_main:
-            return
-        if trainer.due(self.preview_every):
-            self.views.previewed()
-        elif trainer.records and trainer.records[-1].get("step") == trainer.step != self._synced:
-            self.views.logged()
-        self._synced = trainer.step
+    shutil.rmtree(run_dir / layout.TB, ignore_errors=True)

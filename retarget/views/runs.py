@@ -1,13 +1,13 @@
 """The runs under a folder at a glance (``retarget runs``): how far each got, its last losses, resumable or not.
 
-Everything here only reads run folders. The two functions that know the checkpoint
-layout are :func:`checkpoint_step` and :func:`is_resumable`; the rest reads
-``config.json`` and ``metrics.jsonl``.
+Everything here only reads run folders, through :mod:`retarget.run.layout` (names,
+``config.json``, ``metrics.jsonl``) and :mod:`retarget.run.checkpoint` (the newest
+complete checkpoint); it imports nothing of the training package, so ``retarget runs``
+starts quickly.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 
-METRICS = "metrics.jsonl"
 WARP_ERROR = "temporal/warp_error"
 #: Folders never searched for runs (inside a run folder).
-_SKIP = {"previews", "tb", "__pycache__"}
+_SKIP = {layout.PREVIEWS, layout.TB, "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def checkpoint_step(run_dir: Path) -> Optional[int]:
     try:
         from safetensors import safe_open
 
-        with safe_open(str(folder / ckpt.WEIGHTS), "pt") as f:
+        with safe_open(str(folder / layout.WEIGHTS), "pt") as f:
             meta = f.metadata() or {}
         return int(meta["step"])
     except Exception:  # noqa: BLE001 - a damaged or foreign file is simply not a checkpoint
@@ -82,23 +82,6 @@ def checkpoint_step(run_dir: Path) -> Optional[int]:
 def is_resumable(run_dir: Path) -> bool:
     """True when ``retarget train --resume RUN`` can continue ``run_dir`` (a complete checkpoint exists)."""
     return ckpt.is_run(run_dir)
-
-
-def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every readable line of ``metrics.jsonl`` (dicts with a ``step``), in file order; [] without the file."""
-    path = run_dir / METRICS
-    if not path.is_file():
-        return []
-    out = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
-                out.append(rec)
-    return out
 
 
 def last_value(records: list[dict[str, Any]], key: str) -> Optional[float]:
@@ -113,7 +96,7 @@ def last_value(records: list[dict[str, Any]], key: str) -> Optional[float]:
 def last_write(run_dir: Path) -> float:
     """Modification time (epoch seconds) of the newest entry in ``run_dir`` or its previews."""
     newest = run_dir.stat().st_mtime
-    for folder in (run_dir, run_dir / "previews"):
+    for folder in (run_dir, run_dir / layout.PREVIEWS):
         if folder.is_dir():
             for entry in os.scandir(folder):
                 try:
@@ -123,15 +106,6 @@ def last_write(run_dir: Path) -> float:
     return newest
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """``config.json`` as a dict; {} when absent or unreadable."""
-    try:
-        data = json.loads((run_dir / ckpt.CONFIG).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def describe_run(
     run_dir: Path,
     name: Optional[str] = None,
@@ -139,9 +113,9 @@ def describe_run(
     records: Optional[list[dict[str, Any]]] = None,
 ) -> RunRow:
     """Summarise one run folder (see :class:`RunRow`); ``records``: its metrics lines, if already read."""
-    cfg = read_config(run_dir)
+    cfg = layout.read_config_dict(run_dir)
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-    records = read_records(run_dir) if records is None else records
+    records = layout.read_metrics(run_dir) if records is None else records
     done = checkpoint_step(run_dir)
     planned = cfg.get("steps") if isinstance(cfg.get("steps"), int) else None
     if done is None:
@@ -167,7 +141,7 @@ def describe_run(
 
 
 def _run_dirs(folder: Path, depth: int) -> Iterator[Path]:
-    if (folder / ckpt.CONFIG).is_file() or (folder / ckpt.WEIGHTS).is_file():
+    if (folder / layout.CONFIG).is_file() or (folder / layout.WEIGHTS).is_file():
         yield folder
         return
     if depth == 0:

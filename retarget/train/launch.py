@@ -1,9 +1,10 @@
-"""``train(TrainConfig)``: set up a run (folder, data, networks, resume) and run the loop.
+"""``train(TrainConfig)``: set up a run (folder, data, networks, resume), launch the loop, print the summary.
 
 The pieces: :mod:`retarget.nn.step` owns what one optimisation step does (generator
 then discriminator update, AMP, image pools); :mod:`retarget.train.loop` runs steps and
 calls hooks; :mod:`retarget.train.hooks` holds everything periodic (metrics, previews,
-checkpoints, time limit, Ctrl-C). This module builds them and prints the summary.
+checkpoints, time limit, Ctrl-C); :mod:`retarget.run.layout` names the run folder's
+files. This module builds them and prints the summary.
 Resuming is exact because the sampler is a pure function of the step and everything
 else that evolves (weights, optimizer moments, LR schedule, RNG states, pools, the
 training clock, hook states) is checkpointed.
@@ -24,26 +25,23 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import atomic_file, clean_stale_temps, discard, write_error
-from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict, to_json
+from retarget.atomic import clean_stale_temps, discard, write_error
+from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict
 from retarget.device import device_kind, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
 from retarget.nn.networks import build_networks, check_size
-from retarget.nn.objectives import make_objective, needs_motion
+from retarget.nn.objectives import frames_per_sample, make_objective, needs_motion
 from retarget.nn.pool import ImagePool
 from retarget.nn.step import Stepper, make_optimizers
 from retarget.progress import console
 from retarget.run import checkpoint as ckpt
+from retarget.run import layout
 from retarget.train import distributed as ddp
 from retarget.train.data import DomainData, default_load_size, load_domain
 from retarget.train.hooks import (
-    LOSS_CURVE,
-    METRICS,
-    PREVIEWS,
     Callback,
     Checkpoint,
-    Hook,
     Interrupt,
     LossCurve,
     Metrics,
@@ -51,36 +49,15 @@ from retarget.train.hooks import (
     Progress,
     StepHook,
     TimeLimit,
+    Views,
 )
-from retarget.train.loop import Trainer, lr_factor
-from retarget.train.preview import read_metrics, write_metrics
-from retarget.train.resume import RESUMABLE, check_resume, resume_command, resume_config
+from retarget.train.loop import Hook, Trainer
+from retarget.train.resume import check_resume, resume_command
 from retarget.train.sampler import TripletSampler
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
-from retarget.train.views import Views, clear_views
+from retarget.views.run_views import clear_views
 
-#: Files a run folder may hold besides ``checkpoints/`` and ``previews/``; starting afresh removes exactly these.
-RUN_FILES = (
-    ckpt.WEIGHTS,
-    ckpt.STATE,
-    ckpt.CONFIG,
-    ckpt.DATA,
-    METRICS,
-    LOSS_CURVE,
-    *(f"cache_{d}{ext}" for d in "AB" for ext in (".npy", ".json", ".flow.npy", ".valid.npy")),
-)
-
-__all__ = [
-    "RESUMABLE",
-    "RUN_FILES",
-    "StepHook",
-    "TrainResult",
-    "default_hooks",
-    "lr_factor",
-    "resume_command",
-    "resume_config",
-    "train",
-]
+__all__ = ["TrainResult", "default_hooks", "train"]
 
 
 @dataclass
@@ -135,11 +112,11 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
                 "run it again without --resume to start afresh"
             )
         check_resume(cfg, run_dir)
-        meta, _ = ckpt.read_weights(latest / ckpt.WEIGHTS)
+        meta, _ = ckpt.read_weights(latest / layout.WEIGHTS)
         old = ckpt.model_config_of(meta)
         if old != cfg.model:
             raise RetargetError(
-                f"{latest / ckpt.WEIGHTS}: checkpoint has another architecture ({_describe_change(old, cfg.model)}); "
+                f"{latest / layout.WEIGHTS}: checkpoint has another architecture ({_describe_change(old, cfg.model)}); "
                 "train with the same options or use --overwrite"
             )
     elif latest is not None and not cfg.overwrite:
@@ -150,13 +127,13 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _clear_run_dir(run_dir: Path) -> None:
-    """Remove a previous run's files: :data:`RUN_FILES`, ``previews/`` and the checkpoint folders (nothing else)."""
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / PREVIEWS, ignore_errors=True)
+    """Remove a previous run's files (:func:`~retarget.run.layout.run_files`), previews, views, checkpoints; no more."""
+    for path in layout.run_files(run_dir):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / layout.PREVIEWS, ignore_errors=True)
     clear_views(run_dir)  # report pages, tb/
     for step in ckpt.checkpoint_steps(run_dir):
-        discard(ckpt.checkpoint_dir(run_dir, step))
+        discard(layout.checkpoint_dir(run_dir, step))
 
 
 def _first_missing(path: Path) -> Optional[Path]:
@@ -170,18 +147,18 @@ def _first_missing(path: Path) -> Optional[Path]:
 
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
-    """The optimisation step of :mod:`retarget.nn.step` with this run's optimizers and pools."""
+    """The optimisation step of :mod:`retarget.nn.step` with this run's optimizers and pools.
+
+    The stepper puts the networks in their memory format (channels_last on CUDA); only
+    then does DDP wrap them, so its gradient buckets take the final layout.
+    """
     cuda = device.type == "cuda"
-    if cfg.channels_last and cuda:
-        # before DDP wraps them, so its gradient buckets take the final layout
-        for net in nets.values():
-            net.to(memory_format=torch.channels_last)
     content = load_content_models(cfg.loss, device, cfg.model.size)  # frozen, never wrapped or saved
-    objective = make_objective(cfg.model, cfg.loss, ddp.wrap(nets, ctx, device), content)
+    objective = make_objective(cfg.model, cfg.loss, nets, content)
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
     pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate("AB")}
-    return Stepper(
+    stepper = Stepper(
         objective,
         g_opt,
         d_opt,
@@ -191,6 +168,8 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         device=device,
         agree=(lambda finite: ddp.all_finite(finite, ctx)) if ctx.world > 1 else None,
     )
+    objective.nets = ddp.wrap(nets, ctx, device)  # the step's forward passes go through DDP
+    return stepper
 
 
 def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[Hook] = ()) -> TrainResult:
@@ -205,7 +184,8 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
 
     With ``cfg.resume`` the run in ``cfg.out`` continues from its newest complete
     checkpoint; ``cfg`` must then match the run's own ``config.json`` except for the
-    options of :data:`RESUMABLE` (build it with :func:`resume_config`).
+    options of :data:`~retarget.train.resume.RESUMABLE` (build it with
+    :func:`~retarget.train.resume.resume_config`).
 
     Returns:
         :class:`TrainResult`. The run folder holds ``config.json``,
@@ -286,13 +266,13 @@ def _setup(
     """Run folder, data, networks, optimizers and hooks; the resumed state loaded; config.json written."""
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(run_dir, run_dir / PREVIEWS, run_dir / ckpt.CHECKPOINTS)
+        clean_stale_temps(run_dir, run_dir / layout.PREVIEWS, run_dir / layout.CHECKPOINTS)
         # --overwrite, or the leftovers of a run killed before its first checkpoint
-        if not cfg.resume and (cfg.overwrite or (run_dir / ckpt.CONFIG).exists()):
+        if not cfg.resume and (cfg.overwrite or (run_dir / layout.CONFIG).exists()):
             _clear_run_dir(run_dir)
     ddp.barrier(ctx)
     domains = _load_domains(cfg, ctx, run_dir)
-    frames = cfg.model.p_frames + 1 if cfg.model.model == "recycle" else 1
+    frames = frames_per_sample(cfg.model)
     samplers = {
         name: TripletSampler(d, frames, cfg.model.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
         for i, (name, d) in enumerate(domains.items())
@@ -316,17 +296,16 @@ def _setup(
         # absolute dataset paths, so `train --resume RUN` works from any folder.
         a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
         saved_cfg = replace(cfg, a_dir=a_dir, b_dir=b_dir, out=str(run_dir), resume=False, overwrite=False)
-        with atomic_file(run_dir / ckpt.CONFIG) as tmp:
-            tmp.write_text(to_json(saved_cfg) + "\n")
-        trainer.records = read_metrics(run_dir / METRICS, upto=trainer.start)
-        write_metrics(run_dir / METRICS, trainer.records)
-        (run_dir / PREVIEWS).mkdir(exist_ok=True)
+        layout.write_config(run_dir, saved_cfg)
+        trainer.records = layout.read_metrics(run_dir, upto=trainer.start)
+        layout.write_metrics(run_dir, trainer.records)
+        (run_dir / layout.PREVIEWS).mkdir(exist_ok=True)
     return trainer
 
 
 def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict[str, DomainData]:
     """Both domains' frame caches; warns (rank 0) about skipped or resized images."""
-    frames = cfg.model.p_frames + 1 if cfg.model.model == "recycle" else 1
+    frames = frames_per_sample(cfg.model)
     load_size = default_load_size(cfg.model.size, cfg.load_size)
     motion = needs_motion(cfg.model, cfg.loss)
     domains = {}
@@ -339,7 +318,7 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
             load_size,
             frames_needed=frames,
             cache=cfg.cache,
-            cache_path=run_dir / f"cache_{name}.npy",
+            cache_path=run_dir / layout.cache_file(name),
             motion=motion,
         )
         if cfg.cache == "mmap" and ctx.is_main:

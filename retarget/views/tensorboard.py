@@ -11,19 +11,14 @@ Without the package :func:`open_board` returns None and nothing of TensorBoard i
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-TB_DIR = "tb"
-METRICS = "metrics.jsonl"
-PREVIEWS = "previews"
-STRIP_FRAMES = 8  # frames of a preview clip shown side by side
+from retarget.run import layout
 
-_FILE = re.compile(r"step_(\d+)\.(png|mp4)$")
+STRIP_FRAMES = 8  # frames of a preview clip shown side by side
 
 
 def clip_strip(path: Path, frames: int = STRIP_FRAMES) -> Optional[np.ndarray]:
@@ -69,35 +64,11 @@ class Board:
     def __init__(self, run_dir: Path, writer: Any, skip_existing: bool) -> None:
         self.run_dir = Path(run_dir)
         self.writer = writer
-        self._offset = 0
+        self.metrics = layout.MetricsTail(self.run_dir, skip_existing)
         self._seen: set[str] = set()
         if skip_existing:
-            metrics = self.run_dir / METRICS
-            self._offset = metrics.stat().st_size if metrics.exists() else 0
-            folder = self.run_dir / PREVIEWS
+            folder = self.run_dir / layout.PREVIEWS
             self._seen = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-
-    def _new_records(self) -> list[dict[str, Any]]:
-        path = self.run_dir / METRICS
-        if not path.exists():
-            return []
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            if f.tell() < self._offset:  # rewritten shorter: start over
-                self._offset = 0
-            f.seek(self._offset)
-            chunk = f.read()
-        end = chunk.rfind(b"\n") + 1  # only complete lines
-        self._offset += end
-        out = []
-        for line in chunk[:end].splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
-                out.append(rec)
-        return out
 
     def image(self, tag: str, png: bytes, step: int) -> None:
         """Log PNG-encoded bytes as an image summary."""
@@ -109,24 +80,24 @@ class Board:
 
     def sync(self) -> None:
         """Log the metrics lines and preview files that appeared since the last call."""
-        for rec in self._new_records():
+        for rec in self.metrics.new_records():
             for k, v in rec.items():
                 if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
                     self.writer.add_scalar(k, float(v), int(rec["step"]))
-        folder = self.run_dir / PREVIEWS
+        folder = self.run_dir / layout.PREVIEWS
         if folder.is_dir():
             for p in sorted(folder.iterdir()):
                 if p.name in self._seen or not p.is_file():
                     continue
-                m = _FILE.fullmatch(p.name)
-                if m and m.group(2) == "png":
-                    self.image("preview/grid", p.read_bytes(), int(m.group(1)))
-                elif m or p.name == "source.mp4":
+                grid, clip = layout.parse_step(p.name, layout.GRID), layout.parse_step(p.name, layout.CLIP)
+                if grid is not None:
+                    self.image("preview/grid", p.read_bytes(), grid)
+                elif clip is not None or p.name == layout.SOURCE_CLIP:
                     strip = clip_strip(p)
                     if strip is None:
                         continue  # not readable yet: try again next time
-                    tag = "preview/clip" if m else "preview/source_clip"
-                    self.image(tag, _png(strip), int(m.group(1)) if m else 0)
+                    tag = "preview/clip" if clip is not None else "preview/source_clip"
+                    self.image(tag, _png(strip), clip if clip is not None else 0)
                 self._seen.add(p.name)
         self.writer.flush()
 
@@ -148,7 +119,7 @@ def open_board(run_dir: Path, start_step: int = 0) -> Optional[Board]:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    log_dir = Path(run_dir) / TB_DIR
+    log_dir = Path(run_dir) / layout.TB
     writer = SummaryWriter(str(log_dir), purge_step=start_step + 1 if start_step > 0 else None, flush_secs=30)
     from retarget.progress import console
 

@@ -1,7 +1,7 @@
 """``report.html``: a static page per run folder with its settings, curves, previews and evaluation.
 
 The page opens from disk in any browser: CSS is inline, charts are inline SVG drawn from
-``metrics.jsonl`` (:mod:`retarget.train.svgchart`), and every image or video is referenced
+``metrics.jsonl`` (:mod:`retarget.views.svgchart`), and every image or video is referenced
 by a relative path inside the run folder; nothing is fetched from elsewhere. The newest
 preview grids are on ``report.html``; older ones continue on ``report_2.html``,
 ``report_3.html``..., so a run with hundreds of previews stays quick to open.
@@ -10,7 +10,6 @@ preview grids are on ``report.html``; older ones continue on ``report_2.html``,
 from __future__ import annotations
 
 import json
-import re
 import time
 from html import escape
 from pathlib import Path
@@ -18,18 +17,14 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from retarget.atomic import atomic_file
-from retarget.train.runs import describe_run, read_config, read_records
-from retarget.train.svgchart import line_chart
+from retarget.run import layout
+from retarget.views.runs import describe_run
+from retarget.views.svgchart import line_chart
 
-REPORT = "report.html"
-EVAL = "eval.json"
-PREVIEWS = "previews"
-SOURCE_CLIP = "source.mp4"
 FIRST_PAGE = 20  # preview grids on report.html
 PER_PAGE = 40  # preview grids on each further page
 CLIPS = 4  # temporal preview clips shown beside the source clip
 
-_STEP = re.compile(r"step_(\d+)\.(png|mp4)$")
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:16px 24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
@@ -128,17 +123,15 @@ def charts(records: list[dict[str, Any]]) -> list[str]:
 def preview_steps(run_dir: Path) -> tuple[list[int], set[int]]:
     """Steps with a preview grid (newest first) and steps with a preview clip, from ``previews/``."""
     grids, clips = set(), set()
-    folder = run_dir / PREVIEWS
+    folder = run_dir / layout.PREVIEWS
     if folder.is_dir():
         for p in folder.iterdir():
-            m = _STEP.fullmatch(p.name)
-            if m and p.is_file():
-                (grids if m.group(2) == "png" else clips).add(int(m.group(1)))
+            grid, clip = layout.parse_step(p.name, layout.GRID), layout.parse_step(p.name, layout.CLIP)
+            if p.is_file() and grid is not None:
+                grids.add(grid)
+            elif p.is_file() and clip is not None:
+                clips.add(clip)
     return sorted(grids, reverse=True), clips
-
-
-def _clip_name(step: int) -> str:
-    return f"{PREVIEWS}/step_{step:07d}.mp4"
 
 
 def _video(src: str, caption: str) -> str:
@@ -164,8 +157,8 @@ def _display_width(path: Path) -> str:
 def _figures(run_dir: Path, steps: list[int], clips: set[int]) -> str:
     out = []
     for s in steps:
-        grid = f"{PREVIEWS}/step_{s:07d}.png"
-        clip = _video(_clip_name(s), f"step {s}: temporal preview") if s in clips else ""
+        grid = layout.preview_file(s, layout.GRID)
+        clip = _video(layout.preview_file(s, layout.CLIP), f"step {s}: temporal preview") if s in clips else ""
         size = _display_width(run_dir / grid)
         out.append(
             f"<figure><figcaption>step {s}</figcaption>"
@@ -175,14 +168,10 @@ def _figures(run_dir: Path, steps: list[int], clips: set[int]) -> str:
     return "<div class=grid>" + "".join(out) + "</div>"
 
 
-def _page_name(page: int) -> str:
-    return REPORT if page == 1 else f"report_{page}.html"
-
-
 def _nav(page: int, pages: int) -> str:
     if pages <= 1:
         return ""
-    links = [f"<b>{i}</b>" if i == page else f'<a href="{_page_name(i)}">{i}</a>' for i in range(1, pages + 1)]
+    links = [f"<b>{i}</b>" if i == page else f'<a href="{layout.report_page(i)}">{i}</a>' for i in range(1, pages + 1)]
     return "<nav>previews page: " + " ".join(links) + " (1 is the newest)</nav>"
 
 
@@ -213,9 +202,9 @@ def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
 
 def _clips_section(run_dir: Path, clips: set[int]) -> str:
     parts = []
-    if (run_dir / PREVIEWS / SOURCE_CLIP).is_file():
-        parts.append(_video(f"{PREVIEWS}/{SOURCE_CLIP}", "source clip"))
-    parts += [_video(_clip_name(s), f"step {s}") for s in sorted(clips, reverse=True)[:CLIPS]]
+    if (run_dir / layout.source_clip_file()).is_file():
+        parts.append(_video(layout.source_clip_file(), "source clip"))
+    parts += [_video(layout.preview_file(s, layout.CLIP), f"step {s}") for s in sorted(clips, reverse=True)[:CLIPS]]
     if not parts:
         return ""
     return "<h2>Temporal preview</h2><div class=grid>" + "".join(parts) + "</div>"
@@ -230,12 +219,13 @@ def _read_json(path: Path) -> Optional[Any]:
 
 def _settings(run_dir: Path) -> str:
     out = ["<h2>Settings</h2>"]
-    cfg = read_config(run_dir)
+    cfg = layout.read_config_dict(run_dir)
     if cfg:
-        out.append(f"<details open><summary>configuration (config.json)</summary>{_kv_table(_flatten(cfg))}</details>")
-    data = _read_json(run_dir / "data.json")
+        table = _kv_table(_flatten(cfg))
+        out.append(f"<details open><summary>configuration ({layout.CONFIG})</summary>{table}</details>")
+    data = _read_json(run_dir / layout.DATA)
     if data is not None:
-        out.append(f"<details><summary>data (data.json)</summary>{json_table(data)}</details>")
+        out.append(f"<details><summary>data ({layout.DATA})</summary>{json_table(data)}</details>")
     return "".join(out) if len(out) > 1 else ""
 
 
@@ -252,7 +242,7 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
         the path of ``report.html``.
     """
     run_dir = Path(run_dir)
-    records = read_records(run_dir)
+    records = layout.read_metrics(run_dir)
     steps, clips = preview_steps(run_dir)
     rest = steps[first_page:]
     pages = 1 + (len(rest) + per_page - 1) // per_page
@@ -262,32 +252,31 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
     if plots:
         body.append("<h2>Losses and speed</h2><div class=grid>" + "".join(plots) + "</div>")
     body.append(_clips_section(run_dir, clips))
-    evaluation = _read_json(run_dir / EVAL)
+    evaluation = _read_json(run_dir / layout.EVAL)
     if evaluation is not None:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((run_dir / EVAL).stat().st_mtime))
-        body.append(f"<h2>Evaluation (eval.json, {when})</h2>{json_table(evaluation)}")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((run_dir / layout.EVAL).stat().st_mtime))
+        body.append(f"<h2>Evaluation ({layout.EVAL}, {when})</h2>{json_table(evaluation)}")
     body.append("<h2>Preview grids</h2>" + _nav(1, pages))
     body.append(_figures(run_dir, steps[:first_page], clips) if steps else "<p>No preview yet.</p>")
     body += [_nav(1, pages), _settings(run_dir), "</body></html>\n"]
-    _write(run_dir / REPORT, body)
+    _write(run_dir / layout.REPORT, body)
     for page in range(2, pages + 1):
         chunk = rest[(page - 2) * per_page : (page - 1) * per_page]
         _write(
-            run_dir / _page_name(page),
+            run_dir / layout.report_page(page),
             [
                 _head(f"{title}, page {page}"),
-                f'<h1><a href="{REPORT}">{escape(run_dir.resolve().name)}</a> · older previews</h1>',
+                f'<h1><a href="{layout.REPORT}">{escape(run_dir.resolve().name)}</a> · older previews</h1>',
                 _nav(page, pages),
                 _figures(run_dir, chunk, clips),
                 _nav(page, pages),
                 "</body></html>\n",
             ],
         )
-    for stale in run_dir.glob("report_*.html"):
-        m = re.fullmatch(r"report_(\d+)\.html", stale.name)
-        if m and int(m.group(1)) > pages:
+    for number, stale in layout.report_pages(run_dir).items():
+        if number > pages:
             stale.unlink(missing_ok=True)
-    return run_dir / REPORT
+    return run_dir / layout.REPORT
 
 
 def _write(path: Path, parts: list[str]) -> None:
