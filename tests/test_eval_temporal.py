@@ -53,6 +53,9 @@ def test_motion_boundary_and_mask_of_the_hand_case():
     expected_boundary = np.zeros((4, 4), bool)
     expected_boundary[:, 2] = True
     assert np.array_equal(motion_boundary(m.backward), expected_boundary)
+    # the same flow change from one row to the next: the boundary is row 2
+    down = np.ascontiguousarray(m.backward.transpose(1, 0, 2))
+    assert np.array_equal(motion_boundary(down), expected_boundary.T)
     # M = forward-backward check and not a boundary: column 1 without (1, 1), and column 3
     expected = np.zeros((4, 4), bool)
     expected[[0, 2, 3], 1] = True
