@@ -19,10 +19,18 @@ def test_version():
 
 
 def test_all_commands_registered():
+    import typer.main
+
+    names = ("extract", "train", "render", "eval", "demo", "runs")  # the commands the docs describe
+    assert sorted(typer.main.get_command(app).commands) == sorted(names)
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("extract", "train", "render", "demo"):
-        assert name in result.output
+    # each one listed in the help's command list (a line that starts with its name)
+    starts = [line.lstrip("│ ").split(" ", 1)[0] for line in result.output.splitlines()]
+    assert [n for n in names if n not in starts] == []
+    for name in names:
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0 and f"retarget {name}" in " ".join(sub.output.split()), name
 
 
 def test_python_dash_m_works():

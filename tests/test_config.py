@@ -45,8 +45,21 @@ def test_presets_and_overrides():
 
 
 def test_configs_are_frozen():
-    with pytest.raises(Exception):
-        TrainConfig("a", "b").steps = 3  # type: ignore[misc]
+    import dataclasses
+    import inspect
+
+    import retarget.config as config
+
+    # every config dataclass of the module, found rather than listed, with every field
+    classes = [c for _, c in inspect.getmembers(config, inspect.isclass) if dataclasses.is_dataclass(c)]
+    assert {"TrainConfig", "RenderConfig", "EvalConfig", "LossConfig"} <= {c.__name__ for c in classes}
+    required = {"videos": ("v.mp4",), "a_dir": "a", "b_dir": "b", "input": "i.mp4", "output": "o.mp4"}
+    for cls in classes:
+        fields = dataclasses.fields(cls)
+        cfg = cls(**{f.name: required[f.name] for f in fields if f.name in required})
+        for f in fields:
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(cfg, f.name, getattr(cfg, f.name))
 
 
 @pytest.mark.parametrize(

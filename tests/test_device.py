@@ -25,5 +25,22 @@ def test_cuda_ranks_share_the_visible_gpus(monkeypatch):
 
 
 def test_amp_only_on_cuda():
-    assert amp_dtype("bf16", "cuda") == torch.bfloat16 and amp_dtype("fp16", "cuda") == torch.float16
-    assert amp_dtype("off", "cuda") is None and amp_dtype("bf16", "cpu") is None
+    import typing
+
+    from retarget.config import RenderConfig, TrainConfig
+
+    # every --amp value the configs accept, on every way of naming a device
+    choices = set(typing.get_args(typing.get_type_hints(TrainConfig)["amp"]))
+    assert choices == set(typing.get_args(typing.get_type_hints(RenderConfig)["amp"])) and "off" in choices
+    cuda = ("cuda", torch.device("cuda"), torch.device("cuda", 1), "cuda:1")
+    other = ("cpu", torch.device("cpu"), "mps", torch.device("mps"))
+    for amp in choices:
+        for device in other:
+            assert amp_dtype(amp, device) is None, (amp, device)  # float32 off CUDA
+        for device in cuda:
+            got = amp_dtype(amp, device)
+            if amp == "off":
+                assert got is None
+            else:  # a 16-bit float type autocast accepts, named by the option
+                assert got in (torch.float16, torch.bfloat16) and torch.finfo(got).bits == 16, (amp, device)
+                assert (got == torch.bfloat16) == (amp == "bf16"), (amp, device)

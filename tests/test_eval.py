@@ -193,6 +193,11 @@ def test_cli_json_parses_and_nothing_else_is_on_stdout(videos):
     data = json.loads(result.stdout)
     assert data["output"] == videos["noisy"] and data["frames"]["matched"] == T
     assert data["warping_error"]["ratio"] > 1.5 and data["truth"]["psnr"] < 40
+    # Lai et al.'s E_warp beside the L1 figure: squared on [0, 1], so far below it, and noisier in ratio
+    e = data["e_warp"]
+    assert e["pairs"] == data["warping_error"]["pairs"] == T - 1 and e["cuts"] == 0
+    assert 0 < e["output"] < 0.1 < data["warping_error"]["output"] and e["ratio"] > data["warping_error"]["ratio"]
+    assert data["truth"]["cuts"] == 0
     assert "per_frame" not in data
 
 
@@ -202,6 +207,7 @@ def test_cli_table_and_missing_file(videos, tmp_path):
     full = runner.invoke(app, ["eval", videos["noisy"], "--source", videos["source"], "--truth", videos["mapped"]])
     assert full.exit_code == 0
     assert "flicker vs truth" in full.output and "flicker, source" in full.output and "still output" in full.output
+    assert "warping error L1, output" in full.output and "E_warp (Lai et al.), output" in full.output
     missing = tmp_path / "gone.mp4"
     result = runner.invoke(app, ["eval", str(missing), "--source", videos["source"]])
     assert result.exit_code != 0

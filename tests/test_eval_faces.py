@@ -55,8 +55,13 @@ def test_error_is_normalised_by_the_source_inter_ocular_distance():
     # the same displacement on a face twice the size is half the error
     big = _face(50, 40, iod=40)
     assert landmark_error(big, big + np.array([3.0, 4.0], np.float32)) == pytest.approx(5 / 40)
-    # the output's own eye distance does not matter: only the source's normalises
-    assert landmark_error(src, src * 1.0) == landmark_error(src, src)
+    # the output's own eye distance does not matter: only the source's normalises. An
+    # output face twice the source's size about its centre: every point moves |p - c|
+    centre = np.array([50.0, 40.0], np.float32)
+    double = (src - centre) * 2 + centre
+    moved_by = np.hypot(*(src - centre).T).mean()
+    assert landmark_error(src, double) == pytest.approx(moved_by / 20, rel=1e-5)
+    assert landmark_error(double, src) == pytest.approx(moved_by / 40, rel=1e-5)  # roles swapped: its 40 px
     with pytest.raises(ValueError):
         landmark_error(src[:5], src[:5])
 

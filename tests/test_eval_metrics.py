@@ -44,14 +44,22 @@ def test_ssim_constants_on_flat_frames():
 
 
 def test_ssim_is_on_luma():
-    a = _img(4)
-    y = luma(a)
-    assert y.shape == a.shape[:2] and y.dtype == np.float32
-    assert luma(np.full((2, 2, 3), 255, np.uint8)).max() == pytest.approx(255.0, abs=1e-3)
-    # swapping red and blue where they are equal-luma-weighted is not; a gray image
-    # against its own RGB copy is identical in luma
-    gray = np.repeat(a[..., :1], 3, axis=2)
-    assert ssim(gray, gray[..., ::-1].copy()) == pytest.approx(1.0, abs=1e-6)
+    # BT.601 weights, in RGB order
+    y = luma(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8))
+    assert y.shape == (1, 4) and y.dtype == np.float32
+    assert y[0].tolist() == pytest.approx([0.299 * 255, 0.587 * 255, 0.114 * 255, 255.0], abs=1e-3)
+    # a gray texture against a coloured one of the same luma: 299 * 15 - 587 * 9 + 114 * 7 = 0,
+    # so adding k * (15, -9, 7) to a pixel changes its colour, not its luma
+    gray_level = cv2.resize(_img(4, 8, 8)[..., 0], (48, 40), interpolation=cv2.INTER_CUBIC) // 2 + 64
+    gray = np.repeat(gray_level[..., None], 3, axis=2).astype(np.int16)
+    k = np.random.default_rng(5).integers(-3, 4, gray.shape[:2])[..., None]
+    coloured = (gray + k * np.array([15, -9, 7], np.int16)).astype(np.uint8)
+    gray = gray.astype(np.uint8)
+    assert np.abs(coloured.astype(int) - gray).max() >= 45  # clearly other colours
+    assert ssim(gray, coloured) == pytest.approx(1.0, abs=1e-5)
+    # the same size of change, with a luma component, does lower it
+    bright = (gray.astype(np.int16) + k * np.array([15, 9, 7], np.int16)).astype(np.uint8)
+    assert ssim(gray, bright) < 0.9
 
 
 def test_flicker_is_zero_for_the_truth_and_for_a_constant_offset_only():

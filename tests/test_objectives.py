@@ -74,13 +74,37 @@ def test_zero_weights_remove_terms():
     assert fakes["B"].shape[0] == 6  # D still gets its fakes
 
 
-def test_optional_terms_appear_with_weight():
-    _, _, obj, batch = _setup(similarity=1.0, tv=0.5, gp=10.0)
+def test_optional_terms_follow_their_formulas():
+    _, nets, obj, batch = _setup(similarity=1.5, tv=0.5, gp=10.0)
     terms, fakes = obj.generator_terms(batch)
     assert {"A/similarity", "B/similarity", "A/tv", "B/tv"} <= set(terms)
+    rel = dict(rel=1e-4)
+    a = batch["A"][:, :2].flatten(0, 1)  # x_t, x_t+1: the translated frames
+    fake_b = nets["G_AB"](a)
+    # similarity: 1.5 * mean |G_AB(a) - a|
+    assert terms["A/similarity"].item() == pytest.approx(1.5 * (fake_b - a).abs().mean().item(), **rel)
+    # tv: 0.5 * (mean |vertical neighbour difference| + mean |horizontal neighbour difference|)
+    tv = (fake_b[..., 1:, :] - fake_b[..., :-1, :]).abs().mean() + (fake_b[..., 1:] - fake_b[..., :-1]).abs().mean()
+    assert terms["A/tv"].item() == pytest.approx(0.5 * tv.item(), **rel)
+    # gp: make D_A steep enough to be penalised, then redo the penalty by hand with the same draws
+    last = [m for m in nets["D_A"].modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(8.0)
+    torch.manual_seed(11)
     d_terms = obj.discriminator_terms(batch, fakes)
     assert set(d_terms) == {f"D_{d}/{t}" for d in "AB" for t in ("real", "fake", "gp")}
-    assert all(v.item() >= 0 for v in d_terms.values())
+    torch.manual_seed(11)
+    eps = torch.rand(6, 1, 1, 1)  # D_A's penalty draws first: one mixing weight per sample
+    real, fake = batch["A"].flatten(0, 1), fakes["A"]
+    x = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(nets["D_A"](x).flatten(1).mean(1).sum(), x)
+    norms = grad.flatten(1).norm(dim=1)
+    assert (norms > 1).any()  # the case where the penalty is not zero
+    gp = (norms - 1).clamp(min=0).square().mean()
+    assert d_terms["D_A/gp"].item() == pytest.approx(10.0 * gp.item(), **rel)
+    assert d_terms["D_A/gp"].requires_grad
+    # the LSGAN halves: 0.5 * mean (D(fake) - 0)^2
+    assert d_terms["D_A/fake"].item() == pytest.approx(0.5 * nets["D_A"](fake).square().mean().item(), **rel)
 
 
 def test_terms_follow_their_formulas():

@@ -43,14 +43,19 @@ def test_score_of_the_truth_is_perfect_and_noise_flickers():
     truth = np.stack([stylise(f, "duotone") for f in clip])
     s = quality.score(truth, truth, clip)
     assert s["psnr"] == 100.0 and s["flicker"] == 0.0
-    from retarget.eval.temporal import warping_errors
-
     assert s["ssim"] == pytest.approx(1.0)
-    assert s["warp"] == pytest.approx(float(np.nanmean(warping_errors(list(truth), list(clip)))), rel=0.05)
+    # the truth moves with the clip (2 px per frame): warped along the clip's motion it
+    # barely changes (flow and border effects only)
+    assert s["warp"] < 0.5
     rng = np.random.default_rng(1)
     noisy = np.clip(truth + rng.normal(0, 8, truth.shape), 0, 255).astype(np.uint8)
     n = quality.score(noisy, truth, clip)
-    assert n["flicker"] > 5 and n["warp"] > s["warp"] + 3 and 25 < n["psnr"] < 40
+    # independent noise of sigma 8 in both frames of a pair: E|n1 - n2| = 8 sqrt(2) sqrt(2 / pi),
+    # seen by the warping error along the motion and by the flicker against the truth alike
+    pair_noise = 16 / np.sqrt(np.pi)
+    assert n["warp"] - s["warp"] == pytest.approx(pair_noise, rel=0.1)
+    assert n["flicker"] == pytest.approx(pair_noise, rel=0.1)
+    assert 25 < n["psnr"] < 40
     # a constant offset costs PSNR but adds no flicker
     shifted = np.clip(truth.astype(int) + 10, 0, 255).astype(np.uint8)
     c = quality.score(shifted, truth, clip)

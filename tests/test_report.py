@@ -98,7 +98,13 @@ def test_training_writes_a_self_contained_report(run):
     # the temporal preview hook wrote its clips: the page shows them beside the source clip
     videos = [r for r in page.refs if r.endswith(".mp4")]
     assert "previews/source.mp4" in videos and "previews/step_0000004.mp4" in videos
-    assert "Warping error" in (run / "report.html").read_text() or "warp" in (run / "report.html").read_text().lower()
+    # ... and its warping error: a chart of it, and its last value in the summary line
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    warp = [r["temporal/warp_error"] for r in records if "temporal/warp_error" in r]
+    assert len(warp) == 2  # steps 2 and 4
+    text = (run / "report.html").read_text()
+    assert "warping error (temporal preview)" in text
+    assert f"warping error {warp[-1]:.4f}" in text
 
 
 def test_clips_eval_and_warping_error_are_shown_when_present(run, tmp_path):

@@ -87,6 +87,21 @@ def test_pools_feed_discriminator_and_round_trip():
     _, stepper, batch = _stepper(pool=4)
     stepper.step(batch)
     assert len(stepper.pools["A"]) == 4  # 6 fakes offered, 4 kept
+    # the pool is full: from now on D sees some stored fakes instead of the new ones
+    before = {d: stepper.pools[d].state_dict() for d in "AB"}
+    seen = {d: [] for d in "AB"}
+    for d in "AB":
+        stepper.nets[f"D_{d}"].register_forward_hook(lambda m, inp, out, d=d: seen[d].append(inp[0].detach().clone()))
+    stepper.step(batch)
+    for d in "AB":
+        new_fakes, d_input = seen[d]  # G's adversarial call on the new fakes, then D's own step
+        n_real = batch[d].shape[0] * batch[d].shape[1]
+        replay = ImagePool(4)
+        replay.load_state_dict(before[d])
+        expected = replay.query(new_fakes)  # what the pool hands out for these fakes
+        assert torch.equal(d_input[n_real:], expected), d
+        assert not torch.equal(expected, new_fakes)  # some of them were older fakes
+        assert torch.equal(d_input[:n_real], batch[d].flatten(0, 1))  # and every real frame
     state = stepper.state_dict()
     _, other, _ = _stepper(pool=4)
     other.load_state_dict(state)

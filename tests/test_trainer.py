@@ -332,9 +332,25 @@ def test_an_added_hook_runs_and_its_state_survives_a_resume(domains, tmp_path):
     assert resumed.calls == [1, 2, 3, 4]  # the saved state came back, then steps 3 and 4
 
 
-def test_temporal_preview_video_and_warping_error(domains, tmp_path):
+def test_temporal_preview_video_and_warping_error(domains, tmp_path, monkeypatch):
     import av
+    import numpy as np
 
+    import retarget.train.temporal_preview as tp
+    from retarget.eval.temporal import warping_errors
+    from retarget.train.data import default_load_size, load_domain
+
+    # A tiny net's translation is nearly flat after 4 steps, and a flat clip has no motion to
+    # follow; mix the clip's own texture and a fixed per-frame flicker into it, so that the
+    # logged number depends on the translation and on the motion it is measured along.
+    real_translate = tp.translate_clip
+
+    def translate(net, clip, device):
+        out = real_translate(net, clip, device).astype(np.int16)
+        flicker = np.random.default_rng(0).integers(-20, 21, clip.shape)
+        return np.clip(out // 2 + (255 - clip) // 2 + flicker, 0, 255).astype(np.uint8)
+
+    monkeypatch.setattr(tp, "translate_clip", translate)
     train(config(domains, tmp_path / "run", steps=4, preview_every=2, log_every=3, preview_frames=5))
     previews = tmp_path / "run" / "previews"
     assert sorted(p.name for p in previews.glob("*.mp4")) == ["source.mp4", "step_0000002.mp4", "step_0000004.mp4"]
@@ -348,7 +364,16 @@ def test_temporal_preview_video_and_warping_error(domains, tmp_path):
     assert [r["step"] for r in records] == [2, 3, 4]
     temporal = [r for r in records if "temporal/warp_error" in r]
     assert [r["step"] for r in temporal] == [2, 4]
-    assert all(r["temporal/warp_error"] >= 0 and r["temporal/warp_error_source"] >= 0 for r in temporal)
+    # the numbers: the warping error (0-255) of the clip as the step's G_AB translates it, along
+    # the clip's own motion, beside the clip's own; recomputed from the saved step-4 weights
+    clip = tp.preview_clip(load_domain(domains[0], default_load_size(32), frames_needed=3), 5, 32)
+    g_ab = load_run(str(tmp_path / "run"), "cpu").networks["G_AB"]
+    out = translate(g_ab, clip, torch.device("cpu"))
+    own = float(np.nanmean(warping_errors(clip, clip)))
+    assert [r["temporal/warp_error_source"] for r in temporal] == pytest.approx([own, own], rel=1e-6)
+    expected = float(np.nanmean(warping_errors(out, clip)))
+    assert temporal[1]["temporal/warp_error"] == pytest.approx(expected, rel=1e-5)
+    assert expected != pytest.approx(float(np.nanmean(warping_errors(out, out))), rel=0.02)  # the motion matters
 
 
 def test_preview_clip_is_the_middle_of_the_longest_segment():

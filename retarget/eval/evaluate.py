@@ -25,8 +25,9 @@ from retarget.video.reader import VideoInfo, VideoReader, probe
 class EvalResult:
     """What :func:`evaluate` measured; ``to_dict()`` is the ``--json`` output.
 
-    ``scores`` is :meth:`FrameScorer.summary`: ``warping_error``, ``truth``, ``faces``
-    (None when not asked for) and ``per_frame`` (with ``per_frame``).
+    ``scores`` is :meth:`FrameScorer.summary`: ``warping_error`` (L1, 0-255), ``e_warp``
+    (Lai et al.'s E_warp), ``truth``, ``faces`` (None when not asked for) and
+    ``per_frame`` (with ``per_frame``).
     """
 
     output: str  # path of the judged video
@@ -192,6 +193,31 @@ def _fmt(value: Optional[float], digits: int = 2, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _warping_rows(table: Any, w: Optional[dict[str, Any]], e: Optional[dict[str, Any]]) -> None:
+    """The table's rows of the two warping errors (``warping_error``, ``e_warp`` of the scores)."""
+    if not (w and e):
+        return
+    table.add_row(
+        "warping error L1, output",
+        _fmt(w["output"], 3),
+        "retarget's: mean |out_t - warp(out_t-1)|, 0-255, lower = steadier",
+    )
+    table.add_row("warping error L1, source", _fmt(w["source"], 3), "the same for the source itself")
+    if w.get("truth") is not None:
+        table.add_row("warping error L1, truth", _fmt(w["truth"], 3), "the same for the ground truth")
+    table.add_row("ratio output / source", _fmt(w["ratio"], 3), "1 = as steady as the source; >1 = added flicker")
+    table.add_row(
+        "E_warp (Lai et al.), output",
+        _fmt(e["output"], 5),
+        "squared RGB error in [0, 1], their mask; comparable with published E_warp",
+    )
+    table.add_row("E_warp, source", _fmt(e["source"], 5), "the same for the source itself")
+    if e.get("truth") is not None:
+        table.add_row("E_warp, truth", _fmt(e["truth"], 5), "the same for the ground truth")
+    table.add_row("E_warp ratio output / source", _fmt(e["ratio"], 3), "read as the L1 ratio")
+    table.add_row("frame pairs", str(w["pairs"]), f"{w['cuts']} across scene cuts left out")
+
+
 def print_result(result: EvalResult) -> None:
     """Print ``result`` as a rich table on the shared console (stderr)."""
     from rich.table import Table
@@ -203,23 +229,18 @@ def print_result(result: EvalResult) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("meaning")
-    w = s.get("warping_error")
-    if w:
-        table.add_row(
-            "warping error, output", _fmt(w["output"], 3), "mean |out_t - warp(out_t-1)|, 0-255, lower = steadier"
-        )
-        table.add_row("warping error, source", _fmt(w["source"], 3), "the same for the source itself")
-        if w.get("truth") is not None:
-            table.add_row("warping error, truth", _fmt(w["truth"], 3), "the same for the ground truth")
-        table.add_row("ratio output / source", _fmt(w["ratio"], 3), "1 = as steady as the source; >1 = added flicker")
-        table.add_row("frame pairs", str(w["pairs"]), f"{w['cuts']} across scene cuts left out")
+    _warping_rows(table, s.get("warping_error"), s.get("e_warp"))
     t = s.get("truth")
     if t:
         table.add_row(
             "PSNR", _fmt(t["psnr"], 2, " dB"), f"vs truth, mean over frames (identical = {t['psnr_cap']:g} dB)"
         )
         table.add_row("SSIM", _fmt(t["ssim"], 4), "vs truth, luma, 1 = identical")
-        table.add_row("flicker vs truth", _fmt(t["flicker"], 3), "mean |d_out - d_truth| per frame step, 0-255")
+        table.add_row(
+            "flicker vs truth",
+            _fmt(t["flicker"], 3),
+            f"mean |d_out - d_truth| per frame step, 0-255; {t['cuts']} pairs across scene cuts left out",
+        )
         if t.get("flicker_source") is not None:
             table.add_row("flicker, source", _fmt(t["flicker_source"], 3), "the source scored as if it were the output")
         table.add_row("flicker, still output", _fmt(t.get("flicker_still"), 3), "an output that never changes")

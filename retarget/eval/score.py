@@ -1,4 +1,4 @@
-"""Scoring matched frames one at a time: warping error, fidelity to a truth, faces.
+"""Scoring matched frames one at a time: warping errors, fidelity to a truth, faces.
 
 :class:`FrameScorer` keeps a few frames of state (the previous output, source and
 truth frame), so whole videos never sit in memory. :func:`score_frames` runs it over
@@ -18,7 +18,7 @@ from retarget.dataset.scenes import SceneDetector
 from retarget.eval.faces import FaceComparer
 from retarget.eval.frames import common_size, fit
 from retarget.eval.metrics import PSNR_CAP, flicker, psnr, ssim
-from retarget.eval.temporal import pair_warping_error
+from retarget.eval.temporal import non_occluded, pair_e_warp, pair_warping_error
 from retarget.faces.backends import FaceBackend
 from retarget.video.flow import FlowEstimator, motion
 
@@ -43,9 +43,10 @@ class FrameScorer:
         faces: a landmark backend for the face score (None: no face score).
         flow_preset: DIS preset of the source's optical flow (``ultrafast``, ``fast``,
             ``medium``).
-        cut_threshold: scene-cut threshold on the source (see
-            :class:`retarget.dataset.scenes.SceneDetector`); pairs across a cut get no
-            warping error, since no flow links two shots. 1 disables the check.
+        cut_threshold: scene-cut threshold on the source (on the truth when no source
+            is given; see :class:`retarget.dataset.scenes.SceneDetector`); pairs across
+            a cut get no pair score (warping errors, flicker): no flow or change links
+            two shots. 1 disables the check.
         per_frame: keep per-frame lists for :meth:`summary`.
 
     Feed frames with :meth:`add`; read the result with :meth:`summary`.
@@ -65,7 +66,7 @@ class FrameScorer:
         self.face_backend = getattr(faces, "name", None) if faces is not None else None
         self.per_frame = per_frame
         self.frames = 0
-        self.cuts = 0  # source pairs across a scene cut
+        self.cuts = 0  # frame pairs across a scene cut (no pair score)
         self.gaps = 0  # breaks in the sequence (an unmatched frame in between)
         self.no_source_face = 0
         self.no_output_face = 0
@@ -76,6 +77,9 @@ class FrameScorer:
             "warp_output",
             "warp_source",
             "warp_truth",
+            "e_warp_output",
+            "e_warp_source",
+            "e_warp_truth",
             "psnr",
             "ssim",
             "flicker",
@@ -109,28 +113,19 @@ class FrameScorer:
         self.has_truth |= truth is not None
         row: dict[str, Optional[float]] = dict.fromkeys(self.values)
         row["time"] = time
-        cut = self.scenes(source) if source is not None else False
+        shot = source if source is not None else truth
+        cut = self.scenes(shot) if shot is not None else False
         if not contiguous and self._prev is not None:
             self.gaps += 1
         prev = self._prev if contiguous else None
-        if prev is not None and source is not None and prev[1] is not None:
-            if cut:
-                self.cuts += 1
-            else:
-                m = motion(prev[1], source, self.flow)
-                row["warp_output"] = pair_warping_error(prev[0], output, m)
-                row["warp_source"] = pair_warping_error(prev[1], source, m)
-                if truth is not None and prev[2] is not None:
-                    row["warp_truth"] = pair_warping_error(prev[2], truth, m)
+        if prev is not None and cut:
+            self.cuts += 1
+            prev = None  # no pair score links two shots
+        if prev is not None:
+            self._pair_scores(row, prev, output, source, truth)
         if truth is not None:
             row["psnr"] = psnr(output, truth)
             row["ssim"] = ssim(output, truth)
-            if prev is not None and prev[2] is not None:
-                row["flicker"] = flicker(prev[0], output, prev[2], truth)
-                # references on the same scale: a still output (mean |truth change|), the source
-                row["flicker_still"] = float(np.mean(cv2.absdiff(truth, prev[2]), dtype=np.float64))
-                if source is not None and prev[1] is not None:
-                    row["flicker_source"] = flicker(prev[1], source, prev[2], truth)
         if self.faces is not None and source is not None:
             found = self.faces.compare(source, output)
             self.no_source_face += not found.source_found
@@ -140,35 +135,64 @@ class FrameScorer:
         for k, v in row.items():
             self.values[k].append(v)
 
-    def _warping(self) -> Optional[dict[str, Any]]:
+    def _pair_scores(
+        self,
+        row: dict[str, Optional[float]],
+        prev: tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]],
+        output: np.ndarray,
+        source: Optional[np.ndarray],
+        truth: Optional[np.ndarray],
+    ) -> None:
+        """Fill ``row``'s pair scores of the pair (``prev``, this frame), within one shot."""
+        prev_out, prev_src, prev_truth = prev
+        if source is not None and prev_src is not None:
+            m = motion(prev_src, source, self.flow)
+            mask = non_occluded(m)  # Lai et al.'s M, shared by the three E_warp values
+            row["warp_output"] = pair_warping_error(prev_out, output, m)
+            row["warp_source"] = pair_warping_error(prev_src, source, m)
+            row["e_warp_output"] = pair_e_warp(prev_out, output, m, mask)
+            row["e_warp_source"] = pair_e_warp(prev_src, source, m, mask)
+            if truth is not None and prev_truth is not None:
+                row["warp_truth"] = pair_warping_error(prev_truth, truth, m)
+                row["e_warp_truth"] = pair_e_warp(prev_truth, truth, m, mask)
+        if truth is not None and prev_truth is not None:
+            row["flicker"] = flicker(prev_out, output, prev_truth, truth)
+            # references on the same scale: a still output (mean |truth change|), the source
+            row["flicker_still"] = float(np.mean(cv2.absdiff(truth, prev_truth), dtype=np.float64))
+            if source is not None and prev_src is not None:
+                row["flicker_source"] = flicker(prev_src, source, prev_truth, truth)
+
+    def _warping(self, prefix: str) -> Optional[dict[str, Any]]:
+        """The summary of one warping error (``warp`` or ``e_warp`` per-frame values)."""
         if not self.has_source:
             return None
         v = self.values
         both = [
             (o, s)
-            for o, s in zip(v["warp_output"], v["warp_source"])
+            for o, s in zip(v[f"{prefix}_output"], v[f"{prefix}_source"])
             if o is not None and s is not None and math.isfinite(o) and math.isfinite(s)
         ]
         out_mean = float(np.mean([o for o, _ in both])) if both else None
         src_mean = float(np.mean([s for _, s in both])) if both else None
-        attempted = sum(1 for o in v["warp_output"] if o is not None)
+        attempted = sum(1 for o in v[f"{prefix}_output"] if o is not None)
         return {
             "output": out_mean,
             "source": src_mean,
-            "truth": _mean(v["warp_truth"]) if self.has_truth else None,
+            "truth": _mean(v[f"{prefix}_truth"]) if self.has_truth else None,
             "ratio": out_mean / src_mean if both and src_mean and src_mean > 1e-9 else None,
             "pairs": len(both),
             "cuts": self.cuts,
-            "unreliable": attempted - len(both),  # pairs where no pixel passed the flow check
+            "unreliable": attempted - len(both),  # pairs where no pixel passed the mask
         }
 
     def summary(self) -> dict[str, Any]:
         """The scores so far as a JSON-ready dict (None where a score does not apply).
 
-        Keys: ``frames``, ``gaps``, ``warping_error`` (``output``, ``source``, ``truth``,
-        ``ratio``, ``pairs``, ``cuts``, ``unreliable``), ``truth`` (``psnr``,
-        ``psnr_cap``, ``ssim``, ``flicker``, ``flicker_source``, ``flicker_still``,
-        ``frames``, ``pairs``), ``faces``
+        Keys: ``frames``, ``gaps``, ``warping_error`` (retarget's L1 figure, 0-255:
+        ``output``, ``source``, ``truth``, ``ratio``, ``pairs``, ``cuts``,
+        ``unreliable``), ``e_warp`` (Lai et al.'s E_warp, squared RGB in [0, 1], the
+        same keys), ``truth`` (``psnr``, ``psnr_cap``, ``ssim``, ``flicker``,
+        ``flicker_source``, ``flicker_still``, ``frames``, ``pairs``, ``cuts``), ``faces``
         (``landmark_error``, ``frames``, ``no_source_face``, ``no_output_face``,
         ``backend``), and with ``per_frame`` a ``per_frame`` dict of equal-length lists
         (pair scores sit at the later frame of the pair; null where not defined).
@@ -185,6 +209,7 @@ class FrameScorer:
                 "flicker_still": _mean(v["flicker_still"]),
                 "frames": len(_finite(v["psnr"])),
                 "pairs": len(_finite(v["flicker"])),
+                "cuts": self.cuts,  # pairs across a scene cut, left out of flicker
             }
         faces = None
         if self.faces is not None:
@@ -198,7 +223,8 @@ class FrameScorer:
         out: dict[str, Any] = {
             "frames": self.frames,
             "gaps": self.gaps,
-            "warping_error": self._warping(),
+            "warping_error": self._warping("warp"),
+            "e_warp": self._warping("e_warp"),
             "truth": truth,
             "faces": faces,
         }
