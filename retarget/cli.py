@@ -30,6 +30,7 @@ from retarget.config import (
     TrainConfig,
     check_train_config,
     model_preset,
+    option_range,
 )
 from retarget.errors import RetargetError
 
@@ -82,8 +83,40 @@ def _config(cls: type[C], flags: dict[str, Any], **given: Any) -> C:
 
     Fields without a flag keep their dataclass default.
     """
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _names(cls)
     return cls(**{k: v for k, v in flags.items() if k in names and k not in given}, **given)
+
+
+def _limited(*classes: type) -> Callable[..., Any]:
+    """A ``typer.Option`` maker whose ``min``/``max`` are the range in the options' field metadata.
+
+    ``make("quality", help=...)`` is ``typer.Option(min=1, max=100, help=...)`` for the
+    first of ``classes`` with a field ``quality``. Typer cannot exclude an end, so an
+    option with an open one (``--lr`` above 0, the betas below 1) gets no limits here;
+    ``check_train_config`` refuses it with the library's line.
+    """
+
+    def make(name: str, *decls: str, **kwargs: Any) -> Any:
+        cls = next(c for c in classes if name in _names(c))
+        rng = option_range(cls, name)
+        if rng is None:  # a mistake in this file, found at import
+            raise TypeError(f"{cls.__name__}.{name} has no range; use typer.Option")
+        if rng.closed:
+            kwargs.update(min=rng.low, max=rng.high)
+        return typer.Option(*decls, **kwargs)
+
+    return make
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+
+_extract_opt = _limited(ExtractConfig, FaceConfig)
+_train_opt = _limited(ModelConfig, LossConfig, TrainConfig)
+_render_opt = _limited(RenderConfig)
+_eval_opt = _limited(EvalConfig)
+_demo_opt = _limited(DemoConfig)
 
 
 def _crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
@@ -105,19 +138,17 @@ def extract(
     output: Annotated[
         Optional[str], typer.Option("-o", "--output", help="Dataset folder \\[default: data/<first video's name>].")
     ] = ExtractConfig.output,
-    size: Annotated[int, typer.Option(min=16, help="Side of the square output frames (px).")] = ExtractConfig.size,
+    size: Annotated[int, _extract_opt("size", help="Side of the square output frames (px).")] = ExtractConfig.size,
     format: Annotated[Literal["png", "jpg"], typer.Option(help="Image format of the frames.")] = ExtractConfig.format,
-    quality: Annotated[
-        int, typer.Option(min=1, max=100, help="JPEG quality (with --format jpg).")
-    ] = ExtractConfig.quality,
+    quality: Annotated[int, _extract_opt("quality", help="JPEG quality (with --format jpg).")] = ExtractConfig.quality,
     fps: Annotated[
-        Optional[float], typer.Option(min=0.01, help="Resample to this frame rate by timestamp.")
+        Optional[float], _extract_opt("fps", help="Resample to this frame rate by timestamp.")
     ] = ExtractConfig.fps,
-    every: Annotated[int, typer.Option(min=1, help="Keep every N-th frame.")] = ExtractConfig.every,
-    start: Annotated[Optional[float], typer.Option(min=0, help="Start at this second.")] = ExtractConfig.start,
-    end: Annotated[Optional[float], typer.Option(min=0, help="Stop at this second.")] = ExtractConfig.end,
+    every: Annotated[int, _extract_opt("every", help="Keep every N-th frame.")] = ExtractConfig.every,
+    start: Annotated[Optional[float], _extract_opt("start", help="Start at this second.")] = ExtractConfig.start,
+    end: Annotated[Optional[float], _extract_opt("end", help="Stop at this second.")] = ExtractConfig.end,
     max_frames: Annotated[
-        Optional[int], typer.Option(min=1, help="At most this many frames per video.")
+        Optional[int], _extract_opt("max_frames", help="At most this many frames per video.")
     ] = ExtractConfig.max_frames,
     align: Annotated[
         Literal["none", "face"], typer.Option(help="none: resize and centre-crop; face: align on the face.")
@@ -127,27 +158,28 @@ def extract(
         Literal["dlib", "fan"], typer.Option(help="Face landmark backend.", rich_help_panel=FACE)
     ] = FaceConfig.backend,
     margin: Annotated[
-        float, typer.Option(min=0, help="Border around the face, as a fraction of its size.", rich_help_panel=FACE)
+        float, _extract_opt("margin", help="Border around the face, as a fraction of its size.", rich_help_panel=FACE)
     ] = FaceConfig.margin,
     smooth: Annotated[
-        float, typer.Option(min=0, help="Temporal smoothing strength; 0 disables.", rich_help_panel=FACE)
+        float, _extract_opt("smooth", help="Temporal smoothing strength; 0 disables.", rich_help_panel=FACE)
     ] = FaceConfig.smooth,
     face: Annotated[
         Literal["tracked", "largest"],
         typer.Option(help="With several faces: the tracked one or the largest.", rich_help_panel=FACE),
     ] = FaceConfig.pick,
     detect_every: Annotated[
-        int, typer.Option(min=1, help="Run the detector every N frames, track in between.", rich_help_panel=FACE)
+        int,
+        _extract_opt("detect_every", help="Run the detector every N frames, track in between.", rich_help_panel=FACE),
     ] = FaceConfig.detect_every,
     detect_size: Annotated[
-        int, typer.Option(min=64, help="Longest side of the frame the detector sees (px).", rich_help_panel=FACE)
+        int, _extract_opt("detect_size", help="Longest side of the frame the detector sees (px).", rich_help_panel=FACE)
     ] = FaceConfig.detect_size,
     cut_threshold: Annotated[
-        float, typer.Option(min=0, max=1, help="Histogram distance that counts as a scene cut.")
+        float, _extract_opt("cut_threshold", help="Histogram distance that counts as a scene cut.")
     ] = ExtractConfig.cut_threshold,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = ExtractConfig.overwrite,
     append: Annotated[bool, typer.Option(help="Add to an existing dataset.")] = ExtractConfig.append,
-    workers: Annotated[int, typer.Option(min=1, help="Threads writing images.")] = ExtractConfig.workers,
+    workers: Annotated[int, _extract_opt("workers", help="Threads writing images.")] = ExtractConfig.workers,
 ) -> None:
     """Decode videos (and for faces: detect, align, smooth) into a frame dataset."""
     cfg = _config(
@@ -178,15 +210,17 @@ def train(
         typer.Option(help="Architecture preset; the options below override it.", rich_help_panel=MODEL),
     ] = TrainConfig.preset,
     size: Annotated[
-        int, typer.Option(min=16, help="Training resolution (px).", rich_help_panel=MODEL)
+        int, _train_opt("size", help="Training resolution (px).", rich_help_panel=MODEL)
     ] = ModelConfig.size,
-    ngf: Annotated[Optional[int], typer.Option(min=1, help="Generator width.", rich_help_panel=MODEL)] = None,
+    ngf: Annotated[Optional[int], _train_opt("ngf", help="Generator width.", rich_help_panel=MODEL)] = None,
     blocks: Annotated[
-        Optional[int], typer.Option(min=1, help="Residual blocks per generator.", rich_help_panel=MODEL)
+        Optional[int], _train_opt("blocks", help="Residual blocks per generator.", rich_help_panel=MODEL)
     ] = None,
-    ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width.", rich_help_panel=MODEL)] = None,
-    npf: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
-    p_depth: Annotated[Optional[int], typer.Option(min=1, help="Predictor U-Net depth.", rich_help_panel=MODEL)] = None,
+    ndf: Annotated[Optional[int], _train_opt("ndf", help="Discriminator width.", rich_help_panel=MODEL)] = None,
+    npf: Annotated[Optional[int], _train_opt("npf", help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
+    p_depth: Annotated[
+        Optional[int], _train_opt("p_depth", help="Predictor U-Net depth.", rich_help_panel=MODEL)
+    ] = None,
     p_residual: Annotated[
         Optional[bool],
         typer.Option(
@@ -198,31 +232,33 @@ def train(
         Literal["lsgan", "vanilla", "hinge"], typer.Option(help="Adversarial loss form.", rich_help_panel=LOSS)
     ] = LossConfig.gan_loss,
     cycle: Annotated[
-        float, typer.Option(min=0, help="Spatial cycle weight; 0 = pure Recycle-GAN.", rich_help_panel=LOSS)
+        float, _train_opt("cycle", help="Spatial cycle weight; 0 = pure Recycle-GAN.", rich_help_panel=LOSS)
     ] = LossConfig.cycle,
     recurrent: Annotated[
-        float, typer.Option(min=0, help="Recurrent (predictor) weight.", rich_help_panel=LOSS)
+        float, _train_opt("recurrent", help="Recurrent (predictor) weight.", rich_help_panel=LOSS)
     ] = LossConfig.recurrent,
-    recycle: Annotated[float, typer.Option(min=0, help="Recycle weight.", rich_help_panel=LOSS)] = LossConfig.recycle,
+    recycle: Annotated[float, _train_opt("recycle", help="Recycle weight.", rich_help_panel=LOSS)] = LossConfig.recycle,
     identity: Annotated[
         Optional[float],
-        typer.Option(min=0, help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS),
+        _train_opt("identity", help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS),
     ] = LossConfig.identity,
     similarity: Annotated[
-        float, typer.Option(min=0, help="L1 between input and translation.", rich_help_panel=LOSS)
+        float, _train_opt("similarity", help="L1 between input and translation.", rich_help_panel=LOSS)
     ] = LossConfig.similarity,
     gp: Annotated[
-        float, typer.Option(min=0, help="One-sided gradient penalty weight.", rich_help_panel=LOSS)
+        float, _train_opt("gp", help="One-sided gradient penalty weight.", rich_help_panel=LOSS)
     ] = LossConfig.gp,
-    tv: Annotated[float, typer.Option(min=0, help="Total variation weight.", rich_help_panel=LOSS)] = LossConfig.tv,
+    tv: Annotated[float, _train_opt("tv", help="Total variation weight.", rich_help_panel=LOSS)] = LossConfig.tv,
     feature_match: Annotated[
         float,
-        typer.Option(
-            min=0, help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.", rich_help_panel=LOSS
+        _train_opt(
+            "feature_match",
+            help="L1 between D's early features (2 blocks) of x and G(x), DIAT; 0 = off.",
+            rich_help_panel=LOSS,
         ),
     ] = LossConfig.feature_match,
     content: Annotated[
-        float, typer.Option(min=0, help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)
+        float, _train_opt("content", help="|f(x) - f(G(x))| weight, with a --content-model f.", rich_help_panel=LOSS)
     ] = LossConfig.content,
     content_model: Annotated[
         Optional[str], typer.Option(help="TorchScript content network f for both directions.", rich_help_panel=LOSS)
@@ -237,47 +273,57 @@ def train(
     ] = LossConfig.content_model_b,
     content_size: Annotated[
         Optional[int],
-        typer.Option(min=8, help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS),
+        _train_opt(
+            "content_size", help="Input side f expects (px) \\[default: the training size].", rich_help_panel=LOSS
+        ),
     ] = LossConfig.content_size,
     content_norm: Annotated[
         Literal["minus1_1", "0_1", "imagenet"], typer.Option(help="Input range f expects.", rich_help_panel=LOSS)
     ] = LossConfig.content_norm,
     warp: Annotated[
         float,
-        typer.Option(
-            min=0,
+        _train_opt(
+            "warp",
             help="Recycle only: warp consistency along the source's flow (not in the paper; 0 = the paper's objective).",
             rich_help_panel=LOSS,
         ),
     ] = LossConfig.warp,
-    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
+    steps: Annotated[int, _train_opt("steps", help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
     time_limit: Annotated[
         Optional[float],
-        typer.Option(
-            min=1, help="Wall-clock budget (s): stop and save when spent; the LR decays over it.", rich_help_panel=RUN
+        _train_opt(
+            "time_limit",
+            help="Wall-clock budget (s): stop and save when spent; the LR decays over it.",
+            rich_help_panel=RUN,
         ),
     ] = TrainConfig.time_limit,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Triplets per domain per step.", rich_help_panel=RUN)
+        int, _train_opt("batch_size", help="Triplets per domain per step.", rich_help_panel=RUN)
     ] = TrainConfig.batch_size,
-    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0.", rich_help_panel=RUN)] = TrainConfig.lr,
-    beta1: Annotated[float, typer.Option(help="Adam beta1, in [0, 1).", rich_help_panel=RUN)] = TrainConfig.beta1,
-    beta2: Annotated[float, typer.Option(help="Adam beta2, in [0, 1).", rich_help_panel=RUN)] = TrainConfig.beta2,
+    lr: Annotated[float, _train_opt("lr", help="Adam learning rate, above 0.", rich_help_panel=RUN)] = TrainConfig.lr,
+    beta1: Annotated[
+        float, _train_opt("beta1", help="Adam beta1, in [0, 1).", rich_help_panel=RUN)
+    ] = TrainConfig.beta1,
+    beta2: Annotated[
+        float, _train_opt("beta2", help="Adam beta2, in [0, 1).", rich_help_panel=RUN)
+    ] = TrainConfig.beta2,
     decay_from: Annotated[
         Optional[int],
-        typer.Option(min=0, help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN),
+        _train_opt("decay_from", help="Step where linear LR decay starts \\[default: steps/2].", rich_help_panel=RUN),
     ] = TrainConfig.decay_from,
     pool: Annotated[
-        int, typer.Option(min=0, help="Image history pool size; 0 disables.", rich_help_panel=RUN)
+        int, _train_opt("pool", help="Image history pool size; 0 disables.", rich_help_panel=RUN)
     ] = TrainConfig.pool,
     load_size: Annotated[
         Optional[int],
-        typer.Option(
-            min=16, help="Resize frames to this before the random crop \\[default: size x 1.12].", rich_help_panel=RUN
+        _train_opt(
+            "load_size",
+            help="Resize frames to this before the random crop \\[default: size x 1.12].",
+            rich_help_panel=RUN,
         ),
     ] = TrainConfig.load_size,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.", rich_help_panel=RUN)] = TrainConfig.flip,
-    seed: Annotated[int, typer.Option(help="Random seed.", rich_help_panel=RUN)] = TrainConfig.seed,
+    seed: Annotated[int, _train_opt("seed", help="Random seed.", rich_help_panel=RUN)] = TrainConfig.seed,
     device: Annotated[
         Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.", rich_help_panel=RUN)
     ] = TrainConfig.device,
@@ -303,23 +349,25 @@ def train(
         bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)
     ] = TrainConfig.overwrite,
     checkpoint_every: Annotated[
-        int, typer.Option(min=1, help="Steps between checkpoints.", rich_help_panel=RUN)
+        int, _train_opt("checkpoint_every", help="Steps between checkpoints.", rich_help_panel=RUN)
     ] = TrainConfig.checkpoint_every,
     keep: Annotated[
-        int, typer.Option(min=0, help="Older checkpoints kept besides the newest (render --step).", rich_help_panel=RUN)
+        int, _train_opt("keep", help="Older checkpoints kept besides the newest (render --step).", rich_help_panel=RUN)
     ] = TrainConfig.keep,
     preview_every: Annotated[
-        int, typer.Option(min=1, help="Steps between preview grids.", rich_help_panel=RUN)
+        int, _train_opt("preview_every", help="Steps between preview grids.", rich_help_panel=RUN)
     ] = TrainConfig.preview_every,
     preview_frames: Annotated[
         int,
-        typer.Option(min=0, help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN),
+        _train_opt(
+            "preview_frames", help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN
+        ),
     ] = TrainConfig.preview_frames,
     log_every: Annotated[
-        int, typer.Option(min=1, help="Steps between metrics lines.", rich_help_panel=RUN)
+        int, _train_opt("log_every", help="Steps between metrics lines.", rich_help_panel=RUN)
     ] = TrainConfig.log_every,
     threads: Annotated[
-        Optional[int], typer.Option(min=1, help="CPU threads for torch.", rich_help_panel=RUN)
+        Optional[int], _train_opt("threads", help="CPU threads for torch.", rich_help_panel=RUN)
     ] = TrainConfig.threads,
 ) -> None:
     """Train Recycle-GAN (or CycleGAN) between two sequence datasets, or continue a run (--resume RUN)."""
@@ -376,7 +424,7 @@ def render(
         typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models]."),
     ] = RenderConfig.model,
     step: Annotated[
-        Optional[int], typer.Option(min=0, help="Use the run's checkpoint of this step \\[default: its newest].")
+        Optional[int], _render_opt("step", help="Use the run's checkpoint of this step \\[default: its newest].")
     ] = RenderConfig.step,
     direction: Annotated[Literal["a2b", "b2a"], typer.Option(help="Which way to translate.")] = RenderConfig.direction,
     align: Annotated[
@@ -390,13 +438,13 @@ def render(
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,
     feather: Annotated[
-        float, typer.Option(min=0, max=0.5, help="Mask feather, as a fraction of the crop side.", rich_help_panel=FACE)
+        float, _render_opt("feather", help="Mask feather, as a fraction of the crop side.", rich_help_panel=FACE)
     ] = RenderConfig.feather,
     color_match: Annotated[
         Literal["lab", "none"], typer.Option(help="Match the face's colour to its surroundings.", rich_help_panel=FACE)
     ] = RenderConfig.color_match,
-    batch_size: Annotated[int, typer.Option(min=1, help="Frames per generator call.")] = RenderConfig.batch_size,
-    crf: Annotated[int, typer.Option(min=0, max=51, help="H.264 quality (lower is better).")] = RenderConfig.crf,
+    batch_size: Annotated[int, _render_opt("batch_size", help="Frames per generator call.")] = RenderConfig.batch_size,
+    crf: Annotated[int, _render_opt("crf", help="H.264 quality (lower is better).")] = RenderConfig.crf,
     side_by_side: Annotated[
         bool, typer.Option(help="Write input and output side by side.")
     ] = RenderConfig.side_by_side,
@@ -405,9 +453,8 @@ def render(
     amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = RenderConfig.amp,
     stabilize: Annotated[
         float,
-        typer.Option(
-            min=0,
-            max=1,
+        _render_opt(
+            "stabilize",
             help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
         ),
     ] = RenderConfig.stabilize,
@@ -424,9 +471,13 @@ def eval_(
     output: Annotated[str, typer.Argument(help="The translated video to judge.")],
     source: Annotated[
         Optional[str], typer.Option(help="The video it was translated from (warping error, faces).")
-    ] = None,
-    truth: Annotated[Optional[str], typer.Option(help="Its ground-truth translation (PSNR, SSIM, flicker).")] = None,
-    faces: Annotated[bool, typer.Option("--faces", help="Landmark error between source and output faces.")] = False,
+    ] = EvalConfig.source,
+    truth: Annotated[
+        Optional[str], typer.Option(help="Its ground-truth translation (PSNR, SSIM, flicker).")
+    ] = EvalConfig.truth,
+    faces: Annotated[
+        bool, typer.Option("--faces", help="Landmark error between source and output faces.")
+    ] = EvalConfig.faces,
     face_backend: Annotated[
         Literal["dlib", "fan"], typer.Option(help="Face landmark backend for --faces.")
     ] = EvalConfig.face_backend,
@@ -434,23 +485,15 @@ def eval_(
         Literal["ultrafast", "fast", "medium"], typer.Option(help="Optical-flow (DIS) preset on the source.")
     ] = EvalConfig.flow,
     cut_threshold: Annotated[
-        float, typer.Option(min=0, max=1, help="Source scene-cut threshold; pairs across a cut are left out.")
+        float, _eval_opt("cut_threshold", help="Source scene-cut threshold; pairs across a cut are left out.")
     ] = EvalConfig.cut_threshold,
-    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    per_frame: Annotated[bool, typer.Option("--per-frame", help="Add per-frame values to the JSON.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = EvalConfig.json,
+    per_frame: Annotated[
+        bool, typer.Option("--per-frame", help="Add per-frame values to the JSON.")
+    ] = EvalConfig.per_frame,
 ) -> None:
     """Score a translated video: temporal consistency, fidelity to a truth, faces."""
-    cfg = EvalConfig(
-        output=output,
-        source=source,
-        truth=truth,
-        faces=faces,
-        face_backend=face_backend,
-        flow=flow,
-        cut_threshold=cut_threshold,
-        per_frame=per_frame,
-        json=json,
-    )
+    cfg = _config(EvalConfig, locals())
     from retarget.eval.evaluate import evaluate, print_result
 
     result = _run(lambda: evaluate(cfg))
@@ -463,9 +506,9 @@ def eval_(
 @app.command()
 def demo(
     out: Annotated[str, typer.Option("-o", "--out", help="Folder for everything the demo writes.")] = DemoConfig.out,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic domains and the training.")] = DemoConfig.seed,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = DemoConfig.steps,
-    size: Annotated[int, typer.Option(min=32, help="Frame size of the synthetic domains (px).")] = DemoConfig.size,
+    seed: Annotated[int, _demo_opt("seed", help="Seed of the synthetic domains and the training.")] = DemoConfig.seed,
+    steps: Annotated[int, _demo_opt("steps", help="Training steps.")] = DemoConfig.steps,
+    size: Annotated[int, _demo_opt("size", help="Frame size of the synthetic domains (px).")] = DemoConfig.size,
 ) -> None:
     """Make two synthetic video domains, then extract, train and render on them."""
     cfg = _config(DemoConfig, locals())

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Optional, Type, TypeVar
+
+from retarget.errors import RetargetError
 
 T = TypeVar("T")
 
@@ -23,17 +26,87 @@ GanLoss = Literal["lsgan", "vanilla", "hinge"]
 ModelKind = Literal["recycle", "cyclegan"]
 Preset = Literal["default", "official", "tiny"]
 
+# Keys of a field's metadata, set by opt(): its valid Range (numeric options), whether a
+# resumed run may change it, and what a saved config without the key meant.
+_RANGE, _RESUMABLE, _ABSENT = "range", "resumable", "absent"
+
+
+class OptionError(RetargetError, ValueError):
+    """An option outside its valid range: a ``RetargetError`` to library callers, a ``ValueError`` the CLI
+    turns into a usage error (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Valid values of a numeric option: ``low`` to ``high`` (None = unbounded), each end included unless open."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether both ends are included, as a CLI's ``min``/``max`` can say."""
+        return not (self.low_open or self.high_open)
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def text(self) -> str:
+        """E.g. ``at least 0 and below 1``."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+        return " and ".join(parts) or "finite"
+
+
+def opt(
+    default: Any = MISSING,
+    *,
+    min: Optional[float] = None,
+    max: Optional[float] = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    resumable: bool = False,
+    absent: Any = MISSING,
+) -> Any:
+    """A config field with its facts in the metadata (read by :func:`check_config`, the CLI and resume).
+
+    Args:
+        default: the value when the option is not given.
+        min, max: the valid range of a numeric option (None = unbounded); ``min_open`` /
+            ``max_open`` exclude the end itself (``lr`` above 0, ``beta1`` below 1).
+        resumable: a resumed run may change it (run length and run control only).
+        absent: the value a saved config *without* the key meant, when that differs from
+            ``default`` (the field was added later with a new default; see :func:`from_dict`).
+    """
+    meta: dict[str, Any] = {}
+    if min is not None or max is not None:
+        meta[_RANGE] = Range(min, max, min_open, max_open)
+    if resumable:
+        meta[_RESUMABLE] = True
+    if absent is not MISSING:
+        meta[_ABSENT] = absent
+    return field(default=default, metadata=meta)
+
 
 @dataclass(frozen=True)
 class FaceConfig:
     """How faces are detected, aligned and smoothed; shared by extract and render."""
 
     backend: FaceBackendName = "dlib"  # landmark backend: dlib (offline) or fan (face-alignment)
-    margin: float = 0.4  # border around the landmark template, as a fraction of the face size
-    smooth: float = 1.0  # temporal smoothing strength of the alignment transform; 0 disables
+    margin: float = opt(0.4, min=0)  # border around the landmark template, as a fraction of the face size
+    smooth: float = opt(1.0, min=0)  # temporal smoothing strength of the alignment transform; 0 disables
     pick: FacePick = "tracked"  # with several faces: the one nearest the last, or the largest
-    detect_every: int = 5  # run the detector every N frames and track the face in between
-    detect_size: int = 480  # longest side of the downscaled frame the detector sees (px)
+    detect_every: int = opt(5, min=1)  # run the detector every N frames and track the face in between
+    detect_size: int = opt(480, min=64)  # longest side of the downscaled frame the detector sees (px)
 
 
 @dataclass(frozen=True)
@@ -42,21 +115,21 @@ class ExtractConfig:
 
     videos: tuple[str, ...]  # input video paths, decoded in order
     output: Optional[str] = None  # dataset folder; default data/<stem of the first video>
-    size: int = 256  # side of the square output frames (px)
+    size: int = opt(256, min=16)  # side of the square output frames (px)
     format: Literal["png", "jpg"] = "png"  # image format of the frames
-    quality: int = 95  # JPEG quality, used with format jpg
-    fps: Optional[float] = None  # resample to this frame rate by timestamp; None keeps all
-    every: int = 1  # keep every N-th frame (after fps resampling)
-    start: Optional[float] = None  # first second to extract
-    end: Optional[float] = None  # last second to extract (exclusive)
-    max_frames: Optional[int] = None  # stop after this many frames per video
+    quality: int = opt(95, min=1, max=100)  # JPEG quality, used with format jpg
+    fps: Optional[float] = opt(None, min=0.01)  # resample to this frame rate by timestamp; None keeps all
+    every: int = opt(1, min=1)  # keep every N-th frame (after fps resampling)
+    start: Optional[float] = opt(None, min=0)  # first second to extract
+    end: Optional[float] = opt(None, min=0)  # last second to extract (exclusive)
+    max_frames: Optional[int] = opt(None, min=1)  # stop after this many frames per video
     align: AlignMode = "none"  # none: resize and centre-crop; face: align on the face
     crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
-    cut_threshold: float = 0.5  # HSV-histogram distance above which a scene cut is declared
+    cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
     overwrite: bool = False  # replace an existing output folder
     append: bool = False  # add these videos to an existing dataset
-    workers: int = 4  # threads that encode and write frames
+    workers: int = opt(4, min=1)  # threads that encode and write frames
 
 
 @dataclass(frozen=True)
@@ -68,14 +141,14 @@ class ModelConfig:
     """
 
     model: ModelKind = "recycle"  # recycle (Recycle-GAN) or cyclegan
-    size: int = 128  # training resolution (px); predictors are built for it
-    ngf: int = 64  # generator width (filters in the first layer)
-    blocks: int = 6  # residual blocks in each generator (6 or 9)
-    ndf: int = 64  # discriminator width
-    d_layers: int = 3  # PatchGAN layers (3 gives the 70x70 receptive field)
-    npf: int = 64  # predictor U-Net width
-    p_depth: int = 5  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
-    p_frames: int = 2  # frames the predictor sees (2 = official)
+    size: int = opt(128, min=16)  # training resolution (px); predictors are built for it
+    ngf: int = opt(64, min=1)  # generator width (filters in the first layer)
+    blocks: int = opt(6, min=1)  # residual blocks in each generator (6 or 9)
+    ndf: int = opt(64, min=1)  # discriminator width
+    d_layers: int = opt(3, min=1)  # PatchGAN layers (3 gives the 70x70 receptive field)
+    npf: int = opt(64, min=1)  # predictor U-Net width
+    p_depth: int = opt(5, min=1)  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
+    p_frames: int = opt(2, min=1)  # frames the predictor sees (2 = official)
     p_residual: bool = False  # predictor outputs last frame + U-Net residual, starting as a copy (not official)
 
 
@@ -84,23 +157,25 @@ class LossConfig:
     """Weights and kinds of loss terms; a weight of 0 removes the term entirely."""
 
     gan_loss: GanLoss = "lsgan"  # adversarial loss form
-    adv: float = 1.0  # adversarial weight (generator side)
-    cycle: float = 10.0  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
-    recurrent: float = 10.0  # |x_t+2 - P_X(x_t, x_t+1)|_1
-    recycle: float = 10.0  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
-    identity: Optional[float] = None  # |y - G_XY(y)|_1; None: 0.5*cycle for both models (docs/training.md)
-    similarity: float = 0.0  # |x - G_XY(x)|_1, keeps shape when only style should change
-    gp: float = 0.0  # one-sided gradient penalty on real/fake interpolates
-    tv: float = 0.0  # total variation of the translations
+    adv: float = opt(1.0, min=0)  # adversarial weight (generator side)
+    cycle: float = opt(10.0, min=0)  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
+    recurrent: float = opt(10.0, min=0)  # |x_t+2 - P_X(x_t, x_t+1)|_1
+    recycle: float = opt(10.0, min=0)  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
+    identity: Optional[float] = opt(None, min=0)  # |y - G_XY(y)|_1; None: 0.5*cycle, both models (docs/training.md)
+    similarity: float = opt(0.0, min=0)  # |x - G_XY(x)|_1, keeps shape when only style should change
+    gp: float = opt(0.0, min=0)  # one-sided gradient penalty on real/fake interpolates
+    tv: float = opt(0.0, min=0)  # total variation of the translations
     # -- content-preserving terms (docs/training.md "Content terms") --
-    feature_match: float = 0.0  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
-    content: float = 1.0  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
+    feature_match: float = opt(0.0, min=0)  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
+    content: float = opt(1.0, min=0)  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
     content_model: Optional[str] = None  # TorchScript file of f, for both directions
     content_model_a: Optional[str] = None  # f for A->B (on a and G_AB(a)); overrides content_model
     content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
-    content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
+    content_size: Optional[int] = opt(None, min=8)  # side f expects (px), images resized to it; None = training size
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
-    warp: float = 20.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper)
+    # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper); saved configs
+    # without the key were written before the term existed and load with it off
+    warp: float = opt(20.0, min=0, absent=0.0)
 
 
 @dataclass(frozen=True)
@@ -113,29 +188,32 @@ class TrainConfig:
     preset: Preset = "default"  # architecture preset applied before the explicit options
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms
-    steps: int = 10000  # optimisation steps (at most, with time_limit)
-    time_limit: Optional[float] = None  # wall-clock budget (s): stop, save and decay the LR over it; None = steps only
-    batch_size: int = 1  # triplets (or frames for cyclegan) per domain per step
-    lr: float = 2e-4  # Adam learning rate
-    beta1: float = 0.5  # Adam beta1
-    beta2: float = 0.999  # Adam beta2
-    decay_from: Optional[int] = None  # step where linear LR decay to 0 starts; None = steps // 2
-    pool: int = 50  # image history pool size for D; 0 disables
-    load_size: Optional[int] = None  # frames are resized to this before the random crop; None = size * 1.12
+    steps: int = opt(10000, min=1, resumable=True)  # optimisation steps (at most, with time_limit)
+    # wall-clock budget (s): stop, save and decay the LR over it; None = steps only
+    time_limit: Optional[float] = opt(None, min=1, resumable=True)
+    batch_size: int = opt(1, min=1)  # triplets (or frames for cyclegan) per domain per step
+    # Adam's betas are decay rates of running means: 1 would never forget (torch refuses
+    # it); a zero learning rate would train nothing
+    lr: float = opt(2e-4, min=0, min_open=True)  # Adam learning rate
+    beta1: float = opt(0.5, min=0, max=1, max_open=True)  # Adam beta1
+    beta2: float = opt(0.999, min=0, max=1, max_open=True)  # Adam beta2
+    decay_from: Optional[int] = opt(None, min=0)  # step where linear LR decay to 0 starts; None = steps // 2
+    pool: int = opt(50, min=0)  # image history pool size for D; 0 disables
+    load_size: Optional[int] = opt(None, min=16)  # resized to this before the random crop; None = size * 1.12
     flip: bool = True  # random horizontal flip (same for all frames of a triplet)
-    seed: int = 0  # random seed for weights, sampling and augmentation
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to train
+    seed: int = opt(0, min=0)  # random seed for weights, sampling and augmentation
+    device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", resumable=True)  # where to train
     amp: Literal["bf16", "fp16", "off"] = "bf16"  # mixed precision on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last memory format on CUDA
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
     resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
     overwrite: bool = False  # start afresh even if `out` holds a run
-    checkpoint_every: int = 1000  # steps between checkpoints
-    keep: int = 1  # older checkpoints kept besides the newest (render --step picks one)
-    preview_every: int = 500  # steps between preview grids
-    preview_frames: int = 48  # consecutive A frames translated to a video at each preview; 0 disables
-    log_every: int = 10  # steps between metrics.jsonl lines
-    threads: Optional[int] = None  # CPU threads for torch; None leaves torch's default
+    checkpoint_every: int = opt(1000, min=1, resumable=True)  # steps between checkpoints
+    keep: int = opt(1, min=0, resumable=True)  # older checkpoints kept besides the newest (render --step picks one)
+    preview_every: int = opt(500, min=1, resumable=True)  # steps between preview grids
+    preview_frames: int = opt(48, min=0)  # consecutive A frames translated to a video at each preview; 0 disables
+    log_every: int = opt(10, min=1, resumable=True)  # steps between metrics.jsonl lines
+    threads: Optional[int] = opt(None, min=1, resumable=True)  # CPU threads for torch; None leaves torch's default
 
 
 @dataclass(frozen=True)
@@ -145,21 +223,21 @@ class RenderConfig:
     input: str  # video to translate
     output: str  # video to write (mp4/mkv/mov)
     model: Optional[str] = None  # run folder or checkpoint; None = newest run under ./models
-    step: Optional[int] = None  # render the run's checkpoint of this step; None = its newest
+    step: Optional[int] = opt(None, min=0)  # render the run's checkpoint of this step; None = its newest
     direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
     mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
-    feather: float = 0.08  # mask feather width, as a fraction of the crop side
+    feather: float = opt(0.08, min=0, max=0.5)  # mask feather width, as a fraction of the crop side
     color_match: Literal["lab", "none"] = "lab"  # match the pasted face's colour to its surroundings
-    batch_size: int = 8  # frames per generator call
-    crf: int = 18  # libx264 quality (lower is better)
+    batch_size: int = opt(8, min=1)  # frames per generator call
+    crf: int = opt(18, min=0, max=51)  # libx264 quality (lower is better)
     side_by_side: bool = False  # write input and output next to each other
     overwrite: bool = False  # replace an existing output file
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: Literal["bf16", "fp16", "off"] = "off"  # mixed precision on CUDA
-    stabilize: float = 1.0  # flow-guided temporal smoothing strength: 0 = off, 1 = full (docs/benchmarks.md sweep)
+    stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -167,9 +245,9 @@ class DemoConfig:
     """Options of ``retarget demo``."""
 
     out: str = "demo_out"  # folder for everything the demo writes
-    seed: int = 0  # seed of the synthetic domains and the training
-    steps: int = 600  # training steps of the small preset
-    size: int = 64  # frame size of the synthetic domains (px)
+    seed: int = opt(0, min=0)  # seed of the synthetic domains and the training
+    steps: int = opt(600, min=1)  # training steps of the small preset
+    size: int = opt(64, min=32)  # frame size of the synthetic domains (px)
     overwrite: bool = True  # replace an earlier demo in `out`
 
 
@@ -183,7 +261,7 @@ class EvalConfig:
     faces: bool = False  # landmark error between source and output faces (needs source)
     face_backend: FaceBackendName = "dlib"  # landmark backend for faces
     flow: Literal["ultrafast", "fast", "medium"] = "medium"  # DIS optical-flow preset on the source
-    cut_threshold: float = 0.5  # source scene-cut threshold; no warping error across a cut; 1 disables
+    cut_threshold: float = opt(0.5, min=0, max=1)  # source cut threshold; no warping error across a cut; 1 disables
     per_frame: bool = False  # keep per-frame values in the result (JSON per_frame)
     json: bool = False  # print the result as JSON on stdout instead of a table
 
@@ -196,12 +274,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def to_json(cfg: Any) -> str:
     """Pretty JSON of a config dataclass."""
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
-
-
-#: Fields whose default changed after they were added: a saved config without the key
-#: was written before the field existed, when the term was off, so it loads as off (a
-#: resumed old run keeps its objective).
-ABSENT_MEANT: dict[type, dict[str, Any]] = {LossConfig: {"warp": 0.0}}
 
 
 def from_dict(cls: Type[T], data: dict[str, Any]) -> T:
@@ -258,64 +330,68 @@ def model_preset(preset: Preset, model: ModelKind = "recycle", size: int = 128, 
     return ModelConfig(model=model, size=size, **values)
 
 
-# Valid ranges of numeric training options: field -> (low, high, low_open, high_open);
-# None = unbounded. Adam's betas are decay rates of running means: 1 would never
-# forget, and torch rejects it; a zero learning rate would train nothing.
-_TRAIN_BOUNDS: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = {
-    "steps": (1, None, False, False),
-    "batch_size": (1, None, False, False),
-    "lr": (0, None, True, False),
-    "beta1": (0, 1, False, True),
-    "beta2": (0, 1, False, True),
-    "decay_from": (0, None, False, False),
-    "pool": (0, None, False, False),
-    "checkpoint_every": (1, None, False, False),
-    "keep": (0, None, False, False),
-    "preview_every": (1, None, False, False),
-    "log_every": (1, None, False, False),
-    "threads": (1, None, False, False),
+#: The config dataclasses, outermost first.
+CONFIGS: tuple[type, ...] = (
+    TrainConfig,
+    ModelConfig,
+    LossConfig,
+    ExtractConfig,
+    FaceConfig,
+    RenderConfig,
+    EvalConfig,
+    DemoConfig,
+)
+
+#: Fields whose default changed after they were added (``opt(absent=...)``): a saved
+#: config without the key was written before the field existed, when the term was off,
+#: so it loads as off (a resumed old run keeps its objective). Read by :func:`from_dict`.
+ABSENT_MEANT: dict[type, dict[str, Any]] = {
+    cls: meant
+    for cls in CONFIGS
+    if (meant := {f.name: f.metadata[_ABSENT] for f in dataclasses.fields(cls) if _ABSENT in f.metadata})
 }
-_MODEL_BOUNDS = {
-    name: (1, None, False, False) for name in ("size", "ngf", "blocks", "ndf", "d_layers", "npf", "p_depth", "p_frames")
-}
-_LOSS_FIELDS = ("adv", "cycle", "recurrent", "recycle", "identity", "similarity", "gp", "tv")
 
 
-def _range_text(low: Optional[float], high: Optional[float], low_open: bool, high_open: bool) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"{'above' if low_open else 'at least'} {low:g}")
-    if high is not None:
-        parts.append(f"{'below' if high_open else 'at most'} {high:g}")
-    return " and ".join(parts)
+def option_range(cls: type, name: str) -> Optional[Range]:
+    """The valid :class:`Range` of numeric option ``name`` of config ``cls``; None for other options."""
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata.get(_RANGE)
 
 
-def _check_bounds(cfg: Any, bounds: dict[str, tuple[Optional[float], Optional[float], bool, bool]]) -> None:
-    for name, (low, high, low_open, high_open) in bounds.items():
-        value = getattr(cfg, name)
-        if value is None:
-            continue
-        bad = not (value == value and abs(value) != float("inf"))  # NaN or infinite
-        if low is not None:
-            bad = bad or value < low or (low_open and value == low)
-        if high is not None:
-            bad = bad or value > high or (high_open and value == high)
-        if bad:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} {value:g}: must be {_range_text(low, high, low_open, high_open)}")
+def resumable_options(cls: type = TrainConfig) -> tuple[str, ...]:
+    """The fields of ``cls`` a resumed run may change (``opt(resumable=True)``), in field order."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get(_RESUMABLE))
+
+
+def check_config(cfg: Any) -> None:
+    """Raise :class:`OptionError` naming the first numeric option of ``cfg`` outside its range.
+
+    Options of ``cfg`` itself come first, then those of its nested configs (``model``,
+    ``loss``, ``face``); None (unset) passes. The message is the command line's, e.g.
+    ``--crf 60: must be at least 0 and at most 51``. The library entry points (extract,
+    train, render, evaluate, demo) call it, so library callers are refused what the CLI
+    refuses.
+    """
+    nested = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            nested.append(value)
+        rng = f.metadata.get(_RANGE)
+        if rng is not None and value is not None and value not in rng:
+            raise OptionError(f"--{f.name.replace('_', '-')} {value:g}: must be {rng.text()}")
+    for sub in nested:
+        check_config(sub)
 
 
 def check_train_config(cfg: TrainConfig) -> None:
-    """Raise ``ValueError`` naming the first option of ``cfg`` outside its valid range.
+    """:func:`check_config`, and ``load_size`` (when given) at least the training size.
 
-    The CLI turns it into a usage error and :func:`retarget.train.train` into a
-    ``RetargetError``, so library callers get the same one line as the command line,
+    Raises :class:`OptionError`: the CLI turns it into a usage error, library callers of
+    :func:`retarget.train.train` see it as a ``RetargetError`` with the same one line,
     e.g. ``--beta1 1: must be at least 0 and below 1``.
     """
-    _check_bounds(cfg, _TRAIN_BOUNDS)
-    _check_bounds(cfg.model, _MODEL_BOUNDS)
-    _check_bounds(cfg.loss, {name: (0, None, False, False) for name in _LOSS_FIELDS})
+    check_config(cfg)
     if cfg.load_size is not None and cfg.load_size < cfg.model.size:
-        raise ValueError(
+        raise OptionError(
             f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)"
         )

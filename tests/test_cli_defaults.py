@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from retarget.cli import app
 from retarget.config import (
     DemoConfig,
+    EvalConfig,
     ExtractConfig,
     FaceConfig,
     LossConfig,
@@ -25,6 +26,7 @@ SOURCES = {
     "extract": (ExtractConfig, FaceConfig),
     "train": (TrainConfig, ModelConfig, LossConfig),
     "render": (RenderConfig,),
+    "eval": (EvalConfig,),
     "demo": (DemoConfig,),
 }
 RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
@@ -66,6 +68,7 @@ def test_the_default_preset_is_modelconfig():
         (["render", "in.mp4", "out.mp4"], "retarget.render.render.render", RenderConfig("in.mp4", "out.mp4")),
         (["extract", "v.mp4"], "retarget.dataset.extract.extract", ExtractConfig(videos=("v.mp4",))),
         (["demo"], "retarget.demo.demo.demo", DemoConfig()),
+        (["eval", "out.mp4"], "retarget.eval.evaluate.evaluate", EvalConfig("out.mp4")),
     ],
 )
 def test_no_flags_means_the_dataclass_defaults(monkeypatch, argv, module, expected):
@@ -75,6 +78,8 @@ def test_no_flags_means_the_dataclass_defaults(monkeypatch, argv, module, expect
     mod, name = module.rsplit(".", 1)
     done = SimpleNamespace(interrupted=False, signal=None)  # what train returns: not interrupted
     monkeypatch.setattr(importlib.import_module(mod), name, lambda cfg, *a, **k: seen.append(cfg) or done)
+    if argv[0] == "eval":  # eval prints what evaluate returned
+        monkeypatch.setattr("retarget.eval.evaluate.print_result", lambda result: None)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert seen == [expected]

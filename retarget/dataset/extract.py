@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
-from retarget.config import ExtractConfig, to_dict
+from retarget.config import ExtractConfig, check_config, to_dict
 from retarget.dataset.manifest import (
     MANIFEST,
     Dataset,
@@ -233,11 +233,12 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
         an :class:`ExtractSummary`.
 
     Raises:
-        RetargetError: a video is missing, not a video, has no video stream or no
+        RetargetError: an option outside its range (named); a video is missing, not a video, has no video stream or no
             decodable frame; the output exists (without overwrite/append) or cannot be
             written; no frame at all was written.
     """
     t0 = time.perf_counter()
+    check_config(cfg)  # the ranges the CLI enforces, for library callers
     if not cfg.videos:
         raise RetargetError("no input videos given")
     if cfg.crop is not None and cfg.align != "none":

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from retarget.atomic import atomic_file
-from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, model_preset
+from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, check_config, model_preset
 from retarget.demo import synth
 from retarget.errors import RetargetError
 from retarget.progress import console
@@ -165,12 +165,13 @@ def demo(cfg: DemoConfig) -> DemoSummary:
         :class:`DemoSummary`; also written to ``<out>/summary.json``.
 
     Raises:
-        RetargetError: ``out`` is a non-demo folder, or a stage fails on its input.
+        RetargetError: an option outside its range (named), ``out`` is a non-demo folder, or a stage fails on its input.
     """
     from retarget.pipeline import extract_domains, render_with, train_on
 
     if cfg.size < 32 or cfg.size % 2:
         raise RetargetError(f"demo size {cfg.size}: must be even and at least 32 px")
+    check_config(cfg)  # the other ranges the CLI enforces, for library callers
     out = Path(cfg.out)
     _prepare(out, cfg.overwrite)
     timings: dict[str, float] = {}

@@ -13,7 +13,7 @@ import time as _time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from retarget.config import EvalConfig
+from retarget.config import EvalConfig, check_config
 from retarget.errors import RetargetError
 from retarget.eval.frames import TimeMatcher, common_size, fit
 from retarget.eval.score import FrameScorer
@@ -59,6 +59,7 @@ def _tolerance(ref: VideoInfo, output: VideoInfo) -> float:
 
 
 def _check(cfg: EvalConfig) -> None:
+    check_config(cfg)  # the ranges the CLI enforces, for library callers
     if cfg.source is None and cfg.truth is None:
         raise RetargetError(f"{cfg.output}: nothing to compare with; give --source and/or --truth")
     if cfg.faces and cfg.source is None:
@@ -147,7 +148,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         :class:`EvalResult`.
 
     Raises:
-        RetargetError: neither source nor truth, ``faces`` without source, a missing or
+        RetargetError: an option outside its range (named), neither source nor truth, ``faces`` without source, a missing or
             unreadable video (named), or no output frame matching a reference by time.
     """
     _check(cfg)

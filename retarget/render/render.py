@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from retarget.atomic import atomic_file, clean_stale_temps, write_errors
-from retarget.config import FaceConfig, RenderConfig
+from retarget.config import FaceConfig, RenderConfig, check_config
 from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner
@@ -127,9 +127,10 @@ def render(cfg: RenderConfig) -> RenderSummary:
         :class:`RenderSummary`; a final line is printed to the console.
 
     Raises:
-        RetargetError: bad paths, unreadable input, no video stream, missing or
+        RetargetError: an option outside its range (named), bad paths, unreadable input, no video stream, missing or
             incompatible model.
     """
+    check_config(cfg)  # the ranges the CLI enforces, for library callers
     src, out = check_paths(cfg)
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
     device = resolve_device(cfg.device)

@@ -23,14 +23,14 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from retarget.config import LossConfig, ModelConfig, TrainConfig, replace
+from retarget.config import LossConfig, ModelConfig, TrainConfig, replace, resumable_options
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 
 #: Options a resumed run may change: run length and run control, nothing that changes
-#: what is trained.
-RESUMABLE = ("steps", "time_limit", "checkpoint_every", "preview_every", "log_every", "threads", "device", "keep")
+#: what is trained (the fields marked ``opt(resumable=True)`` in :class:`TrainConfig`).
+RESUMABLE = resumable_options(TrainConfig)
 #: Fields that say where and how to start, not what the run is.
 _CONTROL = ("out", "resume", "overwrite")
 
