@@ -19,6 +19,7 @@ AlignMode = Literal["none", "face"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
+FrameMode = Literal["full", "square"]
 GanLoss = Literal["lsgan", "vanilla", "hinge"]
 ModelKind = Literal["recycle", "cyclegan"]
 Preset = Literal["default", "official", "tiny"]
@@ -42,7 +43,7 @@ class ExtractConfig:
 
     videos: tuple[str, ...]  # input video paths, decoded in order
     output: Optional[str] = None  # dataset folder; default data/<stem of the first video>
-    size: int = 256  # side of the square output frames (px)
+    size: int = 256  # side of the square frames, or the short side of full frames (px)
     format: Literal["png", "jpg"] = "png"  # image format of the frames
     quality: int = 95  # JPEG quality, used with format jpg
     fps: Optional[float] = None  # resample to this frame rate by timestamp; None keeps all
@@ -50,7 +51,8 @@ class ExtractConfig:
     start: Optional[float] = None  # first second to extract
     end: Optional[float] = None  # last second to extract (exclusive)
     max_frames: Optional[int] = None  # stop after this many frames per video
-    align: AlignMode = "none"  # none: resize and centre-crop; face: align on the face
+    align: AlignMode = "none"  # none: resize (frame decides the shape); face: align on the face
+    frame: FrameMode = "full"  # align none: full keeps the whole frame's aspect, square its centre square
     crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
     cut_threshold: float = 0.5  # HSV-histogram distance above which a scene cut is declared
@@ -149,6 +151,10 @@ class RenderConfig:
     direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
+    frame: Optional[FrameMode] = None  # align none: full or square frames; None = the run's training data's
+    scale: Optional[int] = None  # short side (px) the generator sees (square: the crop side); None = the run's
+    tile: Optional[int] = None  # translate whole frames in overlapping tiles of this side (px); None = at once
+    upscale: Literal["bilinear", "detail"] = "bilinear"  # back to source size: bilinear, or the source's detail kept
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
     mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
     feather: float = 0.08  # mask feather width, as a fraction of the crop side
