@@ -175,7 +175,7 @@ def load_domain(
         if meta.get("key") == key:
             frames = np.load(mmap_file, mmap_mode="r")
             segments = [np.asarray(s, dtype=np.int64) for s in meta["segments"]]
-            info = DataInfo.of_dataset(ds, len(frames))
+            info = DataInfo.of_dataset(ds, len(frames), scale=load_size)
             return DomainData(
                 folder.name,
                 str(folder),
@@ -239,7 +239,7 @@ def load_domain(
         for j, i in enumerate(kept):
             frames[j] = _fit(images[i], hw)  # type: ignore[arg-type]
             images[i] = None
-    info = DataInfo.of_dataset(ds, len(frames))
+    info = DataInfo.of_dataset(ds, len(frames), scale=load_size)
     segs = [np.asarray(s, dtype=np.int64) for s in usable]
     return DomainData(folder.name, str(folder), frames, segs, info, skipped, resized, unreadable)
 
