@@ -335,3 +335,18 @@ def test_run_info_records_frame_and_scale_and_old_runs_load_with_defaults(tmp_pa
     train(cfg)
     info = load_run(str(tmp_path / "run"), "cpu", names=("G_AB",)).data_of("A")
     assert (info.frame, info.scale, info.size) == ("full", round(16 * 1.12), 20)
+
+
+def test_wide_scene_example_runs_end_to_end(tmp_path, capsys):
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "wide_scene.py"
+    spec = importlib.util.spec_from_file_location("example_wide_scene", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert module.main(["--out", str(tmp_path), "--steps", "3", "--device", "cpu"]) == 0
+    assert "128x72, 30 frames, whole frames at 36 px" in capsys.readouterr().out
+    import json
+
+    assert json.loads((tmp_path / "data" / "A" / "manifest.json").read_text())["frame"] == "full"
+    assert _frames(tmp_path / "wide_a_as_B.mp4")[0].shape == (72, 128, 3)
