@@ -28,7 +28,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -209,6 +209,34 @@ def _output_size(cfg: RenderConfig, info: VideoInfo, model: tuple[int, int]) -> 
     return out_w, out_h
 
 
+def _stages(
+    cfg: RenderConfig,
+    info: VideoInfo,
+    cut: Cut,
+    size: int,
+    aligner: Optional[Aligner],
+    scene_threshold: float,
+    crop: Optional[tuple[int, int, int, int]],
+) -> tuple[Source, Composer, Any]:
+    """The source stage, the composer and the stabilizer (or None) of :func:`translate_video`."""
+    stabilizer = None
+    if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
+        from retarget.render.stabilize import Stabilizer
+
+        stabilizer = Stabilizer(cfg.stabilize)
+    paste = None
+    if aligner is not None:
+        from retarget.faces.paste import paste_back
+
+        paste = functools.partial(paste_back, mask=cfg.mask, feather=cfg.feather, color_match=cfg.color_match)
+    fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
+    compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
+    source = Source(
+        aligner or CutAligner(cut), face=aligner is not None, stabilizer=stabilizer, scene_threshold=scene_threshold
+    )
+    return source, compose, stabilizer
+
+
 def translate_video(
     cfg: RenderConfig,
     translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
@@ -256,21 +284,7 @@ def translate_video(
         raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
     frame = cfg.frame or frame or "square"
     cut = _cut(cfg, info, frame, int(cfg.scale or scale or size), crop if aligner is None else None)
-    stabilizer = None
-    if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
-        from retarget.render.stabilize import Stabilizer
-
-        stabilizer = Stabilizer(cfg.stabilize)
-    paste = None
-    if aligner is not None:
-        from retarget.faces.paste import paste_back
-
-        paste = functools.partial(paste_back, mask=cfg.mask, feather=cfg.feather, color_match=cfg.color_match)
-    fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
-    compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
-    source = Source(
-        aligner or CutAligner(cut), face=aligner is not None, stabilizer=stabilizer, scene_threshold=scene_threshold
-    )
+    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop)
     batch_size = max(1, int(cfg.batch_size))
     fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
     decoded = Decoded(src, info)
