@@ -3,16 +3,16 @@
 
     python examples/style_transfer.py --a city_day.mp4 --b city_night.mp4 --out work/day2night --steps 20000
 
-No face alignment: every frame is resized and centre-cropped to a ``--size`` square
-so this suits scenes, landscapes, flowers,
+No face alignment: every frame is kept whole, its short side resized to ``--size``
+(``frame="full"``), so this suits scenes, landscapes, flowers,
 weather and drawing styles, where the whole picture changes appearance. Steps, with
 the library API:
 
 1. ``extract`` A's and B's videos into datasets (scene cuts split them into segments, so
    the temporal predictor never learns a jump between shots; ``--fps`` thins the frames);
 2. ``train`` Recycle-GAN (``--model cyclegan`` for the baseline) for ``--steps`` steps;
-3. ``render`` ``--input`` (default: A's first video): the translation is scaled back over
-   the crop region of each full frame and the audio is kept.
+3. ``render`` ``--input`` (default: A's first video): the whole frame is translated at the
+   training scale and scaled back to the source's size, and the audio is kept.
 
 On a CPU, ``--steps 300 --size 64 --max-frames 100`` checks that everything runs in a
 few minutes; real results want ``--size 256`` and a GPU. Writes ``data/A``, ``data/B``,

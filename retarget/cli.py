@@ -138,7 +138,9 @@ def extract(
     output: Annotated[
         Optional[str], typer.Option("-o", "--output", help="Dataset folder \\[default: data/<first video's name>].")
     ] = ExtractConfig.output,
-    size: Annotated[int, _extract_opt("size", help="Side of the square output frames (px).")] = ExtractConfig.size,
+    size: Annotated[
+        int, _extract_opt("size", help="Short side of the frames (px); the side of square ones.")
+    ] = ExtractConfig.size,
     format: Annotated[Literal["png", "jpg"], typer.Option(help="Image format of the frames.")] = ExtractConfig.format,
     quality: Annotated[int, _extract_opt("quality", help="JPEG quality (with --format jpg).")] = ExtractConfig.quality,
     fps: Annotated[
@@ -151,8 +153,12 @@ def extract(
         Optional[int], _extract_opt("max_frames", help="At most this many frames per video.")
     ] = ExtractConfig.max_frames,
     align: Annotated[
-        Literal["none", "face"], typer.Option(help="none: resize and centre-crop; face: align on the face.")
+        Literal["none", "face"], typer.Option(help="none: resize the frame (see --frame); face: align on the face.")
     ] = ExtractConfig.align,
+    frame: Annotated[
+        Literal["full", "square"],
+        typer.Option(help="With --align none: full keeps the whole frame and its aspect; square its centre square."),
+    ] = ExtractConfig.frame,
     crop: Annotated[Optional[str], typer.Option(help="Source region x,y,w,h to use with --align none.")] = None,
     backend: Annotated[
         Literal["dlib", "fan"], typer.Option(help="Face landmark backend.", rich_help_panel=FACE)
@@ -431,6 +437,24 @@ def render(
         Optional[Literal["none", "face"]],
         typer.Option(help="Alignment mode \\[default: the one the run was trained with]."),
     ] = RenderConfig.align,
+    frame: Annotated[
+        Optional[Literal["full", "square"]],
+        typer.Option(help="With --align none: the whole frame or its centre square \\[default: as the run trained]."),
+    ] = RenderConfig.frame,
+    scale: Annotated[
+        Optional[int],
+        _render_opt(
+            "scale", help="Short side (px) the generator sees the frame at \\[default: the run's training scale]."
+        ),
+    ] = RenderConfig.scale,
+    tile: Annotated[
+        Optional[int],
+        _render_opt("tile", help="Translate large frames in overlapping tiles of this side (px), to save memory."),
+    ] = RenderConfig.tile,
+    upscale: Annotated[
+        Literal["bilinear", "detail"],
+        typer.Option(help="Back to the source size: bilinear, or with the source's fine detail put back."),
+    ] = RenderConfig.upscale,
     output_size: Annotated[
         Literal["source", "model"], typer.Option(help="Write at the source size or the model's size.")
     ] = RenderConfig.output_size,

@@ -22,6 +22,7 @@ AlignMode = Literal["none", "face"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
+FrameMode = Literal["full", "square"]
 GanLoss = Literal["lsgan", "vanilla", "hinge"]
 ModelKind = Literal["recycle", "cyclegan"]
 Preset = Literal["default", "official", "tiny"]
@@ -115,7 +116,7 @@ class ExtractConfig:
 
     videos: tuple[str, ...]  # input video paths, decoded in order
     output: Optional[str] = None  # dataset folder; default data/<stem of the first video>
-    size: int = opt(256, min=16)  # side of the square output frames (px)
+    size: int = opt(256, min=16)  # side of the square frames, or the short side of full frames (px)
     format: Literal["png", "jpg"] = "png"  # image format of the frames
     quality: int = opt(95, min=1, max=100)  # JPEG quality, used with format jpg
     fps: Optional[float] = opt(None, min=0.01)  # resample to this frame rate by timestamp; None keeps all
@@ -123,7 +124,8 @@ class ExtractConfig:
     start: Optional[float] = opt(None, min=0)  # first second to extract
     end: Optional[float] = opt(None, min=0)  # last second to extract (exclusive)
     max_frames: Optional[int] = opt(None, min=1)  # stop after this many frames per video
-    align: AlignMode = "none"  # none: resize and centre-crop; face: align on the face
+    align: AlignMode = "none"  # none: resize (frame decides the shape); face: align on the face
+    frame: FrameMode = "full"  # align none: full keeps the whole frame's aspect, square its centre square
     crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
     cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
@@ -227,6 +229,14 @@ class RenderConfig:
     direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
+    frame: Optional[FrameMode] = None  # align none: full or square frames; None = the run's training data's
+    scale: Optional[int] = opt(
+        None, min=16
+    )  # short side (px) the generator sees (square: the crop side); None = the run's
+    tile: Optional[int] = opt(
+        None, min=16
+    )  # translate whole frames in overlapping tiles of this side (px); None = at once
+    upscale: Literal["bilinear", "detail"] = "bilinear"  # back to source size: bilinear, or the source's detail kept
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
     mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
     feather: float = opt(0.08, min=0, max=0.5)  # mask feather width, as a fraction of the crop side

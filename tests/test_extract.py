@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,10 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_align_none_frames_manifest_and_cut_segments(tmp_path, cut_video):
     out = tmp_path / "ds"
-    summary = extract(_cfg([cut_video], out))
+    summary = extract(_cfg([cut_video], out, frame="square"))
     assert (summary.frames_read, summary.frames_written, summary.segments, summary.cuts) == (30, 30, 3, 2)
     ds = read_dataset(out)
-    assert ds.align == "none" and ds.size == SIZE and ds.face is None
+    assert ds.align == "none" and ds.size == SIZE and ds.face is None and ds.frame == "square"
     assert ds.segments() == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
     assert [f.index for f in ds.frames] == list(range(30))
     assert [f.time for f in ds.frames] == pytest.approx([i / 25 for i in range(30)], abs=1e-3)
@@ -61,6 +62,51 @@ def test_align_none_frames_manifest_and_cut_segments(tmp_path, cut_video):
         warped = cv2.warpAffine(source[i], ds.frames[i].matrix, (SIZE, SIZE), flags=cv2.INTER_AREA)
         assert ds.load(i).shape == (SIZE, SIZE, 3)
         assert np.abs(warped.astype(int) - ds.load(i).astype(int)).mean() < 6
+
+
+def test_frame_full_keeps_the_aspect_and_records_the_mode(tmp_path, cut_video):
+    out = tmp_path / "full"
+    extract(_cfg([cut_video], out, max_frames=12))  # --frame full is the default
+    ds = read_dataset(out)
+    assert ds.frame == "full" and ds.size == SIZE
+    assert json.loads((out / "manifest.json").read_text())["frame"] == "full"
+    source = [f.image for f in VideoReader(cut_video)]
+    for i in (0, 11):
+        img = ds.load(i)
+        # 80x48 -> short side 32, long side round(80 * 32 / 48) = 53: the whole frame, aspect kept
+        assert img.shape == (SIZE, 53, 3)
+        warped = cv2.warpAffine(source[i], ds.frames[i].matrix, (53, SIZE), flags=cv2.INTER_AREA)
+        assert np.abs(warped.astype(int) - img.astype(int)).mean() < 6
+        assert read_code(cv2.resize(img, (80, 48))) == i  # the bottom band of the whole frame is there
+    # with --crop, the whole region (40x30 -> 43x32), not its centre square
+    extract(_cfg([cut_video], tmp_path / "region", crop=(10, 4, 40, 30), max_frames=3))
+    ds = read_dataset(tmp_path / "region")
+    assert ds.load(0).shape == (SIZE, 43, 3)
+    centre = ds.frames[0].matrix @ np.array([10 + 19.5, 4 + 14.5, 1.0])
+    np.testing.assert_allclose(centre, [21.0, 15.5], atol=0.3)
+    # face crops are square whatever --frame says
+    extract(_cfg([cut_video], tmp_path / "faces", align="face", max_frames=3), aligner=FakeAligner())
+    assert read_dataset(tmp_path / "faces").frame == "square"
+
+
+def test_append_refuses_another_frame_mode_and_old_datasets_load_as_square(tmp_path, cut_video):
+    out = tmp_path / "ds"
+    extract(_cfg([cut_video], out, frame="square", max_frames=4))
+    with pytest.raises(RetargetError, match=r"--frame square; --append needs the same"):
+        extract(_cfg([cut_video], out, append=True, max_frames=4))
+    assert len(read_dataset(out).frames) == 4
+    extract(_cfg([cut_video], out, frame="square", append=True, max_frames=4))
+    assert len(read_dataset(out).frames) == 8
+    # a manifest written before --frame existed has no "frame" key: square crops
+    data = json.loads((out / "manifest.json").read_text())
+    del data["frame"]
+    (out / "manifest.json").write_text(json.dumps(data))
+    old = read_dataset(out)
+    assert old.frame == "square" and old.load(0).shape == (SIZE, SIZE, 3)
+    with pytest.raises(RetargetError, match="--frame square"):
+        extract(_cfg([cut_video], out, frame="full", append=True, max_frames=4))
+    extract(_cfg([cut_video], out, frame="square", append=True, max_frames=4))
+    assert read_dataset(out).frame == "square" and len(read_dataset(out).frames) == 12
 
 
 def test_none_matrix_centre_square_and_crop():

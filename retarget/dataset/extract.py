@@ -1,9 +1,10 @@
 """``retarget extract``: videos in, one sequence dataset folder out.
 
-Each video is decoded in order (:mod:`retarget.video.reader`), each frame becomes a
-square crop (``align none``: short side scaled to ``size`` and centre-cropped;
-``align face``: the face aligned and temporally smoothed by
-:class:`retarget.faces.aligner.FaceAligner`), crops are written by a thread pool and
+Each video is decoded in order (:mod:`retarget.video.reader`), each frame becomes an
+image (``align none``: with ``frame full`` the whole frame, or its ``--crop`` region,
+scaled so its short side is ``size``, aspect kept; with ``frame square`` the centre
+square of it at ``size``; ``align face``: the face aligned and temporally smoothed by
+:class:`retarget.faces.aligner.FaceAligner`, square), images are written by a thread pool and
 described in ``manifest.json`` (docs/dataset.md). Frames are grouped into segments
 that break at scene cuts, lost faces, decoding holes and new videos, because the
 training sampler draws (t, t+1, t+2) from inside one segment.
@@ -14,7 +15,6 @@ complete, so an interrupted run leaves nothing under the target name.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import shutil
@@ -42,7 +42,7 @@ from retarget.dataset.writer import ImageWriter
 from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner, FaceAligner
 from retarget.faces.continuity import Continuity
-from retarget.geometry import crop_none, none_matrix
+from retarget.geometry import Cut, frame_cut
 from retarget.progress import console, make_progress
 from retarget.video.reader import VideoInfo, VideoReader, probe
 
@@ -108,6 +108,10 @@ def _check_output(cfg: ExtractConfig, out: Path) -> Optional[Dataset]:
                 + (" and other face options" if theirs[:3] == ours[:3] else "")
                 + "; --append needs the same settings"
             )
+        if old.frame != frame_mode(cfg):
+            raise RetargetError(
+                f"{out}: was extracted with --frame {old.frame}; --append needs the same (pass --frame {old.frame})"
+            )
         return old
     if cfg.overwrite:
         # --overwrite deletes the old folder: only ever a dataset, never a folder of
@@ -116,6 +120,11 @@ def _check_output(cfg: ExtractConfig, out: Path) -> Optional[Dataset]:
             raise RetargetError(f"{out}: not a retarget dataset (no manifest.json); refusing to --overwrite it")
         return None
     raise RetargetError(f"{out}: already exists; use --overwrite to replace it or --append to add to it")
+
+
+def frame_mode(cfg: ExtractConfig) -> str:
+    """The dataset's frame mode: ``cfg.frame`` for ``align none``; face crops are always square."""
+    return cfg.frame if cfg.align == "none" else "square"
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -150,10 +159,10 @@ class _Run:
     def video(self, path: str, info: VideoInfo, sha: str, writer: ImageWriter, progress: Any) -> None:
         cfg = self.cfg
         vid = len(self.videos)
-        matrix = square = None
+        resize: Optional[Cut] = None
         if cfg.align == "none":
             try:
-                matrix, square = none_matrix(info.width, info.height, cfg.size, cfg.crop)
+                resize = frame_cut(cfg.frame, info.width, info.height, cfg.size, cfg.crop)
             except ValueError as exc:
                 raise RetargetError(f"{path}: --{exc}") from None
         detector = SceneDetector(cfg.cut_threshold)
@@ -193,9 +202,8 @@ class _Run:
                     prev_track = track
                     image, m, landmarks = face.crop, np.asarray(face.matrix, np.float64), face.landmarks
                 else:
-                    assert square is not None and matrix is not None
-                    image, m = frame.image, matrix
-                    transform = functools.partial(crop_none, square=square, size=cfg.size)
+                    assert resize is not None
+                    image, m, transform = frame.image, resize.matrix, resize.apply
                 if segment is None:
                     segment = self.next_segment
                     self.next_segment += 1
@@ -243,6 +251,8 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
         raise RetargetError("no input videos given")
     if cfg.crop is not None and cfg.align != "none":
         raise RetargetError("--crop applies to --align none only")
+    if cfg.frame not in ("full", "square"):
+        raise RetargetError(f"--frame {cfg.frame}: choose full or square")
     out = Path(cfg.output) if cfg.output else Path("data") / Path(cfg.videos[0]).stem
     clean_stale_temps(out.parent, out)  # before the checks: a parked old dataset may be put back
     base = _check_output(cfg, out)
@@ -292,6 +302,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
                 align=cfg.align,
                 face=cfg.face if cfg.align == "face" else None,
                 frames=run.frames,
+                frame=frame_mode(cfg),
                 videos=run.videos,
                 image_format=cfg.format,
                 options={"runs": runs},
@@ -346,4 +357,4 @@ def print_summary(s: ExtractSummary, align: str = "none") -> None:
     console.print(table)
 
 
-__all__ = ["ExtractSummary", "extract", "print_summary"]
+__all__ = ["ExtractSummary", "extract", "frame_mode", "print_summary"]

@@ -70,7 +70,7 @@ class Dataset:
     """A sequence dataset: frames grouped in temporally continuous segments."""
 
     root: Path
-    size: int  # side of the square frames (px); for plain folders the first image's short side
+    size: int  # side of square frames, short side of full ones (px); plain folders: the first image's short side
     align: str  # "none" or "face"
     face: Optional[FaceConfig]  # face options used for align face, else None
     frames: list[FrameRecord]
@@ -79,6 +79,7 @@ class Dataset:
     options: dict[str, Any] = field(default_factory=dict)  # ExtractConfig of each run, as dicts
     plain: bool = False  # a plain image folder without manifest
     created: str = ""
+    frame: str = "square"  # "full": whole frames, aspect kept; "square": square crops (face, old datasets)
 
     def segments(self) -> list[list[int]]:
         """Indices into ``frames`` per segment, segments in order of first frame."""
@@ -155,6 +156,7 @@ def dataset_to_json(ds: Dataset) -> dict[str, Any]:
         "created": ds.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "size": ds.size,
         "align": ds.align,
+        "frame": ds.frame,
         "face": None if ds.face is None else dataclasses.asdict(ds.face),
         "image_format": ds.image_format,
         "options": ds.options,
@@ -182,6 +184,15 @@ def write_manifest(ds: Dataset, folder: str | os.PathLike[str] | None = None) ->
     return target
 
 
+def _frame_mode(value: Any, path: Path) -> str:
+    """The manifest's ``frame``: ``"square"`` when absent (datasets from before full frames)."""
+    if value is None:
+        return "square"
+    if value not in ("full", "square"):
+        raise RetargetError(f"{path}: unknown frame mode {value!r} (expected full or square)")
+    return str(value)
+
+
 def _read_manifest(root: Path) -> Dataset:
     path = root / MANIFEST
     try:
@@ -206,6 +217,7 @@ def _read_manifest(root: Path) -> Dataset:
             align=str(data.get("align", "none")),
             face=from_dict(FaceConfig, face) if isinstance(face, dict) else None,
             frames=[_frame_from_json(f) for f in data["frames"]],
+            frame=_frame_mode(data.get("frame"), path),
             videos=videos,
             image_format=str(data.get("image_format", "png")),
             options=data.get("options", {}) or {},
@@ -239,7 +251,10 @@ def _read_plain(root: Path) -> Dataset:
         pass
     frames = [FrameRecord(file=p.name, segment=0, video=-1, index=i) for i, p in enumerate(files)]
     fmt = files[0].suffix.lower().lstrip(".")
-    return Dataset(root=root, size=size, align="none", face=None, frames=frames, plain=True, image_format=fmt)
+    # training uses plain images whole (their aspect kept), as extract's --frame full
+    return Dataset(
+        root=root, size=size, align="none", face=None, frames=frames, plain=True, image_format=fmt, frame="full"
+    )
 
 
 def read_dataset(path: str | os.PathLike[str]) -> Dataset:

@@ -1,15 +1,27 @@
-"""Composing output frames: side by side views.
+"""The compose stage of render: an item -> the output picture.
 
-The crop geometry render uses (``center_crop``, ``center_crop_matrix``, ``place_back``)
-lives in :mod:`retarget.geometry`, shared with extract.
+:class:`Composer` puts a translation back the way it was taken: an aligned face is pasted
+along its mask (:func:`retarget.faces.paste.paste_back`), a square or whole-frame cut is
+upscaled into its region of the frame (``--upscale bilinear`` or ``detail``, see
+:mod:`retarget.render.upscale`; outside the region the frame keeps the input), or, with
+``--output-size model``, the translation is the picture; ``--side-by-side`` puts the input
+on its left (:func:`side_by_side`).
+
+The crop geometry (cuts, their matrices, ``place_back``) lives in :mod:`retarget.geometry`,
+shared with extract.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
 import cv2
 import numpy as np
 
-__all__ = ["side_by_side"]
+from retarget.geometry import Cut, place_back
+
+__all__ = ["Composer", "side_by_side"]
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -24,3 +36,42 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         w = max(1, round(left.shape[1] * h / left.shape[0]))
         left = cv2.resize(left, (w, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(np.concatenate([left, right], axis=1))
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Item -> output picture (see the module).
+
+    Attributes:
+        fallback: the model-size picture of a frame that has no translation (face mode
+            without a face, ``--output-size model``): this cut of the frame.
+        output_size: ``"source"`` (the frame's size) or ``"model"`` (the translation's).
+        side_by_side: the input on the left of the picture.
+        upscale: ``"bilinear"`` or ``"detail"`` (cuts only).
+        paste: face mode: ``paste(frame, crop, matrix, landmarks) -> frame`` (the mask options
+            bound); None: cuts are placed back.
+    """
+
+    fallback: Cut
+    output_size: str = "source"
+    side_by_side: bool = False
+    upscale: str = "bilinear"
+    paste: Optional[Callable[..., np.ndarray]] = None
+
+    def __call__(self, item: Any) -> np.ndarray:
+        """The output picture of ``item`` (a :class:`retarget.render.source.Item`), ``H x W x 3`` uint8."""
+        if self.output_size == "model":
+            picture = item.result if item.result is not None else self.fallback.apply(item.image)
+        elif item.result is None:
+            picture = item.image
+        elif self.paste is not None:
+            picture = self.paste(item.image, item.result, item.matrix, item.landmarks)
+        elif self.upscale == "detail":
+            from retarget.render.upscale import place_back_detail
+
+            picture = place_back_detail(item.image, item.result, item.net_input, item.matrix)
+        else:
+            picture = place_back(item.image, item.result, item.matrix)
+        if self.side_by_side:
+            picture = side_by_side(item.image, picture)
+        return picture

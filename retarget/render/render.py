@@ -1,29 +1,35 @@
 """``retarget render``: translate a whole video with a trained run, keeping sound and timing.
 
-Frames stream through three overlapped stages (see :mod:`retarget.render.stages`):
+Frames stream through overlapped stages (:func:`retarget.render.stages.run_stages`), each
+its own module and testable on arrays:
 
-1. decode (:class:`~retarget.video.reader.VideoReader`, rotation applied) and prepare the
-   network input: extract's ``--align none`` centre crop, or the aligned face crop from
-   :class:`~retarget.faces.aligner.FaceAligner` (reset at scene cuts, as extract does);
-   with ``--stabilize``, also the optical flow between consecutive crops
-   (:mod:`retarget.render.stabilize`);
-2. translate batches with the generator (``G_AB`` for a2b, ``G_BA`` for b2a);
-3. with ``--stabilize``, blend each translation, in order, with the previous one warped
-   along that flow; put the translation back (upscaled into its crop region, or pasted
-   along the face mask) and encode with :class:`~retarget.video.writer.VideoWriter`,
-   which carries each frame's timestamp and the source's audio.
+1. **source** (:mod:`retarget.render.source`): decode (rotation applied) and prepare the
+   network input: the aligned face crop (face mode, reset at scene cuts as extract does),
+   or, with ``--align none``, the frame as the run's training data saw it: the whole frame
+   (or its ``--crop`` region) at the training scale (``--frame full``), or the centre
+   square (``--frame square``, runs from before full frames); with ``--stabilize``, also
+   the optical flow between consecutive inputs (:mod:`retarget.render.stabilize`);
+2. **translate** (:mod:`retarget.render.translate`): batches through the generator
+   (``G_AB`` for a2b, ``G_BA`` for b2a), reflect-padded to the sides it needs and cropped
+   back, in overlapping tiles with ``--tile``;
+3. **sink** (:mod:`retarget.render.sink`): with ``--stabilize``, blend each translation, in
+   order, with the previous one warped along that flow; **compose**
+   (:mod:`retarget.render.compose`) the output picture (face pasted along its mask, cut
+   upscaled into its region, ``--side-by-side``) and encode it with
+   :class:`~retarget.video.writer.VideoWriter`, which carries each frame's timestamp and
+   the source's audio.
 
 The output is written under a temporary name beside OUT and renamed at the end.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -32,17 +38,23 @@ from retarget.config import FaceConfig, RenderConfig, check_config
 from retarget.device import amp_dtype, resolve_device
 from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner
-from retarget.faces.continuity import Continuity
-from retarget.geometry import center_crop, center_crop_matrix, place_back
+from retarget.geometry import FRAME_MODES, Cut, frame_cut, square_cut
 from retarget.progress import console, make_progress
-from retarget.render.compose import side_by_side
+from retarget.render.compose import Composer
 from retarget.render.stages import run_stages
+from retarget.render.sink import Sink
+from retarget.render.source import CutAligner, Decoded, Source, batches
+from retarget.render.translate import FitTranslate, translate_items
 from retarget.run import load_run
-from retarget.video.reader import VideoInfo, VideoReader, probe
+from retarget.video.reader import VideoInfo, probe
 from retarget.video.writer import VideoWriter
 
 #: Containers the H.264 output can be written to.
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+#: Training resizes frames to ``round(size * LOAD_FACTOR)`` before its random crops unless
+#: ``--load-size`` says otherwise (:func:`retarget.train.data.default_load_size`); the scale
+#: of whole-frame renders for runs that did not record theirs.
+LOAD_FACTOR = 1.12
 
 
 @dataclass
@@ -63,6 +75,8 @@ class RenderSummary:
     seconds: float = 0.0  # wall time
     fps: float = 0.0  # frames per second end to end
     stabilize: float = 0.0  # --stabilize strength used (0 = off)
+    frame: str = ""  # align none: "full" (whole frames) or "square" (centre squares); "" in face mode
+    scale: int = 0  # align none: short side (px) of the picture the generator saw
 
 
 class Translator:
@@ -119,9 +133,11 @@ def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
 
     The run is ``cfg.model`` (run folder or weights file) or the newest under
-    ``./models``, at its newest checkpoint or that of ``cfg.step``; ``cfg.direction`` picks ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment
-    mode, face options and crop size default to those of the run's source-domain
-    training data (A for a2b, B for b2a).
+    ``./models``, at its newest checkpoint or that of ``cfg.step``; ``cfg.direction`` picks
+    ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment mode, frame mode, face options, crop
+    region and scale default to those of the run's source-domain training data (A for
+    a2b, B for b2a): a run trained on whole frames (``frame="full"``) translates the whole
+    frame at the short side its frames had in training.
 
     Returns:
         :class:`RenderSummary`; a final line is printed to the console.
@@ -147,6 +163,8 @@ def render(cfg: RenderConfig) -> RenderSummary:
         from retarget.faces.aligner import FaceAligner
 
         aligner = FaceAligner(face_cfg, size)
+    frame = cfg.frame or data.frame
+    scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
     translator = Translator(run.networks[gen_name], device, cfg.amp)
     # on CPU the generator is the bottleneck and needs every core: a single-threaded
     # encoder keeps up and disturbs it least; with a GPU the encoder may use all cores
@@ -159,25 +177,67 @@ def render(cfg: RenderConfig) -> RenderSummary:
         aligner=aligner,
         scene_threshold=data.scene_threshold(),
         crop=data.crop,
+        frame=frame,
+        scale=scale,
         encoder_threads=threads,
     )
     summary.model = str(run.path)
     return summary
 
 
-@dataclass
-class _Item:
-    index: int
-    pts: Optional[int]
-    image: np.ndarray  # source frame, H x W x 3 uint8
-    crop: Optional[np.ndarray]  # network input, or None (no face: pass through)
-    matrix: Optional[np.ndarray] = None
-    landmarks: Optional[np.ndarray] = None
-    result: Optional[np.ndarray] = None
-    link: Any = None  # --stabilize: stabilize.Link from the previous frame, or None
+def _cut(cfg: RenderConfig, info: VideoInfo, frame: str, side: int, crop: Optional[tuple[int, int, int, int]]) -> Cut:
+    """The ``--align none`` cut of every frame; RetargetError for bad options or a crop outside the frame."""
+    if frame not in FRAME_MODES:
+        raise RetargetError(f"--frame {frame}: choose full or square")
+    if side < 4:
+        raise RetargetError(f"--scale {side}: must be at least 4 px")
+    if cfg.tile is not None and cfg.tile < 16:
+        raise RetargetError(f"--tile {cfg.tile}: must be at least 16 px")
+    if cfg.upscale not in ("bilinear", "detail"):
+        raise RetargetError(f"--upscale {cfg.upscale}: choose bilinear or detail")
+    try:
+        return frame_cut(frame, info.width, info.height, side, crop)
+    except ValueError as exc:
+        raise RetargetError(f"{info.path}: the run's --{exc}") from None
 
 
-# Longer than 60 lines on purpose: the produce/transform/compose closures share the render state; to split with --stabilize.
+def _output_size(cfg: RenderConfig, info: VideoInfo, model: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` of the written pictures, ``model`` being the translation's size."""
+    out_w, out_h = model if cfg.output_size == "model" else (info.width, info.height)
+    if cfg.side_by_side:
+        left_w = out_w if cfg.output_size == "source" else max(1, round(info.width * out_h / info.height))
+        out_w = left_w + out_w
+    return out_w, out_h
+
+
+def _stages(
+    cfg: RenderConfig,
+    info: VideoInfo,
+    cut: Cut,
+    size: int,
+    aligner: Optional[Aligner],
+    scene_threshold: float,
+    crop: Optional[tuple[int, int, int, int]],
+) -> tuple[Source, Composer, Any]:
+    """The source stage, the composer and the stabilizer (or None) of :func:`translate_video`."""
+    stabilizer = None
+    if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
+        from retarget.render.stabilize import Stabilizer
+
+        stabilizer = Stabilizer(cfg.stabilize)
+    paste = None
+    if aligner is not None:
+        from retarget.faces.paste import paste_back
+
+        paste = functools.partial(paste_back, mask=cfg.mask, feather=cfg.feather, color_match=cfg.color_match)
+    fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
+    compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
+    source = Source(
+        aligner or CutAligner(cut), face=aligner is not None, stabilizer=stabilizer, scene_threshold=scene_threshold
+    )
+    return source, compose, stabilizer
+
+
 def translate_video(
     cfg: RenderConfig,
     translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
@@ -187,23 +247,31 @@ def translate_video(
     aligner: Optional[Aligner] = None,
     scene_threshold: float = 0.5,
     crop: Optional[tuple[int, int, int, int]] = None,
+    frame: Optional[str] = None,
+    scale: Optional[int] = None,
     encoder_threads: int = 0,
     quiet: bool = False,
 ) -> RenderSummary:
     """The streaming core of :func:`render`, with the generator (and aligner) given.
 
     Args:
-        cfg: render options (input, output, output_size, mask, feather, color_match,
-            batch_size, crf, side_by_side, overwrite, stabilize are used here).
-        translate: list of ``size x size x 3`` uint8 RGB crops -> list of the same.
-        size: network crop side (px).
+        cfg: render options (input, output, frame, scale, tile, upscale, output_size,
+            mask, feather, color_match, batch_size, crf, side_by_side, overwrite,
+            stabilize are used here).
+        translate: list of equal-sized ``h x w x 3`` uint8 RGB pictures -> list of the same
+            (sides multiples of 4; :class:`~retarget.render.translate.FitTranslate` pads).
+        size: face crop side, and the square side of ``frame="square"`` (px).
         info: :func:`probe` of the input (probed when None).
         aligner: face mode when given: ``aligner(image, time)`` returns an AlignedFace
             (``matrix``, ``landmarks``, ``crop``) or None; ``aligner.reset()`` at scene cuts.
         scene_threshold: scene-cut threshold for resetting the aligner (and the
             stabilizer, with ``cfg.stabilize`` > 0).
-        crop: full-frame mode: extract's ``--crop`` region ``(x, y, w, h)`` the training
-            data were cut from; None = the centre square.
+        crop: ``--align none``: extract's ``--crop`` region ``(x, y, w, h)`` the training
+            data were cut from; None = the whole frame.
+        frame: ``--align none``: ``"full"`` translates the whole frame (or ``crop``) with its
+            short side at ``scale``; ``"square"`` the centre square at ``scale``; ``cfg.frame``
+            wins; None = ``"square"``.
+        scale: see ``frame``; ``cfg.scale`` wins; None = ``size``.
         encoder_threads: libx264 threads; 0 lets it choose.
         quiet: no final line.
 
@@ -213,119 +281,27 @@ def translate_video(
     src, out = check_paths(cfg)
     info = info or probe(src)
     clean_stale_temps(out.parent, quiet=quiet)
-    face_mode = aligner is not None
-    paste = None
-    if face_mode:
-        from retarget.faces.paste import paste_back as paste
-
-    if cfg.output_size == "model":
-        out_w, out_h = size, size
-    else:
-        out_w, out_h = info.width, info.height
-    if cfg.side_by_side:
-        left_w = out_w if cfg.output_size == "source" else max(1, round(info.width * out_h / info.height))
-        out_w = left_w + out_w
-    full_matrix = center_crop_matrix(info.width, info.height, size, crop)
-    batch_size = max(1, int(cfg.batch_size))
-    faces = 0
-    # --stabilize: flow in produce (overlaps the generator), blend in consume (in order)
-    stabilizer = None
     if not 0.0 <= cfg.stabilize <= 1.0:
         raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
-    if cfg.stabilize > 0:
-        from retarget.render.stabilize import Stabilizer
-
-        stabilizer = Stabilizer(cfg.stabilize)
-
-    def produce():
-        nonlocal faces
-        detector = continuity = None
-        if face_mode or stabilizer is not None:
-            from retarget.dataset.scenes import SceneDetector
-
-            detector = SceneDetector(scene_threshold)
-            # every decoded frame is rendered: no time gaps; the aligner (if any) resets at breaks
-            continuity = Continuity(aligner if face_mode else None)
-        batch: list[_Item] = []
-        track = None  # face track of the previous frame (--stabilize restarts on a new one)
-        with VideoReader(src) as reader:
-            for frame in reader:
-                image = frame.image
-                if image.shape[:2] != (info.height, info.width):
-                    # a stream that changes resolution midway: keep the output size fixed
-                    image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
-                # as extract: smoothing must not blend across a cut or a decode hole
-                broken = continuity is not None and continuity(detector(image), reader.bad_frames, frame.time)
-                if face_mode:
-                    face = aligner(image, frame.time)
-                    if face is None:
-                        item = _Item(frame.index, frame.pts, image, None)
-                    else:
-                        faces += 1
-                        item = _Item(frame.index, frame.pts, image, face.crop, face.matrix, face.landmarks)
-                else:
-                    item = _Item(frame.index, frame.pts, image, center_crop(image, size, crop), full_matrix)
-                if stabilizer is not None:
-                    new_track = face_mode and getattr(face, "track", None) != track
-                    track = getattr(face, "track", None) if face_mode and face is not None else None
-                    item.link = stabilizer.prepare(item.crop, reset=broken or new_track)
-                batch.append(item)
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
-
-    def transform(batch: list[_Item]) -> list[_Item]:
-        todo = [it for it in batch if it.crop is not None]
-        if not todo:
-            return batch
-        for it, res in zip(todo, translate([it.crop for it in todo])):
-            it.result = res
-        return batch
-
-    def compose(it: _Item) -> np.ndarray:
-        if cfg.output_size == "model":
-            if it.result is not None:
-                picture = it.result
-            else:
-                picture = center_crop(it.image, size, crop)
-        elif it.result is None:
-            picture = it.image
-        elif face_mode:
-            picture = paste(
-                it.image,
-                it.result,
-                it.matrix,
-                it.landmarks,
-                mask=cfg.mask,
-                feather=cfg.feather,
-                color_match=cfg.color_match,
-            )
-        else:
-            picture = place_back(it.image, it.result, it.matrix)
-        if cfg.side_by_side:
-            picture = side_by_side(it.image, picture)
-        return picture
-
+    frame = cfg.frame or frame or "square"
+    cut = _cut(cfg, info, frame, int(cfg.scale or scale or size), crop if aligner is None else None)
+    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop)
+    batch_size = max(1, int(cfg.batch_size))
+    fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
+    decoded = Decoded(src, info)
     started = time.perf_counter()
     with write_errors(out), make_progress("frames") as progress:
         out.parent.mkdir(parents=True, exist_ok=True)
         task = progress.add_task("render", total=info.frame_count or None)
         with atomic_file(out) as tmp:
+            out_w, out_h = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)
             writer = VideoWriter(
                 tmp, out_w, out_h, info.time_base, info.fps, crf=cfg.crf, audio_from=src, threads=encoder_threads
             )
             with writer:
-
-                def consume(batch: list[_Item]) -> None:
-                    for it in batch:
-                        if stabilizer is not None and it.result is not None:
-                            it.result = stabilizer.blend(it.result, it.link)
-                        writer.write(compose(it), it.pts)
-                    progress.advance(task, len(batch))
-
-                run_stages(produce(), transform, consume, depth=2)
+                sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
+                items = source.items(decoded, lambda: decoded.bad_frames)
+                run_stages(batches(items, batch_size), functools.partial(translate_items, translate=fit), sink, depth=2)
             written = writer.summary
     seconds = time.perf_counter() - started
     summary = RenderSummary(
@@ -337,18 +313,26 @@ def translate_video(
         audio=list(written.audio),
         audio_text=written.audio_text,
         direction=cfg.direction,
-        align="face" if face_mode else "none",
-        faces=faces,
+        align="face" if aligner is not None else "none",
+        faces=source.faces,
         seconds=seconds,
         fps=written.frames / seconds if seconds > 0 else 0.0,
         stabilize=float(cfg.stabilize),
+        frame="" if aligner is not None else frame,
+        scale=0 if aligner is not None else min(cut.size),
     )
     if not quiet:
-        face_note = f", face found in {faces}" if face_mode else ""
-        face_note += f", stabilized (strength {cfg.stabilize:g})" if stabilizer is not None else ""
-        console.print(
-            f"wrote {out}: {summary.frames} frames{face_note}, {summary.duration:.2f} s, "
-            f"{summary.width}x{summary.height}, {summary.audio_text} ({summary.fps:.1f} frames/s)",
-            markup=False,
-        )
+        _print_summary(summary)
     return summary
+
+
+def _print_summary(summary: RenderSummary) -> None:
+    """The final line of a render."""
+    note = f", face found in {summary.faces}" if summary.align == "face" else ""
+    note += f", whole frames at {summary.scale} px" if summary.frame == "full" else ""
+    note += f", stabilized (strength {summary.stabilize:g})" if summary.stabilize > 0 else ""
+    console.print(
+        f"wrote {summary.output}: {summary.frames} frames{note}, {summary.duration:.2f} s, "
+        f"{summary.width}x{summary.height}, {summary.audio_text} ({summary.fps:.1f} frames/s)",
+        markup=False,
+    )

@@ -1,7 +1,8 @@
 """``DataInfo``: what a run remembers about each domain's training data.
 
-Render repeats how the training frames were cut (the alignment mode, the ``--crop``
-region, the face options and the scene-cut threshold), so a run stores this for both
+Render repeats how the training frames were cut (the alignment mode, whole frames or
+centre squares, the ``--crop`` region, the face options, the scene-cut threshold) and the
+scale the generator saw them at, so a run stores this for both
 domains, once, in its weights file's metadata (docs/checkpoints.md). It is built in one
 place, :meth:`DataInfo.of_dataset`, from the dataset's manifest.
 """
@@ -26,8 +27,8 @@ class DataInfo:
     """One domain's training data, as render needs it.
 
     Attributes:
-        align: ``"none"`` (centre crop) or ``"face"`` (aligned face crops).
-        size: side of the dataset's square frames (px); 0 when unknown.
+        align: ``"none"`` (whole frames or centre squares) or ``"face"`` (aligned face crops).
+        size: side of the dataset's square frames, short side of its full frames (px); 0 when unknown.
         face: the face options the dataset was extracted with (``align="face"``), else None.
         crop: extract's ``--crop`` region ``(x, y, w, h)`` in source pixels, or None.
         cut_threshold: extract's scene-cut threshold; None for runs that did not record it
@@ -35,6 +36,10 @@ class DataInfo:
         name: the dataset folder's name.
         path: the dataset folder, absolute.
         frames: frames the run trained on.
+        frame: ``"full"`` (whole frames, aspect kept: render translates the whole frame) or
+            ``"square"`` (centre squares, face crops, and runs from before full frames).
+        scale: short side (px) the frames had in training (the run's load size, before the
+            random crops); 0 when unknown (runs from before it was recorded).
     """
 
     align: str = "none"
@@ -45,10 +50,15 @@ class DataInfo:
     name: str = ""
     path: str = ""
     frames: int = 0
+    frame: str = "square"
+    scale: int = 0
 
     @classmethod
-    def of_dataset(cls, ds: Dataset, frames: int = 0) -> "DataInfo":
-        """The info of a dataset read with :func:`retarget.dataset.manifest.read_dataset`."""
+    def of_dataset(cls, ds: Dataset, frames: int = 0, scale: int = 0) -> "DataInfo":
+        """The info of a dataset read with :func:`retarget.dataset.manifest.read_dataset`.
+
+        ``scale`` is the short side (px) the trainer resized its frames to (its load size).
+        """
         last = last_extract_options(ds.options)
         crop = last.get("crop")
         threshold = last.get("cut_threshold", DEFAULT_CUT_THRESHOLD) if last else None
@@ -61,6 +71,8 @@ class DataInfo:
             name=ds.root.name,
             path=str(Path(ds.root).resolve()),
             frames=int(frames),
+            frame=ds.frame,
+            scale=int(scale or 0),
         )
 
     @classmethod
@@ -78,6 +90,8 @@ class DataInfo:
             name=str(data.get("name", "")),
             path=str(data.get("path", "")),
             frames=int(data.get("frames") or 0),
+            frame="full" if data.get("frame") == "full" else "square",
+            scale=int(data.get("scale") or 0),
         )
 
     def to_dict(self) -> dict[str, Any]:

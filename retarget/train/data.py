@@ -415,7 +415,7 @@ def load_domain(
         Shard(f, arrays["flow"][i] if motion else None, arrays["valid"][i] if motion else None)
         for i, f in enumerate(arrays["frames"])
     ]
-    info = DataInfo.of_dataset(ds, sum(counts))
+    info = DataInfo.of_dataset(ds, sum(counts), scale=load_size)
     segs = [np.asarray(s, dtype=np.int64) for s in segments]
     return DomainData(folder.name, str(folder), shards, segs, info, skipped, resized, tuple(unreadable))
 

@@ -1,0 +1,52 @@
+"""The sink stage of render: in frame order, stabilize, compose and write.
+
+:class:`Sink` is called with each translated batch, in order, in the encode thread: with
+``--stabilize`` it blends every translation with the previous one warped along the
+source's motion (:meth:`retarget.render.stabilize.Stabilizer.blend`, which must see the
+frames in order), composes the output picture (:class:`retarget.render.compose.Composer`)
+and hands it to ``write`` (:meth:`retarget.video.writer.VideoWriter.write`, or a list's
+``append`` in a test) with the frame's timestamp.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+
+class Sink:
+    """Write translated items in order (see the module).
+
+    Args:
+        write: ``write(picture, pts)``; picture ``H x W x 3`` uint8 RGB.
+        compose: item -> picture.
+        stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` (its ``blend`` half), or None.
+        advance: called with the number of frames written after each batch (progress).
+
+    Attributes:
+        frames: items written so far.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[np.ndarray, Optional[int]], Any],
+        compose: Callable[[Any], np.ndarray],
+        stabilizer: Any = None,
+        advance: Optional[Callable[[int], Any]] = None,
+    ) -> None:
+        self.write = write
+        self.compose = compose
+        self.stabilizer = stabilizer
+        self.advance = advance
+        self.frames = 0
+
+    def __call__(self, batch: list) -> None:
+        """Stabilize, compose and write the items of ``batch`` (:class:`~retarget.render.source.Item` s)."""
+        for item in batch:
+            if self.stabilizer is not None and item.result is not None:
+                item.result = self.stabilizer.blend(item.result, item.link)
+            self.write(self.compose(item), item.pts)
+        self.frames += len(batch)
+        if self.advance is not None:
+            self.advance(len(batch))
