@@ -119,3 +119,16 @@ def test_residual_predictor_output_stays_in_range():
     x = torch.full((1, 6, 16, 16), 0.9)
     y = net(x)
     assert y.shape == (1, 3, 16, 16) and y.min() >= -1 and y.max() <= 1
+
+
+def test_fit_sides_pads_any_size_without_a_shift():
+    from retarget.nn.networks import fit_sides
+
+    def needs_multiples_of_4(x):
+        assert x.shape[-2] % 4 == 0 and x.shape[-1] % 4 == 0
+        return x * 2
+
+    x = torch.arange(2 * 3 * 17 * 30, dtype=torch.float32).view(2, 3, 17, 30)
+    assert torch.equal(fit_sides(needs_multiples_of_4, x), x * 2)  # padded, translated, cropped back in place
+    g = build_generator(model_preset("tiny", size=16))
+    assert fit_sides(g, torch.zeros(1, 3, 18, 33)).shape == (1, 3, 18, 33)

@@ -328,13 +328,17 @@ def test_run_info_records_frame_and_scale_and_old_runs_load_with_defaults(tmp_pa
         model=model_preset("tiny", size=16),
         steps=2,
         checkpoint_every=100,
-        preview_every=100,
-        preview_frames=0,
+        preview_every=2,
+        preview_frames=6,
         device="cpu",
     )
     train(cfg)
     info = load_run(str(tmp_path / "run"), "cpu", names=("G_AB",)).data_of("A")
     assert (info.frame, info.scale, info.size) == ("full", round(16 * 1.12), 20)
+    # the temporal preview translates the whole frame (18 x 32 at the load scale), as render does
+    with av.open(str(tmp_path / "run" / "previews" / "step_0000002.mp4")) as clip:
+        stream = clip.streams.video[0]
+        assert (stream.width, stream.height) == (32, 18) and stream.frames == 6
 
 
 def test_wide_scene_example_runs_end_to_end(tmp_path, capsys):

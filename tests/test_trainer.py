@@ -358,7 +358,8 @@ def test_temporal_preview_video_and_warping_error(domains, tmp_path, monkeypatch
         with av.open(str(previews / name)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
             assert c.streams.video[0].codec_context.name == "h264"
-        assert len(frames) == 5 and frames[0].shape == (32, 32, 3)
+        # a plain folder is read as whole frames: the clip is the whole 36 px frame, not a 32 px crop
+        assert len(frames) == 5 and frames[0].shape == (36, 36, 3)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     # log_every 3: steps 3 and 4 are due; step 2 is logged for its preview numbers
     assert [r["step"] for r in records] == [2, 3, 4]
@@ -379,6 +380,7 @@ def test_temporal_preview_video_and_warping_error(domains, tmp_path, monkeypatch
 def test_preview_clip_is_the_middle_of_the_longest_segment():
     import numpy as np
 
+    from retarget.run.info import DataInfo
     from retarget.train.data import DomainData, Shard
     from retarget.train.temporal_preview import preview_clip
 
@@ -388,6 +390,8 @@ def test_preview_clip_is_the_middle_of_the_longest_segment():
     clip = preview_clip(domain, 4, 4)
     assert clip.shape == (4, 4, 4, 3) and list(clip[:, 0, 0, 0]) == [109, 110, 111, 112] and (clip >= 100).all()
     assert len(preview_clip(domain, 48, 4)) == 12  # the whole segment when it is shorter
+    whole = DomainData("d", "d", [Shard(frames)], domain.segments, DataInfo(frame="full"))
+    assert preview_clip(whole, 4, 4).shape == (4, 6, 8, 3)  # whole frames stay whole
 
 
 def test_a_preview_that_cannot_be_written_warns_and_training_goes_on(domains, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ norm), reflection padding in the generator, no dropout (the release is trained w
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from retarget.config import ModelConfig
@@ -275,6 +276,23 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
         nets["P_A"] = build_predictor(cfg)
         nets["P_B"] = build_predictor(cfg)
     return nets
+
+
+def fit_sides(net: nn.Module, x: Tensor, multiple: int = 4) -> Tensor:
+    """``net(x)`` for any ``H x W``: ``x`` reflect-padded to sides that are multiples of ``multiple``
+    (the generator down-samples twice by 2), the output cropped back to ``H x W``.
+
+    Args:
+        x: ``[B, C, H, W]``; the padding is split evenly between the two sides, so nothing shifts.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return net(x)
+    top, left = ph // 2, pw // 2
+    mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+    y = net(F.pad(x, (left, pw - left, top, ph - top), mode=mode))
+    return y[..., top : top + h, left : left + w]
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -8,7 +8,8 @@ in browsers), and logs the clip's warping error (:func:`retarget.eval.temporal.w
 The source clip is written once as ``previews/source.mp4``.
 
 The clip comes from the training data (datasets have no held-out split): the middle of
-A's longest segment, centre-cropped at the training size. It shows how steady the
+A's longest segment, centre-cropped at the training size, or whole for a dataset of whole
+frames (``extract --frame full``), as render translates them. It shows how steady the
 translation is, not how well it generalises.
 """
 
@@ -23,6 +24,7 @@ import torch
 
 from retarget.atomic import atomic_file
 from retarget.eval.temporal import warping_errors
+from retarget.nn.networks import fit_sides
 from retarget.run import layout
 from retarget.train.data import DomainData
 from retarget.train.hooks import eval_mode, note
@@ -39,27 +41,36 @@ def preview_clip(domain: DomainData, length: int, size: int) -> np.ndarray:
     Args:
         domain: a loaded dataset (frames at the load size).
         length: frames wanted; fewer when the longest segment is shorter.
-        size: side of the centre crop taken from each frame (the training size, px).
+        size: side of the centre crop taken from each frame (the training size, px), for
+            square and face datasets; whole-frame datasets (``info.frame == "full"``) keep the
+            whole frame, as render translates it.
 
     Returns:
-        ``T x size x size x 3`` uint8 RGB, the same frames on every call.
+        ``T x H x W x 3`` uint8 RGB (``H = W = size`` but for whole frames), the same
+        frames on every call.
     """
     longest = max(domain.segments, key=len)  # the first of equally long ones
     take = min(length, len(longest))
     start = (len(longest) - take) // 2
     idx = longest[start : start + take]
     frames = np.asarray(domain.clip(int(idx[0]), len(idx)))  # consecutive frames of one segment
+    if domain.info.frame == "full":
+        return np.ascontiguousarray(frames)
     h, w = frames.shape[1:3]
     y, x = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(frames[:, y : y + size, x : x + size])
 
 
 def translate_clip(net: torch.nn.Module, clip: np.ndarray, device: torch.device, batch: int = 16) -> np.ndarray:
-    """``net`` applied to ``clip`` (``T x S x S x 3`` uint8) in batches; returns the same shape and dtype."""
+    """``net`` applied to ``clip`` (``T x H x W x 3`` uint8, any size) in batches; returns the same shape and dtype.
+
+    Frames whose sides are not multiples of 4 (what the generator needs) are reflect-padded
+    and cropped back (:func:`retarget.nn.networks.fit_sides`).
+    """
     out = []
     for i in range(0, len(clip), batch):
         x = torch.from_numpy(clip[i : i + batch]).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-        y = net(x).float().add(1.0).mul(127.5).clamp(0, 255).round().to(torch.uint8)
+        y = fit_sides(net, x).float().add(1.0).mul(127.5).clamp(0, 255).round().to(torch.uint8)
         out.append(y.permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out)
 
@@ -78,7 +89,7 @@ class TemporalPreview(Hook):
     Runs before :class:`~retarget.train.hooks.Metrics`, which writes its two numbers.
 
     Args:
-        clip: ``T x S x S x 3`` uint8 consecutive A frames (:func:`preview_clip`), T >= 2.
+        clip: ``T x H x W x 3`` uint8 consecutive A frames (:func:`preview_clip`), T >= 2.
         every: steps between previews.
     """
 
