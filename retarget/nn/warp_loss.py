@@ -55,12 +55,20 @@ def source_motion(prev: Tensor, cur: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def warp_consistency(prev_out: Tensor, cur_out: Tensor, grid: Tensor, valid: Tensor) -> Tensor:
-    """Mean ``|cur_out - warp(prev_out)|`` over reliable pixels (a scalar; 0 if none is reliable).
+    """Mean ``|cur_out - warp(prev_out)|`` over reliable pixels (a float32 scalar; 0 if none is reliable).
+
+    Runs in float32 outside any autocast: a grid rounded to bf16 is off by up to half a
+    pixel at 256 px (8 significant bits for coordinates up to 255), a noise floor that
+    rewards blur, and the bf16 CPU kernel returned NaN where the grid rounds to +-1.
 
     Args:
-        prev_out, cur_out: ``[B, C, H, W]`` translations of consecutive frames.
+        prev_out, cur_out: ``[B, C, H, W]`` translations of consecutive frames (any float dtype).
         grid, valid: from :func:`source_motion` of the source frames.
     """
-    moved = F.grid_sample(prev_out, grid.to(prev_out.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-    diff = (cur_out - moved).abs() * valid.to(cur_out.dtype)
-    return diff.sum() / (valid.sum() * cur_out.shape[1]).clamp_min(1.0)
+    with torch.autocast(prev_out.device.type, enabled=False):
+        moved = F.grid_sample(
+            prev_out.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=True
+        )
+        mask = valid.float()
+        diff = (cur_out.float() - moved).abs() * mask
+        return diff.sum() / (mask.sum() * cur_out.shape[1]).clamp_min(1.0)
