@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional, Type, TypeVar
 T = TypeVar("T")
 
 AlignMode = Literal["none", "face"]
+AmpMode = Literal["auto", "bf16", "fp16", "off"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
@@ -125,7 +126,8 @@ class TrainConfig:
     flip: bool = True  # random horizontal flip (same for all frames of a triplet)
     seed: int = 0  # random seed for weights, sampling and augmentation
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to train
-    amp: Literal["bf16", "fp16", "off"] = "bf16"  # mixed precision on CUDA (ignored on CPU)
+    amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
+    dist_timeout: float = 1800.0  # seconds a collective waits for the slowest rank (torchrun runs) before the run fails
     channels_last: bool = True  # channels_last memory format on CUDA
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
     resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
@@ -158,7 +160,7 @@ class RenderConfig:
     side_by_side: bool = False  # write input and output next to each other
     overwrite: bool = False  # replace an existing output file
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
-    amp: Literal["bf16", "fp16", "off"] = "off"  # mixed precision on CUDA
+    amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = 1.0  # flow-guided temporal smoothing strength: 0 = off, 1 = full (docs/benchmarks.md sweep)
 
 
@@ -202,6 +204,11 @@ def to_json(cfg: Any) -> str:
 #: was written before the field existed, when the term was off, so it loads as off (a
 #: resumed old run keeps its objective).
 ABSENT_MEANT: dict[type, dict[str, Any]] = {LossConfig: {"warp": 0.0}}
+
+
+#: Key of a run's config.json, beside the TrainConfig fields, that records what ``amp``
+#: resolved to on the run's device ("bf16", "fp16" or "off"); :func:`from_dict` ignores it.
+AMP_USED = "amp_used"
 
 
 def from_dict(cls: Type[T], data: dict[str, Any]) -> T:
@@ -274,6 +281,7 @@ _TRAIN_BOUNDS: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = 
     "preview_every": (1, None, False, False),
     "log_every": (1, None, False, False),
     "threads": (1, None, False, False),
+    "dist_timeout": (10, 7 * 24 * 3600, False, False),  # NCCL needs seconds to start; a week is no timeout
 }
 _MODEL_BOUNDS = {
     name: (1, None, False, False) for name in ("size", "ngf", "blocks", "ndf", "d_layers", "npf", "p_depth", "p_frames")

@@ -24,13 +24,24 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from retarget.config import LossConfig, ModelConfig, TrainConfig, from_dict, replace
+from retarget.config import AMP_USED, LossConfig, ModelConfig, TrainConfig, from_dict, replace
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 
 #: Options a resumed run may change: run length and run control, nothing that changes
 #: what is trained.
-RESUMABLE = ("steps", "time_limit", "checkpoint_every", "preview_every", "log_every", "threads", "device", "keep")
+RESUMABLE = (
+    "steps",
+    "time_limit",
+    "checkpoint_every",
+    "preview_every",
+    "log_every",
+    "threads",
+    "device",
+    "keep",
+    "amp",
+    "dist_timeout",
+)
 #: Fields that say where and how to start, not what the run is.
 _CONTROL = ("out", "resume", "overwrite")
 
@@ -48,7 +59,13 @@ def read_run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """The :class:`TrainConfig` a run was started with (``RUN/config.json``); RetargetError if unreadable."""
     path = Path(run_dir) / ckpt.CONFIG
     try:
-        return from_dict(TrainConfig, json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and AMP_USED not in data and data.get("amp") == "bf16":
+            # written before --amp worked off CUDA, when bf16 was the default and meant
+            # "bf16 on CUDA, float32 elsewhere": today's auto (forced bf16 would now
+            # run emulated on a CPU without native bf16)
+            data["amp"] = "auto"
+        return from_dict(TrainConfig, data)
     except FileNotFoundError:
         raise RetargetError(f"{path}: not found; the run's options are unknown, so it cannot be resumed") from None
     except (OSError, ValueError, TypeError) as exc:

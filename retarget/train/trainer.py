@@ -11,6 +11,7 @@ training clock, hook states) is checkpointed.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import signal
@@ -25,8 +26,8 @@ import torch
 from rich.markup import escape
 
 from retarget.atomic import atomic_file, clean_stale_temps, discard, write_error
-from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict, to_json
-from retarget.device import device_kind, resolve_device
+from retarget.config import AMP_USED, ModelConfig, TrainConfig, check_train_config, replace, to_dict
+from retarget.device import device_kind, precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
 from retarget.nn.networks import build_networks, check_size
@@ -188,7 +189,7 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         g_opt,
         d_opt,
         pools=pools if cfg.pool > 0 else None,
-        amp=cfg.amp if cuda else "off",
+        amp=cfg.amp,
         channels_last=cfg.channels_last and cuda,
         device=device,
         agree=(lambda finite: ddp.all_finite(finite, ctx)) if ctx.world > 1 else None,
@@ -223,7 +224,7 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
             checkpoint stays).
     """
     cfg = replace(cfg, loss=absolute_content_paths(cfg.loss))  # config.json names the files wherever it is read
-    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
+    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu", cfg.dist_timeout)
     try:
         extra = [*hooks, *([Callback(on_step)] if on_step is not None else []), Interrupt()]
         return _train(cfg, ctx, extra)
@@ -318,8 +319,10 @@ def _setup(
         # absolute dataset paths, so `train --resume RUN` works from any folder.
         a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
         saved_cfg = replace(cfg, a_dir=a_dir, b_dir=b_dir, out=str(run_dir), resume=False, overwrite=False)
+        # amp_used: what --amp resolved to on this device (from_dict ignores the key)
+        saved = {**to_dict(saved_cfg), AMP_USED: trainer.stepper.amp}
         with atomic_file(run_dir / ckpt.CONFIG) as tmp:
-            tmp.write_text(to_json(saved_cfg) + "\n")
+            tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
         trainer.records = read_metrics(run_dir / METRICS, upto=trainer.start)
         write_metrics(run_dir / METRICS, trainer.records)
         (run_dir / PREVIEWS).mkdir(exist_ok=True)
@@ -332,14 +335,18 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
     load_size = default_load_size(cfg.model.size, cfg.load_size)
     domains = {}
     for name, path in (("A", cfg.a_dir), ("B", cfg.b_dir)):
-        # Only rank 0 builds an mmap cache; the others wait and map the finished file.
-        if cfg.cache == "mmap" and not ctx.is_main:
-            ddp.barrier(ctx)
-        data = load_domain(
-            path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy"
-        )
-        if cfg.cache == "mmap" and ctx.is_main:
-            ddp.barrier(ctx)
+
+        def load(path: str = path, name: str = name) -> DomainData:
+            return load_domain(
+                path, load_size, frames_needed=frames, cache=cfg.cache, cache_path=run_dir / f"cache_{name}.npy"
+            )
+
+        # Only rank 0 builds an mmap cache; the others wait (however long the decode
+        # takes, but not for a dead rank 0) and map the finished file.
+        if cfg.cache == "mmap":
+            data = ddp.main_first(ctx, f"cache_{name}", load, f"the frame cache of {name}")
+        else:
+            data = load()
         if ctx.is_main and data.warning():
             console.print(f"[yellow]warning:[/] {escape(data.warning() or '')}")
         domains[name] = data
@@ -386,8 +393,9 @@ def _print_summary(trainer: Trainer, elapsed: float) -> None:
     rate = (done - trainer.start) / max(elapsed, 1e-9)
     summary = " ".join(f"{k[5:]}={last[k]:.3f}" for k in ("loss/loss_G", "loss/loss_D") if k in last)
     stopped = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
+    precision = precision_name(trainer.stepper.amp)
     console.print(
-        f"trained {done} steps{stopped} in {elapsed:.1f} s ({rate:.2f} it/s) into {run_dir}; {summary}",
+        f"trained {done} steps{stopped} in {elapsed:.1f} s ({rate:.2f} it/s, {precision}) into {run_dir}; {summary}",
         soft_wrap=True,
         markup=False,
     )
