@@ -100,7 +100,10 @@ def test_train_cli_bad_input(data, tmp_path, case):
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
 
 
-@pytest.mark.parametrize("flag,value", [("--beta1", "1"), ("--beta2", "1"), ("--lr", "0")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--beta1", "1"), ("--beta2", "1"), ("--lr", "0"), ("--dist-timeout", "5"), ("--dist-timeout", "700000")],
+)
 def test_train_cli_refuses_options_adam_would_reject(data, tmp_path, flag, value):
     result, text = run(*data, "--out", str(tmp_path / "r"), *TINY, "--steps", "1", flag, value)
     assert result.exit_code == 2 and f"{flag} {value}: must be" in text and "Traceback" not in text
