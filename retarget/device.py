@@ -9,8 +9,8 @@ optimisation step (:mod:`retarget.nn.step`) and render (:mod:`retarget.render.re
   Ampere, Hopper, ...), else fp16 (Volta/Turing tensor cores; training adds a
   GradScaler);
 - CPU: bf16 where the CPU has native bf16 instructions (x86 AVX512-BF16 or AMX-BF16,
-  Arm BF16) and torch's oneDNN is built in, else float32 (emulated bf16 is slower than
-  float32);
+  Arm BF16) and torch's oneDNN is built in, else float32 (emulated bf16 would only
+  add rounding, for no speed-up);
 - MPS: float32.
 
 ``bf16``, ``fp16`` and ``off`` force the choice on CUDA and CPU (fp16 training on CPU

@@ -69,7 +69,7 @@ def test_amp_on_mps_and_unknown_values(monkeypatch):
 def test_native_bf16_comes_from_the_cpu_flags(monkeypatch):
     flags = {"avx512_bf16": False, "amx_bf16": False, "avx512_f": True}
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags, raising=False)
-    assert not cpu_has_native_bf16()  # AVX512 alone emulates bf16: slower than float32
+    assert not cpu_has_native_bf16()  # AVX512 without its BF16 extension only emulates bf16
     flags["avx512_bf16"] = True  # AMD Zen 4, Intel Cooper Lake
     assert cpu_has_native_bf16()
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True}, raising=False)  # Sapphire Rapids

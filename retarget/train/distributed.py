@@ -152,7 +152,10 @@ def main_first(ctx: DistContext, key: str, work: Callable[[], T], what: str, sto
         result = work()
     except BaseException as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        store.set(f"{prefix}/done", f"rank 0 failed to make {what}: {text[:300]}")
+        try:
+            store.set(f"{prefix}/done", f"rank 0 failed to make {what}: {text[:300]}")
+        except Exception:  # the store is gone too: the others notice; this error is the one to show
+            pass
         raise
     finally:
         stop.set()
@@ -181,7 +184,8 @@ def _wait_for_main(store: Any, prefix: str, what: str) -> None:
                 break
             beat = store.get(f"{prefix}/beat") if store.check([f"{prefix}/beat"]) else None
         except Exception as exc:  # the store's host (torchrun's agent or rank 0) is gone
-            raise RetargetError(f"lost contact with rank 0 while it made {what} ({exc}); see rank 0's output") from None
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise RetargetError(f"lost contact with rank 0 while it made {what} ({why}); see rank 0's output") from None
         now = time.monotonic()
         if beat != last_beat:
             last_beat, last_change = beat, now
