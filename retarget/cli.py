@@ -334,8 +334,19 @@ def train(
         Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.", rich_help_panel=RUN)
     ] = TrainConfig.device,
     amp: Annotated[
-        Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.", rich_help_panel=RUN)
+        Literal["auto", "bf16", "fp16", "off"],
+        typer.Option(
+            help="Mixed precision: auto = bf16 on CUDA (fp16 before Ampere) and on CPUs with native bf16, else off.",
+            rich_help_panel=RUN,
+        ),
     ] = TrainConfig.amp,
+    dist_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a collective waits for the slowest rank (torchrun runs) before the run fails, 10 to 604800.",
+            rich_help_panel=RUN,
+        ),
+    ] = TrainConfig.dist_timeout,
     channels_last: Annotated[
         bool, typer.Option(help="channels_last memory format on CUDA.", rich_help_panel=RUN)
     ] = TrainConfig.channels_last,
@@ -474,7 +485,10 @@ def render(
     ] = RenderConfig.side_by_side,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = RenderConfig.overwrite,
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = RenderConfig.device,
-    amp: Annotated[Literal["bf16", "fp16", "off"], typer.Option(help="Mixed precision on CUDA.")] = RenderConfig.amp,
+    amp: Annotated[
+        Literal["auto", "bf16", "fp16", "off"],
+        typer.Option(help="Mixed precision: auto = bf16 on CUDA (fp16 before Ampere) and on CPUs with native bf16."),
+    ] = RenderConfig.amp,
     stabilize: Annotated[
         float,
         _render_opt(

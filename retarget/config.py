@@ -19,6 +19,7 @@ from retarget.errors import RetargetError
 T = TypeVar("T")
 
 AlignMode = Literal["none", "face"]
+AmpMode = Literal["auto", "bf16", "fp16", "off"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
@@ -205,7 +206,11 @@ class TrainConfig:
     flip: bool = True  # random horizontal flip (same for all frames of a triplet)
     seed: int = opt(0, min=0)  # random seed for weights, sampling and augmentation
     device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", resumable=True)  # where to train
-    amp: Literal["bf16", "fp16", "off"] = "bf16"  # mixed precision on CUDA (ignored on CPU)
+    # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
+    amp: AmpMode = opt("auto", resumable=True)
+    # seconds a collective waits for the slowest rank (torchrun runs) before the run fails;
+    # NCCL needs seconds to start, a week is no timeout
+    dist_timeout: float = opt(1800.0, min=10, max=7 * 24 * 3600, resumable=True)
     channels_last: bool = True  # channels_last memory format on CUDA
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
     resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
@@ -246,7 +251,7 @@ class RenderConfig:
     side_by_side: bool = False  # write input and output next to each other
     overwrite: bool = False  # replace an existing output file
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
-    amp: Literal["bf16", "fp16", "off"] = "off"  # mixed precision on CUDA
+    amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
 
 
@@ -284,6 +289,11 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def to_json(cfg: Any) -> str:
     """Pretty JSON of a config dataclass."""
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+#: Key of a run's config.json, beside the TrainConfig fields, that records what ``amp``
+#: resolved to on the run's device ("bf16", "fp16" or "off"); :func:`from_dict` ignores it.
+AMP_USED = "amp_used"
 
 
 def from_dict(cls: Type[T], data: dict[str, Any]) -> T:

@@ -106,6 +106,50 @@ def test_rng_state_round_trip(tmp_path):
     assert got[2] == expected[2] and got[3] == expected[3] and state["step"] == 3
 
 
+class FakeCuda:
+    """torch.cuda of a machine with ``count`` GPUs, this process on GPU ``current``; each GPU has its own RNG state."""
+
+    def __init__(self, monkeypatch, count: int, current: int = 0) -> None:
+        self.states = {i: torch.full((16,), i, dtype=torch.uint8) for i in range(count)}
+        self.current = current
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: self.current)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": self.states[self.current].clone())
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self._set)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every GPU's state was read"))
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: pytest.fail("every GPU's state was set"))
+
+    def _set(self, state, device="cuda"):
+        self.states[self.current] = state.clone()
+
+
+@pytest.mark.parametrize("saved_on,resumed_on", [((8, 5), (1, 0)), ((1, 0), (8, 3)), ((2, 1), (2, 1))])
+def test_cuda_rng_of_the_current_gpu_only_resumes_on_another_gpu_count(tmp_path, monkeypatch, saved_on, resumed_on):
+    before = FakeCuda(monkeypatch, *saved_on)
+    before.states[saved_on[1]] = torch.arange(16, dtype=torch.uint8) * 3  # this rank's generator, advanced
+    ckpt.save_state(tmp_path / "s.pt", {"rng": ckpt.rng_state()})
+    state = ckpt.load_state(tmp_path / "s.pt")
+    assert torch.equal(state["rng"]["cuda"], before.states[saved_on[1]])  # one state, not one per GPU
+    after = FakeCuda(monkeypatch, *resumed_on)
+    ckpt.set_rng_state(state["rng"])
+    assert torch.equal(after.states[resumed_on[1]], torch.arange(16, dtype=torch.uint8) * 3)
+
+
+def test_old_checkpoints_with_every_gpus_rng_state_still_load(monkeypatch):
+    old = [torch.full((16,), 10 + i, dtype=torch.uint8) for i in range(4)]  # get_rng_state_all of 4 GPUs
+    base = ckpt.rng_state()
+    cuda = FakeCuda(monkeypatch, 4, current=2)
+    ckpt.set_rng_state({**base, "cuda": old})
+    assert torch.equal(cuda.states[2], old[2])  # the current GPU's entry
+    cuda = FakeCuda(monkeypatch, 1, current=0)  # resumed on one GPU, or per-rank CUDA_VISIBLE_DEVICES
+    ckpt.set_rng_state({**base, "cuda": old})
+    assert torch.equal(cuda.states[0], old[0])
+    cuda = FakeCuda(monkeypatch, 8, current=6)  # more GPUs than were saved: the first entry
+    ckpt.set_rng_state({**base, "cuda": old[:2]})
+    assert torch.equal(cuda.states[6], old[0])
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

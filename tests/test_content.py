@@ -219,6 +219,25 @@ def test_bad_content_model_gives_one_line_error(tmp_path, case):
     assert "\n" not in str(info.value) and path in str(info.value)
 
 
+class OutOfMemory(nn.Module):
+    """A content network that runs out of GPU memory (the message names CUDA and a device)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.6 GiB of which "
+            "1.2 GiB is free. Including non-PyTorch memory, this process has 22.3 GiB memory in use."
+        )
+
+
+def test_out_of_memory_inside_the_content_network_is_named_as_such():
+    f = ContentModel(OutOfMemory(), "f.pt", None, "minus1_1")
+    with pytest.raises(RetargetError) as info:
+        f.loss(torch.zeros(2, 3, SIZE, SIZE), torch.zeros(2, 3, SIZE, SIZE))
+    text = str(info.value)
+    assert text.startswith("content model f.pt: out of memory on cpu with input [2, 3, 32, 32] (CUDA out of memory)")
+    assert "--batch-size" in text and "another device" not in text and "\n" not in text
+
+
 def test_outputs_that_change_shape_between_image_and_translation(tmp_path):
     f = load_content_model(script(tmp_path, Ragged()), CPU, SIZE, None, "minus1_1")
     x = torch.zeros(2, 3, SIZE, SIZE)

@@ -22,7 +22,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str, loss: dict) -> None:
+def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: str, loss: dict, cache: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -49,6 +49,7 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
         checkpoint_every=100,
         preview_every=100,
         log_every=1,
+        cache=cache,
     )
     result = train(cfg)
     state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
@@ -58,13 +59,15 @@ def _worker(rank: int, world: int, port: int, a: str, b: str, out: str, dump: st
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "loss", [{}, {"gp": 1.0}, {"feature_match": 1.0}], ids=["plain", "gradient-penalty", "feature-match"]
+    "loss,cache",
+    [({}, "memory"), ({"gp": 1.0}, "memory"), ({"feature_match": 1.0}, "memory"), ({}, "mmap")],
+    ids=["plain", "gradient-penalty", "feature-match", "mmap-cache"],  # mmap: rank 0 builds it, rank 1 waits
 )
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss):
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, loss, cache):
     a = str(write_frames(tmp_path / "a", 8, size=36))
     b = str(write_frames(tmp_path / "b", 8, size=36, start=4))
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(2, _free_port(), a, b, str(out), str(tmp_path), loss), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, _free_port(), a, b, str(out), str(tmp_path), loss, cache), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["steps"] == r1["steps"] == 3

@@ -9,6 +9,7 @@ from helpers import write_frames
 from typer.testing import CliRunner
 
 from retarget.cli import app
+from retarget.device import precision_name, resolve_amp
 from retarget.run import checkpoint as ckpt
 from retarget.train import load_run
 
@@ -42,21 +43,25 @@ def test_train_cli_end_to_end(data, tmp_path):
         "1",
     )
     assert result.exit_code == 0, text
-    assert "trained 4 steps" in text
+    used = resolve_amp("auto", "cpu")  # bf16 on a CPU with native bf16, else off
+    assert "trained 4 steps" in text and f"it/s, {precision_name(used)}) into" in text
     assert ckpt.checkpoint_steps(out) == [2, 4]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert sorted(p.name for p in (out / "previews").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     assert (out / "loss_curve.png").stat().st_size > 1000
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["ngf"] == 8 and cfg["steps"] == 4 and cfg["preset"] == "tiny"
+    assert cfg["amp"] == "auto" and cfg["amp_used"] == used  # the option as given, and what it meant here
     # again without --resume/--overwrite: one line, non-zero exit
     result, text = run(*data, "--out", str(out), *TINY, "--steps", "4")
     assert result.exit_code != 0 and "already holds a run" in text and "Traceback" not in text
     assert f"retarget train --resume {out}" in text
-    result, text = run("--resume", str(out), "--steps", "6")  # datasets and options from the run
+    # datasets and options from the run; the precision may change on resume (another machine)
+    result, text = run("--resume", str(out), "--steps", "6", "--amp", "off")
     assert result.exit_code == 0, text
-    assert load_run(str(out), "cpu").step == 6
-    assert json.loads((out / "config.json").read_text())["pool"] == 4  # not overwritten with defaults
+    assert load_run(str(out), "cpu").step == 6 and "it/s, fp32) into" in text
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["pool"] == 4 and cfg["amp"] == cfg["amp_used"] == "off"  # not overwritten with defaults
 
 
 def test_train_cli_cyclegan_warns_about_bad_images(data, tmp_path):
@@ -95,7 +100,10 @@ def test_train_cli_bad_input(data, tmp_path, case):
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1
 
 
-@pytest.mark.parametrize("flag,value", [("--beta1", "1"), ("--beta2", "1"), ("--lr", "0")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--beta1", "1"), ("--beta2", "1"), ("--lr", "0"), ("--dist-timeout", "5"), ("--dist-timeout", "700000")],
+)
 def test_train_cli_refuses_options_adam_would_reject(data, tmp_path, flag, value):
     result, text = run(*data, "--out", str(tmp_path / "r"), *TINY, "--steps", "1", flag, value)
     assert result.exit_code == 2 and f"{flag} {value}: must be" in text and "Traceback" not in text

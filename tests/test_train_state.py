@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 
 import pytest
@@ -173,3 +174,16 @@ def test_a_full_disk_under_the_metrics_log_is_one_line(domains, tmp_path, monkey
     with pytest.raises(RetargetError, match=r"metrics.jsonl: cannot write: no space left on device") as err:
         train(config(domains, tmp_path / "run"))
     assert "\n" not in str(err.value)
+
+
+def test_configs_from_before_amp_auto_read_their_bf16_as_auto(tmp_path):
+    # bf16 was the default then and applied on CUDA only: today that is auto (forced bf16
+    # would run emulated on a CPU without native bf16); a recorded amp_used marks a new run.
+    from retarget.train.resume import read_run_config
+
+    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16"}))
+    assert read_run_config(tmp_path).amp == "auto"
+    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16", "amp_used": "bf16"}))
+    assert read_run_config(tmp_path).amp == "bf16"
+    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "off"}))
+    assert read_run_config(tmp_path).amp == "off"

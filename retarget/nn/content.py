@@ -147,9 +147,18 @@ def _short(exc: BaseException) -> str:
     return line if len(line) <= 200 else line[:197] + "..."
 
 
+#: torch's out-of-memory error (torch.OutOfMemoryError from 2.5, the CUDA one before)
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
 def _explain(exc: RuntimeError, path: str, x: Tensor) -> str:
     first = _short(exc)
     text = str(exc).lower()
+    if isinstance(exc, _OOM) or "out of memory" in text:  # before "cuda": an OOM names the device too
+        return (
+            f"content model {path}: out of memory on {x.device.type} with input {list(x.shape)} ({first}); "
+            "lower --batch-size, --content-size or --size"
+        )
     if "cuda" in text or "device" in text:
         return (
             f"content model {path}: fails on {x.device.type} ({first}); it holds tensors made for another device "

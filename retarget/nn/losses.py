@@ -76,17 +76,24 @@ def gradient_penalty(
         generator: RNG for ε (default: torch's global RNG).
 
     Returns:
-        scalar >= 0, differentiable w.r.t. D's parameters (double backward).
+        float32 scalar >= 0, differentiable w.r.t. D's parameters (double backward);
+        computed in float32 whatever the autocast around it.
     """
-    n = real.shape[0]
-    eps = torch.rand(n, 1, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
-    x = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    # per-sample mean over the patch map, so the target norm 1 does not depend on the
-    # number of patches (image size)
-    score = disc(x).float().flatten(1).mean(1)
-    (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
-    norm = grad.float().flatten(1).norm(2, dim=1)
-    return F.relu(norm - 1).square().mean()
+    # In float32 outside autocast: under fp16 the input gradients of a D with small
+    # weights underflow to 0 (the penalty then reads a flat D), and scaling the score
+    # instead would turn a scale overflow into an infinite loss term, which stops the
+    # run; in float32 neither happens, and the outer GradScaler still scales the
+    # penalty's own backward with the rest of the D loss.
+    with torch.autocast(real.device.type, enabled=False):
+        n = real.shape[0]
+        eps = torch.rand(n, 1, 1, 1, generator=generator, device=real.device, dtype=torch.float32)
+        x = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+        # per-sample mean over the patch map, so the target norm 1 does not depend on the
+        # number of patches (image size)
+        score = disc(x).float().flatten(1).mean(1)
+        (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
+        norm = grad.float().flatten(1).norm(2, dim=1)
+        return F.relu(norm - 1).square().mean()
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -96,8 +103,10 @@ def total_variation(x: Tensor) -> Tensor:
         x: ``[N, C, H, W]`` with H, W >= 2.
 
     Returns:
-        scalar >= 0; 0 exactly for a constant image.
+        float32 scalar >= 0; 0 exactly for a constant image (float32 whatever ``x``'s
+        dtype: a mean over bf16 differences loses half a percent).
     """
+    x = x.float()
     dh = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean()
     dw = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
     return dh + dw

@@ -13,7 +13,10 @@ Design (speed and correctness; measurements in docs/training.md):
 - ``grad_hook(which, params)`` runs after each backward and before the optimiser step
   ("G" or "D"), e.g. to clip or inspect gradients. DDP needs no hook: its wrappers
   (:mod:`retarget.train.distributed`) all-reduce gradients during the backward pass.
-- CUDA: autocast (bf16, or fp16 with a GradScaler) and channels_last.
+- Mixed precision on CUDA and CPU: autocast to bf16, or to fp16 with a GradScaler
+  (``amp``, resolved by :func:`retarget.device.resolve_amp`; ``auto`` = bf16 where the
+  device computes it natively). Terms that need float32 leave autocast themselves (the
+  warp term's sampling grid, the gradient penalty). channels_last on CUDA.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from retarget.device import amp_dtype
+from retarget.device import AMP_DTYPES, resolve_amp
 from retarget.nn.objectives import Objective
 from retarget.nn.pool import ImagePool
 
@@ -80,7 +83,8 @@ class Stepper:
             (see :func:`make_optimizers`).
         pools: ``{"A": ImagePool, "B": ImagePool}`` applied to the fakes before D;
             ``None`` passes fakes straight through.
-        amp: ``"bf16"``, ``"fp16"`` or ``"off"``; only used on CUDA.
+        amp: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"off"`` on CUDA and CPU
+            (:func:`retarget.device.resolve_amp`); ``self.amp`` is the resolved value.
         channels_last: memory format of networks and inputs; ``None`` = on for CUDA only.
         grad_hook: ``hook(which, params)`` with which ∈ {"G", "D"}, after each backward.
         device: where the networks are; default: the device of the first parameter.
@@ -109,8 +113,10 @@ class Stepper:
         self.agree = agree
         self.device = device or next(iter(self.nets.values())).parameters().__next__().device
         cuda = self.device.type == "cuda"
-        self.amp_dtype = amp_dtype(amp, self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.amp = resolve_amp(amp, self.device)  # "bf16", "fp16" or "off"
+        self.amp_dtype = AMP_DTYPES.get(self.amp)
+        # fp16's narrow range: the loss is scaled up so small gradients do not underflow
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == "fp16" else None
         if channels_last is None:
             channels_last = cuda
         if channels_last:

@@ -112,7 +112,12 @@ def load_into(
 
 
 def rng_state() -> dict[str, Any]:
-    """RNG states of torch (CPU and CUDA), numpy's global and python's ``random``, as tensors."""
+    """RNG states of torch (CPU and the current CUDA device), numpy's global and python's ``random``, as tensors.
+
+    Only the current GPU's state is kept: a rank draws on its own GPU alone, and a
+    checkpoint must resume on another number of visible GPUs (an 8-GPU run on one, a
+    run under per-rank CUDA_VISIBLE_DEVICES).
+    """
     np_state = np.random.get_state()
     py_state = random.getstate()
     out: dict[str, Any] = {
@@ -125,7 +130,7 @@ def rng_state() -> dict[str, Any]:
         "python_gauss": py_state[2],
     }
     if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
+        out["cuda"] = torch.cuda.get_rng_state()  # of torch.cuda.current_device()
     return out
 
 
@@ -136,8 +141,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], *state["numpy_gauss"])
     )
     random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()), state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or not torch.cuda.is_available():
+        return
+    if isinstance(cuda, (list, tuple)):  # older checkpoints kept every visible GPU's state
+        here = torch.cuda.current_device()
+        cuda = cuda[here] if here < len(cuda) else (cuda[0] if cuda else None)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)  # on torch.cuda.current_device()
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from retarget.atomic import atomic_file
-from retarget.config import TrainConfig, from_dict, to_json
+from retarget.config import AMP_USED, TrainConfig, from_dict, to_dict
 from retarget.errors import RetargetError
 
 CONFIG = "config.json"
@@ -217,12 +217,26 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> Optional[TrainConfig]:
     if not path.exists():
         return None
     try:
-        return from_dict(TrainConfig, _config_json(path))
+        data = _config_json(path)
+        if isinstance(data, dict) and AMP_USED not in data and data.get("amp") == "bf16":
+            # written before --amp worked off CUDA, when bf16 was the default and meant
+            # "bf16 on CUDA, float32 elsewhere": today's auto (a forced bf16 would now
+            # run emulated on a CPU without native bf16)
+            data["amp"] = "auto"
+        return from_dict(TrainConfig, data)
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise RetargetError(f"{path}: invalid run configuration ({str(exc)[:120]})") from None
 
 
-def write_config(run_dir: str | os.PathLike[str], cfg: TrainConfig) -> None:
-    """Write ``config.json`` (the options that re-create the run), atomically."""
+def write_config(run_dir: str | os.PathLike[str], cfg: TrainConfig, amp_used: Optional[str] = None) -> None:
+    """Write ``config.json`` (the options that re-create the run), atomically.
+
+    ``amp_used``: what ``--amp`` resolved to on the run's device ("bf16", "fp16" or
+    "off"), recorded beside the options under :data:`retarget.config.AMP_USED` (which
+    :func:`retarget.config.from_dict` ignores).
+    """
+    data = to_dict(cfg)
+    if amp_used is not None:
+        data[AMP_USED] = amp_used
     with atomic_file(Path(run_dir) / CONFIG) as tmp:
-        tmp.write_text(to_json(cfg) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from retarget.device import cuda_index
 from retarget.errors import RetargetError
+
+T = TypeVar("T")
+
+#: Default of ``--dist-timeout`` (s): how long a collective waits for the slowest rank.
+DEFAULT_TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
@@ -35,14 +43,20 @@ class DistContext:
         return self.rank == 0
 
 
-def setup(device_kind: str) -> DistContext:
+def setup(device_kind: str, timeout: float = DEFAULT_TIMEOUT) -> DistContext:
     """Join the process group described by RANK / WORLD_SIZE / LOCAL_RANK, if any.
 
     Args:
-        device_kind: ``"cuda"`` uses NCCL; anything else uses gloo.
+        device_kind: ``"cuda"`` uses NCCL, one GPU per process; anything else uses gloo.
+        timeout: seconds a collective may wait for the slowest rank before it fails
+            (``--dist-timeout``).
 
     Returns:
         the context; ``world == 1`` when not launched by torchrun (nothing initialised).
+
+    Raises:
+        RetargetError: more CUDA processes on this machine than GPUs (before any
+            process group is made), or the group cannot be joined.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -51,14 +65,16 @@ def setup(device_kind: str) -> DistContext:
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     coll = "cpu"
     if device_kind == "cuda":
-        torch.cuda.set_device(local_rank % max(1, torch.cuda.device_count()))
-        coll = f"cuda:{torch.cuda.current_device()}"
+        local_world = os.environ.get("LOCAL_WORLD_SIZE")  # set by torchrun
+        index = cuda_index(local_rank, int(local_world) if local_world else None)
+        torch.cuda.set_device(index)
+        coll = f"cuda:{index}"
     if dist.is_initialized():
         coll = "cpu" if dist.get_backend() == "gloo" else coll
         return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, False, coll)
     backend = "nccl" if device_kind == "cuda" else "gloo"
     try:
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
     except Exception as exc:  # bad MASTER_ADDR/PORT, missing backend
         raise RetargetError(f"could not join the process group ({backend}, rank {rank}/{world}): {exc}") from None
     return DistContext(rank, world, local_rank, True, coll)
@@ -87,6 +103,100 @@ def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op in a single process)."""
     if ctx.world > 1:
         dist.barrier()
+
+
+#: Rank 0 signs of life while it works alone (:func:`main_first`): a beat every
+#: ``BEAT_S`` seconds; the others give up after ``STALE_S`` seconds without one.
+BEAT_S = 2.0
+STALE_S = 120.0
+_POLL_S = 0.5
+
+
+def _default_store() -> Any:
+    # The store the process group was made with (torchrun's TCPStore): the one channel
+    # all ranks share that needs no collective, so a wait on it never times out.
+    return dist.distributed_c10d._get_default_store()
+
+
+def main_first(ctx: DistContext, key: str, work: Callable[[], T], what: str, store: Any = None) -> T:
+    """Run ``work`` on rank 0 alone, then on every other rank once rank 0 succeeded.
+
+    For jobs whose first run writes what the others reuse (the mmap frame cache). The
+    other ranks do not wait in a collective, which times out after ``--dist-timeout``
+    however long a legitimate decode takes: they poll the process group's store for
+    rank 0's outcome, and notice a dead rank 0 (no heartbeat for :data:`STALE_S`
+    seconds, or the store gone) or a failed one (its error, repeated).
+
+    Args:
+        ctx: the run's context; in a single process ``work()`` just runs.
+        key: names this job in the store (unique within a run).
+        work: the job; its result is returned on every rank.
+        what: what rank 0 makes, for messages (``"the frame cache of A"``).
+        store: a ``torch.distributed.Store``; default: the process group's.
+
+    Raises:
+        RetargetError: on the other ranks, when rank 0 failed, died or stalled.
+    """
+    if ctx.world <= 1:
+        return work()
+    store = store if store is not None else _default_store()
+    prefix = f"retarget/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{key}"
+    if not ctx.is_main:
+        _wait_for_main(store, prefix, what)
+        return work()
+    store.set(f"{prefix}/beat", "0")
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store, f"{prefix}/beat", stop), daemon=True)
+    beat.start()
+    try:
+        result = work()
+    except BaseException as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        try:
+            store.set(f"{prefix}/done", f"rank 0 failed to make {what}: {text[:300]}")
+        except Exception:  # the store is gone too: the others notice; this error is the one to show
+            pass
+        raise
+    finally:
+        stop.set()
+        beat.join()
+    store.set(f"{prefix}/done", "ok")
+    return result
+
+
+def _heartbeat(store: Any, key: str, stop: threading.Event) -> None:
+    count = 0
+    while not stop.wait(BEAT_S):
+        count += 1
+        try:
+            store.set(key, str(count))
+        except Exception:  # the store is gone; the waiting ranks notice it themselves
+            return
+
+
+def _wait_for_main(store: Any, prefix: str, what: str) -> None:
+    """Poll ``store`` until rank 0 reports (returns on ``ok``; RetargetError otherwise)."""
+    last_beat, last_change = None, time.monotonic()
+    while True:
+        try:
+            if store.check([f"{prefix}/done"]):
+                outcome = store.get(f"{prefix}/done").decode()
+                break
+            beat = store.get(f"{prefix}/beat") if store.check([f"{prefix}/beat"]) else None
+        except Exception as exc:  # the store's host (torchrun's agent or rank 0) is gone
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise RetargetError(f"lost contact with rank 0 while it made {what} ({why}); see rank 0's output") from None
+        now = time.monotonic()
+        if beat != last_beat:
+            last_beat, last_change = beat, now
+        elif now - last_change > STALE_S:
+            raise RetargetError(
+                f"rank 0 stopped responding while it made {what} (no sign of life for {STALE_S:.0f} s); "
+                "see rank 0's output"
+            )
+        time.sleep(_POLL_S)
+    if outcome != "ok":
+        raise RetargetError(outcome)
 
 
 def all_finite(flag: bool, ctx: DistContext) -> bool:

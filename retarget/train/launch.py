@@ -27,7 +27,7 @@ from rich.markup import escape
 
 from retarget.atomic import clean_stale_temps, discard, write_error
 from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict
-from retarget.device import device_kind, resolve_device
+from retarget.device import device_kind, precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
 from retarget.nn.networks import build_networks, check_size
@@ -163,7 +163,7 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
         g_opt,
         d_opt,
         pools=pools if cfg.pool > 0 else None,
-        amp=cfg.amp if cuda else "off",
+        amp=cfg.amp,
         channels_last=cfg.channels_last and cuda,
         device=device,
         agree=(lambda finite: ddp.all_finite(finite, ctx)) if ctx.world > 1 else None,
@@ -201,7 +201,7 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
             checkpoint stays).
     """
     cfg = replace(cfg, loss=absolute_content_paths(cfg.loss))  # config.json names the files wherever it is read
-    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu")
+    ctx = ddp.setup("cuda" if device_kind(cfg.device) == "cuda" else "cpu", cfg.dist_timeout)
     try:
         extra = [*hooks, *([Callback(on_step)] if on_step is not None else []), Interrupt()]
         return _train(cfg, ctx, extra)
@@ -296,7 +296,7 @@ def _setup(
         # absolute dataset paths, so `train --resume RUN` works from any folder.
         a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
         saved_cfg = replace(cfg, a_dir=a_dir, b_dir=b_dir, out=str(run_dir), resume=False, overwrite=False)
-        layout.write_config(run_dir, saved_cfg)
+        layout.write_config(run_dir, saved_cfg, amp_used=trainer.stepper.amp)
         trainer.records = layout.read_metrics(run_dir, upto=trainer.start)
         layout.write_metrics(run_dir, trainer.records)
         (run_dir / layout.PREVIEWS).mkdir(exist_ok=True)
@@ -310,19 +310,23 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
     motion = needs_motion(cfg.model, cfg.loss)
     domains = {}
     for name, path in (("A", cfg.a_dir), ("B", cfg.b_dir)):
-        # Only rank 0 builds an mmap cache; the others wait and map the finished file.
-        if cfg.cache == "mmap" and not ctx.is_main:
-            ddp.barrier(ctx)
-        data = load_domain(
-            path,
-            load_size,
-            frames_needed=frames,
-            cache=cfg.cache,
-            cache_path=run_dir / layout.cache_file(name),
-            motion=motion,
-        )
-        if cfg.cache == "mmap" and ctx.is_main:
-            ddp.barrier(ctx)
+
+        def load(path: str = path, name: str = name) -> DomainData:
+            return load_domain(
+                path,
+                load_size,
+                frames_needed=frames,
+                cache=cfg.cache,
+                cache_path=run_dir / layout.cache_file(name),
+                motion=motion,
+            )
+
+        # Only rank 0 builds an mmap cache; the others wait (however long the decode
+        # takes, but not for a dead rank 0) and map the finished file.
+        if cfg.cache == "mmap":
+            data = ddp.main_first(ctx, f"cache_{name}", load, f"the frame cache of {name}")
+        else:
+            data = load()
         if ctx.is_main and data.warning():
             console.print(f"[yellow]warning:[/] {escape(data.warning() or '')}")
         domains[name] = data
@@ -369,8 +373,9 @@ def _print_summary(trainer: Trainer, elapsed: float) -> None:
     rate = (done - trainer.start) / max(elapsed, 1e-9)
     summary = " ".join(f"{k[5:]}={last[k]:.3f}" for k in ("loss/loss_G", "loss/loss_D") if k in last)
     stopped = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
+    precision = precision_name(trainer.stepper.amp)
     console.print(
-        f"trained {done} steps{stopped} in {elapsed:.1f} s ({rate:.2f} it/s) into {run_dir}; {summary}",
+        f"trained {done} steps{stopped} in {elapsed:.1f} s ({rate:.2f} it/s, {precision}) into {run_dir}; {summary}",
         soft_wrap=True,
         markup=False,
     )
