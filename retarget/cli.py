@@ -342,8 +342,9 @@ def train(
     ] = TrainConfig.amp,
     dist_timeout: Annotated[
         float,
-        typer.Option(
-            help="Seconds a collective waits for the slowest rank (torchrun runs) before the run fails, 10 to 604800.",
+        _train_opt(
+            "dist_timeout",
+            help="Seconds a collective waits for the slowest rank (torchrun runs) before the run fails.",
             rich_help_panel=RUN,
         ),
     ] = TrainConfig.dist_timeout,

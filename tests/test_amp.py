@@ -28,7 +28,7 @@ from retarget.nn.losses import gradient_penalty
 from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
 from retarget.nn.step import Stepper, make_optimizers
-from retarget.nn.warp_loss import warp_consistency
+from retarget.nn.warp_loss import add_motion, warp_consistency
 from retarget.render.render import Translator
 
 SIZE = 32
@@ -93,7 +93,7 @@ def _all_terms(obj, batch, dtype):
 
 def test_every_objective_term_is_float32_and_near_its_fp32_value_under_bf16(tmp_path):
     _, obj = _objective(tmp_path, similarity=1, tv=1, gp=1, feature_match=1, warp=5)
-    batch = {"A": _moving(1), "B": _moving(2)}
+    batch = add_motion({"A": _moving(1), "B": _moving(2)})
     want = _all_terms(obj, batch, None)
     got = _all_terms(obj, batch, BF16)
     assert {k.split("/")[1] for k in got} == {*TERMS, "real", "fake", "gp"}
@@ -114,7 +114,7 @@ def _stepper(amp: str, **loss):
 
 
 def test_a_bf16_step_updates_every_network_near_the_fp32_step():
-    batch = {"A": _moving(1), "B": _moving(2)}
+    batch = add_motion({"A": _moving(1), "B": _moving(2)})
     _, ref = _stepper("off", gp=1, tv=1)
     torch.manual_seed(5)
     want = ref.step(batch)
@@ -132,7 +132,7 @@ def test_a_bf16_step_updates_every_network_near_the_fp32_step():
 
 
 def test_fp16_on_the_cpu_scales_the_loss_and_keeps_the_gradient_penalty_exact():
-    batch = {"A": _moving(1), "B": _moving(2)}
+    batch = add_motion({"A": _moving(1), "B": _moving(2)})
     _, ref = _stepper("off", gp=1)
     torch.manual_seed(5)
     want = ref.step(batch)
@@ -175,11 +175,12 @@ def test_warp_loss_of_an_output_that_follows_the_motion_stays_near_zero_under_bf
     c = (s - 1) / 2  # a slight zoom and a sub-pixel shift
     px, py = c + (xs - c) * 0.99 + 1.3, c + (ys - c) * 0.99 - 0.7
     grid = torch.stack([px / (s - 1) * 2 - 1, py / (s - 1) * 2 - 1], -1).expand(2, s, s, 2).contiguous()
+    flow = torch.stack([px - xs, py - ys], -1).expand(2, s, s, 2).contiguous()  # the same motion in pixels
     valid = torch.ones(2, 1, s, s)
     cur = F.grid_sample(prev, grid, mode="bilinear", padding_mode="border", align_corners=True)  # follows exactly
-    fp32 = warp_consistency(prev, cur, grid, valid)
+    fp32 = warp_consistency(prev, cur, flow, valid)
     with torch.autocast("cpu", dtype=BF16):
-        bf16 = warp_consistency(prev.to(BF16), cur.to(BF16), grid, valid)  # as a generator's bf16 outputs
+        bf16 = warp_consistency(prev.to(BF16), cur.to(BF16), flow, valid)  # as a generator's bf16 outputs
     assert fp32.item() < 1e-5
     assert bf16.dtype == torch.float32 and bf16.item() < 0.002
 

@@ -128,7 +128,7 @@ class FakeCuda:
 def test_cuda_rng_of_the_current_gpu_only_resumes_on_another_gpu_count(tmp_path, monkeypatch, saved_on, resumed_on):
     before = FakeCuda(monkeypatch, *saved_on)
     before.states[saved_on[1]] = torch.arange(16, dtype=torch.uint8) * 3  # this rank's generator, advanced
-    ckpt.save_state(tmp_path / "s.pt", {"rng": ckpt.rng_state()})
+    torch.save({"rng": ckpt.rng_state()}, tmp_path / "s.pt")
     state = ckpt.load_state(tmp_path / "s.pt")
     assert torch.equal(state["rng"]["cuda"], before.states[saved_on[1]])  # one state, not one per GPU
     after = FakeCuda(monkeypatch, *resumed_on)

@@ -163,10 +163,12 @@ def test_the_cli_refuses_a_negative_seed():
     assert CliRunner().invoke(app, ["demo", "--seed", "-1"]).exit_code == 2
 
 
-def test_resumable_options_are_those_of_before():
+def test_resumable_options_are_run_control_only():
     from retarget.train.resume import RESUMABLE
 
+    # how long, how often, where and in what precision (a run resumed on another machine)
     before = {"steps", "time_limit", "checkpoint_every", "preview_every", "log_every", "threads", "device", "keep"}
+    before |= {"amp", "dist_timeout"}
     assert set(RESUMABLE) == before and len(RESUMABLE) == len(before)
     top = {f.name for f in dataclasses.fields(TrainConfig)}
     for cls in (ModelConfig, LossConfig):  # nothing that changes what is trained

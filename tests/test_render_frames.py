@@ -291,7 +291,7 @@ def test_square_runs_from_before_render_exactly_as_before(tmp_path, monkeypatch)
         return real_write(self, image, pts)
 
     monkeypatch.setattr(VideoWriter, "write", record)
-    summary = _render(src, tmp_path / "out.mp4", run, stabilize=0)
+    summary = _render(src, tmp_path / "out.mp4", run, stabilize=0, amp="off")  # float32, as before --amp auto
     assert (summary.frame, summary.scale, summary.frames) == ("square", SIZE, 6)
     # the render of before, by hand: the centre square at the data's size through the
     # generator, placed back (bilinear) where it was cut from; the sides keep the input

@@ -181,9 +181,9 @@ def test_configs_from_before_amp_auto_read_their_bf16_as_auto(tmp_path):
     # would run emulated on a CPU without native bf16); a recorded amp_used marks a new run.
     from retarget.train.resume import read_run_config
 
-    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16"}))
+    (tmp_path / layout.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16"}))
     assert read_run_config(tmp_path).amp == "auto"
-    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16", "amp_used": "bf16"}))
+    (tmp_path / layout.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "bf16", "amp_used": "bf16"}))
     assert read_run_config(tmp_path).amp == "bf16"
-    (tmp_path / ckpt.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "off"}))
+    (tmp_path / layout.CONFIG).write_text(json.dumps({"a_dir": "a", "b_dir": "b", "amp": "off"}))
     assert read_run_config(tmp_path).amp == "off"

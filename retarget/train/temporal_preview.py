@@ -53,9 +53,9 @@ def preview_clip(domain: DomainData, length: int, size: int) -> np.ndarray:
     take = min(length, len(longest))
     start = (len(longest) - take) // 2
     idx = longest[start : start + take]
-    frames = np.asarray(domain.clip(int(idx[0]), len(idx)))  # consecutive frames of one segment
+    frames = domain.clip(int(idx[0]), len(idx))  # consecutive frames of one segment
     if domain.info.frame == "full":
-        return np.ascontiguousarray(frames)
+        return np.array(frames)  # a copy: the cache may be a read-only memory map
     h, w = frames.shape[1:3]
     y, x = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(frames[:, y : y + size, x : x + size])
