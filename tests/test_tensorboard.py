@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sys
 
 import cv2
@@ -85,6 +86,13 @@ def test_board_follows_new_metrics_and_clips(tmp_path):
     strip = cv2.imdecode(np.frombuffer(clip[0].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
     assert strip.shape == (24, 256, 3)
 
+    # Event files are named events.out.tfevents.<second>.<host>.<pid>.<writer number> and read
+    # in name order: two writers of one process within one second sort by their number as
+    # text ("...10" before "...9" once a test session has made ten), which a resumed run, a
+    # new process seconds later, never meets. Start the resumed writer in the next second.
+    second = int(time.time())
+    while int(time.time()) == second:
+        time.sleep(0.02)
     resumed = open_board(run, start_step=20)  # a resume: what is on disk was logged before
     with open(run / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 21, "loss/loss_G": 0.5}) + "\n")
