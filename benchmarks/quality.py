@@ -263,15 +263,15 @@ def train_and_translate(
     return {"outputs": outputs, "steps": result.steps, "seconds": seconds}
 
 
-def run_parallel(jobs: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
-    """Run every job at the same time, each in its own Python process (``--worker``)."""
+def run_parallel(jobs: list[dict[str, Any]], work: Path, script: str = __file__) -> list[dict[str, Any]]:
+    """Run every job at the same time, each in its own Python process (``script --worker``)."""
     procs = []
     for i, job in enumerate(jobs):
         spec_file = work / f"job_{i}.json"
         spec_file.write_text(
             json.dumps({**job, "clip": str(work / "clip.npy"), "result": str(work / f"result_{i}.npz")})
         )
-        procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(spec_file)]))
+        procs.append(subprocess.Popen([sys.executable, script, "--worker", str(spec_file)]))
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"a training process failed (exit {p.returncode})")

@@ -324,7 +324,7 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
         # Only rank 0 builds an mmap cache; the others wait (however long the decode
         # takes, but not for a dead rank 0) and map the finished file.
         if cfg.cache == "mmap":
-            data = ddp.main_first(ctx, f"cache_{name}", load, f"the frame cache of {name}")
+            data = ddp.main_first(ctx, layout.cache_file(name), load, f"the frame cache of {name}")
         else:
             data = load()
         if ctx.is_main and data.warning():
