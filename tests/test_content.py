@@ -18,6 +18,7 @@ from retarget.nn.content import ContentModel, content_paths, load_content_model,
 from retarget.nn.losses import l1
 from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
+from retarget.nn.warp_loss import add_motion
 
 SIZE = 32
 CPU = torch.device("cpu")
@@ -72,7 +73,7 @@ def script(tmp_path, net: nn.Module, name: str = "f.pt") -> str:
 def _batch(model="recycle", seed=1):
     T = 3 if model == "recycle" else 1
     g = torch.Generator().manual_seed(seed)
-    return {d: torch.rand(2, T, 3, SIZE, SIZE, generator=g) * 2 - 1 for d in "AB"}
+    return add_motion({d: torch.rand(2, T, 3, SIZE, SIZE, generator=g) * 2 - 1 for d in "AB"})
 
 
 def _objective(model="recycle", models=None, **loss):

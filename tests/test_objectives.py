@@ -9,6 +9,7 @@ from retarget.config import LossConfig, model_preset
 from retarget.nn.losses import GanLoss, l1
 from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
+from retarget.nn.warp_loss import add_motion
 
 SIZE = 32
 
@@ -19,7 +20,7 @@ def _setup(model="recycle", seed=0, **loss):
     nets = build_networks(cfg)
     T = 3 if model == "recycle" else 1
     g = torch.Generator().manual_seed(seed + 1)
-    batch = {d: torch.rand(2, T, 3, SIZE, SIZE, generator=g) * 2 - 1 for d in "AB"}
+    batch = add_motion({d: torch.rand(2, T, 3, SIZE, SIZE, generator=g) * 2 - 1 for d in "AB"})
     return cfg, nets, make_objective(cfg, LossConfig(**loss), nets), batch
 
 
@@ -109,9 +110,9 @@ def test_directions_are_symmetric():
     cfg, nets, obj, batch = _setup(identity=1.0, similarity=1.0)
     swap = {"G_AB": "G_BA", "G_BA": "G_AB", "D_A": "D_B", "D_B": "D_A", "P_A": "P_B", "P_B": "P_A"}
     obj2 = make_objective(cfg, obj.loss_cfg, {swap[k]: v for k, v in nets.items()})
-    t1, _ = obj.generator_terms(batch)
-    t2, _ = obj2.generator_terms({"A": batch["B"], "B": batch["A"]})
     flip = lambda k: ("B" if k[0] == "A" else "A") + k[1:]  # noqa: E731
+    t1, _ = obj.generator_terms(batch)
+    t2, _ = obj2.generator_terms({flip(k): v for k, v in batch.items()})
     assert set(map(flip, t1)) == set(t2)
     for k, v in t1.items():
         assert t2[flip(k)].item() == pytest.approx(v.item(), rel=1e-4)
@@ -213,24 +214,43 @@ def _moving_triplets(n=2, shift=2):
 
 
 def test_warp_consistency_is_zero_for_motion_following_output_and_positive_for_flicker():
-    from retarget.nn.warp_loss import source_motion, warp_consistency
+    from retarget.nn.warp_loss import warp_consistency
 
     x = _moving_triplets()
-    grid, valid = source_motion(x[:, 0], x[:, 1])
+    batch = add_motion({"A": x})
+    flow, valid = batch["A.flow"][:, 0], batch["A.valid"][:, 0]
     assert valid.mean() > 0.5  # most pixels of a smooth translation are reliable
     # a fixed colour map follows the source's motion: near-zero error
     steady = [-x[:, t] * 0.5 for t in range(2)]
     # the same map plus per-frame noise flickers
     g = torch.Generator().manual_seed(3)
     noisy = [s + 0.2 * torch.randn(s.shape, generator=g) for s in steady]
-    e_steady = warp_consistency(steady[0], steady[1], grid, valid).item()
-    e_noisy = warp_consistency(noisy[0], noisy[1], grid, valid).item()
+    e_steady = warp_consistency(steady[0], steady[1], flow, valid).item()
+    e_noisy = warp_consistency(noisy[0], noisy[1], flow, valid).item()
     assert e_steady < 0.05 and e_noisy > 3 * e_steady
+
+
+def test_the_step_computes_no_flow_and_asks_for_the_motion():
+    import retarget.video.flow as flow_mod
+
+    _, _, obj, batch = _setup(warp=2.0)
+    calls = []
+    real = flow_mod.FlowEstimator.__call__
+    flow_mod.FlowEstimator.__call__ = lambda self, a, b: calls.append(1) or real(self, a, b)
+    try:
+        terms, _ = obj.generator_terms(batch)
+        assert "A/warp" in terms and not calls  # the motion came with the batch
+        bare = {k: v for k, v in batch.items() if "." not in k}
+        with pytest.raises(ValueError, match="add_motion"):
+            obj.generator_terms(bare)
+        assert not calls
+    finally:
+        flow_mod.FlowEstimator.__call__ = real
 
 
 def test_warp_term_only_for_recycle_and_trains_the_generator():
     _, nets, obj, _ = _setup(warp=2.0)
-    batch = {d: _moving_triplets() for d in "AB"}
+    batch = add_motion({d: _moving_triplets() for d in "AB"})
     terms, _ = obj.generator_terms(batch)
     assert {"A/warp", "B/warp"} <= set(terms) and terms["A/warp"].item() > 0
     terms["A/warp"].backward()

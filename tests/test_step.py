@@ -10,6 +10,7 @@ from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
 from retarget.nn.step import NonFiniteLoss, Stepper, make_optimizers
 from retarget.nn.pool import ImagePool
+from retarget.nn.warp_loss import add_motion
 
 SIZE = 32
 
@@ -28,7 +29,7 @@ def _stepper(model="recycle", lr=2e-4, pool=0, hook=None, **loss):
     for d in "AB":
         first = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4, generator=g), size=SIZE, mode="bilinear")
         batch[d] = torch.stack([torch.roll(first, 2 * t, -1) for t in range(T)], 1).mul(2).sub(1)
-    return nets, Stepper(obj, g_opt, d_opt, pools=pools, grad_hook=hook), batch
+    return nets, Stepper(obj, g_opt, d_opt, pools=pools, grad_hook=hook), add_motion(batch)
 
 
 @pytest.mark.parametrize("model", ["recycle", "cyclegan"])

@@ -120,6 +120,11 @@ class Objective:
         if missing:
             raise ValueError(f"networks missing for {model_cfg.model}: {', '.join(missing)}")
 
+    @property
+    def needs_motion(self) -> bool:
+        """Whether batches must carry the source motion (``"A.flow"``...: the warp term is on)."""
+        return self.w.warp > 0
+
     # -- helpers -----------------------------------------------------------------
 
     def _run(self, name: str, x: Tensor, **kw: object) -> Tensor:
@@ -222,7 +227,7 @@ class Objective:
             if w.tv > 0:
                 terms[f"{X}/tv"] = w.tv * total_variation(_flat(fy[X]))
             if w.warp > 0:
-                terms[f"{X}/warp"] = w.warp * self._warp_term(x, fy[X])
+                terms[f"{X}/warp"] = w.warp * self._warp_term(batch, X, fy[X])
         return terms, fakes
 
     def _adv_and_features(self, X: str, Y: str, real: Tensor, fake: Tensor, kinds: int) -> dict[str, Tensor]:
@@ -246,14 +251,20 @@ class Objective:
         out[f"{X}/feature_match"] = w.feature_match * fm
         return out
 
-    def _warp_term(self, x: Tensor, fy: Tensor) -> Tensor:
-        """Warp consistency of the translations ``fy`` [B, Tg, 3, H, W] along the motion of ``x``'s frames."""
-        from retarget.nn.warp_loss import source_motion, warp_consistency
+    def _warp_term(self, batch: dict[str, Tensor], X: str, fy: Tensor) -> Tensor:
+        """Warp consistency of the translations ``fy`` [B, Tg, 3, H, W] along the motion of
+        ``batch[X]``'s frames, read from ``batch["X.flow"]`` / ``batch["X.valid"]`` (the step
+        computes no flow: the trainer's data brings it, :func:`retarget.nn.warp_loss.add_motion`
+        adds it to other batches)."""
+        from retarget.nn.warp_loss import warp_consistency
 
-        pairs = [
-            warp_consistency(fy[:, t], fy[:, t + 1], *source_motion(x[:, t], x[:, t + 1]))
-            for t in range(fy.shape[1] - 1)
-        ]
+        if f"{X}.flow" not in batch:
+            raise ValueError(
+                f"the warp term needs the source motion in batch[{X + '.flow'!r}]: train through "
+                "retarget.train, or add it with retarget.nn.warp_loss.add_motion(batch) before the step"
+            )
+        flow, valid = batch[f"{X}.flow"], batch[f"{X}.valid"]
+        pairs = [warp_consistency(fy[:, t], fy[:, t + 1], flow[:, t], valid[:, t]) for t in range(fy.shape[1] - 1)]
         return torch.stack(pairs).mean()
 
     # -- discriminator side ----------------------------------------------------------
@@ -312,6 +323,11 @@ class Objective:
                 out[f"{X}/next"] = self._run(f"P_{X}", x[:, :p].flatten(1, 2))
         assert all(v.shape[0] == n for v in out.values())
         return out
+
+
+def needs_motion(model_cfg: ModelConfig, loss_cfg: LossConfig) -> bool:
+    """Whether training batches must carry the source motion (the warp term is on)."""
+    return Weights.resolve(model_cfg.model, loss_cfg).warp > 0
 
 
 def make_objective(
