@@ -21,6 +21,7 @@ FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
 GanLoss = Literal["lsgan", "vanilla", "hinge"]
 ModelKind = Literal["recycle", "cyclegan"]
+Condition = Literal["concat", "modulate"]
 Preset = Literal["default", "official", "tiny"]
 
 
@@ -77,6 +78,9 @@ class ModelConfig:
     p_depth: int = 5  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
     p_frames: int = 2  # frames the predictor sees (2 = official)
     p_residual: bool = False  # predictor outputs last frame + U-Net residual, starting as a copy (not official)
+    # -- multi-domain model (docs/training.md "Multi-domain model") --
+    domains: int = 0  # 0: the pairwise model (G_AB, G_BA, ...); n >= 2: one conditional G, D, P over n domains
+    condition: Condition = "modulate"  # how G reads its target: modulate (per-domain norm scale/shift) or concat
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class LossConfig:
     content_size: Optional[int] = None  # side f expects (px), images are resized to it; None = training size
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
     warp: float = 20.0  # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper)
+    cls: float = 1.0  # multi-domain only: D names the domain of reals, G's fakes that of dst (StarGAN's lambda_cls)
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,22 @@ class UnetPredictor(nn.Module):
             channels) instead of the U-Net's output itself; :func:`build_predictor` then
             zeroes the last layer, so an untrained predictor copies the last frame. Our
             addition, not in the release (docs/training.md).
+        extra_ch: further input channels placed *before* the frames (the domain label
+            maps of :class:`retarget.nn.conditional.ConditionalPredictor`); 0 = none.
 
-    Shapes: ``[B, 3 * frames, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` in [-1, 1] (tanh);
-    H and W must be multiples of ``2 ** depth``.
+    Shapes: ``[B, extra_ch + 3 * frames, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` in [-1, 1]
+    (tanh); H and W must be multiples of ``2 ** depth``.
     """
 
-    def __init__(self, frames: int = 2, npf: int = 64, depth: int = 7, out_ch: int = 3, residual: bool = False) -> None:
+    def __init__(
+        self,
+        frames: int = 2,
+        npf: int = 64,
+        depth: int = 7,
+        out_ch: int = 3,
+        residual: bool = False,
+        extra_ch: int = 0,
+    ) -> None:
         super().__init__()
         self.residual = residual
         if depth < 2:
@@ -140,7 +150,7 @@ class UnetPredictor(nn.Module):
         level: nn.Module | None = None
         for i in range(depth - 1, 0, -1):
             level = _UnetLevel(widths[i - 1], widths[i], level)
-        self.net = _UnetLevel(out_ch, widths[0], level, in_ch=3 * frames, out_ch=out_ch)
+        self.net = _UnetLevel(out_ch, widths[0], level, in_ch=extra_ch + 3 * frames, out_ch=out_ch)
 
     def last_layer(self) -> nn.ConvTranspose2d:
         """The outermost up-convolution (before the tanh)."""
@@ -220,12 +230,12 @@ def build_generator(cfg: ModelConfig) -> ResnetGenerator:
     return init_weights(ResnetGenerator(3, 3, cfg.ngf, cfg.blocks))  # type: ignore[return-value]
 
 
-def build_predictor(cfg: ModelConfig) -> UnetPredictor:
-    """One initialised predictor of ``cfg`` (``3 * p_frames`` -> 3 channels).
+def build_predictor(cfg: ModelConfig, extra_ch: int = 0) -> UnetPredictor:
+    """One initialised predictor of ``cfg`` (``extra_ch + 3 * p_frames`` -> 3 channels).
 
     With ``cfg.p_residual`` the last layer starts at zero: the predictor copies x_t+1.
     """
-    net = init_weights(UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual))
+    net = init_weights(UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual, extra_ch=extra_ch))
     if cfg.p_residual:
         with torch.no_grad():
             last = net.last_layer()  # type: ignore[operator]
@@ -245,6 +255,7 @@ def check_size(cfg: ModelConfig, size: int | None = None) -> None:
 
     The generator needs a multiple of 4; the predictor a multiple of ``2 ** p_depth``;
     the discriminator at least ``2 ** (d_layers + 2)`` pixels for a non-empty score map.
+    (Also checks ``cfg.domains``: 0 or at least 2.)
     """
     size = cfg.size if size is None else size
     if size % 4:
@@ -253,6 +264,8 @@ def check_size(cfg: ModelConfig, size: int | None = None) -> None:
         raise ValueError(f"size {size} must be a multiple of 2**p_depth = {2**cfg.p_depth} for the predictor")
     if size < 2 ** (cfg.d_layers + 2):
         raise ValueError(f"size {size} is too small for a {cfg.d_layers}-layer discriminator")
+    if cfg.domains < 0 or cfg.domains == 1:
+        raise ValueError(f"domains {cfg.domains}: 0 for the pairwise model, or at least 2")
 
 
 def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
@@ -262,9 +275,16 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
         ``G_AB``, ``G_BA`` (A->B and B->A generators), ``D_A``, ``D_B`` (D_A judges domain
         A images), and for ``cfg.model == "recycle"`` also ``P_A``, ``P_B`` (next-frame
         predictors of each domain). Built in this fixed order, so ``torch.manual_seed``
-        before the call makes the weights reproducible.
+        before the call makes the weights reproducible. With ``cfg.domains >= 2``: the
+        conditional ``G``, ``D`` (and ``P``) of
+        :func:`retarget.nn.conditional.build_conditional_networks` instead.
     """
     check_size(cfg)
+    if cfg.domains:
+        # imported here: conditional.py builds on this module's layers
+        from retarget.nn.conditional import build_conditional_networks
+
+        return build_conditional_networks(cfg)
     nets: dict[str, nn.Module] = {
         "G_AB": build_generator(cfg),
         "G_BA": build_generator(cfg),
