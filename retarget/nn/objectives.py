@@ -28,6 +28,7 @@ from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
 
 if TYPE_CHECKING:
     from retarget.nn.content import ContentModel
+    from retarget.nn.multi import MultiObjective
 
 DIRECTIONS: tuple[tuple[str, str], ...] = (("A", "B"), ("B", "A"))
 
@@ -96,6 +97,9 @@ class Objective:
     ``memory_format`` (default ``torch.contiguous_format``) is applied to every network
     input; the stepper sets ``torch.channels_last`` on CUDA.
     """
+
+    #: keys of the fakes :meth:`generator_terms` returns, one image pool each
+    pool_keys: tuple[str, ...] = ("A", "B")
 
     def __init__(
         self,
@@ -335,7 +339,12 @@ def make_objective(
     loss_cfg: LossConfig,
     nets: dict[str, nn.Module],
     content: Optional[dict[str, "ContentModel"]] = None,
-) -> Objective:
+) -> "Objective | MultiObjective":
     """The :class:`Objective` of ``model_cfg.model`` with ``loss_cfg`` over ``nets``
-    (and the content networks ``content`` by direction, if any)."""
+    (and the content networks ``content`` by direction, if any); with
+    ``model_cfg.domains >= 2`` the :class:`retarget.nn.multi.MultiObjective`."""
+    if model_cfg.domains:
+        from retarget.nn.multi import MultiObjective  # imported here: multi.py builds on this module
+
+        return MultiObjective(model_cfg, loss_cfg, nets, content)
     return Objective(model_cfg, loss_cfg, nets, content)
