@@ -7,6 +7,7 @@ from retarget.nn.conditional import (
     build_conditional_networks,
 )
 from retarget.nn.domains import domain_pairs
+from retarget.nn.multi import MultiObjective
 from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
 from retarget.nn.networks import (
     PatchDiscriminator,
@@ -17,16 +18,11 @@ from retarget.nn.networks import (
     count_parameters,
     init_weights,
 )
-from retarget.nn.multi import MultiObjective
 from retarget.nn.objectives import Objective, Weights, make_objective
-from retarget.nn.step import NonFiniteLoss, Stepper, d_params, g_params, is_discriminator, make_optimizers
+from retarget.nn.step import NonFiniteLoss, Stepper, d_params, g_params, make_optimizers
 
 __all__ = [
-    "ConditionalGenerator",
-    "ConditionalPredictor",
-    "DomainDiscriminator",
     "GanLoss",
-    "MultiObjective",
     "NonFiniteLoss",
     "Objective",
     "PatchDiscriminator",
@@ -34,18 +30,22 @@ __all__ = [
     "Stepper",
     "UnetPredictor",
     "Weights",
-    "build_conditional_networks",
     "build_networks",
     "check_size",
     "count_parameters",
     "d_params",
-    "domain_pairs",
     "g_params",
     "gradient_penalty",
     "init_weights",
-    "is_discriminator",
     "l1",
     "make_objective",
     "make_optimizers",
     "total_variation",
+    # the multi-domain model (docs/training.md "Multi-domain model")
+    "ConditionalGenerator",
+    "ConditionalPredictor",
+    "DomainDiscriminator",
+    "MultiObjective",
+    "build_conditional_networks",
+    "domain_pairs",
 ]
