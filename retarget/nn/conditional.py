@@ -5,7 +5,7 @@ told the target domain, and a discriminator that also names the domain of what i
 sees. Here the three networks of Recycle-GAN become conditional on a domain index
 ``c`` (a ``[B]`` long tensor, one index per sample, ``0 <= c < n``):
 
-- ``G(x, c)``: the ResNet generator of :mod:`retarget.nn.networks`, translating ``x``
+- ``G(x, c)``: the ResNet generator of :mod:`retarget.nn.blocks`, translating ``x``
   into domain ``c``. How ``c`` enters is ``ModelConfig.condition``:
   ``concat`` (StarGAN): one-hot label maps concatenated to the input image;
   ``modulate``: a per-domain scale and shift after every instance norm (conditional
@@ -32,13 +32,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from retarget.config import ModelConfig
-from retarget.nn.networks import (
+from retarget.nn.blocks import (
     PatchDiscriminator,
     ResidualBlock,
     UnetPredictor,
-    _norm,
-    build_predictor,
     init_weights,
+    instance_norm,
+    start_as_copy,
 )
 
 #: Network names of a multi-domain model, in build order (``P`` for recycle only).
@@ -60,7 +60,7 @@ class ModulatedNorm(nn.Module):
 
     def __init__(self, channels: int, domains: int, std: float = 0.02) -> None:
         super().__init__()
-        self.norm = _norm(channels)
+        self.norm = instance_norm(channels)
         self.scale = nn.Parameter(torch.randn(domains, channels) * std)
         self.shift = nn.Parameter(torch.randn(domains, channels) * std)
 
@@ -71,7 +71,7 @@ class ModulatedNorm(nn.Module):
 
 
 class ModulatedBlock(nn.Module):
-    """:class:`~retarget.nn.networks.ResidualBlock` with :class:`ModulatedNorm` in place of both norms."""
+    """:class:`~retarget.nn.blocks.ResidualBlock` with :class:`ModulatedNorm` in place of both norms."""
 
     def __init__(self, channels: int, domains: int) -> None:
         super().__init__()
@@ -94,7 +94,7 @@ class ConditionalGenerator(nn.Module):
             input: ``n * ngf * 49`` more weights) or ``modulate`` (every instance norm
             followed by a per-domain scale and shift, :class:`ModulatedNorm`: ``2n``
             more parameters per normalised channel).
-        ngf, blocks: as :class:`~retarget.nn.networks.ResnetGenerator`, whose layers
+        ngf, blocks: as :class:`~retarget.nn.blocks.ResnetGenerator`, whose layers
             these are, in the same order.
 
     Shapes: ``x`` ``[B, 3, H, W]`` in [-1, 1], ``c`` ``[B]`` long in [0, n) ->
@@ -109,7 +109,7 @@ class ConditionalGenerator(nn.Module):
         modulate = condition == "modulate"
 
         def norm(ch: int) -> nn.Module:
-            return ModulatedNorm(ch, domains) if modulate else _norm(ch)
+            return ModulatedNorm(ch, domains) if modulate else instance_norm(ch)
 
         # the first conv reads reflection-padded frames (and the zero-padded label maps), see forward
         layers: list[nn.Module] = [nn.Conv2d(3 + (0 if modulate else domains), ngf, 7), norm(ngf), nn.ReLU(True)]
@@ -143,7 +143,7 @@ class DomainDiscriminator(PatchDiscriminator):
 
     ``forward(x)`` -> ``(scores [B, 1, H', W'], logits [B, n] float32)``;
     ``forward(x, features=k)`` -> ``(scores, logits, [f_1, ..., f_k])`` (the block
-    outputs of :class:`~retarget.nn.networks.PatchDiscriminator`);
+    outputs of :class:`~retarget.nn.blocks.PatchDiscriminator`);
     ``forward(x, features=k, scores=False)`` -> ``[f_1, ..., f_k]`` only.
     """
 
@@ -175,7 +175,7 @@ class DomainDiscriminator(PatchDiscriminator):
 class ConditionalPredictor(nn.Module):
     """``P(frames, c)``: the U-Net predictor of domain ``c``'s next frame.
 
-    Wraps a :class:`~retarget.nn.networks.UnetPredictor` built with ``extra_ch = n``;
+    Wraps a :class:`~retarget.nn.blocks.UnetPredictor` built with ``extra_ch = n``;
     the label maps go before the frames, so a residual predictor still adds to the
     last frame. Shapes: ``x`` ``[B, 3 * frames, H, W]``, ``c`` ``[B]`` -> ``[B, 3, H, W]``.
     """
@@ -205,5 +205,7 @@ def build_conditional_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
         "D": init_weights(DomainDiscriminator(cfg.domains, 3, cfg.ndf, cfg.d_layers)),
     }
     if cfg.model == "recycle":
-        nets["P"] = ConditionalPredictor(build_predictor(cfg, extra_ch=cfg.domains), cfg.domains)
+        unet = UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual, extra_ch=cfg.domains)
+        init_weights(unet)
+        nets["P"] = ConditionalPredictor(start_as_copy(unet) if cfg.p_residual else unet, cfg.domains)
     return nets

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 
 from retarget.config import LossConfig, ModelConfig
 from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
-from retarget.nn.objectives import FEATURE_BLOCKS, Weights, _flat
+from retarget.nn.weights import FEATURE_BLOCKS, Weights, frames_per_sample
+from retarget.nn.weights import flat_frames as _flat
 
 if TYPE_CHECKING:
     from retarget.nn.content import ContentModel
@@ -82,8 +83,8 @@ class MultiObjective:
         self.content = next(iter(content.values())) if content and loss_cfg.content > 0 else None
         self.gan = GanLoss(loss_cfg.gan_loss)
         self.recycle_model = model_cfg.model == "recycle"
-        self.p = model_cfg.p_frames if self.recycle_model else 0
-        self.frames = self.p + 1
+        self.frames = frames_per_sample(model_cfg)
+        self.p = self.frames - 1  # the predictor's input frames (recycle), else 0
         self.memory_format = torch.contiguous_format
         missing = [k for k in ("G", "D") + (("P",) if self.recycle_model else ()) if k not in nets]
         if missing:
