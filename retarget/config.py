@@ -26,6 +26,7 @@ FacePick = Literal["tracked", "largest"]
 FrameMode = Literal["full", "square"]
 GanLoss = Literal["lsgan", "vanilla", "hinge"]
 ModelKind = Literal["recycle", "cyclegan"]
+Condition = Literal["concat", "modulate"]
 Preset = Literal["default", "official", "tiny"]
 
 # Keys of a field's metadata, set by opt(): its valid Range (numeric options), whether a
@@ -153,6 +154,11 @@ class ModelConfig:
     p_depth: int = opt(5, min=1)  # U-Net down-sampling levels (the official unet_128 has 7; see docs/training.md)
     p_frames: int = opt(2, min=1)  # frames the predictor sees (2 = official)
     p_residual: bool = False  # predictor outputs last frame + U-Net residual, starting as a copy (not official)
+    # -- multi-domain model (docs/training.md "Multi-domain model") --
+    domains: int = opt(
+        0, min=0
+    )  # 0: the pairwise model (G_AB, G_BA, ...); n >= 2: one conditional G, D, P over n domains
+    condition: Condition = "modulate"  # how G reads its target: modulate (per-domain norm scale/shift) or concat
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,9 @@ class LossConfig:
     # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper); saved configs
     # without the key were written before the term existed and load with it off
     warp: float = opt(20.0, min=0, absent=0.0)
+    cls: float = opt(
+        1.0, min=0
+    )  # multi-domain only: D names the domain of reals, G's fakes that of dst (StarGAN's lambda_cls)
 
 
 @dataclass(frozen=True)

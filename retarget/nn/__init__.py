@@ -1,5 +1,13 @@
 """Networks, losses, objectives and the optimisation step of Recycle-GAN / CycleGAN."""
 
+from retarget.nn.conditional import (
+    ConditionalGenerator,
+    ConditionalPredictor,
+    DomainDiscriminator,
+    build_conditional_networks,
+)
+from retarget.nn.domains import domain_pairs
+from retarget.nn.multi import MultiObjective
 from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
 from retarget.nn.networks import (
     PatchDiscriminator,
@@ -34,4 +42,11 @@ __all__ = [
     "make_objective",
     "make_optimizers",
     "total_variation",
+    # the multi-domain model (docs/training.md "Multi-domain model")
+    "ConditionalGenerator",
+    "ConditionalPredictor",
+    "DomainDiscriminator",
+    "MultiObjective",
+    "build_conditional_networks",
+    "domain_pairs",
 ]

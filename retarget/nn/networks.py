@@ -1,219 +1,31 @@
-"""The three networks of Recycle-GAN: ResNet generator, U-Net predictor, PatchGAN.
+"""The networks of a model, built from its :class:`~retarget.config.ModelConfig`.
 
-With the ``official`` preset every layer matches the Recycle-GAN release (itself the
-2017 CycleGAN code): instance norm without affine parameters or running statistics,
-convolution biases wherever a norm follows (the release sets ``use_bias`` for instance
-norm), reflection padding in the generator, no dropout (the release is trained with
-``--no_dropout``). Parameter counts are asserted in tests/test_networks.py.
+The layers themselves are in :mod:`retarget.nn.blocks` (re-exported here: ResNet
+generator, U-Net predictor, PatchGAN, init); the multi-domain networks in
+:mod:`retarget.nn.conditional`.
 """
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from retarget.config import ModelConfig
+from retarget.nn.blocks import PatchDiscriminator, ResnetGenerator, UnetPredictor, init_weights, start_as_copy
+from retarget.nn.conditional import build_conditional_networks
 
-
-def _norm(channels: int) -> nn.Module:
-    # affine=False and no running stats: exactly the release's instance norm, so a
-    # network behaves the same in train and eval mode.
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-
-
-class ResidualBlock(nn.Module):
-    """``x + conv-norm-relu-conv-norm(x)`` with reflection padding; shape preserved."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            _norm(channels),
-            nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            _norm(channels),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
-class ResnetGenerator(nn.Module):
-    """Image-to-image translator (Johnson et al. / CycleGAN ``resnet_Nblocks``).
-
-    Args:
-        in_ch, out_ch: image channels (3).
-        ngf: filters of the first layer; ×2 and ×4 after the two down-samplings.
-        blocks: residual blocks at 1/4 resolution (6 or 9 in the release).
-
-    Shapes: ``[B, in_ch, H, W]`` in [-1, 1] -> ``[B, out_ch, H, W]`` in [-1, 1] (tanh);
-    H and W must be multiples of 4.
-    """
-
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, blocks: int = 6) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), _norm(ngf), nn.ReLU(inplace=True)]
-        ch = ngf
-        for _ in range(2):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), _norm(ch * 2), nn.ReLU(inplace=True)]
-            ch *= 2
-        layers += [ResidualBlock(ch) for _ in range(blocks)]
-        for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
-                _norm(ch // 2),
-                nn.ReLU(inplace=True),
-            ]
-            ch //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
-
-
-class _UnetLevel(nn.Module):
-    """One level of the U-Net: down, the inner levels, up, and the skip concatenation.
-
-    ``outer`` channels enter; ``inner`` channels leave the down-convolution. The level
-    returns ``cat([x, up])`` (``2 * outer`` channels), except the outermost, which
-    returns only its up-convolution (``out_ch`` channels, tanh).
-    """
-
-    def __init__(
-        self, outer: int, inner: int, sub: nn.Module | None, in_ch: int | None = None, out_ch: int | None = None
-    ) -> None:
-        super().__init__()
-        outermost = in_ch is not None
-        innermost = sub is None
-        self.outermost = outermost
-        down_in = in_ch if outermost else outer
-        up_in = inner if innermost else inner * 2
-        down: list[nn.Module] = []
-        if not outermost:
-            down.append(nn.LeakyReLU(0.2, inplace=True))
-        down.append(nn.Conv2d(down_in, inner, 4, stride=2, padding=1))
-        if not (outermost or innermost):
-            down.append(_norm(inner))
-        up: list[nn.Module] = [nn.ReLU(inplace=True)]
-        if outermost:
-            up += [nn.ConvTranspose2d(up_in, out_ch or outer, 4, stride=2, padding=1), nn.Tanh()]
-        else:
-            up += [nn.ConvTranspose2d(up_in, outer, 4, stride=2, padding=1), _norm(outer)]
-        self.down = nn.Sequential(*down)
-        self.sub = sub if sub is not None else nn.Identity()
-        self.up = nn.Sequential(*up)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.up(self.sub(self.down(x)))
-        return y if self.outermost else torch.cat([x, y], 1)
-
-
-class UnetPredictor(nn.Module):
-    """Next-frame predictor: a U-Net on ``frames`` stacked RGB frames (``unet_128``/``unet_256``).
-
-    Args:
-        frames: past frames it sees (2 in the release: x_t, x_t+1 -> x_t+2).
-        npf: width of the first level; doubles per level up to ``8 * npf``.
-        depth: down-samplings (7 = unet_128, 8 = unet_256; any depth >= 2). Widths
-            double per level up to ``8 * npf`` as in the release.
-
-        residual: predict ``clamp(x_last + U-Net(x), -1, 1)`` (x_last = the last 3 input
-            channels) instead of the U-Net's output itself; :func:`build_predictor` then
-            zeroes the last layer, so an untrained predictor copies the last frame. Our
-            addition, not in the release (docs/training.md).
-
-    Shapes: ``[B, 3 * frames, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` in [-1, 1] (tanh);
-    H and W must be multiples of ``2 ** depth``.
-    """
-
-    def __init__(self, frames: int = 2, npf: int = 64, depth: int = 7, out_ch: int = 3, residual: bool = False) -> None:
-        super().__init__()
-        self.residual = residual
-        if depth < 2:
-            raise ValueError(f"U-Net depth must be at least 2, got {depth}")
-        self.depth = depth
-        # widths per level from the outside in: npf, 2npf, 4npf, 8npf, 8npf, ...
-        widths = [npf * min(2**i, 8) for i in range(depth)]
-        level: nn.Module | None = None
-        for i in range(depth - 1, 0, -1):
-            level = _UnetLevel(widths[i - 1], widths[i], level)
-        self.net = _UnetLevel(out_ch, widths[0], level, in_ch=3 * frames, out_ch=out_ch)
-
-    def last_layer(self) -> nn.ConvTranspose2d:
-        """The outermost up-convolution (before the tanh)."""
-        return self.net.up[1]  # type: ignore[return-value]
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.net(x)
-        if self.residual:
-            return (x[:, -y.shape[1] :] + y).clamp(-1.0, 1.0)
-        return y
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN discriminator (70x70 receptive field with 3 layers).
-
-    Args:
-        ndf: filters of the first layer; doubles per layer up to ``8 * ndf``.
-        layers: stride-2 layers after the first (``n_layers_D`` of the release).
-
-    Shapes: ``[B, 3, H, W]`` in [-1, 1] -> ``[B, 1, H', W']`` unbounded scores
-    (no sigmoid; the loss decides), H' = H / 2**layers - 2.
-
-    ``forward(x, features=k)`` also returns the outputs of the first ``k`` blocks
-    (block 1: conv + LeakyReLU, ``[B, ndf, H/2, W/2]``; block n > 1: conv + norm +
-    LeakyReLU), for the feature-matching loss; ``scores=False`` stops after block ``k``
-    and returns only those features. Both go through ``forward``, so a
-    DistributedDataParallel wrapper sees every call.
-    """
-
-    def __init__(self, in_ch: int = 3, ndf: int = 64, layers: int = 3) -> None:
-        super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
-        ch = ndf
-        for n in range(1, layers + 1):
-            nxt = ndf * min(2**n, 8)
-            stride = 2 if n < layers else 1
-            seq += [nn.Conv2d(ch, nxt, 4, stride=stride, padding=1), _norm(nxt), nn.LeakyReLU(0.2, inplace=True)]
-            ch = nxt
-        seq.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
-        self.model = nn.Sequential(*seq)
-        # index in self.model of the last layer of each block (its LeakyReLU)
-        self.block_ends: tuple[int, ...] = tuple(1 + 3 * n for n in range(layers + 1))
-
-    def forward(
-        self, x: Tensor, features: int = 0, scores: bool = True
-    ) -> Tensor | tuple[Tensor, list[Tensor]] | list[Tensor]:
-        """Scores ``[B, 1, H', W']``; with ``features=k`` (1 <= k <= layers + 1) also the
-        block outputs as ``(scores, [f_1, ..., f_k])``, or only the list if not ``scores``."""
-        if not features:
-            return self.model(x)
-        if not 1 <= features <= len(self.block_ends):
-            raise ValueError(f"features must be in 1..{len(self.block_ends)}, got {features}")
-        ends = self.block_ends[:features]
-        feats: list[Tensor] = []
-        h = x
-        for i, layer in enumerate(self.model):
-            h = layer(h)
-            if i in ends:
-                feats.append(h)
-                if not scores and len(feats) == features:
-                    return feats
-        return h, feats
-
-
-def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Official initialisation: conv weights ~ N(0, std); biases 0. Uses torch's global RNG."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return net
+__all__ = [
+    "PatchDiscriminator",
+    "ResnetGenerator",
+    "UnetPredictor",
+    "build_discriminator",
+    "build_generator",
+    "build_networks",
+    "build_predictor",
+    "check_size",
+    "count_parameters",
+    "init_weights",
+]
 
 
 def build_generator(cfg: ModelConfig) -> ResnetGenerator:
@@ -227,13 +39,7 @@ def build_predictor(cfg: ModelConfig) -> UnetPredictor:
     With ``cfg.p_residual`` the last layer starts at zero: the predictor copies x_t+1.
     """
     net = init_weights(UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual))
-    if cfg.p_residual:
-        with torch.no_grad():
-            last = net.last_layer()  # type: ignore[operator]
-            last.weight.zero_()
-            if last.bias is not None:
-                last.bias.zero_()
-    return net  # type: ignore[return-value]
+    return start_as_copy(net) if cfg.p_residual else net  # type: ignore[arg-type,return-value]
 
 
 def build_discriminator(cfg: ModelConfig) -> PatchDiscriminator:
@@ -246,6 +52,7 @@ def check_size(cfg: ModelConfig, size: int | None = None) -> None:
 
     The generator needs a multiple of 4; the predictor a multiple of ``2 ** p_depth``;
     the discriminator at least ``2 ** (d_layers + 2)`` pixels for a non-empty score map.
+    (Also checks ``cfg.domains``: 0 or at least 2.)
     """
     size = cfg.size if size is None else size
     if size % 4:
@@ -254,6 +61,8 @@ def check_size(cfg: ModelConfig, size: int | None = None) -> None:
         raise ValueError(f"size {size} must be a multiple of 2**p_depth = {2**cfg.p_depth} for the predictor")
     if size < 2 ** (cfg.d_layers + 2):
         raise ValueError(f"size {size} is too small for a {cfg.d_layers}-layer discriminator")
+    if cfg.domains < 0 or cfg.domains == 1:
+        raise ValueError(f"domains {cfg.domains}: 0 for the pairwise model, or at least 2")
 
 
 def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
@@ -263,9 +72,13 @@ def build_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
         ``G_AB``, ``G_BA`` (A->B and B->A generators), ``D_A``, ``D_B`` (D_A judges domain
         A images), and for ``cfg.model == "recycle"`` also ``P_A``, ``P_B`` (next-frame
         predictors of each domain). Built in this fixed order, so ``torch.manual_seed``
-        before the call makes the weights reproducible.
+        before the call makes the weights reproducible. With ``cfg.domains >= 2``: the
+        conditional ``G``, ``D`` (and ``P``) of
+        :func:`retarget.nn.conditional.build_conditional_networks` instead.
     """
     check_size(cfg)
+    if cfg.domains:
+        return build_conditional_networks(cfg)
     nets: dict[str, nn.Module] = {
         "G_AB": build_generator(cfg),
         "G_BA": build_generator(cfg),

@@ -17,7 +17,6 @@ Naming: ``X/<term>`` holds the terms computed from real images of domain X
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import torch
@@ -25,67 +24,14 @@ from torch import Tensor, nn
 
 from retarget.config import LossConfig, ModelConfig
 from retarget.nn.losses import GanLoss, gradient_penalty, l1, total_variation
+from retarget.nn.multi import MultiObjective
+from retarget.nn.weights import FEATURE_BLOCKS, Weights, frames_per_sample
+from retarget.nn.weights import flat_frames as _flat
 
 if TYPE_CHECKING:
     from retarget.nn.content import ContentModel
 
 DIRECTIONS: tuple[tuple[str, str], ...] = (("A", "B"), ("B", "A"))
-
-#: PatchGAN blocks whose outputs the feature-matching term compares (docs/training.md):
-#: the first two (receptive fields 4 and 10 px) hold edges and local layout, which
-#: the translation should keep; deeper blocks encode what tells the domains apart.
-FEATURE_BLOCKS = 2
-
-
-def frames_per_sample(model_cfg: ModelConfig) -> int:
-    """Consecutive frames one training sample holds: the predictor's ``p_frames`` and the one
-    it predicts for Recycle-GAN (3 by default), 1 for CycleGAN."""
-    return model_cfg.p_frames + 1 if model_cfg.model == "recycle" else 1
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Resolved loss weights; 0 means the term is neither computed nor reported."""
-
-    adv: float
-    cycle: float
-    recurrent: float
-    recycle: float
-    identity: float
-    similarity: float
-    gp: float
-    tv: float
-    feature_match: float = 0.0
-    content: float = 0.0
-    warp: float = 0.0
-
-    @staticmethod
-    def resolve(model: str, loss: LossConfig) -> "Weights":
-        """Weights of ``loss`` for ``model``: identity None -> 0.5·cycle (both models; the
-        release's script used 0 for Recycle-GAN, see docs/training.md "Temporal quality");
-        recurrent, recycle and warp are 0 for cyclegan."""
-        identity = loss.identity
-        if identity is None:
-            identity = 0.5 * loss.cycle
-        temporal = model == "recycle"
-        return Weights(
-            adv=loss.adv,
-            cycle=loss.cycle,
-            recurrent=loss.recurrent if temporal else 0.0,
-            recycle=loss.recycle if temporal else 0.0,
-            identity=identity,
-            similarity=loss.similarity,
-            gp=loss.gp,
-            tv=loss.tv,
-            feature_match=loss.feature_match,
-            content=loss.content,
-            warp=loss.warp if temporal else 0.0,
-        )
-
-
-def _flat(x: Tensor) -> Tensor:
-    """``[B, T, C, H, W]`` -> ``[B*T, C, H, W]`` (sample-major)."""
-    return x.reshape(-1, *x.shape[2:])
 
 
 class Objective:
@@ -104,6 +50,9 @@ class Objective:
     ``memory_format`` (default ``torch.contiguous_format``) is applied to every network
     input; the stepper sets ``torch.channels_last`` on CUDA.
     """
+
+    #: keys of the fakes :meth:`generator_terms` returns, one image pool each
+    pool_keys: tuple[str, ...] = ("A", "B")
 
     def __init__(
         self,
@@ -342,7 +291,10 @@ def make_objective(
     loss_cfg: LossConfig,
     nets: dict[str, nn.Module],
     content: Optional[dict[str, "ContentModel"]] = None,
-) -> Objective:
+) -> Objective | MultiObjective:
     """The :class:`Objective` of ``model_cfg.model`` with ``loss_cfg`` over ``nets``
-    (and the content networks ``content`` by direction, if any)."""
+    (and the content networks ``content`` by direction, if any); with
+    ``model_cfg.domains >= 2`` the :class:`retarget.nn.multi.MultiObjective`."""
+    if model_cfg.domains:
+        return MultiObjective(model_cfg, loss_cfg, nets, content)
     return Objective(model_cfg, loss_cfg, nets, content)

@@ -43,14 +43,19 @@ class NonFiniteLoss(RuntimeError):
         super().__init__(f"non-finite loss in {', '.join(terms)}")
 
 
+def is_discriminator(name: str) -> bool:
+    """Whether network ``name`` is a discriminator: ``D_A``, ``D_B`` of a pair, ``D`` of a multi-domain model."""
+    return name == "D" or name.startswith("D_")
+
+
 def g_params(nets: dict[str, nn.Module]) -> list[nn.Parameter]:
     """Parameters of the generators and predictors (one optimiser in the release)."""
-    return [p for k in sorted(nets) if not k.startswith("D_") for p in nets[k].parameters()]
+    return [p for k in sorted(nets) if not is_discriminator(k) for p in nets[k].parameters()]
 
 
 def d_params(nets: dict[str, nn.Module]) -> list[nn.Parameter]:
     """Parameters of the discriminators."""
-    return [p for k in sorted(nets) if k.startswith("D_") for p in nets[k].parameters()]
+    return [p for k in sorted(nets) if is_discriminator(k) for p in nets[k].parameters()]
 
 
 def make_optimizers(
@@ -75,13 +80,14 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
 
 
 class Stepper:
-    """Runs full optimisation steps of an :class:`Objective`.
+    """Runs full optimisation steps of an :class:`Objective` (or a :class:`retarget.nn.multi.MultiObjective`).
 
     Args:
         objective: the loss terms (holds the networks).
         g_opt, d_opt: optimisers of :func:`g_params` and :func:`d_params`
             (see :func:`make_optimizers`).
-        pools: ``{"A": ImagePool, "B": ImagePool}`` applied to the fakes before D;
+        pools: one :class:`ImagePool` per key of ``objective.pool_keys`` (``"A"``, ``"B"``
+            for a pair, ``"D"`` for a multi-domain model) applied to the fakes before D;
             ``None`` passes fakes straight through.
         amp: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"off"`` on CUDA and CPU
             (:func:`retarget.device.resolve_amp`); ``self.amp`` is the resolved value.
@@ -108,6 +114,8 @@ class Stepper:
         self.objective = objective
         self.nets = objective.nets
         self.g_opt, self.d_opt = g_opt, d_opt
+        if pools is not None and set(pools) != set(objective.pool_keys):
+            raise ValueError(f"pools keyed {sorted(pools)}; this objective's fakes are {list(objective.pool_keys)}")
         self.pools = pools
         self.grad_hook = grad_hook
         self.agree = agree
@@ -123,7 +131,7 @@ class Stepper:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
             objective.memory_format = torch.channels_last
-        self.d_nets = [m for k, m in self.nets.items() if k.startswith("D_")]
+        self.d_nets = [m for k, m in self.nets.items() if is_discriminator(k)]
         self.g_list = g_params(self.nets)
         self.d_list = d_params(self.nets)
 
@@ -136,7 +144,8 @@ class Stepper:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One step on ``batch`` (``{"A", "B": [B, T, 3, H, W]}`` in [-1, 1], any device).
+        """One step on ``batch`` (``{"A", "B": [B, T, 3, H, W]}`` in [-1, 1], or the
+        multi-domain batch of :mod:`retarget.nn.multi`; any device).
 
         Returns:
             every weighted term (see :class:`Objective`) plus ``loss_G`` and ``loss_D``
