@@ -426,7 +426,13 @@ def eval_(
         Optional[str], typer.Option(help="The video it was translated from (warping error, faces).")
     ] = None,
     truth: Annotated[Optional[str], typer.Option(help="Its ground-truth translation (PSNR, SSIM, flicker).")] = None,
-    faces: Annotated[bool, typer.Option("--faces", help="Landmark error between source and output faces.")] = False,
+    faces: Annotated[
+        bool, typer.Option("--faces", help="Face scores: landmark error, mouth and eye movement, sharpness.")
+    ] = False,
+    target: Annotated[
+        Optional[str],
+        typer.Option(help="The target person (dataset folder or video): identity of the output faces, with --faces."),
+    ] = None,
     face_backend: Annotated[
         Literal["dlib", "fan"], typer.Option(help="Face landmark backend for --faces.")
     ] = EvalConfig.face_backend,
@@ -445,6 +451,7 @@ def eval_(
         source=source,
         truth=truth,
         faces=faces,
+        target=target,
         face_backend=face_backend,
         flow=flow,
         cut_threshold=cut_threshold,

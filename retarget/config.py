@@ -182,6 +182,7 @@ class EvalConfig:
     truth: Optional[str] = None  # its ground-truth translation (PSNR, SSIM, flicker)
     faces: bool = False  # landmark error between source and output faces (needs source)
     face_backend: FaceBackendName = "dlib"  # landmark backend for faces
+    target: Optional[str] = None  # the target person (dataset folder or video): identity of the output faces
     flow: Literal["ultrafast", "fast", "medium"] = "medium"  # DIS optical-flow preset on the source
     cut_threshold: float = 0.5  # source scene-cut threshold; no warping error across a cut; 1 disables
     per_frame: bool = False  # keep per-frame values in the result (JSON per_frame)
