@@ -163,6 +163,7 @@ def test_the_source_scored_as_its_own_output_is_A():
     assert ident["frames"] == ident["source_faces"] == T and ident["threshold"] == SAME_PERSON
     assert expr["mouth_correlation"] == pytest.approx(1.0) and expr["eye_correlation"] == pytest.approx(1.0)
     assert expr["mouth_source"] == pytest.approx(np.mean(MOUTH), abs=0.01) and expr["frames"] == T
+    assert expr["mouth_source_sd"] == pytest.approx(np.std(MOUTH), abs=0.01)
     assert f["sharpness"]["ratio"] == pytest.approx(1.0)
     assert f["landmark_error"] == pytest.approx(0.0)
 

@@ -137,7 +137,8 @@ class ExpressionTrack:
 
         ``expression``: ``mouth_correlation``, ``eye_correlation`` (:func:`pearson`, None
         when undefined), the mean openings ``mouth_source``, ``mouth_output``,
-        ``eyes_source``, ``eyes_output``, and ``frames``. ``sharpness``: the mean
+        ``eyes_source``, ``eyes_output``, the source's standard deviations
+        ``mouth_source_sd``, ``eyes_source_sd``, and ``frames``. ``sharpness``: the mean
         Laplacian variances ``source`` and ``output``, ``ratio`` output / source, ``frames``.
         """
         v = self.values
@@ -153,6 +154,9 @@ class ExpressionTrack:
                 "mouth_output": float(mouth[1].mean()) if len(mouth[0]) else None,
                 "eyes_source": float(eyes[0].mean()) if len(eyes[0]) else None,
                 "eyes_output": float(eyes[1].mean()) if len(eyes[0]) else None,
+                # how much the source moves: a correlation with a nearly still mouth (sd under ~0.02) is noise
+                "mouth_source_sd": float(mouth[0].std()) if len(mouth[0]) else None,
+                "eyes_source_sd": float(eyes[0].std()) if len(eyes[0]) else None,
                 "frames": len(mouth[0]),
             },
             "sharpness": {
