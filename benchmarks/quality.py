@@ -41,7 +41,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,9 +56,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import budget_config, parse_system, run_workers, summarise  # noqa: E402,F401  (parse_system: tests)
 from quality_styles import STYLES, stylise  # noqa: E402
 
-from retarget.config import ExtractConfig, LossConfig, ModelConfig, TrainConfig, model_preset  # noqa: E402
+from retarget.config import ExtractConfig  # noqa: E402
 from retarget.render.stabilize import stabilize_frames  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "bikes.mp4"
@@ -179,37 +179,6 @@ def _load(path: Path) -> np.ndarray:
 # -- systems and training -----------------------------------------------------------------
 
 
-def parse_system(spec: str, preset: str, size: int) -> tuple[ModelConfig, LossConfig, dict[str, Any]]:
-    """``MODEL[+field=value,...]`` -> (model config, loss config, TrainConfig overrides)."""
-    kind, _, rest = spec.partition("+")
-    if kind not in ("cyclegan", "recycle"):
-        raise SystemExit(f"system {spec!r}: the model must be cyclegan or recycle")
-    model, loss, train = model_preset(preset, model=kind, size=size), LossConfig(), {}  # type: ignore[arg-type]
-    for item in filter(None, rest.split(",")):
-        key, _, raw = item.partition("=")
-        for target in (model, loss, TrainConfig("a", "b")):
-            fields = {f.name: f for f in dataclasses.fields(target)}
-            if key in fields:
-                default = getattr(target, key)
-                value: Any = raw
-                if isinstance(default, bool):
-                    value = raw.lower() in ("1", "true", "yes", "on")
-                elif isinstance(default, int):
-                    value = int(raw)
-                elif isinstance(default, float) or default is None:
-                    value = float(raw)
-                if target is model:
-                    model = dataclasses.replace(model, **{key: value})
-                elif target is loss:
-                    loss = dataclasses.replace(loss, **{key: value})
-                else:
-                    train[key] = value
-                break
-        else:
-            raise SystemExit(f"system {spec!r}: no option named {key!r}")
-    return model, loss, train
-
-
 def train_and_translate(
     spec: str,
     preset: str,
@@ -230,29 +199,7 @@ def train_and_translate(
     from retarget.train import train
 
     torch.set_num_threads(threads)
-    model, loss, extra = parse_system(spec, preset, size)
-    big = 10**9
-    # `--time-limit`: the run stops after the step where the budget is spent, and the LR
-    # decays over the budget, as a user's `retarget train --time-limit` run does.
-    cfg = TrainConfig(
-        a_dir=a_dir,
-        b_dir=b_dir,
-        out=out,
-        preset=preset,
-        model=model,
-        loss=loss,
-        seed=seed,  # type: ignore[arg-type]
-        steps=big,
-        time_limit=budget,
-        checkpoint_every=big,
-        preview_every=big,
-        preview_frames=0,
-        log_every=50,
-        overwrite=True,
-        threads=threads,
-        device="cpu",
-        **extra,
-    )
+    cfg = budget_config(spec, preset, size, a_dir, b_dir, out, seed, budget, threads)
     t0 = time.perf_counter()
     with console.capture():
         result = train(cfg)
@@ -265,19 +212,10 @@ def train_and_translate(
 
 def run_parallel(jobs: list[dict[str, Any]], work: Path, script: str = __file__) -> list[dict[str, Any]]:
     """Run every job at the same time, each in its own Python process (``script --worker``)."""
-    procs = []
-    for i, job in enumerate(jobs):
-        spec_file = work / f"job_{i}.json"
-        spec_file.write_text(
-            json.dumps({**job, "clip": str(work / "clip.npy"), "result": str(work / f"result_{i}.npz")})
-        )
-        procs.append(subprocess.Popen([sys.executable, script, "--worker", str(spec_file)]))
-    for p in procs:
-        if p.wait() != 0:
-            raise SystemExit(f"a training process failed (exit {p.returncode})")
+    paths = run_workers(script, [{**job, "clip": str(work / "clip.npy")} for job in jobs], work, suffix=".npz")
     results = []
-    for i in range(len(jobs)):
-        with np.load(work / f"result_{i}.npz") as z:
+    for path in paths:
+        with np.load(path) as z:
             results.append({"outputs": z["outputs"], "steps": int(z["steps"]), "seconds": float(z["seconds"])})
     return results
 
@@ -293,19 +231,6 @@ def worker(spec_file: str) -> None:
 # -- report -----------------------------------------------------------------------------
 
 KEYS = ("psnr", "flicker", "warp")
-
-
-def summarise(rows: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
-    """Per system: mean and sample standard deviation over seeds of every number."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, runs in rows.items():
-        s: dict[str, Any] = {"runs": runs}
-        for key in runs[0]:
-            vals = np.array([r[key] for r in runs], dtype=np.float64)
-            s[key] = float(vals.mean())
-            s[key + "_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        out[name] = s
-    return out
 
 
 def print_table(summary: dict[str, dict[str, Any]], info: dict[str, Any]) -> None:

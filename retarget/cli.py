@@ -515,8 +515,12 @@ def eval_(
         Optional[str], typer.Option(help="Its ground-truth translation (PSNR, SSIM, flicker).")
     ] = EvalConfig.truth,
     faces: Annotated[
-        bool, typer.Option("--faces", help="Landmark error between source and output faces.")
+        bool, typer.Option("--faces", help="Face scores: landmark error, mouth and eye movement, sharpness.")
     ] = EvalConfig.faces,
+    target: Annotated[
+        Optional[str],
+        typer.Option(help="The target person (dataset folder or video): identity of the output faces, with --faces."),
+    ] = EvalConfig.target,
     face_backend: Annotated[
         Literal["dlib", "fan"], typer.Option(help="Face landmark backend for --faces.")
     ] = EvalConfig.face_backend,

@@ -282,10 +282,11 @@ class EvalConfig:
     output: str  # the translated video to judge
     source: Optional[str] = None  # the video it was translated from (warping error, faces)
     truth: Optional[str] = None  # its ground-truth translation (PSNR, SSIM, flicker)
-    faces: bool = False  # landmark error between source and output faces (needs source)
+    faces: bool = False  # face scores: landmarks, mouth and eye movement, sharpness (needs source)
     face_backend: FaceBackendName = "dlib"  # landmark backend for faces
+    target: Optional[str] = None  # the target person (dataset folder or video): identity of the output faces
     flow: Literal["ultrafast", "fast", "medium"] = "medium"  # DIS optical-flow preset on the source
-    cut_threshold: float = opt(0.5, min=0, max=1)  # source cut threshold; no warping error across a cut; 1 disables
+    cut_threshold: float = opt(0.5, min=0, max=1)  # source cut threshold; no pair score across a cut; 1 disables
     per_frame: bool = False  # keep per-frame values in the result (JSON per_frame)
     json: bool = False  # print the result as JSON on stdout instead of a table
 

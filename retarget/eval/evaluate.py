@@ -16,6 +16,7 @@ from typing import Any, Optional
 from retarget.config import EvalConfig, check_config
 from retarget.errors import RetargetError
 from retarget.eval.frames import TimeMatcher, common_size, fit
+from retarget.eval.identity import TargetFaces
 from retarget.eval.score import FrameScorer
 from retarget.progress import make_progress
 from retarget.video.reader import VideoInfo, VideoReader, probe
@@ -38,6 +39,7 @@ class EvalResult:
     scores: dict[str, Any]  # FrameScorer.summary()
     seconds: float  # wall time of the evaluation
     notes: list[str] = field(default_factory=list)  # resizing, frame-count mismatches
+    target: Optional[str] = None  # the target person's dataset or video, if given (--target)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: paths, size, frames, the scores' keys, seconds, notes."""
@@ -64,6 +66,8 @@ def _check(cfg: EvalConfig) -> None:
         raise RetargetError(f"{cfg.output}: nothing to compare with; give --source and/or --truth")
     if cfg.faces and cfg.source is None:
         raise RetargetError(f"{cfg.output}: --faces compares with the source's faces; give --source")
+    if cfg.target is not None and not cfg.faces:
+        raise RetargetError(f"{cfg.output}: --target scores the identity of the output faces; add --faces")
 
 
 def _size_notes(infos: dict[str, VideoInfo], size: tuple[int, int]) -> list[str]:
@@ -137,31 +141,56 @@ def _score_stream(
     return frames
 
 
-def evaluate(cfg: EvalConfig) -> EvalResult:
+def _face_scorer(cfg: EvalConfig, target: Optional[TargetFaces]) -> FrameScorer:
+    """The frame scorer, with the face backend and the target's descriptor when asked for."""
+    backend = descriptor = None
+    if cfg.faces:
+        from retarget.faces.backends import get_backend
+
+        backend = get_backend(cfg.face_backend)
+    if cfg.target is not None or target is not None:
+        from retarget.eval.faces import FaceComparer
+        from retarget.eval.identity import get_descriptor, target_faces
+        from retarget.progress import console
+
+        descriptor = get_descriptor()
+        if target is None:
+            with console.status(f"describing the target's faces ({cfg.target})"):
+                target = target_faces(str(cfg.target), FaceComparer(backend), descriptor)  # type: ignore[arg-type]
+    return FrameScorer(
+        faces=backend,
+        flow_preset=cfg.flow,
+        cut_threshold=cfg.cut_threshold,
+        per_frame=cfg.per_frame,
+        target=target,
+        descriptor=descriptor,
+    )
+
+
+def evaluate(cfg: EvalConfig, *, target: Optional[TargetFaces] = None) -> EvalResult:
     """Score ``cfg.output`` against ``cfg.source`` (warping error, faces) and ``cfg.truth``.
 
     Args:
         cfg: the videos and options (see :class:`retarget.config.EvalConfig`). A
             progress bar is drawn on stderr when it is a terminal.
+        target: ``cfg.target``'s faces already described
+            (:func:`retarget.eval.identity.target_faces`), to score several outputs
+            against one target without describing it again.
 
     Returns:
         :class:`EvalResult`.
 
     Raises:
-        RetargetError: an option outside its range (named), neither source nor truth, ``faces`` without source, a missing or
-            unreadable video (named), or no output frame matching a reference by time.
+        RetargetError: an option outside its range (named), neither source nor truth, ``faces``
+            without source, ``target`` without ``faces``, a missing or unreadable video (named),
+            a target that is missing or shows no face, or no output frame matching a reference by time.
     """
     _check(cfg)
     start = _time.perf_counter()
     out_info = probe(cfg.output)
     refs = {role: probe(path) for role, path in (("source", cfg.source), ("truth", cfg.truth)) if path is not None}
     size = common_size((out_info.width, out_info.height), [(i.width, i.height) for i in refs.values()])
-    backend = None
-    if cfg.faces:
-        from retarget.faces.backends import get_backend
-
-        backend = get_backend(cfg.face_backend)
-    scorer = FrameScorer(faces=backend, flow_preset=cfg.flow, cut_threshold=cfg.cut_threshold, per_frame=cfg.per_frame)
+    scorer = _face_scorer(cfg, target)
     frames = _score_stream(out_info, refs, size, scorer)
     read_out = frames["output"]
     if scorer.frames == 0:
@@ -185,6 +214,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         scores=scorer.summary(),
         seconds=_time.perf_counter() - start,
         notes=notes,
+        target=cfg.target or (target.path if target is not None else None),
     )
 
 
@@ -217,6 +247,37 @@ def _warping_rows(table: Any, w: Optional[dict[str, Any]], e: Optional[dict[str,
         table.add_row("E_warp, truth", _fmt(e["truth"], 5), "the same for the ground truth")
     table.add_row("E_warp ratio output / source", _fmt(e["ratio"], 3), "read as the L1 ratio")
     table.add_row("frame pairs", str(w["pairs"]), f"{w['cuts']} across scene cuts left out")
+
+
+def _pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _face_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Table rows of the expression, sharpness and identity scores of ``faces``."""
+    e, sh, i = f.get("expression") or {}, f.get("sharpness") or {}, f.get("identity")
+    rows = [
+        (
+            "mouth correlation",
+            _fmt(e.get("mouth_correlation"), 3),
+            "output's mouth opening vs the source's, 1 = in step",
+        ),
+        ("eye correlation", _fmt(e.get("eye_correlation"), 3), "output's eye opening vs the source's, 1 = in step"),
+        ("face sharpness ratio", _fmt(sh.get("ratio"), 3), "output / source detail in the face box; <1 blurred"),
+    ]
+    if i:
+        rows += [
+            ("nearer B than A", _pct(i["nearer_b"]), "output faces nearer the target's mean face than the source's"),
+            ("same person as B", _pct(i["same_person_b"]), f"output faces within {i['threshold']:g} of the target's"),
+            (
+                "distance to B",
+                _fmt(i["distance_b"], 3),
+                f"mean, dlib descriptor; under {i['threshold']:g} = same person",
+            ),
+            ("distance to A", _fmt(i["distance_a"], 3), f"the same to the source's; {_pct(i['same_person_a'])} within"),
+            ("faces described", str(i["frames"]), f"target: {i['target_faces']} of {i['target_images']} images"),
+        ]
+    return rows
 
 
 def print_result(result: EvalResult) -> None:
@@ -255,6 +316,8 @@ def print_result(result: EvalResult) -> None:
             str(f["frames"]),
             f"no face: {f['no_source_face']} in source, {f['no_output_face']} in output",
         )
+        for row in _face_rows(f):
+            table.add_row(*row)
     fr = result.frames
     roles = [r for r in ("output", "source", "truth") if r in fr]
     read = ", ".join(f"{r} {fr[r]}" for r in roles)

@@ -77,6 +77,10 @@ class FaceComparison:
     source_found: bool  # the source frame has a face
     output_found: bool  # the output has a face at the source face's place
     error: Optional[float]  # normalised landmark error when both were found
+    source_box: Optional[np.ndarray] = None  # [x0, y0, x1, y1] of the source face, frame pixels
+    source_points: Optional[np.ndarray] = None  # (68, 2) landmarks of the source face
+    output_box: Optional[np.ndarray] = None  # [x0, y0, x1, y1] of the matching output face
+    output_points: Optional[np.ndarray] = None  # (68, 2) landmarks of the output face
 
 
 class FaceComparer:
@@ -122,9 +126,15 @@ class FaceComparer:
         src_box = largest_box(self.faces(src_img))
         if src_box is None:
             return FaceComparison(False, bool(self.faces(out_img)), None)
+        src_pts = self.backend.landmarks(src_img, src_box)
         out_box = matching_box(self.faces(out_img), src_box)
         if out_box is None:
-            return FaceComparison(True, False, None)
-        src_pts = self.backend.landmarks(src_img, src_box)
+            return FaceComparison(True, False, None, src_box, src_pts)
         out_pts = self.backend.landmarks(out_img, out_box)
-        return FaceComparison(True, True, landmark_error(src_pts, out_pts))
+        return FaceComparison(True, True, landmark_error(src_pts, out_pts), src_box, src_pts, out_box, out_pts)
+
+    def face(self, image: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The largest face of ``image`` (``H x W x 3`` uint8 RGB): (box, ``(68, 2)`` landmarks), or None."""
+        work = self._work(image)
+        box = largest_box(self.faces(work))
+        return None if box is None else (box, self.backend.landmarks(work, box))

@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 
 from retarget.dataset.scenes import SceneDetector
-from retarget.eval.faces import FaceComparer
+from retarget.eval.expression import ExpressionTrack
+from retarget.eval.faces import FaceComparer, FaceComparison
 from retarget.eval.frames import common_size, fit
+from retarget.eval.identity import DescriptorModel, IdentityTrack, TargetFaces, get_descriptor, target_faces
 from retarget.eval.metrics import PSNR_CAP, flicker, psnr, ssim
 from retarget.eval.temporal import non_occluded, pair_e_warp, pair_warping_error
 from retarget.faces.backends import FaceBackend
@@ -48,8 +50,12 @@ class FrameScorer:
             a cut get no pair score (warping errors, flicker): no flow or change links
             two shots. 1 disables the check.
         per_frame: keep per-frame lists for :meth:`summary`.
+        target: the target person's mean face descriptor (:func:`retarget.eval.identity.target_faces`):
+            adds the identity of the output faces (needs ``faces``).
+        descriptor: the face descriptor model for ``target`` (None: dlib's).
 
-    Feed frames with :meth:`add`; read the result with :meth:`summary`.
+    With ``faces``, mouth and eye openings and face sharpness are measured too
+    (:mod:`retarget.eval.expression`). Feed frames with :meth:`add`; read the result with :meth:`summary`.
     """
 
     def __init__(
@@ -59,11 +65,17 @@ class FrameScorer:
         flow_preset: str = "medium",
         cut_threshold: float = 0.5,
         per_frame: bool = False,
+        target: Optional[TargetFaces] = None,
+        descriptor: Optional[DescriptorModel] = None,
     ) -> None:
+        if target is not None and faces is None:
+            raise ValueError("the identity score needs a face backend")
         self.flow = FlowEstimator(flow_preset)
         self.scenes = SceneDetector(cut_threshold)
         self.faces = FaceComparer(faces) if faces is not None else None
         self.face_backend = getattr(faces, "name", None) if faces is not None else None
+        self.expression = ExpressionTrack() if faces is not None else None
+        self.identity = IdentityTrack(descriptor or get_descriptor(), target) if target is not None else None
         self.per_frame = per_frame
         self.frames = 0
         self.cuts = 0  # frame pairs across a scene cut (no pair score)
@@ -131,6 +143,9 @@ class FrameScorer:
             self.no_source_face += not found.source_found
             self.no_output_face += found.source_found and not found.output_found
             row["landmark_error"] = found.error
+            self._face_tracks(source, output, found)
+        elif self.faces is not None:
+            self._face_tracks(output, output, None)
         self._prev = (output, source, truth)
         for k, v in row.items():
             self.values[k].append(v)
@@ -161,6 +176,17 @@ class FrameScorer:
             row["flicker_still"] = float(np.mean(cv2.absdiff(truth, prev_truth), dtype=np.float64))
             if source is not None and prev_src is not None:
                 row["flicker_source"] = flicker(prev_src, source, prev_truth, truth)
+
+    def _face_tracks(self, source: np.ndarray, output: np.ndarray, found: Optional[FaceComparison]) -> None:
+        """Expression, sharpness and identity of one frame pair (one entry per frame, None: no faces)."""
+        for track in (self.expression, self.identity):
+            if track is not None:
+                track.add(source, output, found)
+
+    def _face_summary(self) -> dict[str, Any]:
+        out = self.expression.summary() if self.expression is not None else {}
+        out["identity"] = self.identity.summary() if self.identity is not None else None
+        return out
 
     def _warping(self, prefix: str) -> Optional[dict[str, Any]]:
         """The summary of one warping error (``warp`` or ``e_warp`` per-frame values)."""
@@ -194,7 +220,9 @@ class FrameScorer:
         same keys), ``truth`` (``psnr``, ``psnr_cap``, ``ssim``, ``flicker``,
         ``flicker_source``, ``flicker_still``, ``frames``, ``pairs``, ``cuts``), ``faces``
         (``landmark_error``, ``frames``, ``no_source_face``, ``no_output_face``,
-        ``backend``), and with ``per_frame`` a ``per_frame`` dict of equal-length lists
+        ``backend``, ``expression``, ``sharpness`` and ``identity``: see
+        :meth:`ExpressionTrack.summary <retarget.eval.expression.ExpressionTrack.summary>`
+        and :meth:`IdentityTrack.summary <retarget.eval.identity.IdentityTrack.summary>`), and with ``per_frame`` a ``per_frame`` dict of equal-length lists
         (pair scores sit at the later frame of the pair; null where not defined).
         """
         v = self.values
@@ -219,6 +247,7 @@ class FrameScorer:
                 "no_source_face": self.no_source_face,
                 "no_output_face": self.no_output_face,
                 "backend": self.face_backend,
+                **self._face_summary(),
             }
         out: dict[str, Any] = {
             "frames": self.frames,
@@ -230,6 +259,8 @@ class FrameScorer:
         }
         if self.per_frame:
             out["per_frame"] = {k: [_clean(x) for x in vals] for k, vals in v.items()}
+            for track in (self.expression, self.identity):
+                out["per_frame"].update(track.per_frame() if track is not None else {})
         return out
 
 
@@ -242,6 +273,8 @@ def score_frames(
     flow_preset: str = "medium",
     cut_threshold: float = 0.5,
     per_frame: bool = False,
+    target: Optional[TargetFaces | str] = None,
+    descriptor: Optional[DescriptorModel] = None,
 ) -> dict[str, Any]:
     """Score in-memory frame lists, frame ``i`` of each list being one moment.
 
@@ -251,14 +284,18 @@ def score_frames(
             faces); any size, brought to the compared size as ``retarget eval`` does.
         truth: ``T`` ground-truth frames (for PSNR, SSIM, flicker); any size.
         faces: a landmark backend for the face score (needs ``sources``).
-        flow_preset, cut_threshold, per_frame: see :class:`FrameScorer`.
+        flow_preset, cut_threshold, per_frame, descriptor: see :class:`FrameScorer`.
+        target: the target person for the identity score (needs ``faces``): its
+            :class:`~retarget.eval.identity.TargetFaces`, or the path of a dataset folder
+            or video to compute them from.
 
     Returns:
         :meth:`FrameScorer.summary` plus ``size``: the compared ``[width, height]``.
 
     Raises:
-        ValueError: empty ``outputs``, lists of different lengths, or ``faces`` without
-            ``sources``.
+        ValueError: empty ``outputs``, lists of different lengths, ``faces`` without
+            ``sources``, or ``target`` without ``faces``.
+        RetargetError: ``target`` is a path with no face (or missing).
     """
     if len(outputs) == 0:
         raise ValueError("no output frames to score")
@@ -270,7 +307,17 @@ def score_frames(
     h, w = outputs[0].shape[:2]
     refs = [(s[0].shape[1], s[0].shape[0]) for s in (sources, truth) if s is not None]
     size = common_size((w, h), refs)
-    scorer = FrameScorer(faces=faces, flow_preset=flow_preset, cut_threshold=cut_threshold, per_frame=per_frame)
+    if isinstance(target, str) and faces is not None:
+        descriptor = descriptor or get_descriptor()
+        target = target_faces(target, FaceComparer(faces), descriptor)
+    scorer = FrameScorer(
+        faces=faces,
+        flow_preset=flow_preset,
+        cut_threshold=cut_threshold,
+        per_frame=per_frame,
+        target=target,  # type: ignore[arg-type]  # a str without faces: FrameScorer says so
+        descriptor=descriptor,
+    )
     for i, out in enumerate(outputs):
         scorer.add(
             fit(out, size),

@@ -1,0 +1,72 @@
+"""benchmarks/faces.py and the shared helpers of benchmarks/common.py (systems, summaries, table, strip crops)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import faces  # noqa: E402
+
+
+def test_system_names_presets_and_sizes():
+    model, loss, train = common.parse_system("default", "default", 64)
+    assert model.model == "recycle" and model.ngf == 64 and model.size == 64 and train == {}
+    model, loss, train = common.parse_system("default+preset=tiny,size=48,identity=2,ngf=32", "default", 64)
+    assert model.ngf == 32 and model.blocks == 2 and model.size == 48  # tiny's blocks, the explicit width
+    assert loss.identity == 2.0 and train == {"preset": "tiny"}
+    assert common.parse_system("cyclegan", "tiny", 64)[0].model == "cyclegan"
+    for bad in ("default+preset=huge", "default+nonsense=1", "pix2pix"):
+        with pytest.raises(SystemExit):
+            common.parse_system(bad, "tiny", 64)
+    cfg = common.budget_config("default+preset=tiny,lr=0.001", "default", 64, "a", "b", "run", 3, 60.0, 1)
+    assert cfg.preset == "tiny" and cfg.lr == 0.001 and cfg.time_limit == 60.0 and cfg.seed == 3
+    assert cfg.model.blocks == 2 and cfg.device == "cpu" and cfg.threads == 1
+
+
+def test_summaries_skip_undefined_values():
+    s = common.summarise({"x": [{"r": 0.5, "n": 1.0}, {"r": None, "n": 3.0}, {"r": 0.7, "n": 2.0}]})["x"]
+    assert s["r"] == pytest.approx(0.6) and s["r_sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert s["n"] == pytest.approx(2.0) and len(s["runs"]) == 3
+    assert common.summarise({"y": [{"r": None}]})["y"]["r"] is None
+
+
+def test_table_cells_and_lines():
+    row = {"found": 1.0, "nearer_b": 0.9, "nearer_b_sd": 0.05, "distance_b": 0.5123, "mouth_r": None, "steps": 120.0}
+    lines = faces.table_lines({"d18:d19": {"default": row}})
+    assert lines[0].startswith("| pair | system | faces found | nearer B |")
+    cells = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert cells[:6] == ["d18:d19", "default", "100%", "90% ± 5", "-", "0.512"]
+    assert cells[7] == "-" and cells[-2] == "120"  # an undefined correlation; steps without decimals
+    assert len(cells) == 2 + len(faces.COLUMNS)
+
+
+def test_find_video_and_bad_pairs(tmp_path):
+    (tmp_path / "talk_x1.mp4").write_bytes(b"")
+    (tmp_path / "y2.mp4").write_bytes(b"")
+    assert faces.find_video("x1", tmp_path).name == "talk_x1.mp4"
+    assert faces.find_video("talk_x1.mp4", tmp_path).name == "talk_x1.mp4"
+    assert faces.find_video("y2", tmp_path).name == "y2.mp4"
+    with pytest.raises(SystemExit, match="no video"):
+        faces.find_video("z3", tmp_path)
+    with pytest.raises(SystemExit, match="A:B"):
+        faces.prepare_pair("x1", tmp_path, 64, 0.2, tmp_path / "work")
+
+
+def test_strip_crop_centres_the_face_box():
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[80:120, 180:220] = 255  # a 40 px 'face' centred at (200, 100)
+    tile = faces._crop(img, np.array([180, 80, 220, 120.0]), 72)
+    assert tile.shape == (72, 72, 3)
+    # 1.8 x the box fills the tile: the box is 40 / 72 of its side, centred
+    ys, xs = np.nonzero(tile[..., 0] > 127)
+    assert abs(xs.mean() - 35.5) < 1 and abs(ys.mean() - 35.5) < 1
+    assert 38 <= xs.max() - xs.min() + 1 <= 42
+    centre = faces._crop(img, None, 50)  # no face: the centre square
+    assert centre.shape == (50, 50, 3)
