@@ -354,6 +354,24 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)
     ] = TrainConfig.overwrite,
+    init_from: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="RUN",
+            help="Start from this run's newest networks (same architecture), with a fresh optimiser, LR schedule "
+            "and step count.",
+            rich_help_panel=RUN,
+        ),
+    ] = TrainConfig.init_from,
+    init_swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap",
+            help="With --init-from: start A->B from that run's B->A side (G_AB from its G_BA, D_A from D_B, "
+            "P_A from P_B, and the other way).",
+            rich_help_panel=RUN,
+        ),
+    ] = TrainConfig.init_swap,
     checkpoint_every: Annotated[
         int, _train_opt("checkpoint_every", help="Steps between checkpoints.", rich_help_panel=RUN)
     ] = TrainConfig.checkpoint_every,

@@ -210,6 +210,10 @@ class TrainConfig:
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
     resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
     overwrite: bool = False  # start afresh even if `out` holds a run
+    # another run (folder or weights file) whose newest networks this run starts from, with a fresh
+    # optimiser, LR schedule and step count; the architecture must match; None = random weights
+    init_from: Optional[str] = None
+    init_swap: bool = False  # with init_from: start A->B from its B->A side (G_AB <- G_BA, D_A <- D_B, P_A <- P_B)
     checkpoint_every: int = opt(1000, min=1, resumable=True)  # steps between checkpoints
     keep: int = opt(1, min=0, resumable=True)  # older checkpoints kept besides the newest (render --step picks one)
     preview_every: int = opt(500, min=1, resumable=True)  # steps between preview grids
@@ -394,13 +398,15 @@ def check_config(cfg: Any) -> None:
 
 
 def check_train_config(cfg: TrainConfig) -> None:
-    """:func:`check_config`, and ``load_size`` (when given) at least the training size.
+    """:func:`check_config`, ``load_size`` (when given) at least the training size, ``init_swap`` only with ``init_from``.
 
     Raises :class:`OptionError`: the CLI turns it into a usage error, library callers of
     :func:`retarget.train.train` see it as a ``RetargetError`` with the same one line,
     e.g. ``--beta1 1: must be at least 0 and below 1``.
     """
     check_config(cfg)
+    if cfg.init_swap and not cfg.init_from:
+        raise OptionError("--swap: takes the B->A side of the run given with --init-from RUN; give that too")
     if cfg.load_size is not None and cfg.load_size < cfg.model.size:
         raise OptionError(
             f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)"
