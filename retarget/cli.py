@@ -180,6 +180,15 @@ def extract(
     detect_size: Annotated[
         int, _extract_opt("detect_size", help="Longest side of the frame the detector sees (px).", rich_help_panel=FACE)
     ] = FaceConfig.detect_size,
+    face_ref: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="IMAGE",
+            help="Keep only the face of the person in this image (face descriptor distance); frames without "
+            "that person are left out.",
+            rich_help_panel=FACE,
+        ),
+    ] = ExtractConfig.face_ref,
     cut_threshold: Annotated[
         float, _extract_opt("cut_threshold", help="Histogram distance that counts as a scene cut.")
     ] = ExtractConfig.cut_threshold,
@@ -476,6 +485,14 @@ def render(
     output_size: Annotated[
         Literal["source", "model"], typer.Option(help="Write at the source size or the model's size.")
     ] = RenderConfig.output_size,
+    face_ref: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="IMAGE",
+            help="Translate only the face of the person in this image; other people's faces stay as they are.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.face_ref,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,

@@ -128,6 +128,7 @@ class ExtractConfig:
     frame: FrameMode = "full"  # align none: full keeps the whole frame's aspect, square its centre square
     crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
+    face_ref: Optional[str] = None  # align face: image of the person to keep; other people's faces are left out
     cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
     overwrite: bool = False  # replace an existing output folder
     append: bool = False  # add these videos to an existing dataset
@@ -233,6 +234,7 @@ class RenderConfig:
     direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
+    face_ref: Optional[str] = None  # face mode: image of the person to translate; other faces pass through
     frame: Optional[FrameMode] = None  # align none: full or square frames; None = the run's training data's
     scale: Optional[int] = opt(
         None, min=16

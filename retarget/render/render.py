@@ -144,7 +144,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
 
     Raises:
         RetargetError: an option outside its range (named), bad paths, unreadable input, no video stream, missing or
-            incompatible model.
+            incompatible model, a ``--face-ref`` image missing or without a face.
     """
     check_config(cfg)  # the ranges the CLI enforces, for library callers
     src, out = check_paths(cfg)
@@ -158,11 +158,13 @@ def render(cfg: RenderConfig) -> RenderSummary:
     size = data.size or run.model_cfg.size
     align = cfg.align or data.align
     aligner: Optional[Aligner] = None
+    if cfg.face_ref is not None and align != "face":
+        raise RetargetError(f"--face-ref applies to face mode only (this render is --align {align})")
     if align == "face":
         face_cfg = cfg.face or data.face or FaceConfig()
-        from retarget.faces.aligner import FaceAligner
+        from retarget.faces.aligner import face_aligner
 
-        aligner = FaceAligner(face_cfg, size)
+        aligner = face_aligner(face_cfg, size, cfg.face_ref)
     frame = cfg.frame or data.frame
     scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
     translator = Translator(run.networks[gen_name], device, cfg.amp)
