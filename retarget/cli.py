@@ -500,8 +500,25 @@ def render(
         float, _render_opt("feather", help="Mask feather, as a fraction of the crop side.", rich_help_panel=FACE)
     ] = RenderConfig.feather,
     color_match: Annotated[
-        Literal["lab", "none"], typer.Option(help="Match the face's colour to its surroundings.", rich_help_panel=FACE)
+        Literal["lab", "hist", "none"],
+        typer.Option(
+            help="Match the face's colours to the face it replaces: Lab mean and spread, RGB histograms, or not.",
+            rich_help_panel=FACE,
+        ),
     ] = RenderConfig.color_match,
+    blend: Annotated[
+        Literal["alpha", "seamless"],
+        typer.Option(
+            help="Paste along the feathered mask (alpha) or as a Poisson clone (OpenCV seamlessClone).",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.blend,
+    mask_erode: Annotated[
+        int, _render_opt("mask_erode", help="Shrink the face mask by this many pixels.", rich_help_panel=FACE)
+    ] = RenderConfig.mask_erode,
+    mask_dilate: Annotated[
+        int, _render_opt("mask_dilate", help="Grow the face mask by this many pixels.", rich_help_panel=FACE)
+    ] = RenderConfig.mask_dilate,
     batch_size: Annotated[int, _render_opt("batch_size", help="Frames per generator call.")] = RenderConfig.batch_size,
     crf: Annotated[int, _render_opt("crf", help="H.264 quality (lower is better).")] = RenderConfig.crf,
     side_by_side: Annotated[
@@ -517,6 +534,14 @@ def render(
             help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
         ),
     ] = RenderConfig.stabilize,
+    start: Annotated[
+        Optional[float],
+        _render_opt("start", help="Translate from this second on; earlier frames are copied unchanged."),
+    ] = RenderConfig.start,
+    end: Annotated[
+        Optional[float],
+        _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),
+    ] = RenderConfig.end,
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
     cfg = _config(RenderConfig, locals())

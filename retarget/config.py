@@ -246,7 +246,11 @@ class RenderConfig:
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
     mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
     feather: float = opt(0.08, min=0, max=0.5)  # mask feather width, as a fraction of the crop side
-    color_match: Literal["lab", "none"] = "lab"  # match the pasted face's colour to its surroundings
+    # match the pasted face's colour to the face it replaces: Lab mean and spread, RGB histograms, or not
+    color_match: Literal["lab", "hist", "none"] = "lab"
+    blend: Literal["alpha", "seamless"] = "alpha"  # face paste: along the feathered mask, or Poisson (seamlessClone)
+    mask_erode: int = opt(0, min=0)  # shrink the face mask by this many frame pixels (not with mask_dilate)
+    mask_dilate: int = opt(0, min=0)  # grow the face mask by this many frame pixels (not with mask_erode)
     batch_size: int = opt(8, min=1)  # frames per generator call
     crf: int = opt(18, min=0, max=51)  # libx264 quality (lower is better)
     side_by_side: bool = False  # write input and output next to each other
@@ -254,6 +258,8 @@ class RenderConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: Literal["bf16", "fp16", "off"] = "off"  # mixed precision on CUDA
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
+    start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged
+    end: Optional[float] = opt(None, min=0)  # translate up to this second (exclusive); later frames copied unchanged
 
 
 @dataclass(frozen=True)

@@ -298,5 +298,7 @@ def face_aligner(cfg: FaceConfig, size: int, face_ref: str | None = None) -> Fac
     Raises:
         RetargetError: the backend is not installed, or ``face_ref`` is missing, unreadable or shows no face.
     """
-    reference = load_reference(face_ref, cfg.backend) if face_ref is not None else None
-    return FaceAligner(cfg, size, get_backend(cfg.backend), reference)
+    if face_ref is None:
+        return FaceAligner(cfg, size)
+    # get_backend caches: the reference and the aligner share one backend
+    return FaceAligner(cfg, size, reference=load_reference(face_ref, cfg.backend))
