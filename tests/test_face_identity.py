@@ -242,3 +242,22 @@ def test_real_faces_extract_keeps_only_the_reference_person(two_people, tmp_path
         ds = read_dataset(out)
         assert len(ds.frames) == 4
         assert all((rec.landmarks[:, 0].mean() > middle) == right for rec in ds.frames)
+
+
+def test_descriptors_only_start_a_track_and_another_face_never_takes_it_over():
+    calls = []
+
+    def counting(image, landmarks):
+        calls.append(1)
+        return colour_descriptor(image, landmarks)
+
+    left, right = face(180), face(460)
+    ref = FaceReference(np.array(BLUE, np.float64) / 255.0, counting, 0.2, "ref.png")
+    backend = Backend([left, right])
+    aligner = FaceAligner(FaceConfig(smooth=0.0, detect_every=2, detect_size=320), 64, backend=backend, reference=ref)
+    for i in range(6):  # detections at frames 0, 2, 4
+        found = aligner(scene((left, RED), (right, BLUE)), i / 25)
+        assert found is not None and centre_x(found) == pytest.approx(460, abs=1)
+    assert len(calls) == 2  # both faces described once, when the track started
+    backend.faces = [left]  # the person leaves; the other stays
+    assert all(aligner(scene((left, RED)), (6 + i) / 25) is None for i in range(4))

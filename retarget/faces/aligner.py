@@ -164,17 +164,32 @@ class FaceAligner:
         self.stats.detector_runs += 1
         return [np.asarray(b, np.float64) / scale for b in self.backend.detect(small)]
 
+    def _nearest(self, boxes: list[np.ndarray]) -> np.ndarray:
+        """The box nearest the face followed so far."""
+        assert self._prev is not None
+        centre = self._prev[STABLE_POINTS].mean(0)
+        return min(boxes, key=lambda b: float(np.hypot(*((b[:2] + b[2:4]) / 2 - centre))))
+
     def _pick(self, boxes: list[np.ndarray]) -> np.ndarray:
         if self.cfg.pick == "tracked" and self._prev is not None:
-            centre = self._prev[STABLE_POINTS].mean(0)
-            return min(boxes, key=lambda b: float(np.hypot(*((b[:2] + b[2:4]) / 2 - centre))))
+            return self._nearest(boxes)
         return max(boxes, key=lambda b: float((b[2] - b[0]) * (b[3] - b[1])))
 
     def _person(
         self, image: np.ndarray, work: np.ndarray, boxes: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The box and landmarks of the reference person among ``boxes``, or None."""
+        """The box and landmarks of the reference person among ``boxes``, or None.
+
+        While the person is followed, the detection where their face was is theirs (the
+        tracker's checks vouch for it); descriptors (~0.1 s a face on a CPU core) are
+        computed only to start a track, or when no detection is where the face was.
+        """
         assert self.reference is not None
+        if self._prev is not None and self._prev_fit is not None:
+            box = self._nearest(boxes)
+            lm = np.asarray(self.backend.landmarks(work, box), np.float32)
+            if not jumped(self._prev_fit, shape_fit(lm)):
+                return box, lm
         marks = [np.asarray(self.backend.landmarks(work, b), np.float32) for b in boxes]
         best = self.reference.pick(image, marks)
         if best is None:
