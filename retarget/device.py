@@ -9,8 +9,11 @@ optimisation step (:mod:`retarget.nn.step`) and render (:mod:`retarget.render.re
   Ampere, Hopper, ...), else fp16 (Volta/Turing tensor cores; training adds a
   GradScaler);
 - CPU: bf16 where the CPU has native bf16 instructions (x86 AVX512-BF16 or AMX-BF16,
-  Arm BF16) and torch's oneDNN is built in, else float32 (emulated bf16 would only
-  add rounding, for no speed-up);
+  Arm BF16) and torch's oneDNN is built in, and the networks are wide enough for its
+  bf16 kernels (generator width at least :data:`CPU_BF16_MIN_WIDTH`: the ``tiny``
+  preset's 8-channel convolutions ran 0.8x as fast in bf16 on an AMD EPYC, widths
+  16-64 1.4-1.9x as fast); else float32 (emulated bf16 would only add rounding, for no
+  speed-up);
 - MPS: float32.
 
 ``bf16``, ``fp16`` and ``off`` force the choice on CUDA and CPU (fp16 training on CPU
@@ -29,6 +32,9 @@ from retarget.errors import RetargetError
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: The values ``--amp`` takes; ``auto`` resolves to one of the others (:func:`resolve_amp`).
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+#: Narrowest generator (first-layer filters) for which ``auto`` picks bf16 on a CPU: below it
+#: the casts cost more than the bf16 convolutions save (measured in docs/training.md).
+CPU_BF16_MIN_WIDTH = 16
 
 
 def has_mps() -> bool:
@@ -117,10 +123,11 @@ def cuda_has_native_bf16(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def resolve_amp(amp: str, device: torch.device | str) -> str:
+def resolve_amp(amp: str, device: torch.device | str, width: Optional[int] = None) -> str:
     """The precision ``--amp amp`` means on ``device``: ``"bf16"``, ``"fp16"`` or ``"off"`` (float32).
 
-    ``auto``: see the module docstring; the other values are returned as given.
+    ``auto``: see the module docstring (``width``: the generator's first-layer filters,
+    which decide on a CPU; None = wide enough); the other values are returned as given.
 
     Raises:
         RetargetError: an unknown value, or ``bf16``/``fp16`` on a device other than CUDA or CPU.
@@ -138,7 +145,8 @@ def resolve_amp(amp: str, device: torch.device | str) -> str:
         return amp
     if dev.type == "cuda":
         return "bf16" if cuda_has_native_bf16(dev) else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "off"
+    wide = width is None or width >= CPU_BF16_MIN_WIDTH
+    return "bf16" if wide and cpu_has_native_bf16() else "off"
 
 
 def amp_dtype(amp: str, device: torch.device | str) -> Optional[torch.dtype]:

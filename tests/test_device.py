@@ -47,6 +47,9 @@ def test_more_cuda_ranks_than_gpus_is_one_line(monkeypatch, gpus, local_rank, lo
 def test_amp_auto_is_bf16_where_native_and_forced_values_apply_on_cpu_and_cuda(monkeypatch):
     monkeypatch.setattr("retarget.device.cpu_has_native_bf16", lambda: True)
     assert resolve_amp("auto", "cpu") == "bf16" and amp_dtype("auto", "cpu") == torch.bfloat16
+    # narrow networks stay float32 on a CPU (the bf16 kernels lose there), wide ones and GPUs do not
+    assert resolve_amp("auto", "cpu", width=8) == "off" and resolve_amp("auto", "cpu", width=16) == "bf16"
+    assert resolve_amp("bf16", "cpu", width=8) == "bf16"
     monkeypatch.setattr("retarget.device.cpu_has_native_bf16", lambda: False)
     assert resolve_amp("auto", "cpu") == "off" and amp_dtype("auto", "cpu") is None
     monkeypatch.setattr("retarget.device.cuda_has_native_bf16", lambda device: True)

@@ -121,7 +121,7 @@ class Stepper:
         self.agree = agree
         self.device = device or next(iter(self.nets.values())).parameters().__next__().device
         cuda = self.device.type == "cuda"
-        self.amp = resolve_amp(amp, self.device)  # "bf16", "fp16" or "off"
+        self.amp = resolve_amp(amp, self.device, getattr(objective.model_cfg, "ngf", None))  # "bf16", "fp16" or "off"
         self.amp_dtype = AMP_DTYPES.get(self.amp)
         # fp16's narrow range: the loss is scaled up so small gradients do not underflow
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == "fp16" else None

@@ -104,7 +104,8 @@ class Translator:
     ) -> None:
         self.net = net
         self.device = torch.device(device)
-        self.amp = resolve_amp(amp, self.device)
+        width = next((m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        self.amp = resolve_amp(amp, self.device, width)  # a narrow generator stays float32 on a CPU
         self.amp_dtype = AMP_DTYPES.get(self.amp)
         cuda = self.device.type == "cuda"
         on = cuda if channels_last is None else channels_last
