@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
+from retarget.train.data import DomainData
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -41,6 +42,34 @@ def preview_rows(visuals: Mapping[str, torch.Tensor], sample: int = 0) -> list[l
     for key in visuals:
         rows.setdefault(key.split("/", 1)[0], []).append(key)
     return [[to_uint8(visuals[k][sample]) for k in sorted(keys, key=rank)] for keys in rows.values()]
+
+
+def preview_still(domain: DomainData, size: int) -> np.ndarray:
+    """A fixed frame of ``domain`` for the multi-domain preview rows: the middle frame of its
+    longest segment, its centre ``size x size`` square (``H x W x 3`` uint8 RGB, a copy)."""
+    longest = max(domain.segments, key=len)  # the first of equally long ones
+    frame = domain.clip(int(longest[len(longest) // 2]), 1)[0]
+    h, w = frame.shape[:2]
+    y, x = (h - size) // 2, (w - size) // 2
+    return np.array(frame[y : y + size, x : x + size])
+
+
+@torch.no_grad()
+def domain_rows(generator: torch.nn.Module, stills: np.ndarray, device: torch.device) -> list[list[np.ndarray]]:
+    """The multi-domain preview rows: for each domain's still, the still and its translation to every domain.
+
+    Args:
+        generator: the conditional ``G(x, c)`` (``c`` a ``[B]`` long target index), in eval mode.
+        stills: ``n x S x S x 3`` uint8, one frame per domain in label order (:func:`preview_still`).
+
+    Returns:
+        ``n`` rows (source domain ``d``): ``[x_d, G(x_d, 0), ..., G(x_d, n - 1)]``, each
+        ``S x S x 3`` uint8 RGB; ``G(x_d, d)`` is the model's image of ``x_d`` in its own domain.
+    """
+    x = torch.from_numpy(stills).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    n = x.shape[0]
+    outs = [generator(x, torch.full((n,), k, dtype=torch.long, device=device)) for k in range(n)]
+    return [[to_uint8(x[d]), *(to_uint8(out[d]) for out in outs)] for d in range(n)]
 
 
 def save_grid(path: str | os.PathLike[str], rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> None:
