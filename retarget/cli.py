@@ -203,7 +203,7 @@ def train(
     datasets: Annotated[
         Optional[list[str]],
         typer.Argument(
-            metavar="DATASETS...",
+            metavar="DATASETS",
             help="One dataset per domain (extract output or a folder of images): A_DIR B_DIR for a pair; "
             "three or more (or two with --multi) train one multi-domain model; not with --resume.",
         ),
@@ -406,7 +406,9 @@ def train(
     preview_frames: Annotated[
         int,
         _train_opt(
-            "preview_frames", help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN
+            "preview_frames",
+            help="Frames of A (multi-domain: the first domain) translated to a video at each preview; 0 disables.",
+            rich_help_panel=RUN,
         ),
     ] = TrainConfig.preview_frames,
     log_every: Annotated[

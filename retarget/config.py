@@ -231,7 +231,7 @@ class TrainConfig:
     checkpoint_every: int = opt(1000, min=1, resumable=True)  # steps between checkpoints
     keep: int = opt(1, min=0, resumable=True)  # older checkpoints kept besides the newest (render --step picks one)
     preview_every: int = opt(500, min=1, resumable=True)  # steps between preview grids
-    preview_frames: int = opt(48, min=0)  # consecutive A frames translated to a video at each preview; 0 disables
+    preview_frames: int = opt(48, min=0)  # consecutive A (multi: first domain) frames per preview video; 0 disables
     log_every: int = opt(10, min=1, resumable=True)  # steps between metrics.jsonl lines
     threads: Optional[int] = opt(None, min=1, resumable=True)  # CPU threads for torch; None leaves torch's default
 
