@@ -15,7 +15,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -100,13 +100,23 @@ def _typed(default: Any, raw: str) -> Any:
 
 
 def budget_config(
-    spec: str, preset: str, size: int, a_dir: str, b_dir: str, out: str, seed: int, budget: float, threads: int
+    spec: str,
+    preset: str,
+    size: int,
+    a_dir: str,
+    b_dir: str,
+    out: str,
+    seed: int,
+    budget: float,
+    threads: int,
+    steps: Optional[int] = None,
 ) -> Any:
     """The TrainConfig of one system trained for ``budget`` seconds of wall clock on the CPU.
 
     As a user's ``retarget train --time-limit`` run: the run stops after the step where
     the budget is spent and the LR decays over the budget; no previews, one checkpoint
-    at the end.
+    at the end. With ``steps``, the run trains that many steps instead (no time limit,
+    the LR decays over the steps): for comparisons at equal steps.
     """
     from retarget.config import TrainConfig
 
@@ -120,8 +130,8 @@ def budget_config(
         model=model,
         loss=loss,
         seed=seed,
-        steps=big,
-        time_limit=budget,
+        steps=steps or big,
+        time_limit=None if steps else budget,
         checkpoint_every=big,
         preview_every=big,
         preview_frames=0,

@@ -190,8 +190,10 @@ def train_and_translate(
     budget: float,
     threads: int,
     clip: np.ndarray,
+    steps: Optional[int] = None,
 ) -> dict[str, Any]:
-    """Train one system for ``budget`` seconds and translate ``clip`` with its G_AB (runs in a worker)."""
+    """Train one system for ``budget`` seconds (or ``steps`` steps) and translate ``clip`` with its G_AB
+    in float32 (runs in a worker)."""
     import torch
 
     from retarget.progress import console
@@ -199,13 +201,13 @@ def train_and_translate(
     from retarget.train import train
 
     torch.set_num_threads(threads)
-    cfg = budget_config(spec, preset, size, a_dir, b_dir, out, seed, budget, threads)
+    cfg = budget_config(spec, preset, size, a_dir, b_dir, out, seed, budget, threads, steps)
     t0 = time.perf_counter()
     with console.capture():
         result = train(cfg)
     seconds = time.perf_counter() - t0
     g = result.networks["G_AB"].eval()
-    tr = Translator(g, "cpu")
+    tr = Translator(g, "cpu", amp="off")  # the models are compared, not render's precision
     outputs = np.stack([o for i in range(0, len(clip), 16) for o in tr(list(clip[i : i + 16]))])
     return {"outputs": outputs, "steps": result.steps, "seconds": seconds}
 
@@ -239,7 +241,8 @@ def print_table(summary: dict[str, dict[str, Any]], info: dict[str, Any]) -> Non
 
     t = Table(
         title=f"{Path(info['video']).name}, style {info['style']}, {info['size']} px, "
-        f"budget {info['budget']} s, seeds {info['seeds']}"
+        + (f"{info['steps']} steps" if info.get("steps") else f"budget {info['budget']} s")
+        + f", seeds {info['seeds']}"
     )
     for col in ("system", "PSNR vs truth (dB)", "SSIM", "flicker", "warp err", "steps", "it/s"):
         t.add_column(col, justify="left" if col == "system" else "right")
@@ -279,6 +282,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--systems", nargs="+", default=["cyclegan", "recycle"], help="MODEL[+field=value,...]")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--budget", type=float, default=150.0, help="wall-clock training seconds per system")
+    ap.add_argument("--steps", type=int, help="train every system this many steps instead (equal steps, not time)")
     ap.add_argument("--sequential", action="store_true", help="train systems one after another (idle machine)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     ap.add_argument("--a-fraction", type=float, default=0.5, help="share of the frames that form domain A")
@@ -303,6 +307,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         info = {
             **inst.info,
             "budget": args.budget,
+            "steps": args.steps,
             "seeds": args.seeds,
             "preset": args.preset,
             "mode": "sequential" if args.sequential else "parallel",
@@ -329,6 +334,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                     seed=seed,
                     budget=args.budget,
                     threads=args.threads,
+                    steps=args.steps,
                 )
                 for i, spec in enumerate(args.systems)
             ]

@@ -48,10 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import parse_system, run_parallel, score, summarise  # noqa: E402
+from common import budget_config, parse_system, summarise  # noqa: E402
+from quality import run_parallel, score  # noqa: E402
 from quality_styles import STYLES, stylise  # noqa: E402
 
-from retarget.config import ExtractConfig, TrainConfig  # noqa: E402
+from retarget.config import ExtractConfig  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "bikes.mp4"
 MODES = ("square", "full")
@@ -127,11 +128,7 @@ def train_only(spec: str, preset: str, size: int, a_dir: str, b_dir: str, out: s
     from retarget.train import train
 
     torch.set_num_threads(threads)
-    model, loss, extra = parse_system(spec, preset, size)
-    big = 10**9
-    cfg = TrainConfig(a_dir=a_dir, b_dir=b_dir, out=out, preset=preset, model=model, loss=loss, seed=seed,
-                      steps=big, time_limit=budget, checkpoint_every=big, preview_every=big, preview_frames=0,
-                      log_every=50, overwrite=True, threads=threads, device="cpu", **extra)  # fmt: skip
+    cfg = budget_config(spec, preset, size, a_dir, b_dir, out, seed, budget, threads)
     t0 = time.perf_counter()
     with console.capture():
         result = train(cfg)
@@ -149,7 +146,7 @@ def render_clip(run_dir: str, clip: np.ndarray, mode: str) -> dict[str, np.ndarr
     run = load_run(run_dir, "cpu", names=("G_AB",))
     info = run.data_of("A")
     h, w = clip.shape[1:3]
-    translate = FitTranslate(Translator(run.networks["G_AB"], "cpu", amp="auto"), batch=8)
+    translate = FitTranslate(Translator(run.networks["G_AB"], "cpu", amp="off"), batch=8)  # models compared, in fp32
     if mode == "square":
         cut = square_cut(w, h, info.size)
         res = translate([cut.apply(f) for f in clip])

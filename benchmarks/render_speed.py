@@ -11,6 +11,14 @@ With ``--stabilize S`` it compares end to end with ``--stabilize S`` against wit
 instead (target, issue 9: >= 0.8x), alternating the two in one process, and writes
 "## render --stabilize".
 
+With ``--whole`` it renders whole frames (``--frame full``) of the video at each
+``--scales`` short side, without and with ``--tile`` (frames/s end to end, generator
+included), and checks that memory stays flat over the video's length: the clip is
+played ``--loops`` times in a row and the process's resident memory is sampled during
+each render (its peak in the first and in the last third); writes "## render: whole frames"::
+
+    python benchmarks/render_speed.py --whole --scales 128 256 --tile 128 --loops 3
+
 Uses an untrained default-preset generator (speed does not depend on the weights),
 ``torch.set_num_threads(threads)``, and writes the figures to docs/benchmarks.md under
 "## render" (replacing that section only).
@@ -126,6 +134,100 @@ def stabilizer_costs(crops: list[np.ndarray], strength: float) -> tuple[float, f
     return 1000 * (t1 - t0) / len(crops), 1000 * (t2 - t1) / len(crops)
 
 
+def looped_clip(video: Path, loops: int, dest: Path) -> Path:
+    """``video`` played ``loops`` times in a row (timestamps continued), re-encoded at source size."""
+    from retarget.video.writer import VideoWriter
+
+    info = probe(video)
+    with VideoWriter(dest, info.width, info.height, info.time_base, info.fps, crf=12) as writer:
+        pts = 0
+        step = max(1, round(1 / (info.fps * float(info.time_base)))) if info.fps else 1
+        for _ in range(loops):
+            with VideoReader(video) as reader:
+                for f in reader:
+                    writer.write(f.image, pts)
+                    pts += step
+    return dest
+
+
+class RssSampler:
+    """Resident memory of this process, sampled every ``every`` seconds in a thread (Linux /proc)."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        import threading
+
+        self.samples: list[tuple[float, int]] = []
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), self._rss()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def thirds(self) -> tuple[float, float]:
+        """Peak MiB in the first and in the last third of the sampled time."""
+        t0, t1 = self.samples[0][0], self.samples[-1][0]
+        span = max(t1 - t0, 1e-9)
+        first = [r for t, r in self.samples if t - t0 <= span / 3]
+        last = [r for t, r in self.samples if t - t0 >= 2 * span / 3]
+        return max(first) / 2**20, max(last) / 2**20
+
+
+def whole_frames(args: argparse.Namespace, video: Path, device: str, tmp: Path) -> None:
+    """Whole-frame renders at each scale, untiled and tiled; frames/s and memory over the video."""
+    info = probe(video)
+    clip = looped_clip(video, args.loops, tmp / "looped.mp4")
+    frames = probe(clip).frame_count
+    torch.manual_seed(0)
+    net = build_generator(model_preset("default", size=128)).eval().to(device)
+    translator = Translator(net, device, amp=args.amp)
+    rows = []
+    for scale in args.scales:
+        for tile in [None, *([args.tile] if args.tile else [])]:
+            cfg = RenderConfig(input=str(clip), output=str(tmp / "whole.mp4"), batch_size=args.batch_size,
+                               overwrite=True, stabilize=0.0, tile=tile)  # fmt: skip
+            threads = 1 if device == "cpu" else 0
+            with RssSampler() as rss:
+                s = translate_video(cfg, translator, 128, frame="full", scale=scale, encoder_threads=threads,
+                                    quiet=True)  # fmt: skip
+            first, last = rss.thirds()
+            rows.append((scale, tile, s.frames / s.seconds, first, last, s.width, s.height))
+            print(f"scale {scale} tile {tile}: {s.frames / s.seconds:.2f} frames/s end to end, "
+                  f"peak RSS {first:.0f} MiB (first third) / {last:.0f} MiB (last third)", flush=True)  # fmt: skip
+    lines = [
+        f"`python benchmarks/render_speed.py --whole --scales {' '.join(map(str, args.scales))}"
+        + (f" --tile {args.tile}" if args.tile else "")
+        + f" --loops {args.loops}` on {video.name} ({info.width}x{info.height}) played {args.loops} times "
+        f"({frames} frames), untrained default-preset generator, `--amp {args.amp}` ({translator.amp}), "
+        f"batch {args.batch_size}, torch threads {args.threads}, device {device}; end to end = decode, the whole "
+        "frame scaled to its short side = scale, reflect padding, generator, bilinear upscale back to "
+        "1280x720, H.264 encode (1 encoder thread on CPU).",
+        f"Machine: {load()}.",
+        "",
+        "| scale (short side) | --tile | end to end (frames/s) | peak RSS, first third (MiB) | last third (MiB) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for scale, tile, fps, first, last, w, h in rows:
+        lines.append(f"| {scale} | {tile or '-'} | {fps:.2f} | {first:.0f} | {last:.0f} |")
+    if not args.no_write:
+        write_section("\n".join(lines), title="render: whole frames")
+        print("wrote docs/benchmarks.md ## render: whole frames")
+
+
 def compare_stabilize(args: argparse.Namespace, clip: Path, video: Path, device: str, tmp: Path) -> None:
     """End to end with ``--stabilize S`` against without, alternating, at each size."""
     info, n_frames, start_load = probe(video), probe(clip).frame_count, load()
@@ -196,6 +298,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating generator/end-to-end measurements")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     ap.add_argument("--stabilize", type=float, default=0.0, help="compare end to end with this --stabilize")
+    ap.add_argument("--whole", action="store_true", help="whole-frame renders at --scales (and --tile)")
+    ap.add_argument("--scales", type=int, nargs="+", default=[128, 256], help="with --whole: short sides (px)")
+    ap.add_argument("--tile", type=int, default=0, help="with --whole: also render with this --tile")
+    ap.add_argument("--loops", type=int, default=3, help="with --whole: play the video this many times")
+    ap.add_argument("--amp", default="auto", help="the translator's --amp")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     video = Path(args.video)
@@ -207,6 +314,9 @@ def main() -> None:
         clip = make_clip(video, args.frames, Path(tmp) / "clip.mp4") if args.frames else video
         if args.stabilize > 0:
             compare_stabilize(args, clip, video, device, Path(tmp))
+            return
+        if args.whole:
+            whole_frames(args, clip, device, Path(tmp))
             return
         n_frames = probe(clip).frame_count
         sleep_ratio = overlap_only(clip, args.size[0], args.batch_size, Path(tmp))

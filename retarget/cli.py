@@ -180,6 +180,15 @@ def extract(
     detect_size: Annotated[
         int, _extract_opt("detect_size", help="Longest side of the frame the detector sees (px).", rich_help_panel=FACE)
     ] = FaceConfig.detect_size,
+    face_ref: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="IMAGE",
+            help="Keep only the face of the person in this image (face descriptor distance); frames without "
+            "that person are left out.",
+            rich_help_panel=FACE,
+        ),
+    ] = ExtractConfig.face_ref,
     cut_threshold: Annotated[
         float, _extract_opt("cut_threshold", help="Histogram distance that counts as a scene cut.")
     ] = ExtractConfig.cut_threshold,
@@ -394,6 +403,24 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="Start afresh over an existing run.", rich_help_panel=RUN)
     ] = TrainConfig.overwrite,
+    init_from: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="RUN",
+            help="Start from this run's newest networks (same architecture), with a fresh optimiser, LR schedule "
+            "and step count.",
+            rich_help_panel=RUN,
+        ),
+    ] = TrainConfig.init_from,
+    init_swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap",
+            help="With --init-from: start A->B from that run's B->A side (G_AB from its G_BA, D_A from D_B, "
+            "P_A from P_B, and the other way).",
+            rich_help_panel=RUN,
+        ),
+    ] = TrainConfig.init_swap,
     checkpoint_every: Annotated[
         int, _train_opt("checkpoint_every", help="Steps between checkpoints.", rich_help_panel=RUN)
     ] = TrainConfig.checkpoint_every,
@@ -548,6 +575,14 @@ def render(
     output_size: Annotated[
         Literal["source", "model"], typer.Option(help="Write at the source size or the model's size.")
     ] = RenderConfig.output_size,
+    face_ref: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="IMAGE",
+            help="Translate only the face of the person in this image; other people's faces stay as they are.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.face_ref,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,
@@ -555,8 +590,25 @@ def render(
         float, _render_opt("feather", help="Mask feather, as a fraction of the crop side.", rich_help_panel=FACE)
     ] = RenderConfig.feather,
     color_match: Annotated[
-        Literal["lab", "none"], typer.Option(help="Match the face's colour to its surroundings.", rich_help_panel=FACE)
+        Literal["lab", "hist", "none"],
+        typer.Option(
+            help="Match the face's colours to the face it replaces: Lab mean and spread, RGB histograms, or not.",
+            rich_help_panel=FACE,
+        ),
     ] = RenderConfig.color_match,
+    blend: Annotated[
+        Literal["alpha", "seamless"],
+        typer.Option(
+            help="Paste along the feathered mask (alpha) or as a Poisson clone (OpenCV seamlessClone).",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.blend,
+    mask_erode: Annotated[
+        int, _render_opt("mask_erode", help="Shrink the face mask by this many pixels.", rich_help_panel=FACE)
+    ] = RenderConfig.mask_erode,
+    mask_dilate: Annotated[
+        int, _render_opt("mask_dilate", help="Grow the face mask by this many pixels.", rich_help_panel=FACE)
+    ] = RenderConfig.mask_dilate,
     batch_size: Annotated[int, _render_opt("batch_size", help="Frames per generator call.")] = RenderConfig.batch_size,
     crf: Annotated[int, _render_opt("crf", help="H.264 quality (lower is better).")] = RenderConfig.crf,
     side_by_side: Annotated[
@@ -575,6 +627,14 @@ def render(
             help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
         ),
     ] = RenderConfig.stabilize,
+    start: Annotated[
+        Optional[float],
+        _render_opt("start", help="Translate from this second on; earlier frames are copied unchanged."),
+    ] = RenderConfig.start,
+    end: Annotated[
+        Optional[float],
+        _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),
+    ] = RenderConfig.end,
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
     cfg = _config(RenderConfig, locals())

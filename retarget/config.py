@@ -130,6 +130,7 @@ class ExtractConfig:
     frame: FrameMode = "full"  # align none: full keeps the whole frame's aspect, square its centre square
     crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
+    face_ref: Optional[str] = None  # align face: image of the person to keep; other people's faces are left out
     cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
     overwrite: bool = False  # replace an existing output folder
     append: bool = False  # add these videos to an existing dataset
@@ -228,6 +229,10 @@ class TrainConfig:
     cache: Literal["memory", "mmap"] = "memory"  # uint8 frame cache in RAM or a memory-mapped file
     resume: bool = False  # continue the run in `out` from its newest complete checkpoint (see resume_config)
     overwrite: bool = False  # start afresh even if `out` holds a run
+    # another run (folder or weights file) whose newest networks this run starts from, with a fresh
+    # optimiser, LR schedule and step count; the architecture must match; None = random weights
+    init_from: Optional[str] = None
+    init_swap: bool = False  # with init_from: start A->B from its B->A side (G_AB <- G_BA, D_A <- D_B, P_A <- P_B)
     checkpoint_every: int = opt(1000, min=1, resumable=True)  # steps between checkpoints
     keep: int = opt(1, min=0, resumable=True)  # older checkpoints kept besides the newest (render --step picks one)
     preview_every: int = opt(500, min=1, resumable=True)  # steps between preview grids
@@ -262,6 +267,7 @@ class RenderConfig:
     from_domain: Optional[str] = None
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
+    face_ref: Optional[str] = None  # face mode: image of the person to translate; other faces pass through
     frame: Optional[FrameMode] = None  # align none: full or square frames; None = the run's training data's
     scale: Optional[int] = opt(
         None, min=16
@@ -273,7 +279,11 @@ class RenderConfig:
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
     mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
     feather: float = opt(0.08, min=0, max=0.5)  # mask feather width, as a fraction of the crop side
-    color_match: Literal["lab", "none"] = "lab"  # match the pasted face's colour to its surroundings
+    # match the pasted face's colour to the face it replaces: Lab mean and spread, RGB histograms, or not
+    color_match: Literal["lab", "hist", "none"] = "lab"
+    blend: Literal["alpha", "seamless"] = "alpha"  # face paste: along the feathered mask, or Poisson (seamlessClone)
+    mask_erode: int = opt(0, min=0)  # shrink the face mask by this many frame pixels (not with mask_dilate)
+    mask_dilate: int = opt(0, min=0)  # grow the face mask by this many frame pixels (not with mask_erode)
     batch_size: int = opt(8, min=1)  # frames per generator call
     crf: int = opt(18, min=0, max=51)  # libx264 quality (lower is better)
     side_by_side: bool = False  # write input and output next to each other
@@ -281,6 +291,8 @@ class RenderConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
+    start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged
+    end: Optional[float] = opt(None, min=0)  # translate up to this second (exclusive); later frames copied unchanged
 
 
 @dataclass(frozen=True)
@@ -433,13 +445,15 @@ def check_config(cfg: Any) -> None:
 
 
 def check_train_config(cfg: TrainConfig) -> None:
-    """:func:`check_config`, and ``load_size`` (when given) at least the training size.
+    """:func:`check_config`, ``load_size`` (when given) at least the training size, ``init_swap`` only with ``init_from``.
 
     Raises :class:`OptionError`: the CLI turns it into a usage error, library callers of
     :func:`retarget.train.train` see it as a ``RetargetError`` with the same one line,
     e.g. ``--beta1 1: must be at least 0 and below 1``.
     """
     check_config(cfg)
+    if cfg.init_swap and not cfg.init_from:
+        raise OptionError("--swap: takes the B->A side of the run given with --init-from RUN; give that too")
     if cfg.load_size is not None and cfg.load_size < cfg.model.size:
         raise OptionError(
             f"--load-size {cfg.load_size}: must be at least --size {cfg.model.size} (frames are cropped to it)"

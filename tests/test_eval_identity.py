@@ -63,16 +63,16 @@ class RectFaces:
 
 
 class ColourDescriptor:
-    """Stand-in descriptor: the face box's mean red and blue, so each person has one point."""
+    """Stand-in descriptor: the mean red and blue around the landmarks, so each person has one point."""
 
     name = "colour"
 
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, image, box, points):
+    def __call__(self, image, points):
         self.calls += 1
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        (x0, y0), (x1, y1) = np.ceil(points.min(0)).astype(int), np.floor(points.max(0)).astype(int)  # inside
         patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
         return 2 * patch[:, [0, 2]].mean(axis=0) / 255  # A and B lie 2 * 120 / 255 * sqrt(2) = 1.33 apart
 

@@ -40,7 +40,7 @@ from retarget.dataset.manifest import (
 from retarget.dataset.scenes import SceneDetector
 from retarget.dataset.writer import ImageWriter
 from retarget.errors import RetargetError
-from retarget.faces.aligner import Aligner, FaceAligner
+from retarget.faces.aligner import Aligner, face_aligner
 from retarget.faces.continuity import Continuity
 from retarget.geometry import Cut, frame_cut
 from retarget.progress import console, make_progress
@@ -234,7 +234,8 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
     Args:
         cfg: the options (see :class:`retarget.config.ExtractConfig`).
         aligner: face aligner to use with ``align="face"`` instead of building
-            ``FaceAligner(cfg.face, cfg.size)`` (tests inject fakes). Called as
+            ``FaceAligner(cfg.face, cfg.size)`` (with ``cfg.face_ref``'s person; tests inject
+            fakes, and ``cfg.face_ref`` is then the aligner's business). Called as
             ``aligner(image, time) -> AlignedFace | None`` with image H x W x 3 uint8 RGB.
 
     Returns:
@@ -242,7 +243,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
 
     Raises:
         RetargetError: an option outside its range (named); a video is missing, not a video, has no video stream or no
-            decodable frame; the output exists (without overwrite/append) or cannot be
+            decodable frame; the ``--face-ref`` image is missing or shows no face; the output exists (without overwrite/append) or cannot be
             written; no frame at all was written.
     """
     t0 = time.perf_counter()
@@ -251,6 +252,8 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
         raise RetargetError("no input videos given")
     if cfg.crop is not None and cfg.align != "none":
         raise RetargetError("--crop applies to --align none only")
+    if cfg.face_ref is not None and cfg.align != "face":
+        raise RetargetError("--face-ref applies to --align face only")
     if cfg.frame not in ("full", "square"):
         raise RetargetError(f"--frame {cfg.frame}: choose full or square")
     out = Path(cfg.output) if cfg.output else Path("data") / Path(cfg.videos[0]).stem
@@ -267,7 +270,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
                     f"[yellow]warning:[/] {v}: same content as {known[sha]}, already in {out}; adding it again"
                 )
     if cfg.align == "face" and aligner is None:
-        aligner = FaceAligner(cfg.face, cfg.size)
+        aligner = face_aligner(cfg.face, cfg.size, cfg.face_ref)
     try:
         with atomic_dir(out, replace=out.exists()) as tmp:
             (tmp / FRAMES_DIR).mkdir()

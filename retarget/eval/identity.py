@@ -18,73 +18,22 @@ shares within the same-person threshold of each.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Iterator, Optional
 
 import cv2
 import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.eval.faces import FaceComparer, FaceComparison
-from retarget.faces.backends import dlib_model_path
+from retarget.faces.identity import SAME_PERSON, Descriptor, get_descriptor
 
-#: dlib's same-person distance: pairs of one person's faces lie under it.
-SAME_PERSON = 0.6
+__all__ = ["SAME_PERSON", "TARGET_IMAGES", "IdentityTrack", "TargetFaces", "get_descriptor", "target_faces"]
+
 #: At most this many images of the target are described (evenly spaced).
 TARGET_IMAGES = 200
-#: The descriptor model's file in ``face_recognition_models``.
-DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
-
-
-class DescriptorModel(Protocol):
-    """Maps a face to a vector where one person's faces lie close together."""
-
-    name: str
-
-    def __call__(self, image: np.ndarray, box: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Descriptor of the face with ``box`` ``[x0, y0, x1, y1]`` and ``(68, 2)`` landmarks in ``image``.
-
-        Args:
-            image: ``H x W x 3`` uint8 RGB.
-
-        Returns:
-            ``(D,)`` float64 (D = 128 for dlib).
-        """
-        ...
-
-
-class DlibDescriptor:
-    """dlib's ResNet face descriptor (``face_recognition_model_v1``) on the aligned face chip."""
-
-    name = "dlib-resnet"
-
-    def __init__(self, model_path: Optional[str] = None) -> None:
-        try:
-            import dlib  # noqa: PLC0415 - optional dependency
-        except ImportError as exc:
-            raise RetargetError(
-                "face identity needs the 'dlib' package; install it with: pip install 'retarget[face]'"
-            ) from exc
-        self._dlib = dlib
-        self._model = dlib.face_recognition_model_v1(model_path or dlib_model_path(DESCRIPTOR_MODEL))
-
-    def __call__(self, image: np.ndarray, box: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """The 128-d descriptor; see :meth:`DescriptorModel.__call__`."""
-        d = self._dlib
-        x0, y0, x1, y1 = (round(float(v)) for v in box)
-        parts = [d.point(round(float(x)), round(float(y))) for x, y in np.asarray(points)]
-        shape = d.full_object_detection(d.rectangle(x0, y0, x1 - 1, y1 - 1), parts)
-        chip = d.get_face_chip(np.ascontiguousarray(image), shape, size=150, padding=0.25)
-        return np.asarray(self._model.compute_face_descriptor(chip), np.float64)
-
-
-@functools.lru_cache(maxsize=1)
-def get_descriptor() -> DescriptorModel:
-    """The dlib descriptor model, loaded once per process (RetargetError without the face extra)."""
-    return DlibDescriptor()
 
 
 @dataclass(frozen=True)
@@ -118,16 +67,14 @@ def _video_images(path: Path, limit: int) -> Iterator[np.ndarray]:
             yield frame.image
 
 
-def target_faces(
-    path: str, comparer: FaceComparer, descriptor: DescriptorModel, limit: int = TARGET_IMAGES
-) -> TargetFaces:
+def target_faces(path: str, comparer: FaceComparer, descriptor: Descriptor, limit: int = TARGET_IMAGES) -> TargetFaces:
     """Mean descriptor of the largest face in (at most ``limit``) images of the target.
 
     Args:
         path: a dataset folder (``extract`` output, face-aligned crops are fine, or a
             plain image folder) or a video file (its frames, evenly thinned).
         comparer: finds the faces and landmarks (its backend and detection size).
-        descriptor: the descriptor model.
+        descriptor: the face descriptor.
 
     Raises:
         RetargetError: ``path`` missing or unreadable, or no face found in it.
@@ -142,7 +89,7 @@ def target_faces(
         seen += 1
         found = comparer.face(image)
         if found is not None:
-            described.append(descriptor(image, *found))
+            described.append(descriptor(image, found[1]))  # found: (box, landmarks)
     if not described:
         raise RetargetError(f"{path}: no face found in the target ({seen} images looked at)")
     return TargetFaces(path=str(path), mean=np.mean(described, axis=0), faces=len(described), images=seen)
@@ -156,14 +103,14 @@ class IdentityTrack:
     """Descriptors of the output faces (kept) and of the source faces (summed into A's mean).
 
     Args:
-        descriptor: the descriptor model.
+        descriptor: the face descriptor (:class:`retarget.faces.identity.FaceDescriptor`).
         target: B's mean descriptor (:func:`target_faces`).
         threshold: the same-person distance.
 
     Call :meth:`add` once per scored frame, then read :meth:`summary` and :meth:`per_frame`.
     """
 
-    def __init__(self, descriptor: DescriptorModel, target: TargetFaces, threshold: float = SAME_PERSON) -> None:
+    def __init__(self, descriptor: Descriptor, target: TargetFaces, threshold: float = SAME_PERSON) -> None:
         self.descriptor = descriptor
         self.target = target
         self.threshold = float(threshold)
@@ -174,12 +121,12 @@ class IdentityTrack:
     def add(self, source: np.ndarray, output: np.ndarray, found: Optional[FaceComparison]) -> None:
         """Describe the source and output faces of one frame pair (``H x W x 3`` uint8 RGB)."""
         out = None
-        if found is not None and found.source_points is not None and found.source_box is not None:
-            d = self.descriptor(source, found.source_box, found.source_points)
+        if found is not None and found.source_points is not None:
+            d = self.descriptor(source, found.source_points)
             self.source_sum = d if self.source_sum is None else self.source_sum + d
             self.source_faces += 1
-            if found.output_points is not None and found.output_box is not None:
-                out = self.descriptor(output, found.output_box, found.output_points)
+            if found.output_points is not None:
+                out = self.descriptor(output, found.output_points)
         self.outputs.append(out)
 
     def _distances(self) -> tuple[list[Optional[float]], list[Optional[float]]]:

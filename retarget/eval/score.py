@@ -18,7 +18,8 @@ from retarget.dataset.scenes import SceneDetector
 from retarget.eval.expression import ExpressionTrack
 from retarget.eval.faces import FaceComparer, FaceComparison
 from retarget.eval.frames import common_size, fit
-from retarget.eval.identity import DescriptorModel, IdentityTrack, TargetFaces, get_descriptor, target_faces
+from retarget.eval.identity import IdentityTrack, TargetFaces, get_descriptor, target_faces
+from retarget.faces.identity import Descriptor
 from retarget.eval.metrics import PSNR_CAP, flicker, psnr, ssim
 from retarget.eval.temporal import non_occluded, pair_e_warp, pair_warping_error
 from retarget.faces.backends import FaceBackend
@@ -66,7 +67,7 @@ class FrameScorer:
         cut_threshold: float = 0.5,
         per_frame: bool = False,
         target: Optional[TargetFaces] = None,
-        descriptor: Optional[DescriptorModel] = None,
+        descriptor: Optional[Descriptor] = None,
     ) -> None:
         if target is not None and faces is None:
             raise ValueError("the identity score needs a face backend")
@@ -274,7 +275,7 @@ def score_frames(
     cut_threshold: float = 0.5,
     per_frame: bool = False,
     target: Optional[TargetFaces | str] = None,
-    descriptor: Optional[DescriptorModel] = None,
+    descriptor: Optional[Descriptor] = None,
 ) -> dict[str, Any]:
     """Score in-memory frame lists, frame ``i`` of each list being one moment.
 

@@ -21,6 +21,11 @@ smooths; tests pass simpler aligners. Per frame:
 5. The similarity onto the template is smoothed over time
    (:class:`~retarget.faces.smooth.TransformSmoother`) and the crop is cut with it.
 
+With a reference person (``--face-ref``, :class:`~retarget.faces.identity.FaceReference`),
+step 1 keeps only the detection nearest that person within the same-person distance, and
+none when the person is not among the faces found (the frame then has no face, unless the
+track of the person holds as in step 2); tracking follows the face it was given.
+
 A lost face, a switch to another face and :meth:`FaceAligner.reset` restart the
 smoothing; :attr:`AlignedFace.track` counts such restarts so a caller can end a
 segment there. :class:`~retarget.faces.continuity.Continuity` resets an aligner at scene
@@ -38,6 +43,7 @@ import numpy as np
 from retarget.config import FaceConfig
 from retarget.faces.align import STABLE_POINTS, crop_matrix, warp_crop
 from retarget.faces.backends import FaceBackend, get_backend
+from retarget.faces.identity import FaceReference, load_reference
 from retarget.faces.smooth import TransformSmoother
 from retarget.faces.tracker import (
     MAX_TEMPLATE_RMS,
@@ -51,7 +57,7 @@ from retarget.faces.tracker import (
     shape_fit,
 )
 
-__all__ = ["AlignedFace", "Aligner", "AlignerStats", "FaceAligner"]
+__all__ = ["AlignedFace", "Aligner", "AlignerStats", "FaceAligner", "face_aligner"]
 
 
 @dataclass
@@ -88,6 +94,7 @@ class AlignerStats:
     redetections: int = 0  # tracked landmarks looked lost, detector re-run early
     missed_checks: int = 0  # scheduled detections that missed while the track held
     lost: int = 0
+    others: int = 0  # detections that found faces, none of them the reference person
 
 
 class Aligner(Protocol):
@@ -113,13 +120,18 @@ class FaceAligner:
         size: side of the aligned crops in pixels.
         backend: a :class:`~retarget.faces.backends.FaceBackend`; default
             ``get_backend(cfg.backend)``.
+        reference: keep only this person's face (``--face-ref``); ``cfg.pick`` then
+            does not apply. None: any face, picked by ``cfg.pick``.
 
     Call it on the frames of one video in order; call :meth:`reset` at scene cuts and
     before another video.
     """
 
-    def __init__(self, cfg: FaceConfig, size: int, backend: FaceBackend | None = None) -> None:
+    def __init__(
+        self, cfg: FaceConfig, size: int, backend: FaceBackend | None = None, reference: FaceReference | None = None
+    ) -> None:
         self.cfg = cfg
+        self.reference = reference
         self.size = size
         self.backend = backend if backend is not None else get_backend(cfg.backend)
         self._gray = bool(getattr(self.backend, "accepts_gray", False))
@@ -152,21 +164,57 @@ class FaceAligner:
         self.stats.detector_runs += 1
         return [np.asarray(b, np.float64) / scale for b in self.backend.detect(small)]
 
+    def _nearest(self, boxes: list[np.ndarray]) -> np.ndarray:
+        """The box nearest the face followed so far."""
+        assert self._prev is not None
+        centre = self._prev[STABLE_POINTS].mean(0)
+        return min(boxes, key=lambda b: float(np.hypot(*((b[:2] + b[2:4]) / 2 - centre))))
+
     def _pick(self, boxes: list[np.ndarray]) -> np.ndarray:
         if self.cfg.pick == "tracked" and self._prev is not None:
-            centre = self._prev[STABLE_POINTS].mean(0)
-            return min(boxes, key=lambda b: float(np.hypot(*((b[:2] + b[2:4]) / 2 - centre))))
+            return self._nearest(boxes)
         return max(boxes, key=lambda b: float((b[2] - b[0]) * (b[3] - b[1])))
 
-    def _detect(self, work: np.ndarray) -> np.ndarray | None:
-        boxes = self._detect_at(work, self.cfg.detect_size)
-        if not boxes and self._prev is not None:
-            self.stats.retries += 1
-            boxes = self._detect_at(work, 2 * self.cfg.detect_size)
+    def _person(
+        self, image: np.ndarray, work: np.ndarray, boxes: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The box and landmarks of the reference person among ``boxes``, or None.
+
+        While the person is followed, the detection where their face was is theirs (the
+        tracker's checks vouch for it); descriptors (~0.1 s a face on a CPU core) are
+        computed only to start a track, or when no detection is where the face was.
+        """
+        assert self.reference is not None
+        if self._prev is not None and self._prev_fit is not None:
+            box = self._nearest(boxes)
+            lm = np.asarray(self.backend.landmarks(work, box), np.float32)
+            if not jumped(self._prev_fit, shape_fit(lm)):
+                return box, lm
+        marks = [np.asarray(self.backend.landmarks(work, b), np.float32) for b in boxes]
+        best = self.reference.pick(image, marks)
+        if best is None:
+            self.stats.others += 1
+            return None
+        return boxes[best], marks[best]
+
+    def _found(self, image: np.ndarray, work: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The face to follow among the detections at ``side`` px: ``(box, landmarks)``, or None."""
+        boxes = self._detect_at(work, side)
         if not boxes:
             return None
+        if self.reference is not None:
+            return self._person(image, work, boxes)
         box = self._pick(boxes)
-        lm = np.asarray(self.backend.landmarks(work, box), np.float32)
+        return box, np.asarray(self.backend.landmarks(work, box), np.float32)
+
+    def _detect(self, image: np.ndarray, work: np.ndarray) -> np.ndarray | None:
+        found = self._found(image, work, self.cfg.detect_size)
+        if found is None and self._prev is not None:
+            self.stats.retries += 1
+            found = self._found(image, work, 2 * self.cfg.detect_size)
+        if found is None:
+            return None
+        box, lm = found
         fit = shape_fit(lm)
         like = self._shape.like(fit)
         if not like and fit.rms > MAX_TEMPLATE_RMS:
@@ -227,7 +275,7 @@ class FaceAligner:
                 lm, patch = tracked
                 self.stats.tracked += 1
         if lm is None:
-            lm = self._detect(work)
+            lm = self._detect(image, work)
             if lm is not None:
                 detected = True
                 self._since = 0
@@ -257,3 +305,15 @@ class FaceAligner:
         crop = warp_crop(image, matrix, self.size)
         self.stats.aligned += 1
         return AlignedFace(matrix, raw, lm, crop, track=self._track_id, detected=detected)
+
+
+def face_aligner(cfg: FaceConfig, size: int, face_ref: str | None = None) -> FaceAligner:
+    """A :class:`FaceAligner` with ``cfg``'s backend, keeping only the person of the image ``face_ref`` if given.
+
+    Raises:
+        RetargetError: the backend is not installed, or ``face_ref`` is missing, unreadable or shows no face.
+    """
+    if face_ref is None:
+        return FaceAligner(cfg, size)
+    # get_backend caches: the reference and the aligner share one backend
+    return FaceAligner(cfg, size, reference=load_reference(face_ref, cfg.backend))

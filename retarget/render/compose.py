@@ -5,7 +5,9 @@ along its mask (:func:`retarget.faces.paste.paste_back`), a square or whole-fram
 upscaled into its region of the frame (``--upscale bilinear`` or ``detail``, see
 :mod:`retarget.render.upscale`; outside the region the frame keeps the input), or, with
 ``--output-size model``, the translation is the picture; ``--side-by-side`` puts the input
-on its left (:func:`side_by_side`).
+on its left (:func:`side_by_side`). :func:`face_paste` binds render's blend options
+(``--mask``, ``--feather``, ``--color-match``, ``--blend``, ``--mask-erode``, ``--mask-dilate``)
+to the paste.
 
 The crop geometry (cuts, their matrices, ``place_back``) lives in :mod:`retarget.geometry`,
 shared with extract.
@@ -13,6 +15,7 @@ shared with extract.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from retarget.geometry import Cut, place_back
 
-__all__ = ["Composer", "side_by_side"]
+__all__ = ["Composer", "face_paste", "side_by_side"]
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -36,6 +39,22 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         w = max(1, round(left.shape[1] * h / left.shape[0]))
         left = cv2.resize(left, (w, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(np.concatenate([left, right], axis=1))
+
+
+def face_paste(cfg: Any) -> Callable[..., np.ndarray]:
+    """``paste(frame, crop, matrix, landmarks) -> frame`` with the blend options of ``cfg`` (a
+    :class:`~retarget.config.RenderConfig`) bound: :func:`retarget.faces.paste.paste_back`."""
+    from retarget.faces.paste import paste_back
+
+    return functools.partial(
+        paste_back,
+        mask=cfg.mask,
+        feather=cfg.feather,
+        color_match=cfg.color_match,
+        blend=cfg.blend,
+        erode=cfg.mask_erode,
+        dilate=cfg.mask_dilate,
+    )
 
 
 @dataclass(frozen=True)

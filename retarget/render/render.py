@@ -40,7 +40,7 @@ from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner
 from retarget.geometry import FRAME_MODES, Cut, frame_cut, square_cut
 from retarget.progress import console, make_progress
-from retarget.render.compose import Composer
+from retarget.render.compose import Composer, face_paste
 from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
 from retarget.render.source import CutAligner, Decoded, Source, batches
@@ -79,6 +79,8 @@ class RenderSummary:
     frame: str = ""  # align none: "full" (whole frames) or "square" (centre squares); "" in face mode
     scale: int = 0  # align none: short side (px) of the picture the generator saw
     precision: str = ""  # the generator's arithmetic: "bf16", "fp16" or "fp32" ("" = not a Translator)
+    translated: int = 0  # frames inside --start/--end (every frame without them); the others were copied
+    window: str = ""  # "2.00-5.00 s" with --start/--end, else ""
 
 
 class Translator:
@@ -150,6 +152,24 @@ def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     return src, out
 
 
+def check_options(cfg: RenderConfig, info: VideoInfo) -> None:
+    """Render options that depend on each other or on the input; a one-line RetargetError before any work."""
+    if cfg.mask_erode and cfg.mask_dilate:
+        raise RetargetError(
+            f"--mask-erode {cfg.mask_erode} --mask-dilate {cfg.mask_dilate}: give one of them (the mask shrinks or grows)"
+        )
+    if cfg.start is not None and cfg.end is not None and cfg.start >= cfg.end:
+        raise RetargetError(f"--start {cfg.start:g} --end {cfg.end:g}: the start must come before the end")
+    if cfg.start is not None and info.duration > 0 and cfg.start >= info.duration:
+        raise RetargetError(f"--start {cfg.start:g}: beyond the end of {info.path} ({info.duration:.2f} s)")
+
+
+def _window(cfg: RenderConfig) -> str:
+    if cfg.start is None and cfg.end is None:
+        return ""
+    return f"{cfg.start or 0:.2f}-" + ("end" if cfg.end is None else f"{cfg.end:.2f} s")
+
+
 def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run.
 
@@ -167,11 +187,13 @@ def render(cfg: RenderConfig) -> RenderSummary:
 
     Raises:
         RetargetError: an option outside its range (named), bad paths, unreadable input, no video stream, missing or
-            incompatible model.
+            incompatible model, a ``--face-ref`` image missing or without a face, ``--start`` not before
+            ``--end`` or beyond the video, both ``--mask-erode`` and ``--mask-dilate``.
     """
     check_config(cfg)  # the ranges the CLI enforces, for library callers
     src, out = check_paths(cfg)
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
+    check_options(cfg, info)
     device = resolve_device(cfg.device)
     run = open_run(cfg.model, step=cfg.step)
     way = pick_direction(run, cfg)
@@ -187,11 +209,13 @@ def render(cfg: RenderConfig) -> RenderSummary:
     size = data.size or run.model_cfg.size
     align = cfg.align or data.align
     aligner: Optional[Aligner] = None
+    if cfg.face_ref is not None and align != "face":
+        raise RetargetError(f"--face-ref applies to face mode only (this render is --align {align})")
     if align == "face":
         face_cfg = cfg.face or data.face or FaceConfig()
-        from retarget.faces.aligner import FaceAligner
+        from retarget.faces.aligner import face_aligner
 
-        aligner = FaceAligner(face_cfg, size)
+        aligner = face_aligner(face_cfg, size, cfg.face_ref)
     frame = cfg.frame or data.frame
     scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
     translator = Translator(net, device, cfg.amp)
@@ -255,15 +279,16 @@ def _stages(
         from retarget.render.stabilize import Stabilizer
 
         stabilizer = Stabilizer(cfg.stabilize)
-    paste = None
-    if aligner is not None:
-        from retarget.faces.paste import paste_back
-
-        paste = functools.partial(paste_back, mask=cfg.mask, feather=cfg.feather, color_match=cfg.color_match)
+    paste = face_paste(cfg) if aligner is not None else None
     fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
     compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
-        aligner or CutAligner(cut), face=aligner is not None, stabilizer=stabilizer, scene_threshold=scene_threshold
+        aligner or CutAligner(cut),
+        face=aligner is not None,
+        stabilizer=stabilizer,
+        scene_threshold=scene_threshold,
+        start=cfg.start,
+        end=cfg.end,
     )
     return source, compose, stabilizer
 
@@ -310,6 +335,7 @@ def translate_video(
     """
     src, out = check_paths(cfg)
     info = info or probe(src)
+    check_options(cfg, info)
     clean_stale_temps(out.parent, quiet=quiet)
     if not 0.0 <= cfg.stabilize <= 1.0:
         raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
@@ -332,6 +358,8 @@ def translate_video(
                 sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
                 items = source.items(decoded, lambda: decoded.bad_frames)
                 run_stages(batches(items, batch_size), functools.partial(translate_items, translate=fit), sink, depth=2)
+            if not source.inside:  # the container did not say how long the video is
+                raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
             written = writer.summary
     seconds = time.perf_counter() - started
     summary = RenderSummary(
@@ -351,6 +379,8 @@ def translate_video(
         frame="" if aligner is not None else frame,
         scale=0 if aligner is not None else min(cut.size),
         precision=precision_name(amp) if (amp := getattr(translate, "amp", None)) else "",
+        translated=source.inside,
+        window=_window(cfg),
     )
     if not quiet:
         _print_summary(summary)
@@ -362,6 +392,7 @@ def _print_summary(summary: RenderSummary) -> None:
     note = f", face found in {summary.faces}" if summary.align == "face" else ""
     note += f", whole frames at {summary.scale} px" if summary.frame == "full" else ""
     note += f", stabilized (strength {summary.stabilize:g})" if summary.stabilize > 0 else ""
+    note += f", {summary.translated} translated ({summary.window}), the rest copied" if summary.window else ""
     console.print(
         f"wrote {summary.output}: {summary.frames} frames{note}, {summary.duration:.2f} s, "
         f"{summary.width}x{summary.height}, {summary.audio_text} "

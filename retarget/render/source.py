@@ -10,7 +10,9 @@ midway is resized to its first size, so the output size stays fixed).
 - continuity: a scene cut or a decode hole resets the aligner (as extract does) and the
   stabilizer;
 - with ``--stabilize``, the stabilizer's half that measures the source's motion
-  (:meth:`retarget.render.stabilize.Stabilizer.prepare`), so it overlaps the generator.
+  (:meth:`retarget.render.stabilize.Stabilizer.prepare`), so it overlaps the generator;
+- with ``--start`` / ``--end``, frames outside that time span get no network input: they
+  pass through unchanged (the aligner never sees them).
 
 Frames are plain :class:`retarget.video.reader.Frame` s, so a test can feed arrays.
 """
@@ -110,19 +112,35 @@ class Source:
         stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` whose ``prepare`` runs
             here, or None.
         scene_threshold: scene-cut threshold (face mode and the stabilizer).
+        start, end: translate only frames whose time (s) is at least ``start`` and below
+            ``end`` (None: unbounded); the others pass through.
 
     Attributes:
         faces: frames where the aligner found a face (face mode), so far.
+        inside: frames inside the time span, so far.
     """
 
     def __init__(
-        self, aligner: Aligner, *, face: bool = False, stabilizer: Any = None, scene_threshold: float = 0.5
+        self,
+        aligner: Aligner,
+        *,
+        face: bool = False,
+        stabilizer: Any = None,
+        scene_threshold: float = 0.5,
+        start: Optional[float] = None,
+        end: Optional[float] = None,
     ) -> None:
         self.aligner = aligner
         self.face = face
         self.stabilizer = stabilizer
         self.scene_threshold = scene_threshold
+        self.start, self.end = start, end
         self.faces = 0
+        self.inside = 0
+
+    def within(self, time: float) -> bool:
+        """Whether a frame at ``time`` seconds is translated (``start <= time < end``)."""
+        return (self.start is None or time >= self.start) and (self.end is None or time < self.end)
 
     def items(self, frames: Iterable[Frame], bad_frames: Callable[[], int] = lambda: 0) -> Iterator[Item]:
         """One :class:`Item` per frame, in order; ``bad_frames()`` is the decoder's running failure count."""
@@ -136,6 +154,13 @@ class Source:
         track = None  # face track of the previous frame (--stabilize restarts on a new one)
         for frame in frames:
             image = frame.image
+            if not self.within(frame.time):  # outside --start/--end: as it is
+                item = Item(frame.index, frame.pts, image, None)
+                if self.stabilizer is not None:
+                    item.link = self.stabilizer.prepare(None, reset=True)
+                yield item
+                continue
+            self.inside += 1
             # as extract: smoothing must not blend across a cut or a decode hole
             broken = continuity is not None and continuity(detector(image), bad_frames(), frame.time)
             found = self.aligner(image, frame.time)

@@ -38,7 +38,7 @@ from retarget.run import layout
 from retarget.run.layout import append_metrics
 from retarget.train import distributed as ddp
 from retarget.train.loop import Hook, Trainer
-from retarget.train.preview import domain_rows, preview_rows, save_grid, save_loss_curve
+from retarget.train.preview import domain_rows, name_targets, preview_rows, save_grid, save_loss_curve
 from retarget.train.ranks import rank_speeds
 from retarget.views.run_views import RunViews
 
@@ -134,8 +134,11 @@ class Previews(Hook):
         if trainer.is_main and trainer.due(self.every):
             rows = preview_rows(trainer.stepper.objective.visuals(trainer.batch))
             if self.stills is not None:
+                names = trainer.cfg.names
                 with eval_mode({"G": trainer.nets["G"]}):
-                    rows = domain_rows(trainer.nets["G"], self.stills, trainer.device) + rows
+                    rows = domain_rows(trainer.nets["G"], self.stills, trainer.device, names) + name_targets(
+                        rows, names
+                    )
             path = trainer.run_dir / layout.preview_file(trainer.step, layout.GRID)
             try:
                 save_grid(path, rows)

@@ -39,6 +39,7 @@ from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 from retarget.train import distributed as ddp
 from retarget.train.data import DomainData, default_load_size, load_domain
+from retarget.train.init_from import InitWeights, read_init
 from retarget.train.hooks import (
     Callback,
     Checkpoint,
@@ -244,10 +245,11 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     _prepare_run_dir(cfg, run_dir)
+    init = read_init(cfg)  # --init-from: read and checked before the run folder is touched
     created = _first_missing(run_dir)
     ddp.barrier(ctx)
     try:
-        trainer = _setup(cfg, ctx, device, run_dir, hooks)
+        trainer = _setup(cfg, ctx, device, run_dir, hooks, init)
     except BaseException:
         if ctx.is_main and created is not None:  # a failed start leaves no empty run folder
             shutil.rmtree(created, ignore_errors=True)
@@ -274,9 +276,15 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
 
 
 def _setup(
-    cfg: TrainConfig, ctx: ddp.DistContext, device: torch.device, run_dir: Path, hooks: Sequence[Hook]
+    cfg: TrainConfig,
+    ctx: ddp.DistContext,
+    device: torch.device,
+    run_dir: Path,
+    hooks: Sequence[Hook],
+    init: Optional[InitWeights] = None,
 ) -> Trainer:
-    """Run folder, data, networks, optimizers and hooks; the resumed state loaded; config.json written."""
+    """Run folder, data, networks (``init``'s weights, if any), optimizers and hooks; the resumed state loaded;
+    config.json written."""
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(run_dir, run_dir / layout.PREVIEWS, run_dir / layout.CHECKPOINTS)
@@ -296,6 +304,11 @@ def _setup(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     nets = build_networks(cfg.model)
+    if init is not None:
+        init.load_into(nets)
+        if ctx.is_main:
+            side = ", its B->A side as A->B" if init.swapped else ""
+            console.print(f"starting from {init.path} (step {init.step}{side})", markup=False, soft_wrap=True)
     for net in nets.values():
         net.to(device).train()
     stepper = _make_step(nets, cfg, device, ctx)
@@ -309,8 +322,16 @@ def _setup(
         # The file re-creates the run: the real folder, and neither --resume nor --overwrite;
         # absolute dataset paths, so `train --resume RUN` works from any folder.
         a_dir, b_dir, *more = (str(Path(d).resolve()) for d in cfg.datasets)
+        init_from = str(Path(cfg.init_from).resolve()) if cfg.init_from else None
         saved_cfg = replace(
-            cfg, a_dir=a_dir, b_dir=b_dir, more=tuple(more), out=str(run_dir), resume=False, overwrite=False
+            cfg,
+            a_dir=a_dir,
+            b_dir=b_dir,
+            more=tuple(more),
+            init_from=init_from,
+            out=str(run_dir),
+            resume=False,
+            overwrite=False,
         )
         layout.write_config(run_dir, saved_cfg, amp_used=trainer.stepper.amp)
         trainer.records = layout.read_metrics(run_dir, upto=trainer.start)

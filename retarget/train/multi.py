@@ -71,7 +71,8 @@ def resolve_domains(cfg: TrainConfig) -> TrainConfig:
 
     Raises:
         RetargetError: names that are invalid, repeated or not one per dataset; a
-            ``model.domains`` other than the number of datasets; ``content_model_a`` /
+            ``model.domains`` other than the number of datasets; ``init_swap`` (a pair's
+            sides); ``content_model_a`` /
             ``content_model_b`` (they name a direction of a pair; ``content_model`` serves
             every direction of a multi-domain model).
     """
@@ -91,6 +92,11 @@ def resolve_domains(cfg: TrainConfig) -> TrainConfig:
         )
     names = tuple(cfg.names) or default_names(datasets)
     check_names(names, datasets, given=bool(cfg.names))
+    if cfg.init_swap:
+        raise RetargetError(
+            "--swap exchanges the two sides of a pair; a multi-domain run has one generator for every direction "
+            "(--init-from alone starts from another multi-domain run's networks)"
+        )
     if cfg.loss.content_model_a or cfg.loss.content_model_b:
         raise RetargetError(
             "--content-model-a/--content-model-b name a direction of a two-domain run; "

@@ -96,10 +96,12 @@ def check_resume(cfg: TrainConfig, run_dir: str | os.PathLike[str]) -> None:
     _check_same(saved, Path(run_dir), "loss", cfg.loss)
 
 
+#: Options whose flag is not the field's name.
+_FLAGS = {"a_dir": "A_DIR", "b_dir": "B_DIR", "more": "DATASETS (after A_DIR B_DIR)", "init_swap": "--swap"}
+
+
 def _flag(name: str) -> str:
-    if name == "more":
-        return "DATASETS (after A_DIR B_DIR)"
-    return name.upper() if name in ("a_dir", "b_dir") else "--" + name.replace("_", "-")
+    return _FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
 def _show(value: Any) -> Any:
@@ -142,8 +144,8 @@ def _check_same(saved: TrainConfig, run_dir: Path, name: str, value: Any) -> Non
         old = getattr(saved.loss, name)
     else:
         raise RetargetError(f"{name}: not an option of retarget train")
-    if name in ("a_dir", "b_dir"):
-        same = Path(value).resolve() == Path(old).resolve()
+    if name in ("a_dir", "b_dir", "init_from"):
+        same = value == old or (value is not None and old is not None and Path(value).resolve() == Path(old).resolve())
     elif name == "more":
         same = [Path(v).resolve() for v in value] == [Path(v).resolve() for v in old]
     else:
