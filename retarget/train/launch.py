@@ -323,16 +323,8 @@ def _setup(
         # absolute dataset paths, so `train --resume RUN` works from any folder.
         a_dir, b_dir, *more = (str(Path(d).resolve()) for d in cfg.datasets)
         init_from = str(Path(cfg.init_from).resolve()) if cfg.init_from else None
-        saved_cfg = replace(
-            cfg,
-            a_dir=a_dir,
-            b_dir=b_dir,
-            more=tuple(more),
-            init_from=init_from,
-            out=str(run_dir),
-            resume=False,
-            overwrite=False,
-        )
+        paths = dict(a_dir=a_dir, b_dir=b_dir, more=tuple(more), init_from=init_from, out=str(run_dir))
+        saved_cfg = replace(cfg, **paths, resume=False, overwrite=False)
         layout.write_config(run_dir, saved_cfg, amp_used=trainer.stepper.amp)
         trainer.records = layout.read_metrics(run_dir, upto=trainer.start)
         layout.write_metrics(run_dir, trainer.records)
