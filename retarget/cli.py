@@ -209,14 +209,28 @@ def extract(
 @app.command()
 def train(
     ctx: typer.Context,
-    a_dir: Annotated[
-        Optional[str],
-        typer.Argument(help="Dataset of domain A (extract output or a folder of images); not with --resume."),
+    datasets: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="DATASETS",
+            help="One dataset per domain (extract output or a folder of images): A_DIR B_DIR for a pair; "
+            "three or more (or two with --multi) train one multi-domain model; not with --resume.",
+        ),
     ] = None,
-    b_dir: Annotated[Optional[str], typer.Argument(help="Dataset of domain B; not with --resume.")] = None,
     out: Annotated[
-        Optional[str], typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>].")
+        Optional[str],
+        typer.Option("-o", "--out", help="Run folder \\[default: models/<A>-to-<B>, or models/<n1>-<n2>-...]."),
     ] = TrainConfig.out,
+    multi: Annotated[
+        bool, typer.Option("--multi", help="One multi-domain model even over two datasets.")
+    ] = TrainConfig.multi,
+    names: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="A,B,C",
+            help="Multi-domain: the domains' names, one per dataset \\[default: the dataset folders' names].",
+        ),
+    ] = None,
     model: Annotated[
         Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")
     ] = ModelConfig.model,
@@ -243,6 +257,13 @@ def train(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    condition: Annotated[
+        Literal["modulate", "concat"],
+        typer.Option(
+            help="Multi-domain: how G reads its target, per-domain norm scale/shift or label maps.",
+            rich_help_panel=MODEL,
+        ),
+    ] = ModelConfig.condition,
     gan_loss: Annotated[
         Literal["lsgan", "vanilla", "hinge"], typer.Option(help="Adversarial loss form.", rich_help_panel=LOSS)
     ] = LossConfig.gan_loss,
@@ -303,6 +324,12 @@ def train(
             rich_help_panel=LOSS,
         ),
     ] = LossConfig.warp,
+    cls: Annotated[
+        float,
+        _train_opt(
+            "cls", help="Multi-domain: D's domain classification terms (StarGAN's lambda_cls).", rich_help_panel=LOSS
+        ),
+    ] = LossConfig.cls,
     steps: Annotated[int, _train_opt("steps", help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
     time_limit: Annotated[
         Optional[float],
@@ -313,7 +340,8 @@ def train(
         ),
     ] = TrainConfig.time_limit,
     batch_size: Annotated[
-        int, _train_opt("batch_size", help="Triplets per domain per step.", rich_help_panel=RUN)
+        int,
+        _train_opt("batch_size", help="Triplets per domain per step (multi-domain: per step).", rich_help_panel=RUN),
     ] = TrainConfig.batch_size,
     lr: Annotated[float, _train_opt("lr", help="Adam learning rate, above 0.", rich_help_panel=RUN)] = TrainConfig.lr,
     beta1: Annotated[
@@ -405,7 +433,9 @@ def train(
     preview_frames: Annotated[
         int,
         _train_opt(
-            "preview_frames", help="Frames of A translated to a video at each preview; 0 disables.", rich_help_panel=RUN
+            "preview_frames",
+            help="Frames of A (multi-domain: the first domain) translated to a video at each preview; 0 disables.",
+            rich_help_panel=RUN,
         ),
     ] = TrainConfig.preview_frames,
     log_every: Annotated[
@@ -415,13 +445,17 @@ def train(
         Optional[int], _train_opt("threads", help="CPU threads for torch.", rich_help_panel=RUN)
     ] = TrainConfig.threads,
 ) -> None:
-    """Train Recycle-GAN (or CycleGAN) between two sequence datasets, or continue a run (--resume RUN)."""
-    flags = locals()
+    """Train Recycle-GAN (or CycleGAN) on two datasets, one model over more, or continue a run (--resume RUN)."""
+    flags = {**locals(), **_dataset_fields(datasets), "names": _split_names(names)}
     if resume is not None:
         cfg = _run(lambda: _resume_config(ctx, resume, flags))
     else:
-        if a_dir is None or b_dir is None:
-            raise typer.BadParameter("give both datasets A_DIR and B_DIR (or --resume RUN to continue a run)")
+        if not datasets:
+            raise typer.BadParameter(
+                "give the datasets A_DIR and B_DIR (more for a multi-domain run), or --resume RUN to continue a run"
+            )
+        if len(datasets) < 2:
+            _usage_error(f"{datasets[0]}: one dataset is one domain; give at least two (A_DIR B_DIR ...)")
         try:
             arch = model_preset(
                 preset,
@@ -433,6 +467,7 @@ def train(
                 npf=npf,
                 p_depth=p_depth,
                 p_residual=p_residual,
+                condition=condition,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
@@ -448,6 +483,27 @@ def train(
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
 
 
+def _dataset_fields(datasets: Optional[list[str]]) -> dict[str, Any]:
+    """``a_dir``, ``b_dir`` and ``more`` of TrainConfig from the DATASETS arguments."""
+    given = list(datasets or [])
+    return {
+        "a_dir": given[0] if given else None,
+        "b_dir": given[1] if len(given) > 1 else None,
+        "more": tuple(given[2:]),
+    }
+
+
+def _split_names(text: Optional[str]) -> tuple[str, ...]:
+    """``--names a,b,c`` -> ``("a", "b", "c")`` (spaces around the commas dropped); None -> ()."""
+    return tuple(n.strip() for n in text.split(",")) if text is not None else ()
+
+
+def _usage_error(message: str) -> None:
+    """One ``error:`` line and exit status 2 (a command line that cannot work)."""
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(2)
+
+
 def _resume_config(ctx: typer.Context, run_dir: str, flags: dict[str, Any]) -> TrainConfig:
     """The run's own configuration, with the options typed on the command line (refused unless resumable)."""
     from retarget.train.resume import resume_config
@@ -457,11 +513,14 @@ def _resume_config(ctx: typer.Context, run_dir: str, flags: dict[str, Any]) -> T
         source = ctx.get_parameter_source(name) if name not in ("ctx", "resume") else None
         if getattr(source, "name", None) == "COMMANDLINE":
             typed[name] = value
+    if "datasets" in typed:  # the datasets given again must be the run's own
+        typed.update({k: v for k, v in _dataset_fields(typed.pop("datasets")).items() if v is not None})
     return resume_config(run_dir, **typed)
 
 
 @app.command()
 def render(
+    ctx: typer.Context,
     input: Annotated[str, typer.Argument(help="Video to translate.")],
     output: Annotated[str, typer.Argument(help="Video to write (.mp4, .mkv or .mov).")],
     model: Annotated[
@@ -471,7 +530,26 @@ def render(
     step: Annotated[
         Optional[int], _render_opt("step", help="Use the run's checkpoint of this step \\[default: its newest].")
     ] = RenderConfig.step,
-    direction: Annotated[Literal["a2b", "b2a"], typer.Option(help="Which way to translate.")] = RenderConfig.direction,
+    direction: Annotated[
+        Literal["a2b", "b2a"], typer.Option(help="Which way a pair translates (--to names the target instead).")
+    ] = RenderConfig.direction,
+    to_domain: Annotated[
+        Optional[str],
+        typer.Option(
+            "--to",
+            metavar="NAME",
+            help="Target domain by name: a multi-domain run's (needed with 3 or more), or a pair's A/B or dataset name.",
+        ),
+    ] = RenderConfig.to_domain,
+    from_domain: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from",
+            metavar="NAME",
+            help="The input's domain: its training data decide alignment, frame and scale "
+            "\\[default: the first domain other than --to].",
+        ),
+    ] = RenderConfig.from_domain,
     align: Annotated[
         Optional[Literal["none", "face"]],
         typer.Option(help="Alignment mode \\[default: the one the run was trained with]."),
@@ -560,6 +638,9 @@ def render(
 ) -> None:
     """Translate a video with a trained run, paste faces back and keep the audio."""
     cfg = _config(RenderConfig, locals())
+    typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
+    if typed and to_domain is not None:
+        _usage_error(f"--direction {direction} --to {to_domain}: both pick the target; give one of them")
     from retarget.render.render import render as run_render
 
     _run(lambda: run_render(cfg))

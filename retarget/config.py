@@ -197,14 +197,18 @@ class TrainConfig:
 
     a_dir: str  # dataset of domain A (extract output or a folder of ordered images)
     b_dir: str  # dataset of domain B
-    out: Optional[str] = None  # run folder; default models/<A>-to-<B>
+    out: Optional[str] = None  # run folder; default models/<A>-to-<B> (multi-domain: models/<n1>-<n2>-...)
+    # -- multi-domain runs (docs/train.md "Many domains in one model") --
+    more: tuple[str, ...] = ()  # datasets of a third, fourth... domain: any makes the run multi-domain
+    multi: bool = False  # one conditional model even over two datasets (three or more always are)
+    names: tuple[str, ...] = ()  # domain names, one per dataset in order; () = the dataset folders' names
     preset: Preset = "default"  # architecture preset applied before the explicit options
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms
     steps: int = opt(10000, min=1, resumable=True)  # optimisation steps (at most, with time_limit)
     # wall-clock budget (s): stop, save and decay the LR over it; None = steps only
     time_limit: Optional[float] = opt(None, min=1, resumable=True)
-    batch_size: int = opt(1, min=1)  # triplets (or frames for cyclegan) per domain per step
+    batch_size: int = opt(1, min=1)  # triplets (or frames for cyclegan) per domain per step; multi-domain: per step
     # Adam's betas are decay rates of running means: 1 would never forget (torch refuses
     # it); a zero learning rate would train nothing
     lr: float = opt(2e-4, min=0, min_open=True)  # Adam learning rate
@@ -232,9 +236,19 @@ class TrainConfig:
     checkpoint_every: int = opt(1000, min=1, resumable=True)  # steps between checkpoints
     keep: int = opt(1, min=0, resumable=True)  # older checkpoints kept besides the newest (render --step picks one)
     preview_every: int = opt(500, min=1, resumable=True)  # steps between preview grids
-    preview_frames: int = opt(48, min=0)  # consecutive A frames translated to a video at each preview; 0 disables
+    preview_frames: int = opt(48, min=0)  # consecutive A (multi: first domain) frames per preview video; 0 disables
     log_every: int = opt(10, min=1, resumable=True)  # steps between metrics.jsonl lines
     threads: Optional[int] = opt(None, min=1, resumable=True)  # CPU threads for torch; None leaves torch's default
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Every dataset of the run, in domain order: ``a_dir``, ``b_dir``, then ``more``."""
+        return (self.a_dir, self.b_dir, *self.more)
+
+    @property
+    def is_multi(self) -> bool:
+        """One conditional model over every dataset: three or more, ``multi``, or ``model.domains`` set."""
+        return self.multi or bool(self.more) or self.model.domains >= 2
 
 
 @dataclass(frozen=True)
@@ -245,7 +259,12 @@ class RenderConfig:
     output: str  # video to write (mp4/mkv/mov)
     model: Optional[str] = None  # run folder or checkpoint; None = newest run under ./models
     step: Optional[int] = opt(None, min=0)  # render the run's checkpoint of this step; None = its newest
-    direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply
+    direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply (to_domain, when given, wins)
+    # the target domain by name (multi-domain runs; a pair's dataset names or A/B also work); None = direction
+    to_domain: Optional[str] = None
+    # the input's domain by name: its training data decide alignment, frame and scale; None = the first
+    # domain other than the target (docs/render.md)
+    from_domain: Optional[str] = None
     align: Optional[AlignMode] = None  # None = the mode the run's training data used
     face: Optional[FaceConfig] = None  # None = the face options the training data used
     face_ref: Optional[str] = None  # face mode: image of the person to translate; other faces pass through

@@ -33,6 +33,8 @@ RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
 PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth", "p_residual"}  # None = the preset's value
 # --resume RUN names the run folder; the config it builds is resume_config(RUN) (out=RUN, resume=True)
 RUN_FOLDER_OPTIONS = {("train", "resume")}
+# --names a,b,c is one comma-separated string; unset (None) it is the field's () (test below)
+COMMA_LISTS = {("train", "names")}
 
 
 def _default(classes, name):
@@ -49,11 +51,21 @@ def test_option_defaults_come_from_the_config_dataclasses(command):
     options = [p for p in cmd.params if p.param_type_name == "option"]
     assert options
     for param in options:
-        if (command == "train" and param.name in PRESET_OPTIONS) or (command, param.name) in RUN_FOLDER_OPTIONS:
+        if (
+            (command == "train" and param.name in PRESET_OPTIONS)
+            or (command, param.name) in RUN_FOLDER_OPTIONS
+            or (command, param.name) in COMMA_LISTS
+        ):
             assert param.default is None
             continue
         field = RENAMED.get((command, param.name), param.name)
         assert param.default == _default(SOURCES[command], field), f"{command} --{param.name}"
+
+
+def test_an_unset_comma_list_is_the_fields_default():
+    from retarget.cli import _split_names
+
+    assert _split_names(None) == TrainConfig.names == () and _split_names("a, b,c") == ("a", "b", "c")
 
 
 def test_the_default_preset_is_modelconfig():

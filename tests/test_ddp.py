@@ -268,3 +268,68 @@ def test_sigterm_on_one_rank_stops_and_saves_every_rank_at_the_same_step(tmp_pat
     assert ckpt.checkpoint_steps(tmp_path / "run") == [2]
     saved = ckpt.read_weights(ckpt.latest_checkpoint(tmp_path / "run") / layout.WEIGHTS)[1]
     assert all(torch.equal(saved[k], v) and torch.equal(r1["weights"][k], v) for k, v in r0["weights"].items())
+
+
+def _multi_worker(rank: int, world: int, port: int, dirs: list, out: str, dump: str, cache: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        OMP_NUM_THREADS="1",
+    )
+    torch.set_num_threads(1)
+    from retarget.train import train
+    from retarget.train.loop import Trainer
+
+    seen = []
+    original = Trainer.run_step
+
+    def run_step(self):  # the domain pairs this rank trained on
+        original(self)
+        seen.append((self.batch["src"].tolist(), self.batch["dst"].tolist()))
+
+    Trainer.run_step = run_step
+    cfg = TrainConfig(
+        dirs[0],
+        dirs[1],
+        more=tuple(dirs[2:]),
+        out=out,
+        model=model_preset("tiny", size=32),
+        steps=3,
+        pool=2,
+        batch_size=2,
+        device="cpu",
+        checkpoint_every=100,
+        preview_every=2,
+        preview_frames=3,
+        log_every=1,
+        cache=cache,
+    )
+    result = train(cfg)
+    state = {f"{n}.{k}": v.detach().clone() for n, m in result.networks.items() for k, v in m.state_dict().items()}
+    torch.save({"weights": state, "steps": result.steps, "pairs": seen}, f"{dump}/multi{rank}.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cache", ["memory", "mmap"])
+def test_two_process_multi_domain_run_keeps_ranks_identical(tmp_path, cache):
+    dirs = [str(write_frames(tmp_path / n, 7, size=36, start=s)) for n, s in (("a", 0), ("b", 4), ("c", 9))]
+    out = tmp_path / "run"
+    mp.spawn(_multi_worker, args=(2, _free_port(), dirs, str(out), str(tmp_path), cache), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "multi0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "multi1.pt", weights_only=True)
+    assert r0["steps"] == r1["steps"] == 3 and set(n.split(".")[0] for n in r0["weights"]) == {"G", "D", "P"}
+    for k, v in r0["weights"].items():
+        assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
+    assert r0["pairs"] != r1["pairs"]  # the ranks draw other domain pairs
+    sources = [d for r in (r0, r1) for src, _ in r["pairs"] for d in src]
+    assert sorted(sources) == [0] * 4 + [1] * 4 + [2] * 4  # 12 draws over both ranks: 4 rounds of 3 domains
+    saved = ckpt.read_weights(ckpt.latest_checkpoint(out) / layout.WEIGHTS)[1]
+    assert all(torch.equal(saved[k], v) for k, v in r0["weights"].items())
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3] and "temporal/warp_error/c" in lines[-1]
+    if cache == "mmap":
+        names = {p.name for p in out.glob("cache_*.npy")}  # one cache per domain, named after it
+        assert names == {f"cache_{n}{s}.npy" for n in "abc" for s in ("", ".flow", ".valid")}

@@ -93,3 +93,13 @@ def test_system_specs_reach_model_loss_and_train_options():
         quality.parse_system("recycle+nonsense=1", "tiny", 64)
     with pytest.raises(SystemExit):
         quality.parse_system("pix2pix", "tiny", 64)
+
+
+def test_multi_domain_benchmark_systems_are_checked_before_any_work():
+    import multi_domain
+
+    assert multi_domain.parse("pairs:recycle", "tiny", 32) == ("pairs", "recycle")
+    assert multi_domain.parse("multi:cyclegan+cls=2", "tiny", 32) == ("multi", "cyclegan+cls=2")
+    for bad in ("recycle", "triples:recycle", "multi:recycle+nope=1"):
+        with pytest.raises(SystemExit):
+            multi_domain.parse(bad, "tiny", 32)

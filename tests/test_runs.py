@@ -93,9 +93,10 @@ def test_cli_table_and_json(models):
     table = runner.invoke(app, ["runs", str(models)])
     assert table.exit_code == 0
     lines = table.output.splitlines()
-    assert lines[0].split()[:4] == ["run", "model", "size", "steps"]
+    assert lines[0].split()[:5] == ["run", "model", "domains", "size", "steps"]
     half = next(line for line in lines if line.startswith("half"))
-    assert "2 / 5" in half and "stopped (resumable)" in half
+    assert "2 / 5" in half and "stopped (resumable)" in half and " faces,cats " in half
+    assert rows["half"]["domains"] == ["faces", "cats"]  # a pair's: its dataset folders, A first
     assert runner.invoke(app, ["runs", str(models / "nowhere")]).exit_code != 0
 
 

@@ -27,6 +27,8 @@ leaves a border the norm cannot remove, and the generator learns to carry it inw
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -190,22 +192,46 @@ class ConditionalPredictor(nn.Module):
         return self.unet(torch.cat([maps, x], 1))
 
 
-def build_conditional_networks(cfg: ModelConfig) -> dict[str, nn.Module]:
+def build_conditional_networks(cfg: ModelConfig, names: Optional[Sequence[str]] = None) -> dict[str, nn.Module]:
     """The networks of a multi-domain model, freshly initialised from torch's global RNG.
+
+    Args:
+        names: build only these of ``G``, ``D``, ``P`` (render needs ``G`` alone; the
+            others would cost time and memory); None builds all.
 
     Returns:
         ``G`` (:class:`ConditionalGenerator`), ``D`` (:class:`DomainDiscriminator`) and
         for ``cfg.model == "recycle"`` ``P`` (:class:`ConditionalPredictor`), built in
-        this order over ``cfg.domains`` (>= 2) domains.
+        this order over ``cfg.domains`` (>= 2) domains. Names that are not part of the
+        model (``P`` of a cyclegan) are left out.
     """
     if cfg.domains < 2:
         raise ValueError(f"a multi-domain model needs domains >= 2, got {cfg.domains}")
-    nets: dict[str, nn.Module] = {
-        "G": init_weights(ConditionalGenerator(cfg.domains, cfg.condition, cfg.ngf, cfg.blocks)),
-        "D": init_weights(DomainDiscriminator(cfg.domains, 3, cfg.ndf, cfg.d_layers)),
-    }
-    if cfg.model == "recycle":
+    wanted = set(MULTI_NETWORKS if names is None else names)
+    nets: dict[str, nn.Module] = {}
+    if "G" in wanted:
+        nets["G"] = init_weights(ConditionalGenerator(cfg.domains, cfg.condition, cfg.ngf, cfg.blocks))
+    if "D" in wanted:
+        nets["D"] = init_weights(DomainDiscriminator(cfg.domains, 3, cfg.ndf, cfg.d_layers))
+    if cfg.model == "recycle" and "P" in wanted:
         unet = UnetPredictor(cfg.p_frames, cfg.npf, cfg.p_depth, residual=cfg.p_residual, extra_ch=cfg.domains)
         init_weights(unet)
         nets["P"] = ConditionalPredictor(start_as_copy(unet) if cfg.p_residual else unet, cfg.domains)
     return nets
+
+
+class FixedTarget(nn.Module):
+    """``G`` with its target fixed: ``FixedTarget(G, k)(x) = G(x, [k] * B)``, for code that calls ``net(x)``.
+
+    Render, the temporal preview and :func:`retarget.nn.networks.fit_sides` apply a
+    generator to ``[B, 3, H, W]`` alone; this gives them the conditional generator
+    toward domain ``k``.
+    """
+
+    def __init__(self, generator: nn.Module, target: int) -> None:
+        super().__init__()
+        self.generator, self.target = generator, int(target)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = torch.full((x.shape[0],), self.target, dtype=torch.long, device=x.device)
+        return self.generator(x, c)

@@ -45,7 +45,8 @@ from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
 from retarget.render.source import CutAligner, Decoded, Source, batches
 from retarget.render.translate import FitTranslate, translate_items
-from retarget.run import load_run
+from retarget.render.direction import pick_direction
+from retarget.run import load_networks, open_run
 from retarget.video.reader import VideoInfo, probe
 from retarget.video.writer import VideoWriter
 
@@ -69,7 +70,7 @@ class RenderSummary:
     audio: list[str] = field(default_factory=list)  # "copy" / "transcode" per audio stream
     audio_text: str = "no audio"
     model: str = ""
-    direction: str = "a2b"
+    direction: str = "a2b"  # a pair's a2b / b2a; a multi-domain run's "FROM->TO"
     align: str = "none"
     faces: int = 0  # frames where a face was found and translated (face mode)
     seconds: float = 0.0  # wall time
@@ -175,10 +176,12 @@ def render(cfg: RenderConfig) -> RenderSummary:
 
     The run is ``cfg.model`` (run folder or weights file) or the newest under
     ``./models``, at its newest checkpoint or that of ``cfg.step``; ``cfg.direction`` picks
-    ``G_AB`` (a2b) or ``G_BA`` (b2a). The alignment mode, frame mode, face options, crop
-    region and scale default to those of the run's source-domain training data (A for
-    a2b, B for b2a): a run trained on whole frames (``frame="full"``) translates the whole
-    frame at the short side its frames had in training.
+    ``G_AB`` (a2b) or ``G_BA`` (b2a), ``cfg.to_domain`` / ``cfg.from_domain`` a direction by
+    domain name (a multi-domain run's target: :mod:`retarget.render.direction`). The
+    alignment mode, frame mode, face options, crop region and scale default to those of
+    the run's source-domain training data (A for a2b, B for b2a, the ``from_domain`` of a
+    multi-domain run): a run trained on whole frames (``frame="full"``) translates the
+    whole frame at the short side its frames had in training.
 
     Returns:
         :class:`RenderSummary`; a final line is printed to the console.
@@ -193,11 +196,17 @@ def render(cfg: RenderConfig) -> RenderSummary:
     info = probe(src)  # RetargetError for missing/unreadable/no video stream
     check_options(cfg, info)
     device = resolve_device(cfg.device)
-    gen_name = "G_AB" if cfg.direction == "a2b" else "G_BA"
-    run = load_run(cfg.model, device, names=(gen_name,), step=cfg.step)
-    console.print(f"model: {run.path}" + ("" if cfg.model else " (newest run under ./models)"), markup=False)
-    side = "A" if cfg.direction == "a2b" else "B"
-    data = run.data_of(side)
+    run = open_run(cfg.model, step=cfg.step)
+    way = pick_direction(run, cfg)
+    load_networks(run, (way.network,), device)
+    net = run.networks[way.network]
+    if way.target is not None:  # the multi-domain G, told its target
+        from retarget.nn.conditional import FixedTarget  # not at import: retarget.nn loads the trainer's step
+
+        net = FixedTarget(net, way.target)
+    where = "" if cfg.model else " (newest run under ./models)"
+    console.print(f"model: {run.path}{where}" + (f" ({way.text})" if way.target is not None else ""), markup=False)
+    data = run.data_of(way.source)
     size = data.size or run.model_cfg.size
     align = cfg.align or data.align
     aligner: Optional[Aligner] = None
@@ -210,7 +219,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
         aligner = face_aligner(face_cfg, size, cfg.face_ref)
     frame = cfg.frame or data.frame
     scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
-    translator = Translator(run.networks[gen_name], device, cfg.amp)
+    translator = Translator(net, device, cfg.amp)
     # on CPU the generator is the bottleneck and needs every core: a single-threaded
     # encoder keeps up and disturbs it least; with a GPU the encoder may use all cores
     threads = 1 if device.type == "cpu" else 0
@@ -227,6 +236,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
         encoder_threads=threads,
     )
     summary.model = str(run.path)
+    summary.direction = way.text
     return summary
 
 

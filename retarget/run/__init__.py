@@ -7,7 +7,7 @@ them) and :mod:`retarget.render` (which reads them); imports none of them.
 from retarget.run.checkpoint import checkpoint_steps, is_run, latest_checkpoint
 from retarget.run.info import DataInfo
 from retarget.run.layout import checkpoint_dir
-from retarget.run.load import LoadedRun, find_weights, load_run, run_weights
+from retarget.run.load import LoadedRun, find_weights, load_networks, load_run, open_run, run_weights
 
 __all__ = [
     "DataInfo",
@@ -17,6 +17,8 @@ __all__ = [
     "find_weights",
     "is_run",
     "latest_checkpoint",
+    "load_networks",
     "load_run",
+    "open_run",
     "run_weights",
 ]

@@ -5,8 +5,9 @@ docs/checkpoints.md):
 
 - ``weights.safetensors``: every network's ``state_dict`` under ``<net>.<param>`` keys;
   its metadata carries the ``ModelConfig`` JSON, the step and the
-  :class:`~retarget.run.info.DataInfo` of both domains, so the file alone rebuilds its
-  networks and tells render how the training frames were cut;
+  :class:`~retarget.run.info.DataInfo` of both domains (of every domain, keyed by name,
+  with the names in label order under ``domains``, for a multi-domain model), so the
+  file alone rebuilds its networks and tells render how the training frames were cut;
 - ``state.pt``: optimizers, LR schedulers, step, RNG states, image pools; written with
   ``torch.save`` from tensors, numbers, strings, lists and dicts only and read back
   with ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
@@ -25,7 +26,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ from retarget.run.info import DataInfo, data_to_json
 from retarget.run.layout import CHECKPOINTS, STATE, WEIGHTS, checkpoint_dir, parse_step
 
 FORMAT = "retarget-weights/1"
+#: Metadata key of a multi-domain model's domain names (a JSON list, label order).
+DOMAINS = "domains"
 
 
 def save_weights(
@@ -47,6 +50,7 @@ def save_weights(
     model_cfg: ModelConfig,
     step: int,
     data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]] = None,
+    domains: Sequence[str] = (),
 ) -> None:
     """Write every network's parameters and buffers to one safetensors file, atomically.
 
@@ -55,7 +59,10 @@ def save_weights(
         networks: name -> module (DDP wrappers are unwrapped by the caller).
         model_cfg: stored as JSON in the metadata so the file rebuilds its networks.
         step: steps done, stored in the metadata.
-        data: ``{"A": DataInfo, "B": DataInfo}`` for render (plain dicts are converted).
+        data: ``{"A": DataInfo, "B": DataInfo}`` for render (plain dicts are converted); for
+            a multi-domain model one entry per domain name.
+        domains: a multi-domain model's domain names in label order (label ``k`` is
+            ``domains[k]``), stored as the ``domains`` metadata (a JSON list); () for a pair.
     """
     tensors: dict[str, torch.Tensor] = {}
     for name, net in networks.items():
@@ -69,22 +76,41 @@ def save_weights(
         "step": str(int(step)),
         "data": data_to_json(data or {}),
     }
+    if domains:
+        meta[DOMAINS] = json.dumps(list(domains))
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """Metadata and tensors of a weights file; RetargetError if it is not one of ours."""
-    path = Path(path)
+    return _read(Path(path), tensors=True)  # type: ignore[return-value]
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata of a weights file alone (its header: no tensor is read); RetargetError if it is not one of ours."""
+    return _read(Path(path), tensors=False)[0]
+
+
+def _read(path: Path, tensors: bool) -> tuple[dict[str, str], Optional[dict[str, torch.Tensor]]]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            values = {k: f.get_tensor(k) for k in f.keys()} if tensors else None
     except (SafetensorError, OSError, ValueError) as exc:
         raise RetargetError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
     if meta.get("format") != FORMAT or "model_config" not in meta:
         raise RetargetError(f"{path}: not a retarget checkpoint (no model configuration in its metadata)")
-    return meta, tensors
+    return meta, values
+
+
+def domains_of(meta: Mapping[str, str]) -> tuple[str, ...]:
+    """The domain names of a multi-domain model's weights metadata, in label order; () for a pair or when absent."""
+    try:
+        names = json.loads(meta.get(DOMAINS) or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(n) for n in names) if isinstance(names, list) else ()
 
 
 def model_config_of(meta: dict[str, str]) -> ModelConfig:
@@ -211,6 +237,7 @@ def write_checkpoint(
     model_cfg: ModelConfig,
     state: dict[str, Any],
     data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]] = None,
+    domains: Sequence[str] = (),
 ) -> Path:
     """Write the checkpoint of ``step`` all at once; return its folder.
 
@@ -229,7 +256,7 @@ def write_checkpoint(
     name = WEIGHTS
     try:
         with atomic_dir(final, replace=True, durable=True) as tmp:
-            save_weights(tmp / WEIGHTS, networks, model_cfg, step, data)
+            save_weights(tmp / WEIGHTS, networks, model_cfg, step, data, domains)
             name = STATE
             _torch_save(state, tmp / STATE)
     except Exception as exc:

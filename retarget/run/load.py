@@ -15,7 +15,14 @@ import torch
 
 from retarget.config import ModelConfig, TrainConfig
 from retarget.errors import RetargetError
-from retarget.run.checkpoint import checkpoint_steps, load_into, model_config_of, read_weights
+from retarget.run.checkpoint import (
+    checkpoint_steps,
+    domains_of,
+    load_into,
+    model_config_of,
+    read_metadata,
+    read_weights,
+)
 from retarget.run.info import DataInfo, data_from_json
 from retarget.run.layout import CHECKPOINTS, DATA, WEIGHTS, checkpoint_dir, read_train_config
 
@@ -30,9 +37,14 @@ class LoadedRun:
         model_cfg: the architecture.
         train_cfg: the run's :class:`TrainConfig` (None when ``config.json`` is absent).
         networks: ``{"G_AB", "G_BA", ...}`` in eval mode on the requested device; each maps
-            float ``[B, 3, H, W]`` in [-1, 1] to the same shape and range.
-        data: ``{"A": DataInfo, "B": DataInfo}`` (empty for runs saved without it).
+            float ``[B, 3, H, W]`` in [-1, 1] to the same shape and range. A multi-domain
+            run's are ``{"G", "D", "P"}`` (``G(x, c)`` with ``c`` a ``[B]`` long target index).
+        data: ``{"A": DataInfo, "B": DataInfo}`` (empty for runs saved without it); a
+            multi-domain run's is keyed by domain name.
         step: optimisation steps the weights have seen.
+        domains: a multi-domain run's domain names in label order (``G(x, k)`` translates
+            to ``domains[k]``); () for a pair.
+        stored: the networks the weights file holds.
     """
 
     path: Path
@@ -42,9 +54,11 @@ class LoadedRun:
     networks: dict[str, torch.nn.Module]
     data: dict[str, DataInfo] = field(default_factory=dict)
     step: int = 0
+    domains: tuple[str, ...] = ()
+    stored: tuple[str, ...] = ()
 
     def data_of(self, side: str) -> DataInfo:
-        """The :class:`DataInfo` of domain ``side`` ("A" or "B"); defaults when not recorded."""
+        """The :class:`DataInfo` of domain ``side`` ("A" or "B", or a multi-domain run's name); defaults when not recorded."""
         return self.data.get(side) or DataInfo()
 
 
@@ -121,9 +135,69 @@ def build_networks_for(model_cfg: ModelConfig, names: Optional[tuple[str, ...]] 
     if names is None:
         return nn_networks.build_networks(model_cfg)
     nn_networks.check_size(model_cfg)
+    if model_cfg.domains:
+        from retarget.nn.conditional import build_conditional_networks
+
+        return build_conditional_networks(model_cfg, names)
     makers = {"G": nn_networks.build_generator, "D": nn_networks.build_discriminator, "P": nn_networks.build_predictor}
     known = {"G_AB", "G_BA", "D_A", "D_B"} | ({"P_A", "P_B"} if model_cfg.model == "recycle" else set())
     return {n: makers[n[0]](model_cfg) for n in names if n in known}
+
+
+def open_run(
+    path: str | os.PathLike[str] | None,
+    models_dir: str | os.PathLike[str] = "models",
+    step: Optional[int] = None,
+) -> LoadedRun:
+    """What a run is, without its networks: the weights file's header, ``config.json``, the data info.
+
+    Arguments as :func:`load_run`; ``networks`` is ``{}`` (read no tensor). Render opens a
+    run first to pick the generator (``--to``, ``--direction``), then loads that one
+    alone with :func:`load_networks`.
+
+    Raises:
+        RetargetError: missing path, not a run, no generator in the file.
+    """
+    wpath = find_weights(path, models_dir, step)
+    meta = read_metadata(wpath)
+    try:
+        model_cfg = model_config_of(meta)
+    except (ValueError, TypeError) as exc:
+        raise RetargetError(f"{wpath}: invalid model configuration in metadata ({exc})") from None
+    stored = [n for n in meta.get("networks", "").split(",") if n]
+    for need in ("G",) if model_cfg.domains else ("G_AB", "G_BA"):
+        if need not in stored:
+            raise RetargetError(f"{wpath}: has no {need} generator")
+    run_dir = _run_dir_of(wpath)
+    train_cfg = read_train_config(run_dir)
+    data = data_from_json(meta.get("data", ""))
+    if not data and (run_dir / DATA).exists():  # runs that kept it beside the weights
+        data = data_from_json((run_dir / DATA).read_text())
+    domains = run_domains(meta, model_cfg, train_cfg)
+    data = {**{n: data[n] for n in domains if n in data}, **data}  # a multi-domain run's in label order
+    step_done = int(meta.get("step", 0))
+    return LoadedRun(wpath, run_dir, model_cfg, train_cfg, {}, data, step_done, domains, tuple(stored))
+
+
+def load_networks(run: LoadedRun, names: Optional[tuple[str, ...]], device: str | torch.device) -> None:
+    """Build the networks ``names`` of an opened run (None: every one in its file), load their weights
+    into them, put them on ``device`` in eval mode, into ``run.networks``."""
+    wpath, model_cfg = run.path, run.model_cfg
+    wanted = tuple(names) if names is not None else run.stored
+    try:
+        nets = build_networks_for(model_cfg, wanted)
+    except ValueError as exc:
+        raise RetargetError(f"{wpath}: invalid model configuration ({exc})") from None
+    missing = [n for n in wanted if n not in nets]
+    if missing:
+        kind = f"{model_cfg.domains}-domain {model_cfg.model}" if model_cfg.domains else model_cfg.model
+        raise RetargetError(f"{wpath}: networks {', '.join(missing)} are not part of a {kind} model")
+    _, tensors = read_weights(wpath)
+    load_into(nets, tensors, wpath)
+    for net in nets.values():
+        net.to(device).eval()
+        net.requires_grad_(False)
+    run.networks = nets
 
 
 def load_run(
@@ -140,7 +214,8 @@ def load_run(
             the run under ``models_dir`` whose newest checkpoint was written last.
         device: where to put the networks.
         models_dir: where runs live (``./models``).
-        names: networks to load; None loads all in the file (at least ``G_AB``, ``G_BA``).
+        names: networks to load; None loads all in the file (at least ``G_AB``, ``G_BA``;
+            ``G`` for a multi-domain run).
         step: load the run's checkpoint of this step (kept with ``train --keep``) instead
             of its newest.
 
@@ -150,31 +225,19 @@ def load_run(
     Raises:
         RetargetError: missing path, not a run, or weights that do not fit their config.
     """
-    wpath = find_weights(path, models_dir, step)
-    meta, tensors = read_weights(wpath)
-    try:
-        model_cfg = model_config_of(meta)
-    except (ValueError, TypeError) as exc:
-        raise RetargetError(f"{wpath}: invalid model configuration in metadata ({exc})") from None
-    stored = [n for n in meta.get("networks", "").split(",") if n]
-    for need in ("G_AB", "G_BA"):
-        if need not in stored:
-            raise RetargetError(f"{wpath}: has no {need} generator")
-    wanted = tuple(names) if names is not None else tuple(stored)
-    try:
-        nets = build_networks_for(model_cfg, wanted)
-    except ValueError as exc:
-        raise RetargetError(f"{wpath}: invalid model configuration ({exc})") from None
-    missing = [n for n in wanted if n not in nets]
-    if missing:
-        raise RetargetError(f"{wpath}: networks {', '.join(missing)} are not part of a {model_cfg.model} model")
-    load_into(nets, tensors, wpath)
-    for net in nets.values():
-        net.to(device).eval()
-        net.requires_grad_(False)
-    run_dir = _run_dir_of(wpath)
-    train_cfg = read_train_config(run_dir)
-    data = data_from_json(meta.get("data", ""))
-    if not data and (run_dir / DATA).exists():  # runs that kept it beside the weights
-        data = data_from_json((run_dir / DATA).read_text())
-    return LoadedRun(wpath, run_dir, model_cfg, train_cfg, nets, data, int(meta.get("step", 0)))
+    run = open_run(path, models_dir, step)
+    load_networks(run, names, device)
+    return run
+
+
+def run_domains(meta: dict[str, str], model_cfg: ModelConfig, train_cfg: Optional[TrainConfig]) -> tuple[str, ...]:
+    """A multi-domain run's domain names in label order: the weights' own, else config.json's, else ``0, 1, ...``;
+    () for a pair."""
+    if not model_cfg.domains:
+        return ()
+    names = domains_of(meta)
+    if len(names) != model_cfg.domains and train_cfg is not None:
+        names = tuple(train_cfg.names)
+    if len(names) != model_cfg.domains:
+        names = tuple(str(k) for k in range(model_cfg.domains))
+    return names

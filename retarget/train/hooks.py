@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from retarget.progress import console, make_progress
@@ -37,7 +38,7 @@ from retarget.run import layout
 from retarget.run.layout import append_metrics
 from retarget.train import distributed as ddp
 from retarget.train.loop import Hook, Trainer
-from retarget.train.preview import preview_rows, save_grid, save_loss_curve
+from retarget.train.preview import domain_rows, name_targets, preview_rows, save_grid, save_loss_curve
 from retarget.train.ranks import rank_speeds
 from retarget.views.run_views import RunViews
 
@@ -116,17 +117,31 @@ class Progress(Hook):
 
 
 class Previews(Hook):
-    """A still grid of the current batch's visuals every ``every`` steps (``previews/step_N.png``)."""
+    """A still grid of the current batch's visuals every ``every`` steps (``previews/step_N.png``).
 
-    def __init__(self, every: int) -> None:
+    Args:
+        every: steps between grids.
+        stills: a multi-domain run's fixed frames, one per domain (``n x S x S x 3`` uint8,
+            :func:`~retarget.train.preview.preview_still`): the grid then starts with a row
+            per domain, its frame translated to every domain (:func:`~retarget.train.preview.domain_rows`).
+    """
+
+    def __init__(self, every: int, stills: Optional[np.ndarray] = None) -> None:
         self.every = every
+        self.stills = stills
 
     def after_step(self, trainer: Trainer) -> None:
         if trainer.is_main and trainer.due(self.every):
-            visuals = trainer.stepper.objective.visuals(trainer.batch)
+            rows = preview_rows(trainer.stepper.objective.visuals(trainer.batch))
+            if self.stills is not None:
+                names = trainer.cfg.names
+                with eval_mode({"G": trainer.nets["G"]}):
+                    rows = domain_rows(trainer.nets["G"], self.stills, trainer.device, names) + name_targets(
+                        rows, names
+                    )
             path = trainer.run_dir / layout.preview_file(trainer.step, layout.GRID)
             try:
-                save_grid(path, preview_rows(visuals))
+                save_grid(path, rows)
             except OSError as exc:  # a preview is not worth stopping the run for
                 note(trainer, f"{path}: could not write the preview ({exc.strerror or exc})")
 

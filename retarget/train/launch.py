@@ -53,6 +53,8 @@ from retarget.train.hooks import (
     Views,
 )
 from retarget.train.loop import Hook, Trainer
+from retarget.train.multi import default_names, domain_keys, resolve_domains
+from retarget.train.preview import preview_still
 from retarget.train.resume import check_resume, resume_command
 from retarget.train.sampler import TripletSampler
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
@@ -87,7 +89,10 @@ class TrainResult:
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
-    """``models/<A>-to-<B>`` under the current folder, from the dataset folder names."""
+    """``models/<A>-to-<B>`` under the current folder, from the dataset folder names; a multi-domain
+    run's is ``models/<name1>-<name2>-...`` from its domain names (``cfg`` through :func:`resolve_domains`)."""
+    if cfg.is_multi:
+        return Path("models") / "-".join(cfg.names or default_names(cfg.datasets))
     a, b = Path(cfg.a_dir).resolve().name, Path(cfg.b_dir).resolve().name
     return Path("models") / f"{a}-to-{b}"
 
@@ -158,7 +163,9 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
     objective = make_objective(cfg.model, cfg.loss, nets, content)
     g_opt, d_opt = make_optimizers(nets, cfg.lr, (cfg.beta1, cfg.beta2))
     # Pools draw from their own generators; ranks hold different fakes, so different seeds.
-    pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate("AB")}
+    # A pair has two ("A", "B"), a multi-domain model one ("D"): the objective's pool keys.
+    keys = objective.pool_keys
+    pools = {d: ImagePool(cfg.pool, seed=cfg.seed * 1009 + 2 * ctx.rank + i) for i, d in enumerate(keys)}
     stepper = Stepper(
         objective,
         g_opt,
@@ -175,6 +182,11 @@ def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch
 
 def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[Hook] = ()) -> TrainResult:
     """Train Recycle-GAN (or CycleGAN) between the datasets ``cfg.a_dir`` and ``cfg.b_dir``.
+
+    With more datasets (``cfg.more``), ``cfg.multi`` or ``cfg.model.domains`` set, one
+    conditional model over all of them (docs/training.md "Multi-domain model"): its
+    domains are named by ``cfg.names`` or their folders, and the checkpoints store
+    ``G``, ``D``, ``P`` and every domain's data info by name.
 
     Args:
         cfg: every option; ``cfg.model.size`` is the training resolution (px).
@@ -194,7 +206,7 @@ def train(cfg: TrainConfig, on_step: Optional[StepHook] = None, hooks: Sequence[
         ``previews/`` and ``loss_curve.png`` (docs/checkpoints.md).
 
     Raises:
-        RetargetError: bad datasets, an existing run without --resume/--overwrite, a
+        RetargetError: bad datasets or domain names, an existing run without --resume/--overwrite, a
             resume with other options or another architecture, a disk that cannot take
             a checkpoint, or a non-finite loss (the last good checkpoint is kept).
         KeyboardInterrupt: a second Ctrl-C or SIGTERM during the final save
@@ -221,6 +233,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         check_train_config(cfg)  # before anything is built or written
     except ValueError as exc:
         raise RetargetError(str(exc)) from None
+    cfg = resolve_domains(cfg)  # a multi-domain run's names and model.domains, or a one-line refusal
     device = resolve_device(cfg.device, ctx.local_rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -281,6 +294,7 @@ def _setup(
     ddp.barrier(ctx)
     domains = _load_domains(cfg, ctx, run_dir)
     frames = frames_per_sample(cfg.model)
+    # a multi-domain step takes sample i's window from the i-th draw of its source domain's sampler
     samplers = {
         name: TripletSampler(d, frames, cfg.model.size, cfg.batch_size, cfg.seed, i, cfg.flip, ctx.rank, ctx.world)
         for i, (name, d) in enumerate(domains.items())
@@ -307,11 +321,10 @@ def _setup(
     if ctx.is_main:
         # The file re-creates the run: the real folder, and neither --resume nor --overwrite;
         # absolute dataset paths, so `train --resume RUN` works from any folder.
-        a_dir, b_dir = (str(Path(d).resolve()) for d in (cfg.a_dir, cfg.b_dir))
+        a_dir, b_dir, *more = (str(Path(d).resolve()) for d in cfg.datasets)
         init_from = str(Path(cfg.init_from).resolve()) if cfg.init_from else None
-        saved_cfg = replace(
-            cfg, a_dir=a_dir, b_dir=b_dir, init_from=init_from, out=str(run_dir), resume=False, overwrite=False
-        )
+        paths = dict(a_dir=a_dir, b_dir=b_dir, more=tuple(more), init_from=init_from, out=str(run_dir))
+        saved_cfg = replace(cfg, **paths, resume=False, overwrite=False)
         layout.write_config(run_dir, saved_cfg, amp_used=trainer.stepper.amp)
         trainer.records = layout.read_metrics(run_dir, upto=trainer.start)
         layout.write_metrics(run_dir, trainer.records)
@@ -320,12 +333,13 @@ def _setup(
 
 
 def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict[str, DomainData]:
-    """Both domains' frame caches; warns (rank 0) about skipped or resized images."""
+    """Every domain's frame cache, keyed ``A``, ``B`` for a pair, by name for a multi-domain run (in label
+    order); warns (rank 0) about skipped or resized images."""
     frames = frames_per_sample(cfg.model)
     load_size = default_load_size(cfg.model.size, cfg.load_size)
     motion = needs_motion(cfg.model, cfg.loss)
     domains = {}
-    for name, path in (("A", cfg.a_dir), ("B", cfg.b_dir)):
+    for name, path in zip(domain_keys(cfg), cfg.datasets):
 
         def load(path: str = path, name: str = name) -> DomainData:
             return load_domain(
@@ -360,10 +374,16 @@ def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook
     hooks: list[Hook] = []
     if cfg.time_limit:
         hooks.append(TimeLimit(cfg.time_limit))
-    clip = preview_clip(domains["A"], cfg.preview_frames, cfg.model.size) if cfg.preview_frames else None
+    names = list(domains)
+    first = domains[names[0]]  # A, or a multi-domain run's first domain
+    clip = preview_clip(first, cfg.preview_frames, cfg.model.size) if cfg.preview_frames else None
+    # a multi-domain run's clip of the first domain goes to every other one
+    targets = tuple((name, k) for k, name in enumerate(names) if k > 0) if cfg.model.domains else None
     if clip is not None and len(clip) >= 2:
-        hooks.append(TemporalPreview(clip, cfg.preview_every))  # puts metrics: before Metrics
-    hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every)]
+        hooks.append(TemporalPreview(clip, cfg.preview_every, targets))  # puts metrics: before Metrics
+    # a multi-domain grid starts with one row per domain: a fixed frame and its translation to every domain
+    stills = np.stack([preview_still(d, cfg.model.size) for d in domains.values()]) if cfg.model.domains else None
+    hooks += [Metrics(cfg.log_every), Progress(), Previews(cfg.preview_every, stills)]
     hooks.append(Views(cfg.preview_every))  # report.html, TensorBoard: after what they show
     hooks.append(Checkpoint(cfg.checkpoint_every))
     hooks.append(LossCurve(cfg.preview_every))  # after the checkpoint: on Ctrl-C the save comes first

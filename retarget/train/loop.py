@@ -26,6 +26,7 @@ from retarget.nn.step import NonFiniteLoss, Stepper
 from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 from retarget.train import distributed as ddp
+from retarget.train.multi import make_batches
 from retarget.train.sampler import BatchLoader, TripletSampler
 
 
@@ -94,7 +95,8 @@ class Trainer:
         run_dir: the run folder.
         nets: the (unwrapped) networks, in train mode; float ``[B, 3, H, W]`` in [-1, 1].
         stepper: the optimisation step (objective, optimizers, image pools).
-        samplers: ``{"A", "B"}`` batch samplers, pure functions of the step.
+        samplers: ``{"A", "B"}`` batch samplers, pure functions of the step (a multi-domain
+            run's: one per domain, keyed by name, in label order).
         loader: hands out each step's batch on the device, the next prepared during the step.
         schedulers: the LR schedulers of the G and D optimizers.
         hooks: called in order at each event.
@@ -102,7 +104,8 @@ class Trainer:
         step: steps done so far (after a step: including it).
         elapsed: wall-clock seconds of training so far, resumes included (agreed across ranks).
         batch: the last step's batch ``{"A", "B"}``, float ``[B, T, 3, H, W]`` in [-1, 1] (and the
-            source motion ``"A.flow"``... when the objective needs it).
+            source motion ``"A.flow"``... when the objective needs it); a multi-domain run's
+            ``{"x", "src", "dst"}`` (:class:`retarget.train.multi.MultiBatches`).
         losses: the last step's loss terms (Python floats).
         lr: the generator LR the last step used.
         data_time, step_time: seconds the last step spent loading its batch, and in total.
@@ -130,7 +133,8 @@ class Trainer:
         self.cfg, self.ctx, self.device, self.run_dir = cfg, ctx, device, run_dir
         self.nets, self.stepper, self.samplers, self.data_info = nets, stepper, samplers, data_info
         self.hooks: list[Hook] = list(hooks)
-        self.loader = BatchLoader(samplers, device, motion=stepper.objective.needs_motion)
+        motion = stepper.objective.needs_motion
+        self.loader = BatchLoader(make_batches(cfg, samplers, ctx.rank, ctx.world, motion), device)
         self.elapsed = 0.0  # before the schedulers: LambdaLR reads the factor at once
         self.schedulers = [
             torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s))
@@ -258,7 +262,8 @@ class Trainer:
             "elapsed": float(self.elapsed),
             "hooks": {h.name: sd for h in self.hooks if (sd := h.state_dict())},
         }
-        ckpt.write_checkpoint(self.run_dir, done, self.nets, self.cfg.model, state, self.data_info)
+        names = tuple(self.cfg.names) if self.cfg.model.domains else ()  # a multi-domain model's label order
+        ckpt.write_checkpoint(self.run_dir, done, self.nets, self.cfg.model, state, self.data_info, names)
         ckpt.prune_checkpoints(self.run_dir, self.cfg.keep)
 
     # --- the loop ---------------------------------------------------------------------

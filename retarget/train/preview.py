@@ -4,7 +4,9 @@ A preview grid has one row per direction (``A->B``, ``B->A``, in a left margin) 
 header band above each row naming its columns: the source frames ``t``, ``t+1``,
 ``t+2``, their translations, the prediction of ``t+2`` from the translations, that
 prediction translated back (recycled), the reconstruction of ``t`` and the own-domain
-prediction (:func:`preview_rows`, :func:`grid_image`).
+prediction (:func:`preview_rows`, :func:`grid_image`). A multi-domain run's grid starts
+with a row per domain, its fixed frame translated to every domain (:func:`domain_rows`),
+then the training batch's row (:func:`name_targets`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
+from retarget.train.data import DomainData
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -112,6 +115,52 @@ def preview_rows(visuals: Mapping[str, torch.Tensor], sample: int = 0) -> list[P
         images = [to_uint8(visuals[k][sample]) for k in keys]
         rows.append(PreviewRow(DIRECTIONS.get(prefix, prefix), keys, titles, images))
     return rows
+
+
+def preview_still(domain: DomainData, size: int) -> np.ndarray:
+    """A fixed frame of ``domain`` for the multi-domain preview rows: the middle frame of its
+    longest segment, its centre ``size x size`` square (``H x W x 3`` uint8 RGB, a copy)."""
+    longest = max(domain.segments, key=len)  # the first of equally long ones
+    frame = domain.clip(int(longest[len(longest) // 2]), 1)[0]
+    h, w = frame.shape[:2]
+    y, x = (h - size) // 2, (w - size) // 2
+    return np.array(frame[y : y + size, x : x + size])
+
+
+@torch.no_grad()
+def domain_rows(
+    generator: torch.nn.Module, stills: np.ndarray, device: torch.device, names: Sequence[str]
+) -> list[PreviewRow]:
+    """The multi-domain preview rows: for each domain's still, the still and its translation to every domain.
+
+    Args:
+        generator: the conditional ``G(x, c)`` (``c`` a ``[B]`` long target index), in eval mode.
+        stills: ``n x S x S x 3`` uint8, one frame per domain in label order (:func:`preview_still`).
+        names: the domains' names, in label order.
+
+    Returns:
+        ``n`` rows, labelled with their source domain ``d``: ``[x_d, G(x_d, 0), ...,
+        G(x_d, n - 1)]``, titled ``source``, ``to <name>``...; ``G(x_d, d)`` is the model's
+        image of ``x_d`` in its own domain.
+    """
+    x = torch.from_numpy(stills).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    n = x.shape[0]
+    outs = [generator(x, torch.full((n,), k, dtype=torch.long, device=device)) for k in range(n)]
+    keys = ["real", *(f"to_{k}" for k in range(n))]
+    titles = ["source", *(f"to {name}" for name in names)]
+    return [PreviewRow(names[d], keys, titles, [to_uint8(x[d]), *(to_uint8(out[d]) for out in outs)]) for d in range(n)]
+
+
+def name_targets(rows: Sequence[PreviewRow], names: Sequence[str], label: str = "batch") -> list[PreviewRow]:
+    """A multi-domain batch's rows (:meth:`retarget.nn.multi.MultiObjective.visuals`) labelled ``label``, their
+    ``x/to_k`` columns titled ``to <name of k>``."""
+    out = []
+    for row in rows:
+        titles = [
+            f"to {names[int(k.rsplit('_', 1)[1])]}" if _kind(k) == "to" else t for k, t in zip(row.keys, row.titles)
+        ]
+        out.append(PreviewRow(label, row.keys, titles, row.images))
+    return out
 
 
 def _lines(title: str) -> list[str]:

@@ -97,14 +97,20 @@ def check_resume(cfg: TrainConfig, run_dir: str | os.PathLike[str]) -> None:
 
 
 #: Options whose flag is not the field's name.
-_FLAGS = {"a_dir": "A_DIR", "b_dir": "B_DIR", "init_swap": "--swap"}
+_FLAGS = {"a_dir": "A_DIR", "b_dir": "B_DIR", "more": "DATASETS (after A_DIR B_DIR)", "init_swap": "--swap"}
 
 
 def _flag(name: str) -> str:
     return _FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
+def _show(value: Any) -> Any:
+    """A value as the command line writes it: lists (``--names``, further datasets) comma-separated."""
+    return ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
 def _refuse(run_dir: Path, name: str, value: Any, old: Any) -> RetargetError:
+    value, old = _show(value), _show(old)
     return RetargetError(
         f"{_flag(name)} {value}: the run in {run_dir} was trained with {old}; a resumed run keeps its options "
         f"(only {', '.join(_flag(n) for n in RESUMABLE)} may change). Leave it out, or start a new run "
@@ -140,6 +146,8 @@ def _check_same(saved: TrainConfig, run_dir: Path, name: str, value: Any) -> Non
         raise RetargetError(f"{name}: not an option of retarget train")
     if name in ("a_dir", "b_dir", "init_from"):
         same = value == old or (value is not None and old is not None and Path(value).resolve() == Path(old).resolve())
+    elif name == "more":
+        same = [Path(v).resolve() for v in value] == [Path(v).resolve() for v in old]
     else:
         same = value == old or (isinstance(old, tuple) and tuple(value) == old)
     if not same:

@@ -8,13 +8,14 @@ distributed run draw different samples from disjoint shares of the data.
 A batch leaves the sampler as uint8 (a quarter of float32's bytes to copy), is pinned
 for an asynchronous copy when the device is a GPU, and becomes float in [-1, 1] on the
 device (:func:`to_device`). :class:`BatchLoader` prepares the next step's batch in a
-background thread while the current step runs.
+background thread while the current step runs, for a pair (:class:`PairBatches`) or a
+multi-domain model (:class:`retarget.train.multi.MultiBatches`) alike.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Optional
+from typing import Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -83,28 +84,34 @@ class TripletSampler:
         flips = rng.random(self.batch_size) < 0.5 if self.flip else np.zeros(self.batch_size, bool)
         return self.starts[pick], ys, xs, flips
 
-    def raw(self, step: int, motion: bool = False) -> RawBatch:
+    def raw(self, step: int, motion: bool = False, only: Optional[Sequence[int]] = None) -> RawBatch:
         """The batch of ``step`` as stored: ``frames`` uint8 ``[batch, frames, size, size, 3]``,
         and with ``motion`` ``flow`` float16 ``[batch, frames - 1, size, size, 2]`` (pair t: frame
         t+1 onto frame t, in the window's coordinates) and ``valid`` uint8 ``[batch, frames - 1,
-        size, size]``."""
+        size, size]``.
+
+        ``only``: cut just these of the step's ``batch_size`` draws, in this order (the
+        batch is then ``len(only)`` long): a multi-domain step takes each sample's window
+        from its own source domain (:class:`retarget.train.multi.MultiBatches`).
+        """
         starts, ys, xs, flips = self.sample(step)
-        s, t = self.size, self.frames
-        out = np.empty((self.batch_size, t, s, s, 3), dtype=np.uint8)
+        picks = range(self.batch_size) if only is None else [int(i) for i in only]
+        s, t, n = self.size, self.frames, len(picks)
+        out = np.empty((n, t, s, s, 3), dtype=np.uint8)
         if motion:
             if not self.data.has_motion:
                 raise ValueError(f"{self.data.path}: loaded without motion (load_domain(..., motion=True))")
-            flow = np.empty((self.batch_size, t - 1, s, s, 2), dtype=np.float16)
-            valid = np.empty((self.batch_size, t - 1, s, s), dtype=np.uint8)
-        for b in range(self.batch_size):
-            y, x, start = int(ys[b]), int(xs[b]), int(starts[b])
+            flow = np.empty((n, t - 1, s, s, 2), dtype=np.float16)
+            valid = np.empty((n, t - 1, s, s), dtype=np.uint8)
+        for b, i in enumerate(picks):
+            y, x, start = int(ys[i]), int(xs[i]), int(starts[i])
             clip = self.data.clip(start, t)[:, y : y + s, x : x + s]
-            out[b] = clip[:, :, ::-1] if flips[b] else clip
+            out[b] = clip[:, :, ::-1] if flips[i] else clip
             if motion:
                 shard, row = self.data.locate(start)
                 for k in range(t - 1):
                     flow[b, k], valid[b, k] = window_motion(
-                        shard.flow[row + k + 1], shard.valid[row + k + 1], y, x, s, bool(flips[b])
+                        shard.flow[row + k + 1], shard.valid[row + k + 1], y, x, s, bool(flips[i])
                     )
         batch = {"frames": torch.from_numpy(out)}
         if motion:
@@ -139,27 +146,67 @@ def to_device(raw: dict[str, RawBatch], device: torch.device) -> dict[str, Tenso
     return out
 
 
-class BatchLoader:
-    """Batches of every domain for each step, the next one prepared while a step runs.
+class BatchMaker(Protocol):
+    """What :class:`BatchLoader` prepares batches with: a uint8 batch per step, then its way to the device."""
+
+    def raw(self, step: int) -> dict[str, RawBatch]:
+        """The batch of ``step`` as stored (CPU tensors; uint8 frames)."""
+        ...
+
+    def to_device(self, raw: dict[str, RawBatch], device: torch.device) -> dict[str, Tensor]:
+        """The batch a step takes, on ``device``."""
+        ...
+
+
+class PairBatches:
+    """The batches of a pair: every domain's sampler draws its own ``batch_size`` samples each step.
 
     Args:
-        samplers: ``{domain: TripletSampler}``.
+        samplers: ``{domain: TripletSampler}`` (``"A"``, ``"B"``).
+        motion: also cut the source motion (the warp term needs it).
+    """
+
+    def __init__(self, samplers: Mapping[str, TripletSampler], *, motion: bool = False) -> None:
+        self.samplers, self.motion = dict(samplers), motion
+
+    def raw(self, step: int) -> dict[str, RawBatch]:
+        """``{domain: TripletSampler.raw(step)}``."""
+        return {k: s.raw(step, self.motion) for k, s in self.samplers.items()}
+
+    def to_device(self, raw: dict[str, RawBatch], device: torch.device) -> dict[str, Tensor]:
+        """See :func:`to_device`."""
+        return to_device(raw, device)
+
+
+class BatchLoader:
+    """Each step's batch on the device, the next one prepared while a step runs.
+
+    Args:
+        batches: a :class:`BatchMaker` (:class:`PairBatches`, or the multi-domain
+            :class:`retarget.train.multi.MultiBatches`), or ``{domain: TripletSampler}``
+            for :class:`PairBatches` with ``motion``.
         device: where the step runs; on CUDA the uint8 batches are pinned so the copy
             overlaps the computation.
-        motion: also cut the source motion (the warp term needs it).
+        motion: with samplers: also cut the source motion (the warp term needs it).
         prefetch: prepare step ``n + 1`` in a background thread after handing out step ``n``.
     """
 
     def __init__(
-        self, samplers: dict[str, TripletSampler], device: torch.device, *, motion: bool = False, prefetch: bool = True
+        self,
+        batches: Union[BatchMaker, Mapping[str, TripletSampler]],
+        device: torch.device,
+        *,
+        motion: bool = False,
+        prefetch: bool = True,
     ) -> None:
-        self.samplers, self.device, self.motion = samplers, device, motion
+        self.batches: BatchMaker = PairBatches(batches, motion=motion) if isinstance(batches, Mapping) else batches
+        self.device = device
         self.pin = device.type == "cuda"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") if prefetch else None
         self._next: Optional[tuple[int, Future]] = None
 
     def _make(self, step: int) -> dict[str, RawBatch]:
-        raw = {k: s.raw(step, self.motion) for k, s in self.samplers.items()}
+        raw = self.batches.raw(step)
         if self.pin:
             raw = {k: {n: t.pin_memory() for n, t in part.items()} for k, part in raw.items()}
         return raw
@@ -171,7 +218,7 @@ class BatchLoader:
         else:
             raw = self._make(step)
         self._next = (step + 1, self._pool.submit(self._make, step + 1)) if self._pool is not None else None
-        return to_device(raw, self.device)
+        return self.batches.to_device(raw, self.device)
 
     def close(self) -> None:
         """Stop the background thread (a pending batch is dropped)."""

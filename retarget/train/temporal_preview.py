@@ -1,5 +1,7 @@
 """Temporal previews: a fixed clip of A translated at every preview, as a video and a number.
 
+(A multi-domain run: a clip of its first domain, translated to every other domain.)
+
 A still grid cannot show flicker. At every preview this hook translates the same short
 run of consecutive A frames with ``G_AB`` and writes ``previews/step_N.mp4`` (H.264, plays
 in browsers), and logs the clip's warping error (:func:`retarget.eval.temporal.warping_errors`,
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from retarget.atomic import atomic_file
 from retarget.eval.temporal import warping_errors
+from retarget.nn.conditional import FixedTarget
 from retarget.nn.networks import fit_sides
 from retarget.run import layout
 from retarget.train.data import DomainData
@@ -86,16 +89,22 @@ def write_clip(path: Path, frames: np.ndarray) -> None:
 class TemporalPreview(Hook):
     """Every ``every`` steps (and at the last), translate ``clip`` with ``G_AB``; rank 0 only.
 
-    Runs before :class:`~retarget.train.hooks.Metrics`, which writes its two numbers.
+    Runs before :class:`~retarget.train.hooks.Metrics`, which writes its numbers. A
+    multi-domain run (``targets`` given) translates the clip of its first domain to every
+    other domain with ``G(x, k)``: the video holds the translations side by side (in the
+    order of ``targets``), ``temporal/warp_error/<name>`` is each one's warping error and
+    ``temporal/warp_error`` their mean.
 
     Args:
         clip: ``T x H x W x 3`` uint8 consecutive A frames (:func:`preview_clip`), T >= 2.
         every: steps between previews.
+        targets: a multi-domain run's ``(name, label)`` of each target domain; None for a pair.
     """
 
-    def __init__(self, clip: np.ndarray, every: int) -> None:
+    def __init__(self, clip: np.ndarray, every: int, targets: Optional[Sequence[tuple[str, int]]] = None) -> None:
         self.clip = clip
         self.every = every
+        self.targets = tuple(targets) if targets is not None else None
         self.source_error: Optional[float] = None
 
     def before_train(self, trainer: Trainer) -> None:
@@ -109,13 +118,22 @@ class TemporalPreview(Hook):
     def after_step(self, trainer: Trainer) -> None:
         if not (trainer.is_main and trainer.due(self.every)):
             return
-        net = trainer.nets["G_AB"]
-        with eval_mode({"G_AB": net}):
-            frames = translate_clip(net, self.clip, trainer.device)
+        if self.targets is None:
+            nets = {"G_AB": trainer.nets["G_AB"]}
+            wanted: list[tuple[str, torch.nn.Module]] = [("", nets["G_AB"])]
+        else:
+            nets = {"G": trainer.nets["G"]}
+            wanted = [(name, FixedTarget(nets["G"], k)) for name, k in self.targets]
+        with eval_mode(nets):
+            outs = [(name, translate_clip(net, self.clip, trainer.device)) for name, net in wanted]
         try:
+            frames = np.concatenate([f for _, f in outs], axis=2)  # side by side
             write_clip(trainer.run_dir / layout.preview_file(trainer.step, layout.CLIP), frames)
         except OSError as exc:  # a preview is not worth stopping the run for
             note(trainer, f"{trainer.run_dir / layout.PREVIEWS}: could not write the temporal preview ({exc})")
-        error = float(np.nanmean(warping_errors(frames, self.clip)))
-        trainer.put_metric("temporal/warp_error", error)
+        errors = {name: float(np.nanmean(warping_errors(f, self.clip))) for name, f in outs}
+        for name, error in errors.items():
+            if name:
+                trainer.put_metric(f"temporal/warp_error/{name}", error)
+        trainer.put_metric("temporal/warp_error", float(np.mean(list(errors.values()))))
         trainer.put_metric("temporal/warp_error_source", self.source_error)

@@ -105,6 +105,7 @@ def charts(records: list[dict[str, Any]]) -> list[str]:
     d_terms = [k for k in losses if k not in totals and k[5:].startswith("D")]
     g_terms = [k for k in losses if k not in totals and k not in d_terms]
     warp = [k for k in ("temporal/warp_error", "temporal/warp_error_source") if k in keys]
+    warp += [k for k in keys if k.startswith("temporal/warp_error/")]  # a multi-domain run's, per target
     speed = [k for k in keys if k == "it_s" or k.startswith("it_s/")]
     data = [k for k in keys if k == "data_s" or k.startswith("data_s/")]
     out = [
@@ -184,8 +185,10 @@ def _head(title: str) -> str:
 
 def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
     row = describe_run(run_dir, records=records)
+    many = multi_domains(run_dir)
     bits = [
         f"<b>{escape(row.model)}</b>",
+        f"{len(many)} domains: {escape(' · '.join(many))}" if many else escape(" → ".join(row.domains)),
         f"{row.size} px" if row.size else "",
         f"steps <b>{row.steps_done if row.steps_done is not None else '-'}</b> / {row.steps_planned or '?'}",
         escape(row.state + (", resumable" if row.resumable and row.state != "finished" else "")),
@@ -200,6 +203,12 @@ def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
     return '<p class="sum">' + " · ".join(b for b in bits if b) + "</p>"
 
 
+def multi_domains(run_dir: Path) -> tuple[str, ...]:
+    """A multi-domain run's domain names in label order (its config.json's ``names``); () for a pair."""
+    names = layout.read_config_dict(run_dir).get("names")
+    return tuple(str(n) for n in names) if isinstance(names, list) and names else ()
+
+
 def _clips_section(run_dir: Path, clips: set[int]) -> str:
     parts = []
     if (run_dir / layout.source_clip_file()).is_file():
@@ -207,7 +216,24 @@ def _clips_section(run_dir: Path, clips: set[int]) -> str:
     parts += [_video(layout.preview_file(s, layout.CLIP), f"step {s}") for s in sorted(clips, reverse=True)[:CLIPS]]
     if not parts:
         return ""
-    return "<h2>Temporal preview</h2><div class=grid>" + "".join(parts) + "</div>"
+    names = multi_domains(run_dir)
+    note = ""
+    if names:
+        note = (
+            f"<p>A clip of {escape(names[0])} translated to every other domain, side by side: "
+            f"{escape(', '.join(names[1:]))}.</p>"
+        )
+    return "<h2>Temporal preview</h2>" + note + "<div class=grid>" + "".join(parts) + "</div>"
+
+
+def _grid_note(run_dir: Path) -> str:
+    names = multi_domains(run_dir)
+    if not names:
+        return ""
+    return (
+        f"<p>One row per domain ({escape(', '.join(names))}): a fixed frame, then its translation to every domain "
+        "in that order; below, the current training batch.</p>"
+    )
 
 
 def _read_json(path: Path) -> Optional[Any]:
@@ -256,7 +282,7 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
     if evaluation is not None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime((run_dir / layout.EVAL).stat().st_mtime))
         body.append(f"<h2>Evaluation ({layout.EVAL}, {when})</h2>{json_table(evaluation)}")
-    body.append("<h2>Preview grids</h2>" + _nav(1, pages))
+    body.append("<h2>Preview grids</h2>" + _grid_note(run_dir) + _nav(1, pages))
     body.append(_figures(run_dir, steps[:first_page], clips) if steps else "<p>No preview yet.</p>")
     body += [_nav(1, pages), _settings(run_dir), "</body></html>\n"]
     _write(run_dir / layout.REPORT, body)

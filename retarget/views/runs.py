@@ -31,6 +31,8 @@ class RunRow:
         name: the folder relative to the listed root (``"faces-to-cats"``).
         path: the folder as given (root joined with name).
         model: ``"recycle"`` or ``"cyclegan"``; ``"?"`` when config.json is unreadable.
+        domains: the domains' names: a multi-domain run's, or a pair's two dataset folders
+            (A's first); () when config.json is unreadable.
         size: training resolution (px); None when unknown.
         steps_done: steps of the newest complete checkpoint; None without one.
         steps_planned: ``--steps`` of the run; None when unknown.
@@ -45,6 +47,7 @@ class RunRow:
     name: str
     path: str
     model: str
+    domains: tuple[str, ...]
     size: Optional[int]
     steps_done: Optional[int]
     steps_planned: Optional[int]
@@ -58,6 +61,16 @@ class RunRow:
     def to_json(self) -> dict[str, Any]:
         """The row as a JSON-ready dict (same keys as the attributes)."""
         return asdict(self)
+
+
+def run_domains(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The domain names a run's ``config.json`` (as a dict) gives: ``names`` (multi-domain), else the
+    dataset folders' names (``a_dir``, ``b_dir``, ``more``); () when it names none."""
+    names = cfg.get("names")
+    if isinstance(names, list) and names:
+        return tuple(str(n) for n in names)
+    dirs = [cfg.get("a_dir"), cfg.get("b_dir"), *(cfg.get("more") or [])]
+    return tuple(Path(d).name for d in dirs if isinstance(d, str) and d)
 
 
 def checkpoint_step(run_dir: Path) -> Optional[int]:
@@ -128,6 +141,7 @@ def describe_run(
         name=name if name is not None else run_dir.name,
         path=str(run_dir),
         model=str(model.get("model", "?")),
+        domains=run_domains(cfg),
         size=model.get("size") if isinstance(model.get("size"), int) else None,
         steps_done=done,
         steps_planned=planned,
@@ -195,7 +209,7 @@ def _num(v: Optional[float]) -> str:
 
 def table_rows(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of the runs table, as printed by ``retarget runs``."""
-    head = ["run", "model", "size", "steps", "G", "D", "warp err", "age", "state"]
+    head = ["run", "model", "domains", "size", "steps", "G", "D", "warp err", "age", "state"]
     cells = []
     for r in rows:
         steps = (
@@ -207,6 +221,7 @@ def table_rows(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
             [
                 r.name,
                 r.model,
+                ",".join(r.domains) or "-",
                 size,
                 steps,
                 _num(r.loss_g),

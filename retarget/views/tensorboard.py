@@ -3,7 +3,7 @@
 The logger mirrors what the run folder already holds, so it needs no hooks into the
 loop beyond :meth:`Board.sync`: it tails ``metrics.jsonl`` (every numeric key becomes a
 scalar: ``loss/...``, ``lr``, ``it_s``, ``data_s``, ``temporal/warp_error``, per-rank
-speeds) and picks up new files in ``previews/`` (grids as images, temporal preview
+speeds; a multi-domain run's ``temporal/warp_error/<name>`` per target) and picks up new files in ``previews/`` (grids as images, temporal preview
 clips as strips of frames, since TensorBoard's video summaries need moviepy). Images
 are stored as PNG bytes, encoded here with OpenCV, so Pillow is not needed either.
 Without the package :func:`open_board` returns None and nothing of TensorBoard is imported.
@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from retarget.run import layout
+from retarget.views.runs import run_domains
 
 STRIP_FRAMES = 8  # frames of a preview clip shown side by side
 
@@ -69,6 +70,18 @@ class Board:
         if skip_existing:
             folder = self.run_dir / layout.PREVIEWS
             self._seen = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        else:
+            self.domains()
+
+    def domains(self) -> None:
+        """Log the run's domains as the text ``run/domains`` (a multi-domain run's in label order)."""
+        cfg = layout.read_config_dict(self.run_dir)
+        names = run_domains(cfg)
+        if not names:
+            return
+        many = isinstance(cfg.get("names"), list) and bool(cfg["names"])
+        text = f"{len(names)} domains, in label order: {', '.join(names)}" if many else f"A: {names[0]}, B: {names[-1]}"
+        self.writer.add_text("run/domains", text, 0)
 
     def image(self, tag: str, png: bytes, step: int) -> None:
         """Log PNG-encoded bytes as an image summary."""
