@@ -170,7 +170,7 @@ def train_and_render(
     from retarget.config import RenderConfig
     from retarget.progress import console
     from retarget.render.render import render
-    from retarget.train.trainer import train
+    from retarget.train import train
 
     torch.set_num_threads(threads)
     cfg = budget_config(spec, preset, size, a_dir, b_dir, out, seed, budget, threads)

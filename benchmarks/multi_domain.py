@@ -120,7 +120,7 @@ def parse(system: str, preset: str, size: int) -> tuple[str, str]:
 
 
 def _translate(net: Any, clip: np.ndarray) -> np.ndarray:
-    from retarget.render.render import Translator
+    from retarget.render.translate import Translator
 
     tr = Translator(net.eval(), "cpu")
     return np.stack([o for i in range(0, len(clip), 16) for o in tr(list(clip[i : i + 16]))])

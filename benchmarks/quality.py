@@ -197,7 +197,7 @@ def train_and_translate(
     import torch
 
     from retarget.progress import console
-    from retarget.render.render import Translator
+    from retarget.render.translate import Translator
     from retarget.train import train
 
     torch.set_num_threads(threads)

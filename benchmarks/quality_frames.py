@@ -138,7 +138,7 @@ def train_only(spec: str, preset: str, size: int, a_dir: str, b_dir: str, out: s
 def render_clip(run_dir: str, clip: np.ndarray, mode: str) -> dict[str, np.ndarray]:
     """The clip rendered as ``retarget render`` does: ``{"source/<upscale>": T x H x W x 3, "model": ...}``."""
     from retarget.geometry import full_cut, place_back, square_cut
-    from retarget.render.render import Translator
+    from retarget.render.translate import Translator
     from retarget.render.translate import FitTranslate
     from retarget.render.upscale import place_back_detail
     from retarget.run import load_run

@@ -43,7 +43,8 @@ import torch  # noqa: E402
 from retarget.config import RenderConfig, model_preset  # noqa: E402
 from retarget.geometry import center_crop  # noqa: E402
 from retarget.nn.networks import build_generator  # noqa: E402
-from retarget.render.render import Translator, translate_video  # noqa: E402
+from retarget.render.render import translate_video
+from retarget.render.translate import Translator  # noqa: E402
 from retarget.video.reader import VideoReader, probe  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "bigbuckbunny.mp4"

@@ -30,9 +30,9 @@ from retarget.config import (
     TrainConfig,
     check_train_config,
     model_preset,
-    option_range,
 )
 from retarget.errors import RetargetError
+from retarget.options import option_range
 
 R = TypeVar("R")
 C = TypeVar("C")

@@ -29,7 +29,7 @@ from retarget.nn.networks import build_networks
 from retarget.nn.objectives import make_objective
 from retarget.nn.step import Stepper, make_optimizers
 from retarget.nn.warp_loss import add_motion, warp_consistency
-from retarget.render.render import Translator
+from retarget.render.translate import Translator
 
 SIZE = 32
 BF16 = torch.bfloat16

@@ -17,7 +17,8 @@ LAYERS = {
     "faces": 7,
     "video": 8,
     "geometry": 9, "device": 9, "config": 9, "atomic": 9,
-    "progress": 10, "errors": 10, "__init__": 10,
+    "options": 10, "progress": 10,
+    "errors": 11, "__init__": 11,
 }  # fmt: skip
 
 

@@ -25,17 +25,14 @@ from retarget.config import (
     FaceConfig,
     LossConfig,
     ModelConfig,
-    OptionError,
-    Range,
     RenderConfig,
     TrainConfig,
-    check_config,
     check_train_config,
     from_dict,
-    option_range,
     replace,
 )
 from retarget.errors import RetargetError
+from retarget.options import OptionError, Range, check_config, option_range
 
 NUMERIC = (int, float, typing.Optional[int], typing.Optional[float])
 #: Where each command's options come from (first class with the field wins, as in cli.py).

@@ -26,7 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
-from retarget.config import ExtractConfig, check_config, to_dict
+from retarget.config import ExtractConfig, to_dict
+from retarget.options import check_config
 from retarget.dataset.manifest import (
     MANIFEST,
     Dataset,

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from retarget.atomic import atomic_file
-from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, check_config, model_preset
+from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, model_preset
+from retarget.options import check_config
 from retarget.demo import synth
 from retarget.errors import RetargetError
 from retarget.progress import console

@@ -13,7 +13,8 @@ import time as _time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from retarget.config import EvalConfig, check_config
+from retarget.config import EvalConfig
+from retarget.options import check_config
 from retarget.errors import RetargetError
 from retarget.eval.frames import TimeMatcher, common_size, fit
 from retarget.eval.identity import TargetFaces

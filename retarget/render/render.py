@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from retarget.atomic import atomic_file, clean_stale_temps, write_errors
-from retarget.config import FaceConfig, RenderConfig, check_config
-from retarget.device import AMP_DTYPES, precision_name, resolve_amp, resolve_device
+from retarget.config import FaceConfig, RenderConfig
+from retarget.options import check_config
+from retarget.device import precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner
 from retarget.geometry import FRAME_MODES, Cut, frame_cut, square_cut
@@ -44,7 +44,7 @@ from retarget.render.compose import Composer, face_paste
 from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
 from retarget.render.source import CutAligner, Decoded, Source, batches
-from retarget.render.translate import FitTranslate, translate_items
+from retarget.render.translate import FitTranslate, Translator, translate_items
 from retarget.render.direction import pick_direction
 from retarget.run import load_networks, open_run
 from retarget.video.reader import VideoInfo, probe
@@ -81,57 +81,6 @@ class RenderSummary:
     precision: str = ""  # the generator's arithmetic: "bf16", "fp16" or "fp32" ("" = not a Translator)
     translated: int = 0  # frames inside --start/--end (every frame without them); the others were copied
     window: str = ""  # "2.00-5.00 s" with --start/--end, else ""
-
-
-class Translator:
-    """Apply a generator to batches of uint8 crops.
-
-    Args:
-        net: maps float ``[B, 3, S, S]`` in [-1, 1] to the same shape and range.
-        device: where ``net`` lives.
-        amp: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"off"``: autocast on CUDA and CPU
-            (:func:`retarget.device.resolve_amp`); ``self.amp`` is the resolved value.
-        channels_last: memory format of ``net`` and its inputs; None = on for CUDA only
-            (on CPU it measured slower). On CUDA cuDNN also picks its fastest kernels
-            once (``cudnn.benchmark``: the batches have one size, the last one aside).
-    """
-
-    def __init__(
-        self,
-        net: torch.nn.Module,
-        device: torch.device | str = "cpu",
-        amp: str = "off",
-        channels_last: Optional[bool] = None,
-    ) -> None:
-        self.net = net
-        self.device = torch.device(device)
-        width = next((m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
-        self.amp = resolve_amp(amp, self.device, width)  # a narrow generator stays float32 on a CPU
-        self.amp_dtype = AMP_DTYPES.get(self.amp)
-        cuda = self.device.type == "cuda"
-        on = cuda if channels_last is None else channels_last
-        self.memory_format = torch.channels_last if on else torch.contiguous_format
-        if on:
-            self.net = self.net.to(memory_format=self.memory_format)
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-
-    @torch.inference_mode()
-    def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Translate ``crops`` (each S x S x 3 uint8 RGB); returns the same count and shape."""
-        if not crops:
-            return []
-        x = torch.from_numpy(np.stack(crops)).to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        x = x.contiguous(memory_format=self.memory_format)  # the permute alone leaves a channels_last view
-        if self.amp_dtype is not None:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                y = self.net(x)
-        else:
-            y = self.net(x)
-        y = y.float().add_(1.0).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8)
-        out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        return list(out)
 
 
 def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
@@ -345,25 +294,33 @@ def translate_video(
     source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop)
     batch_size = max(1, int(cfg.batch_size))
     fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
-    decoded = Decoded(src, info)
+    out_size = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)
     started = time.perf_counter()
     with write_errors(out), make_progress("frames") as progress:
         out.parent.mkdir(parents=True, exist_ok=True)
         task = progress.add_task("render", total=info.frame_count or None)
         with atomic_file(out) as tmp:
-            out_w, out_h = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)
-            writer = VideoWriter(
-                tmp, out_w, out_h, info.time_base, info.fps, crf=cfg.crf, audio_from=src, threads=encoder_threads
-            )
+            writer = VideoWriter(tmp, *out_size, info.time_base, info.fps, crf=cfg.crf, audio_from=src,
+                                 threads=encoder_threads)  # fmt: skip
             with writer:
                 sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
+                decoded = Decoded(src, info)
                 items = source.items(decoded, lambda: decoded.bad_frames)
                 run_stages(batches(items, batch_size), functools.partial(translate_items, translate=fit), sink, depth=2)
             if not source.inside:  # the container did not say how long the video is
                 raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
-            written = writer.summary
-    seconds = time.perf_counter() - started
-    summary = RenderSummary(
+    summary = _summary(cfg, out, writer.summary, source, time.perf_counter() - started)
+    summary.align, summary.frame = ("face", "") if aligner is not None else ("none", frame)
+    summary.scale = 0 if aligner is not None else min(cut.size)
+    summary.precision = precision_name(amp) if (amp := getattr(translate, "amp", None)) else ""
+    if not quiet:
+        _print_summary(summary)
+    return summary
+
+
+def _summary(cfg: RenderConfig, out: Path, written: Any, source: Source, seconds: float) -> RenderSummary:
+    """What the writer wrote and the source counted, as a :class:`RenderSummary`."""
+    return RenderSummary(
         output=str(out),
         frames=written.frames,
         duration=written.duration,
@@ -372,20 +329,13 @@ def translate_video(
         audio=list(written.audio),
         audio_text=written.audio_text,
         direction=cfg.direction,
-        align="face" if aligner is not None else "none",
         faces=source.faces,
         seconds=seconds,
         fps=written.frames / seconds if seconds > 0 else 0.0,
         stabilize=float(cfg.stabilize),
-        frame="" if aligner is not None else frame,
-        scale=0 if aligner is not None else min(cut.size),
-        precision=precision_name(amp) if (amp := getattr(translate, "amp", None)) else "",
         translated=source.inside,
         window=_window(cfg),
     )
-    if not quiet:
-        _print_summary(summary)
-    return summary
 
 
 def _print_summary(summary: RenderSummary) -> None:

@@ -4,7 +4,7 @@ A generator that is fully convolutional still has a shape it needs: the ResNet
 generator down-samples twice by 2 and up-samples twice, so its input sides must be
 multiples of :data:`MULTIPLE` (4). :class:`FitTranslate` wraps a translate function
 (a list of equal-sized ``H x W x 3`` uint8 pictures -> the same, e.g.
-:class:`retarget.render.render.Translator`) so it takes pictures of any size:
+:class:`Translator`, the generator on a device) so it takes pictures of any size:
 
 - the picture is reflect-padded to the next multiple of 4, split evenly between the two
   sides, and the translation is cropped back to the same window, so nothing shifts;
@@ -29,6 +29,9 @@ from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
+import torch
+
+from retarget.device import AMP_DTYPES, resolve_amp
 
 #: Input sides the ResNet generator needs are multiples of this (two stride-2 down-samplings).
 MULTIPLE = 4
@@ -172,3 +175,54 @@ def translate_items(batch: list, translate: TranslateFn) -> list:
         for it, res in zip(todo, translate([it.net_input for it in todo])):
             it.result = res
     return batch
+
+
+class Translator:
+    """Apply a generator to batches of uint8 crops.
+
+    Args:
+        net: maps float ``[B, 3, S, S]`` in [-1, 1] to the same shape and range.
+        device: where ``net`` lives.
+        amp: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"off"``: autocast on CUDA and CPU
+            (:func:`retarget.device.resolve_amp`); ``self.amp`` is the resolved value.
+        channels_last: memory format of ``net`` and its inputs; None = on for CUDA only
+            (on CPU it measured slower). On CUDA cuDNN also picks its fastest kernels
+            once (``cudnn.benchmark``: the batches have one size, the last one aside).
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        device: torch.device | str = "cpu",
+        amp: str = "off",
+        channels_last: Optional[bool] = None,
+    ) -> None:
+        self.net = net
+        self.device = torch.device(device)
+        width = next((m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        self.amp = resolve_amp(amp, self.device, width)  # a narrow generator stays float32 on a CPU
+        self.amp_dtype = AMP_DTYPES.get(self.amp)
+        cuda = self.device.type == "cuda"
+        on = cuda if channels_last is None else channels_last
+        self.memory_format = torch.channels_last if on else torch.contiguous_format
+        if on:
+            self.net = self.net.to(memory_format=self.memory_format)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+
+    @torch.inference_mode()
+    def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Translate ``crops`` (each S x S x 3 uint8 RGB); returns the same count and shape."""
+        if not crops:
+            return []
+        x = torch.from_numpy(np.stack(crops)).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = x.contiguous(memory_format=self.memory_format)  # the permute alone leaves a channels_last view
+        if self.amp_dtype is not None:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                y = self.net(x)
+        else:
+            y = self.net(x)
+        y = y.float().add_(1.0).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8)
+        out = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return list(out)

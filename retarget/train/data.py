@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,10 +23,10 @@ from typing import Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from retarget.atomic import atomic_file
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.errors import RetargetError
 from retarget.run.info import DataInfo
+from retarget.train.cache import MappedCache, in_memory, shapes_of
 from retarget.train.motion import compute_motion, pairs_of
 
 
@@ -252,76 +251,6 @@ def _usable(folder: Path, segments: list[list[int]], frames_needed: int) -> list
     return usable
 
 
-#: Trailing dimensions and dtype of each cached array kind (per frame: H x W x ...).
-_KINDS: dict[str, tuple[tuple[int, ...], type]] = {
-    "frames": ((3,), np.uint8),
-    "flow": ((2,), np.float16),
-    "valid": ((), np.uint8),
-}
-
-
-def _shapes(kind: str, counts: Sequence[int], hws: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
-    return [(int(n), int(hw[0]), int(hw[1]), *_KINDS[kind][0]) for n, hw in zip(counts, hws)]
-
-
-def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-    """Consecutive arrays of ``shapes`` over one flat buffer."""
-    out, at = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(flat[at : at + size].reshape(shape))
-        at += size
-    return out
-
-
-class _MappedCache:
-    """A memory-mapped cache: one flat ``.npy`` per kind (frames, flow, valid) and a JSON of the layout.
-
-    Each file is written under a temporary name and renamed when complete, the JSON
-    last, so a cache whose JSON names the current key is whole.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.meta_file = path.with_suffix(".json")
-
-    def file(self, kind: str) -> Path:
-        return self.path if kind == "frames" else self.path.with_suffix(f".{kind}.npy")
-
-    def read_meta(self, key: str) -> Optional[dict]:
-        try:
-            meta = json.loads(self.meta_file.read_text())
-        except (OSError, ValueError):
-            return None
-        kinds = meta.get("kinds", ["frames"]) if isinstance(meta, dict) else []
-        if meta.get("key") != key or not all(self.file(k).exists() for k in kinds):
-            return None
-        return meta
-
-    def load(self, kind: str, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-        return _views(np.load(self.file(kind), mmap_mode="r"), shapes)
-
-    @contextlib.contextmanager
-    def build(self, kind: str, shapes: Sequence[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
-        """Writable zeroed views of a new file of ``kind``; renamed into place when the block ends cleanly."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        total = sum(int(np.prod(s)) for s in shapes)
-        with atomic_file(self.file(kind)) as tmp:
-            flat = np.lib.format.open_memmap(tmp, mode="w+", dtype=_KINDS[kind][1], shape=(total,))
-            yield _views(flat, shapes)
-            flat.flush()
-            del flat
-
-    def write_meta(self, meta: dict) -> None:
-        with atomic_file(self.meta_file) as tmp:
-            tmp.write_text(json.dumps(meta))
-
-
-@contextlib.contextmanager
-def _in_memory(kind: str, shapes: Sequence[tuple[int, ...]]) -> Iterator[list[np.ndarray]]:
-    yield [np.zeros(s, _KINDS[kind][1]) for s in shapes]
-
-
 def _local_segments(segments: Sequence[Sequence[int]], offsets: np.ndarray) -> list[list[list[int]]]:
     """Each shard's segments in its own row numbers."""
     out: list[list[list[int]]] = [[] for _ in range(len(offsets) - 1)]
@@ -375,20 +304,20 @@ def load_domain(
     if not files:
         raise RetargetError(f"{folder}: the dataset has no frames")
     kinds = ["frames", "flow", "valid"] if motion else ["frames"]
-    mapped = _MappedCache(Path(cache_path)) if (cache == "mmap" and cache_path is not None) else None
+    mapped = MappedCache(Path(cache_path)) if (cache == "mmap" and cache_path is not None) else None
     key = _cache_key(files, load_size, motion)
     meta = mapped.read_meta(key) if mapped is not None else None
     if meta is not None and mapped is not None:
         counts, hws = meta["counts"], meta["shapes"]
-        arrays = {k: mapped.load(k, _shapes(k, counts, hws)) for k in kinds}
+        arrays = {k: mapped.load(k, shapes_of(k, counts, hws)) for k in kinds}
         segments = meta["segments"]
         skipped, resized, unreadable = meta.get("skipped", 0), meta.get("resized", 0), meta.get("unreadable", ())
     else:
         dec = _decode(folder, files, seg_ids, load_size, workers)
         segments = _usable(folder, dec.segments, frames_needed)
         counts, hws = [len(r) for r in dec.rows], [list(s) for s in dec.shapes]
-        shapes = _shapes("frames", counts, hws)
-        with mapped.build("frames", shapes) if mapped is not None else _in_memory("frames", shapes) as views:
+        shapes = shapes_of("frames", counts, hws)
+        with mapped.build("frames", shapes) if mapped is not None else in_memory("frames", shapes) as views:
             for view, rows in zip(views, dec.rows):
                 for j, img in enumerate(rows):
                     view[j] = img
@@ -409,7 +338,7 @@ def load_domain(
                     "unreadable": list(dec.unreadable),
                 }
             )
-            arrays = {k: mapped.load(k, _shapes(k, counts, hws)) for k in kinds}
+            arrays = {k: mapped.load(k, shapes_of(k, counts, hws)) for k in kinds}
         skipped, resized, unreadable = dec.skipped, dec.resized, dec.unreadable
     shards = [
         Shard(f, arrays["flow"][i] if motion else None, arrays["valid"][i] if motion else None)
@@ -421,7 +350,7 @@ def load_domain(
 
 
 def _motion_arrays(
-    mapped: Optional[_MappedCache],
+    mapped: Optional[MappedCache],
     frames: list[np.ndarray],
     segments: list[list[int]],
     counts: list[int],
@@ -431,8 +360,8 @@ def _motion_arrays(
     """Flow and validity of every shard, computed from its frames (written to the mapped cache if any)."""
     offsets = np.cumsum([0] + counts)
     local = _local_segments(segments, offsets)
-    flow_shapes, valid_shapes = _shapes("flow", counts, hws), _shapes("valid", counts, hws)
-    build = mapped.build if mapped is not None else _in_memory
+    flow_shapes, valid_shapes = shapes_of("flow", counts, hws), shapes_of("valid", counts, hws)
+    build = mapped.build if mapped is not None else in_memory
     with build("flow", flow_shapes) as flows, build("valid", valid_shapes) as valids:
         for k, shard in enumerate(frames):
             compute_motion(shard, pairs_of(local[k]), flows[k], valids[k], workers=workers)

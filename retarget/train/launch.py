@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from retarget.atomic import clean_stale_temps, discard, write_error
-from retarget.config import ModelConfig, TrainConfig, check_train_config, replace, to_dict
+from retarget.atomic import clean_stale_temps, write_error
+from retarget.config import TrainConfig, check_train_config, replace
 from retarget.device import device_kind, precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
@@ -35,7 +35,6 @@ from retarget.nn.objectives import frames_per_sample, make_objective, needs_moti
 from retarget.nn.pool import ImagePool
 from retarget.nn.step import Stepper, make_optimizers
 from retarget.progress import console
-from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 from retarget.train import distributed as ddp
 from retarget.train.data import DomainData, default_load_size, load_domain
@@ -53,12 +52,12 @@ from retarget.train.hooks import (
     Views,
 )
 from retarget.train.loop import Hook, Trainer
-from retarget.train.multi import default_names, domain_keys, resolve_domains
+from retarget.train.multi import domain_keys, resolve_domains
 from retarget.train.preview import preview_still
-from retarget.train.resume import check_resume, resume_command
+from retarget.train.resume import resume_command
+from retarget.train.run_dir import clear_run_dir, default_run_dir, first_missing, prepare_run_dir
 from retarget.train.sampler import TripletSampler
 from retarget.train.temporal_preview import TemporalPreview, preview_clip
-from retarget.views.run_views import clear_views
 
 __all__ = ["TrainResult", "default_hooks", "train"]
 
@@ -86,70 +85,6 @@ class TrainResult:
     networks: dict[str, torch.nn.Module] = field(default_factory=dict)
     stopped: Optional[str] = None
     signal: Optional[int] = None
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    """``models/<A>-to-<B>`` under the current folder, from the dataset folder names; a multi-domain
-    run's is ``models/<name1>-<name2>-...`` from its domain names (``cfg`` through :func:`resolve_domains`)."""
-    if cfg.is_multi:
-        return Path("models") / "-".join(cfg.names or default_names(cfg.datasets))
-    a, b = Path(cfg.a_dir).resolve().name, Path(cfg.b_dir).resolve().name
-    return Path("models") / f"{a}-to-{b}"
-
-
-def _describe_change(old: ModelConfig, new: ModelConfig) -> str:
-    diffs = [f"{k} {v} vs {getattr(new, k)}" for k, v in to_dict(old).items() if getattr(new, k) != v]
-    return ", ".join(diffs)
-
-
-def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    """Check the run folder against --resume/--overwrite (read-only, every rank).
-
-    A folder without a complete checkpoint is not a run (one killed before its first
-    checkpoint, or any other folder): a new run starts in it without --overwrite.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RetargetError(f"{run_dir}: exists and is not a folder; pick another --out")
-    latest = ckpt.latest_checkpoint(run_dir)
-    if cfg.resume:
-        if latest is None:
-            raise RetargetError(
-                f"{run_dir}: nothing to resume (no complete checkpoint: the run stopped before its first one); "
-                "run it again without --resume to start afresh"
-            )
-        check_resume(cfg, run_dir)
-        meta, _ = ckpt.read_weights(latest / layout.WEIGHTS)
-        old = ckpt.model_config_of(meta)
-        if old != cfg.model:
-            raise RetargetError(
-                f"{latest / layout.WEIGHTS}: checkpoint has another architecture ({_describe_change(old, cfg.model)}); "
-                "train with the same options or use --overwrite"
-            )
-    elif latest is not None and not cfg.overwrite:
-        raise RetargetError(
-            f"{run_dir}: already holds a run; continue it with `{resume_command(run_dir)}` or pass --overwrite to "
-            "start afresh"
-        )
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    """Remove a previous run's files (:func:`~retarget.run.layout.run_files`), previews, views, checkpoints; no more."""
-    for path in layout.run_files(run_dir):
-        path.unlink(missing_ok=True)
-    shutil.rmtree(run_dir / layout.PREVIEWS, ignore_errors=True)
-    clear_views(run_dir)  # report pages, tb/
-    for step in ckpt.checkpoint_steps(run_dir):
-        discard(layout.checkpoint_dir(run_dir, step))
-
-
-def _first_missing(path: Path) -> Optional[Path]:
-    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
-    missing = None
-    for p in (path, *path.parents):
-        if p.exists():
-            break
-        missing = p
-    return missing
 
 
 def _make_step(nets: dict[str, torch.nn.Module], cfg: TrainConfig, device: torch.device, ctx: ddp.DistContext) -> Any:
@@ -244,9 +179,9 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     except ValueError as exc:
         raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    _prepare_run_dir(cfg, run_dir)
+    prepare_run_dir(cfg, run_dir)
     init = read_init(cfg)  # --init-from: read and checked before the run folder is touched
-    created = _first_missing(run_dir)
+    created = first_missing(run_dir)
     ddp.barrier(ctx)
     try:
         trainer = _setup(cfg, ctx, device, run_dir, hooks, init)
@@ -290,7 +225,7 @@ def _setup(
         clean_stale_temps(run_dir, run_dir / layout.PREVIEWS, run_dir / layout.CHECKPOINTS)
         # --overwrite, or the leftovers of a run killed before its first checkpoint
         if not cfg.resume and (cfg.overwrite or (run_dir / layout.CONFIG).exists()):
-            _clear_run_dir(run_dir)
+            clear_run_dir(run_dir)
     ddp.barrier(ctx)
     domains = _load_domains(cfg, ctx, run_dir)
     frames = frames_per_sample(cfg.model)

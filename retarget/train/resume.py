@@ -23,7 +23,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from retarget.config import LossConfig, ModelConfig, TrainConfig, replace, resumable_options
+from retarget.config import LossConfig, ModelConfig, TrainConfig, replace
+from retarget.options import resumable_options
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.run import layout
