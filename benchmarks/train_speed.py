@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py                 # official preset at 64/128/256, default at 128
     python benchmarks/train_speed.py --sizes 128 --presets official --steps 5 --variants
+    python benchmarks/train_speed.py --sizes 128 --presets official --amp off auto   # float32 and --amp auto
     python benchmarks/train_speed.py --predictor-study ../shared/data/bikes.mp4
 
 The official preset runs with the release's loss (``--cycle 0``: no spatial cycle) so
@@ -43,6 +44,7 @@ import torch  # noqa: E402
 from retarget.config import LossConfig, model_preset  # noqa: E402
 from retarget.nn.networks import build_networks  # noqa: E402
 from retarget.nn.objectives import make_objective  # noqa: E402
+from retarget.device import AMP_CHOICES, precision_name  # noqa: E402
 from retarget.nn.step import Stepper, make_optimizers  # noqa: E402
 from retarget.nn.pool import ImagePool  # noqa: E402
 from retarget.nn.warp_loss import add_motion  # noqa: E402
@@ -73,6 +75,7 @@ def make_stepper(
     channels_last: bool = False,
     pool: int = 50,
     content=None,
+    amp: str = "off",
     **arch,
 ):
     cfg = model_preset(preset, size=size, **arch)
@@ -87,7 +90,7 @@ def make_stepper(
         g_opt = torch.optim.Adam(g_opt.param_groups[0]["params"], lr=2e-4, betas=(0.5, 0.999), foreach=True)
         d_opt = torch.optim.Adam(d_opt.param_groups[0]["params"], lr=2e-4, betas=(0.5, 0.999), foreach=True)
     pools = {"A": ImagePool(pool, 1), "B": ImagePool(pool, 2)} if pool else None
-    stepper = Stepper(obj, g_opt, d_opt, pools=pools, channels_last=channels_last)
+    stepper = Stepper(obj, g_opt, d_opt, pools=pools, channels_last=channels_last, amp=amp)
     g = torch.Generator().manual_seed(0)
     batch = {d: torch.rand(1, 3, 3, size, size, generator=g) * 2 - 1 for d in "AB"}
     if obj.needs_motion:  # the warp term reads the source motion; the data brings it, not the step
@@ -221,6 +224,13 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["official", "default"])
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--amp",
+        nargs="+",
+        default=["off"],
+        choices=AMP_CHOICES,
+        help="precisions to time each configuration in (e.g. off auto); %% of peak is against the float32 peak",
+    )
     ap.add_argument("--npf", type=int, default=None, help="predictor width of the default preset run")
     ap.add_argument("--p-depth", type=int, default=None, help="predictor depth of the default preset run")
     ap.add_argument("--variants", action="store_true", help="also time rejected alternatives at 128 px")
@@ -247,11 +257,15 @@ def main() -> None:
         if preset not in args.presets:
             continue
         arch = dict(npf=args.npf, p_depth=args.p_depth) if preset == "default" else {}
-        stepper, batch = make_stepper(preset, size, RELEASE_LOSS if cycle == 0 else LossConfig(cycle=cycle), **arch)
-        cfg = stepper.objective.model_cfg
-        label = f"{preset} {size}px cycle={cycle:g} (npf {cfg.npf}, depth {cfg.p_depth})"
-        measure(label, stepper, batch, args.steps if size < 256 else max(1, args.steps - 1))
-        del stepper
+        loss = RELEASE_LOSS if cycle == 0 else LossConfig(cycle=cycle)
+        for amp in args.amp:
+            stepper, batch = make_stepper(preset, size, loss, amp=amp, **arch)
+            cfg = stepper.objective.model_cfg
+            label = (
+                f"{preset} {size}px cycle={cycle:g} (npf {cfg.npf}, depth {cfg.p_depth}) {precision_name(stepper.amp)}"
+            )
+            measure(label, stepper, batch, args.steps if size < 256 else max(1, args.steps - 1))
+            del stepper
     if args.variants:
         variants(args.steps)
     print(f"at the end: {load_average()}")
