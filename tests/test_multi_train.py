@@ -312,3 +312,28 @@ def test_preview_rows_of_a_multi_domain_run(run3):
     visuals.update({f"x/to_{k}": torch.zeros(1, 3, 8, 8) for k in range(3)})
     (batch,) = name_targets(preview_rows(visuals), run.domains)
     assert batch.label == "batch" and batch.titles[-3:] == ["to src", "to oil", "to ink"]
+
+
+def test_domains_are_named_after_the_folders_given_links_included(datasets, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from retarget.train.multi import resolve_domains
+    from retarget.train.run_dir import default_run_dir
+
+    a, b, _ = datasets
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "faces_x").symlink_to(a)  # a symbolic link named after the person, to a folder named otherwise
+    (links / "faces_y").symlink_to(b)
+    x, y = str(links / "faces_x"), str(links / "faces_y")
+    cfg = config((x, y), tmp_path / "unused", multi=True)
+    assert resolve_domains(cfg).names == ("faces_x", "faces_y")
+    monkeypatch.chdir(links)
+    assert default_run_dir(replace(cfg, multi=False)) == Path("models/faces_x-to-faces_y")
+    assert resolve_domains(config(("faces_x", "."), tmp_path / "unused", multi=True)).names == ("faces_x", "links")
+    # a pair run saves the folders as given (absolute), so a resumed run keeps these names
+    run = tmp_path / "pair"
+    train(config((x, y), run, steps=1))
+    saved = json.loads((run / layout.CONFIG).read_text())
+    assert (saved["a_dir"], saved["b_dir"]) == (x, y)
+    assert load_run(run).data_of("A").name == "faces_x"

@@ -12,6 +12,7 @@ training clock, hook states) is checkpointed.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -256,7 +257,8 @@ def _setup(
     if ctx.is_main:
         # The file re-creates the run: the real folder, and neither --resume nor --overwrite;
         # absolute dataset paths, so `train --resume RUN` works from any folder.
-        a_dir, b_dir, *more = (str(Path(d).resolve()) for d in cfg.datasets)
+        # (absolute, symbolic links kept: a pair's domains are named after the folders given)
+        a_dir, b_dir, *more = (os.path.abspath(d) for d in cfg.datasets)
         init_from = str(Path(cfg.init_from).resolve()) if cfg.init_from else None
         paths = dict(a_dir=a_dir, b_dir=b_dir, more=tuple(more), init_from=init_from, out=str(run_dir))
         saved_cfg = replace(cfg, **paths, resume=False, overwrite=False)

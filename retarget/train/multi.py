@@ -16,6 +16,7 @@ step), so a resumed run draws exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Mapping, Union
@@ -33,9 +34,14 @@ from retarget.train.sampler import PairBatches, RawBatch, TripletSampler, to_dev
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
+def folder_name(path: str) -> str:
+    """The name a dataset folder was given: ``.`` and ``..`` resolved, a symbolic link kept (not its target's)."""
+    return Path(os.path.abspath(path)).name
+
+
 def default_names(datasets: tuple[str, ...]) -> tuple[str, ...]:
-    """The domain names of a run without ``--names``: each dataset folder's own name."""
-    return tuple(Path(d).resolve().name for d in datasets)
+    """The domain names of a run without ``--names``: each dataset folder's own name (:func:`folder_name`)."""
+    return tuple(folder_name(d) for d in datasets)
 
 
 def check_names(names: tuple[str, ...], datasets: tuple[str, ...], given: bool) -> None:

@@ -15,7 +15,7 @@ from retarget.config import ModelConfig, TrainConfig, to_dict
 from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.run import layout
-from retarget.train.multi import default_names
+from retarget.train.multi import default_names, folder_name
 from retarget.train.resume import check_resume, resume_command
 from retarget.views.run_views import clear_views
 
@@ -27,7 +27,7 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     run's is ``models/<name1>-<name2>-...`` from its domain names (``cfg`` through :func:`resolve_domains`)."""
     if cfg.is_multi:
         return Path("models") / "-".join(cfg.names or default_names(cfg.datasets))
-    a, b = Path(cfg.a_dir).resolve().name, Path(cfg.b_dir).resolve().name
+    a, b = folder_name(cfg.a_dir), folder_name(cfg.b_dir)
     return Path("models") / f"{a}-to-{b}"
 
 
