@@ -276,7 +276,11 @@ def train(
     recycle: Annotated[float, _train_opt("recycle", help="Recycle weight.", rich_help_panel=LOSS)] = LossConfig.recycle,
     identity: Annotated[
         Optional[float],
-        _train_opt("identity", help="Identity weight \\[default: 0.5 x cycle].", rich_help_panel=LOSS),
+        _train_opt(
+            "identity",
+            help="Identity weight \\[default: 0.5 x cycle; 1.5 x cycle for whole frames that are not square].",
+            rich_help_panel=LOSS,
+        ),
     ] = LossConfig.identity,
     similarity: Annotated[
         float, _train_opt("similarity", help="L1 between input and translation.", rich_help_panel=LOSS)

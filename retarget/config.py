@@ -102,7 +102,9 @@ class LossConfig:
     cycle: float = opt(10.0, min=0)  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
     recurrent: float = opt(10.0, min=0)  # |x_t+2 - P_X(x_t, x_t+1)|_1
     recycle: float = opt(10.0, min=0)  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
-    identity: Optional[float] = opt(None, min=0)  # |y - G_XY(y)|_1; None: 0.5*cycle, both models (docs/training.md)
+    # |y - G_XY(y)|_1; None: IDENTITY_PER_CYCLE x cycle, both models; a new run on whole frames
+    # saves WHOLE_FRAME_IDENTITY_PER_CYCLE x cycle instead (docs/training.md "Whole frames")
+    identity: Optional[float] = opt(None, min=0)
     similarity: float = opt(0.0, min=0)  # |x - G_XY(x)|_1, keeps shape when only style should change
     gp: float = opt(0.0, min=0)  # one-sided gradient penalty on real/fake interpolates
     tv: float = opt(0.0, min=0)  # total variation of the translations
@@ -120,6 +122,22 @@ class LossConfig:
     cls: float = opt(
         1.0, min=0
     )  # multi-domain only: D names the domain of reals, G's fakes that of dst (StarGAN's lambda_cls)
+
+
+#: identity weight per unit of cycle weight when ``LossConfig.identity`` is None
+IDENTITY_PER_CYCLE = 0.5
+#: the same for a new run whose datasets hold whole frames (``extract --frame full``): there
+#: the cycle-consistent inverted tone map took 2 of 3 seeds on one look at 0.5, none at 1.5
+#: (docs/benchmarks.md "whole frames")
+WHOLE_FRAME_IDENTITY_PER_CYCLE = 1.5
+
+
+def whole_frame_loss(loss: LossConfig) -> LossConfig:
+    """``loss`` for a new run on whole frames: an unset identity weight becomes
+    :data:`WHOLE_FRAME_IDENTITY_PER_CYCLE` x cycle (a set one is kept)."""
+    if loss.identity is not None:
+        return loss
+    return dataclasses.replace(loss, identity=WHOLE_FRAME_IDENTITY_PER_CYCLE * loss.cycle)
 
 
 @dataclass(frozen=True)

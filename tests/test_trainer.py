@@ -420,3 +420,36 @@ def test_the_training_step_computes_no_flow(domains, tmp_path, monkeypatch):
     assert len(calls) == 2 * ((8 - 1) + (7 - 1))
     assert [c for c, _ in seen] == [len(calls)] * 5
     assert all(w is not None and w > 0 for _, w in seen)
+
+
+def _wide_frames(folder, n, w=48, h=36, seed=0):
+    """``n`` textured ``w`` x ``h`` images: whole landscape frames, as a plain folder."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return str(folder)
+
+
+def test_whole_frames_get_the_stronger_identity_default_and_a_resumed_run_keeps_its_own(domains, tmp_path):
+    from retarget.config import WHOLE_FRAME_IDENTITY_PER_CYCLE
+    from retarget.train.resume import read_run_config
+
+    loss = LossConfig(cycle=4.0)
+    train(config(domains, tmp_path / "square", steps=1, loss=loss))  # square frames: the weight stays unset
+    assert read_run_config(tmp_path / "square").loss.identity is None
+    wide = (_wide_frames(tmp_path / "wa", 6), _wide_frames(tmp_path / "wb", 6, seed=1))
+    train(config(wide, tmp_path / "wide", steps=1, loss=loss))
+    assert read_run_config(tmp_path / "wide").loss.identity == WHOLE_FRAME_IDENTITY_PER_CYCLE * 4.0 == 6.0
+    train(config(wide, tmp_path / "set", steps=1, loss=replace(loss, identity=0.0)))  # a given weight is kept
+    assert read_run_config(tmp_path / "set").loss.identity == 0.0
+    # a whole-frame run saved before this default (identity unset) resumes with its own objective
+    train(config(wide, tmp_path / "old", steps=1, checkpoint_every=1, loss=loss))
+    saved = json.loads((tmp_path / "old" / layout.CONFIG).read_text())
+    saved["loss"]["identity"] = None
+    (tmp_path / "old" / layout.CONFIG).write_text(json.dumps(saved))
+    assert train(resume_config(tmp_path / "old", steps=2)).steps == 2
+    assert read_run_config(tmp_path / "old").loss.identity is None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from retarget.config import LossConfig, ModelConfig
+from retarget.config import IDENTITY_PER_CYCLE, LossConfig, ModelConfig
 
 #: PatchGAN blocks whose outputs the feature-matching term compares (docs/training.md):
 #: the first two (receptive fields 4 and 10 px) hold edges and local layout, which
@@ -37,12 +37,13 @@ class Weights:
 
     @staticmethod
     def resolve(model: str, loss: LossConfig) -> "Weights":
-        """Weights of ``loss`` for ``model``: identity None -> 0.5·cycle (both models; the
-        release's script used 0 for Recycle-GAN, see docs/training.md "Temporal quality");
-        recurrent, recycle and warp are 0 for cyclegan."""
+        """Weights of ``loss`` for ``model``: identity None -> 0.5·cycle (:data:`IDENTITY_PER_CYCLE`,
+        both models; the release's script used 0 for Recycle-GAN, see docs/training.md
+        "Temporal quality"; a new run on whole frames saves its own weight, see
+        :func:`retarget.config.whole_frame_loss`); recurrent, recycle and warp are 0 for cyclegan."""
         identity = loss.identity
         if identity is None:
-            identity = 0.5 * loss.cycle
+            identity = IDENTITY_PER_CYCLE * loss.cycle
         temporal = model == "recycle"
         return Weights(
             adv=loss.adv,

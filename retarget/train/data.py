@@ -80,6 +80,12 @@ class DomainData:
         return int(self.offsets[-1])
 
     @property
+    def whole_frames(self) -> bool:
+        """Whole frames that are not square (``extract --frame full`` of a landscape or portrait
+        video, a plain folder of such images): training sees windows of a larger picture."""
+        return self.info.frame == "full" and any(s.frames.shape[1] != s.frames.shape[2] for s in self.shards)
+
+    @property
     def frames(self) -> np.ndarray:
         """``N x H x W x 3`` uint8: all frames, for a domain of one shape (most are)."""
         if len(self.shards) != 1:
