@@ -23,6 +23,11 @@ along the source's motion; docs/eval.md) over the whole frame at model scale (th
 frame's short side = the training scale; the square system's output is its source-size
 picture scaled down), over the whole frame at the source's size, and inside the centre
 square at model scale (where both systems translate). Baseline: the input unchanged.
+
+Each mode trains with its own defaults, as ``retarget train`` would: a system that leaves
+``identity`` unset gets 0.5 x cycle on the squares and 1.5 x cycle on the whole frames
+(docs/training.md, "Whole frames: a stronger identity default"); ``recycle+identity=W``
+gives both modes W.
 """
 
 from __future__ import annotations
