@@ -434,7 +434,7 @@ def _wide_frames(folder, n, w=48, h=36, seed=0):
     return str(folder)
 
 
-def test_whole_frames_get_the_stronger_identity_default_and_a_resumed_run_keeps_its_own(domains, tmp_path):
+def test_whole_frames_get_the_stronger_identity_default_and_a_resumed_run_keeps_its_own(domains, tmp_path, capsys):
     from retarget.config import WHOLE_FRAME_IDENTITY_PER_CYCLE
     from retarget.train.resume import read_run_config
 
@@ -444,6 +444,7 @@ def test_whole_frames_get_the_stronger_identity_default_and_a_resumed_run_keeps_
     wide = (_wide_frames(tmp_path / "wa", 6), _wide_frames(tmp_path / "wb", 6, seed=1))
     train(config(wide, tmp_path / "wide", steps=1, loss=loss))
     assert read_run_config(tmp_path / "wide").loss.identity == WHOLE_FRAME_IDENTITY_PER_CYCLE * 4.0 == 6.0
+    assert "whole frames: --identity 6 (1.5 x cycle" in capsys.readouterr().err  # the user is told
     train(config(wide, tmp_path / "set", steps=1, loss=replace(loss, identity=0.0)))  # a given weight is kept
     assert read_run_config(tmp_path / "set").loss.identity == 0.0
     # a whole-frame run saved before this default (identity unset) resumes with its own objective

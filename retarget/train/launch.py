@@ -27,7 +27,7 @@ import torch
 from rich.markup import escape
 
 from retarget.atomic import clean_stale_temps, write_error
-from retarget.config import TrainConfig, check_train_config, replace, whole_frame_loss
+from retarget.config import WHOLE_FRAME_IDENTITY_PER_CYCLE, TrainConfig, check_train_config, replace, whole_frame_loss
 from retarget.device import device_kind, precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
@@ -231,7 +231,13 @@ def _setup(
     domains = _load_domains(cfg, ctx, run_dir)
     if not cfg.resume and any(d.whole_frames for d in domains.values()):
         # whole frames: a stronger identity default, saved in config.json (a resumed run keeps its own)
-        cfg = replace(cfg, loss=whole_frame_loss(cfg.loss))
+        loss = whole_frame_loss(cfg.loss)
+        if ctx.is_main and loss != cfg.loss:
+            per_cycle = WHOLE_FRAME_IDENTITY_PER_CYCLE
+            console.print(
+                f"whole frames: --identity {loss.identity:g} ({per_cycle:g} x cycle, docs/training.md)", markup=False
+            )
+        cfg = replace(cfg, loss=loss)
     frames = frames_per_sample(cfg.model)
     # a multi-domain step takes sample i's window from the i-th draw of its source domain's sampler
     samplers = {
