@@ -69,7 +69,7 @@ COLUMNS = (
     ("distance_a", "dist A", 3),
     ("mouth_r", "mouth r", 2),
     ("eye_r", "eye r", 2),
-    ("sharpness", "sharp", 2),
+    ("sharpness", "sharp", 3),
     ("warp_ratio", "warp ratio", 2),
     ("steps", "steps", 0),
     ("train_s", "train s", 0),

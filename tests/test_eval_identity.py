@@ -21,7 +21,7 @@ from retarget.cli import app
 from retarget.config import EvalConfig
 from retarget.errors import RetargetError
 from retarget.eval.evaluate import evaluate, print_result
-from retarget.eval.expression import eye_opening, face_sharpness, mouth_opening, pearson
+from retarget.eval.expression import SHARPNESS_INNER, eye_opening, face_sharpness, mouth_opening, pearson
 from retarget.eval.faces import FaceComparer
 from retarget.eval.identity import SAME_PERSON, TargetFaces, target_faces
 from retarget.eval.score import FrameScorer, score_frames
@@ -143,6 +143,22 @@ def test_sharpness_sees_blur_inside_the_box_only():
     assert face_sharpness(noisy_outside, box) == pytest.approx(sharp)
     assert face_sharpness(img, np.array([-10, -10, 44, 38.0])) > 0
     assert np.isnan(face_sharpness(img, np.array([5, 5, 6, 6.0])))
+
+
+def test_sharpness_of_a_blurred_paste_inside_a_sharp_rim():
+    """A pasted face replaces the box's centre; its rim keeps the source's edges and hair."""
+    src = _clip("A", texture=True)
+    pasted = []
+    for f in src:
+        out = f.copy()
+        out[14:34, 23:41] = cv2.GaussianBlur(f, (7, 7), 2.0)[14:34, 23:41]  # centre of the 24 px box
+        pasted.append(out)
+    box = RectFaces().detect(src[0])[0]
+    # the whole box keeps most of the rim's detail; its centre shows the blur
+    whole = face_sharpness(pasted[0], box) / face_sharpness(src[0], box)
+    centre = face_sharpness(pasted[0], box, SHARPNESS_INNER) / face_sharpness(src[0], box, SHARPNESS_INNER)
+    assert centre < 0.2 < 0.4 < whole
+    assert _score(pasted, src)["sharpness"]["ratio"] < 0.2
 
 
 # -- the known cases, in memory ----------------------------------------------------------

@@ -70,3 +70,43 @@ def test_strip_crop_centres_the_face_box():
     assert 38 <= xs.max() - xs.min() + 1 <= 42
     centre = faces._crop(img, None, 50)  # no face: the centre square
     assert centre.shape == (50, 50, 3)
+
+
+def test_init_benchmark_finds_the_first_checkpoint_at_the_goal(tmp_path):
+    import faces_init
+
+    rows = [
+        {"step": 900, "seconds": 300.0, "found": 1.0, "nearer_b": 0.95, "same_person_b": 0.85},
+        {"step": 300, "seconds": 100.0, "found": 1.0, "nearer_b": 0.95, "same_person_b": 0.5},
+        {"step": 600, "seconds": 200.0, "found": 0.5, "nearer_b": 1.0, "same_person_b": 1.0},
+        {"step": 1200, "seconds": 400.0, "found": 1.0, "nearer_b": None, "same_person_b": None},
+    ]
+    assert faces_init.first_at_goal(rows, 0.9, 0.9, 0.8)["step"] == 900
+    assert faces_init.first_at_goal(rows, 0.4, 0.9, 0.8)["step"] == 600  # fewer faces allowed
+    assert faces_init.first_at_goal(rows, 0.9, 0.9, 0.9) is None
+    lines = faces_init.report({"scratch": rows[:1], "init": rows[1:2]}, (0.9, 0.9, 0.8), 1200)
+    assert lines[-2:] == ["time to goal, scratch: 300 s (step 900)", "time to goal, init: not within 1200 s"]
+    assert lines[2].startswith("| scratch | 300 | 900 | 100% | 95% | 85% |")
+    # checkpoints are listed oldest first with their save time after the start
+    for step in (600, 300):
+        (tmp_path / "checkpoints" / f"step_{step:07d}").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_0000900.tmp").mkdir()
+    found = faces_init._checkpoints(tmp_path, 0.0)
+    assert [s for s, _ in found] == [300, 600] and all(t > 0 for _, t in found)
+    assert faces_init._checkpoints(tmp_path / "none", 0.0) == []
+
+
+def test_blend_benchmark_settings():
+    import faces_blend
+
+    assert faces_blend.parse_setting("alpha,lab") == {"blend": "alpha", "color_match": "lab"}
+    assert faces_blend.parse_setting("seamless,none,erode=8") == {
+        "blend": "seamless",
+        "color_match": "none",
+        "mask_erode": 8,
+    }
+    for bad in ("alpha", "poisson,lab", "alpha,rgb", "alpha,lab,grow=3", "alpha,lab,erode=x"):
+        with pytest.raises(SystemExit, match="setting"):
+            faces_blend.parse_setting(bad)
+    for s in faces_blend.DEFAULT_SETTINGS:
+        faces_blend.parse_setting(s)

@@ -1,0 +1,167 @@
+"""Paste-back settings compared on the face benchmark's trained runs: blend, colour match, mask.
+
+    python benchmarks/faces.py --pairs d19:d18 --systems cyclegan+ngf=32 --keep --out faces_1h
+    python benchmarks/faces_blend.py faces_1h [more benchmark folders] --out faces_blend
+
+Each ``DIR[:INDEX]`` is a ``benchmarks/faces.py --keep`` output and the index of a system
+on its command line (default 0). For every pair in it, that system's run of ``--seed`` renders the
+pair's held-out clip once per setting (``render --blend``, ``--color-match``,
+``--mask-erode`` / ``--mask-dilate``; everything else at its default, the stabilizer
+included); each render is scored with ``retarget eval --faces --target B`` (identity,
+mouth, sharpness of the face box's centre, warping error). A pasted look (a colour step
+or a hard edge at the mask) is not in those numbers: read it on the strip per pair, a
+column per setting at ``--points`` times of the clip. Table: stdout and
+``OUT/results.md``; numbers: ``OUT/results.json``.
+
+Settings are ``BLEND,COLOR[,erode=PX|dilate=PX]``, e.g. ``alpha,lab`` (the defaults),
+``seamless,none``, ``alpha,lab,erode=8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import environment  # noqa: E402
+from faces import DEFAULT_DATA, _crop, _pick, find_video, score  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+DEFAULT_SETTINGS = (
+    "alpha,lab",
+    "alpha,hist",
+    "alpha,none",
+    "seamless,lab",
+    "seamless,none",
+    "alpha,lab,erode=8",
+    "alpha,lab,dilate=8",
+)
+
+
+def parse_setting(text: str) -> dict[str, Any]:
+    """``BLEND,COLOR[,erode=PX|dilate=PX]`` as RenderConfig fields (SystemExit on a typo)."""
+    parts = text.split(",")
+    if len(parts) not in (2, 3) or parts[0] not in ("alpha", "seamless") or parts[1] not in ("lab", "hist", "none"):
+        raise SystemExit(f"setting {text!r}: write BLEND,COLOR[,erode=PX|dilate=PX], e.g. alpha,lab")
+    out: dict[str, Any] = {"blend": parts[0], "color_match": parts[1]}
+    if len(parts) == 3:
+        key, _, px = parts[2].partition("=")
+        if key not in ("erode", "dilate") or not px.isdigit():
+            raise SystemExit(f"setting {text!r}: the third part is erode=PX or dilate=PX")
+        out[f"mask_{key}"] = int(px)
+    return out
+
+
+def write_strip(clip: str, renders: dict[str, str], path: Path, points: int, tile: int) -> None:
+    """Rows at ``points`` times of the clip: the source, then one column per setting; a header row."""
+    from retarget.eval.faces import FaceComparer
+    from retarget.faces.backends import get_backend
+
+    comparer = FaceComparer(get_backend("dlib"))
+    columns = {"source": _pick(clip, points), **{k: _pick(v, points) for k, v in renders.items()}}
+    rows = []
+    for t, src in enumerate(columns["source"]):
+        found = comparer.face(src)
+        box = found[0] if found is not None else None
+        rows.append(np.hstack([_crop(frames[t], box, tile) for frames in columns.values()]))
+    header = np.full((28, tile * len(columns), 3), 255, np.uint8)
+    for i, text in enumerate(columns):
+        cv2.putText(header, text[:24], (i * tile + 6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack([header, *rows]), cv2.COLOR_RGB2BGR))
+
+
+def run_bench(spec: str, args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
+    """Render and score every setting for every pair of one benchmark folder (``DIR`` or ``DIR:INDEX``)."""
+    from retarget.config import RenderConfig
+    from retarget.eval.faces import FaceComparer
+    from retarget.eval.identity import get_descriptor, target_faces
+    from retarget.faces.backends import get_backend
+    from retarget.progress import console
+    from retarget.render.render import render
+
+    folder, _, index = spec.partition(":")
+    bench, system = Path(folder), int(index or 0)
+    pairs = json.loads((bench / "results.json").read_text())["pairs"]
+    results: dict[str, dict[str, Any]] = {}
+    for name, info in pairs.items():
+        tag = name.replace(":", "-")
+        clip, run = bench / "work" / tag / "clip.mp4", bench / "work" / "jobs" / tag / f"run_{system}_{args.seed}"
+        if not clip.is_file() or not run.is_dir():
+            raise SystemExit(f"{bench}: no kept clip or run for {name} (was it run with --keep?)")
+        b_video = find_video(Path(info["b"]).stem.removeprefix("talk_"), Path(args.data))
+        target = target_faces(str(b_video), FaceComparer(get_backend("dlib")), get_descriptor())
+        renders, rows = {}, {}
+        for setting in args.settings:
+            video = out / f"{tag}_{setting.replace(',', '_').replace('=', '')}.mp4"
+            cfg = RenderConfig(
+                input=str(clip),
+                output=str(video),
+                model=str(run),
+                device="cpu",
+                overwrite=True,
+                **parse_setting(setting),
+            )
+            with console.capture():
+                render(cfg)
+            renders[setting] = str(video)
+            rows[setting] = {**score(str(video), str(clip), target)}
+            print(f"{name} {setting}: " + ", ".join(f"{k}={v}" for k, v in rows[setting].items()), flush=True)
+        write_strip(str(clip), renders, out / f"{tag}_blend.png", args.points, args.tile)
+        results[name] = rows
+    return results
+
+
+COLUMNS = (
+    ("nearer_b", "nearer B", None),
+    ("same_person_b", "B < 0.6", None),
+    ("distance_b", "dist B", 3),
+    ("mouth_r", "mouth r", 2),
+    ("sharpness", "sharp", 3),
+    ("warp_ratio", "warp ratio", 2),
+)
+
+
+def _cell(v: Any, digits: Optional[int]) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{100 * v:.0f}%" if digits is None else f"{v:.{digits}f}"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("benches", nargs="+", help="DIR[:INDEX]: a faces.py --keep output, the system's index (0)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="BLEND,COLOR[,erode=PX|dilate=PX]")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the videos (default: %(default)s)")
+    ap.add_argument("--points", type=int, default=3, help="time points (rows) of each strip")
+    ap.add_argument("--tile", type=int, default=160, help="side of each strip image (px)")
+    ap.add_argument("--out", default="faces_blend_out", help="renders, strips and results go here")
+    args = ap.parse_args(argv)
+    for s in args.settings:
+        parse_setting(s)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment(1)
+    results: dict[str, dict[str, Any]] = {}
+    for bench in args.benches:
+        results.update(run_bench(bench, args, out))
+    lines = ["| pair | setting | " + " | ".join(n for _, n, _ in COLUMNS) + " |", "|---|---|" + "---:|" * len(COLUMNS)]
+    for pair, rows in results.items():
+        for setting, r in rows.items():
+            lines.append(f"| {pair} | {setting} | " + " | ".join(_cell(r.get(k), d) for k, _, d in COLUMNS) + " |")
+    lines += ["", env]
+    print("\n".join(lines))
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"environment": env, "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
