@@ -120,6 +120,7 @@ def run_bench(spec: str, args: argparse.Namespace, out: Path) -> dict[str, dict[
 
 
 COLUMNS = (
+    ("found", "faces found", None),
     ("nearer_b", "nearer B", None),
     ("same_person_b", "B < 0.6", None),
     ("distance_b", "dist B", 3),
