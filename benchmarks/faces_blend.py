@@ -89,6 +89,8 @@ def run_bench(spec: str, args: argparse.Namespace, out: Path) -> dict[str, dict[
 
     folder, _, index = spec.partition(":")
     bench, system = Path(folder), int(index or 0)
+    if not (bench / "results.json").is_file():
+        raise SystemExit(f"{bench}: no results.json (give a benchmarks/faces.py --keep output folder)")
     pairs = json.loads((bench / "results.json").read_text())["pairs"]
     results: dict[str, dict[str, Any]] = {}
     for name, info in pairs.items():

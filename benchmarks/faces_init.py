@@ -168,6 +168,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the datasets and runs (in OUT/work)")
     args = ap.parse_args(argv)
     parse_system(args.system, args.preset, args.size)  # fail early on a typo
+    if not Path(args.init_from).exists():
+        raise SystemExit(f"--init-from {args.init_from}: no such run")
     out = Path(args.out)
     work, renders = out / "work", out / "renders"
     for d in (work / "jobs", renders):
