@@ -56,10 +56,16 @@ from common import ROOT, budget_config, environment, parse_system, run_workers, 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from retarget.config import FaceConfig  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces"
 #: A's held-out end moves its mouth (opening sd 0.06-0.09; d18's and d9's are nearly still),
 #: and no B looks like its A to dlib (d12 and d9 lie 0.56 apart: avoid that pair).
 DEFAULT_PAIRS = ("d19:d18", "d3:d9", "d12:d19")
+#: the face options' default margin around the landmark template
+MARGIN = FaceConfig.margin
+#: width of dlib's face box per unit of the template's face size (0.6 of a crop at margin 0.4)
+BOX_PER_FACE = 1.08
 #: Per row of the table: JSON key, column title, digits (None: a share shown in %).
 COLUMNS = (
     ("found", "faces found", None),
@@ -115,9 +121,10 @@ def write_clip(video: Path, start: float, path: Path) -> int:
     return n
 
 
-def prepare_pair(spec: str, data: Path, size: int, holdout: float, work: Path) -> Pair:
-    """Extract A's training part and B at ``size`` px (face-aligned) and write A's held-out clip."""
-    from retarget.config import ExtractConfig
+def prepare_pair(spec: str, data: Path, size: int, holdout: float, work: Path, margin: float = MARGIN) -> Pair:
+    """Extract A's training part and B at ``size`` px (face-aligned, ``margin`` around the face) and write
+    A's held-out clip."""
+    from retarget.config import ExtractConfig, FaceConfig
     from retarget.dataset.extract import extract
     from retarget.progress import console
     from retarget.video.reader import probe
@@ -133,7 +140,13 @@ def prepare_pair(spec: str, data: Path, size: int, holdout: float, work: Path) -
     with console.capture():
         for role, video, end in (("A", a_video, split), ("B", b_video, None)):
             cfg = ExtractConfig(
-                videos=(str(video),), output=str(root / role), size=size, align="face", end=end, overwrite=True
+                videos=(str(video),),
+                output=str(root / role),
+                size=size,
+                align="face",
+                face=FaceConfig(margin=margin),
+                end=end,
+                overwrite=True,
             )
             summaries[role] = extract(cfg)
     clip_frames = write_clip(a_video, split, root / "clip.mp4")
@@ -219,12 +232,13 @@ def score(output: str, clip: str, target: Any) -> dict[str, Any]:
     }
 
 
-def write_low_resolution(clip: str, size: int, path: Path) -> None:
+def write_low_resolution(clip: str, size: int, path: Path, margin: float = MARGIN) -> None:
     """The clip with its face brought to ``size`` px and back: what a perfect model at ``size`` px could show.
 
-    In an aligned crop of ``size`` px (margin 0.4) the detector's face box is about
-    0.6 * ``size`` wide; each frame is scaled by ``0.6 * size / box width`` (the box of
-    the clip's first face) with an area filter and back with a bicubic one.
+    In an aligned crop of ``size`` px the detector's face box is about ``1.08 / (1 + 2 *
+    margin)`` of ``size`` wide (0.6 at margin 0.4); each frame is scaled by that width over
+    the box's (the box of the clip's first face) with an area filter and back with a
+    bicubic one.
     """
     from retarget.eval.faces import FaceComparer
     from retarget.faces.backends import get_backend
@@ -239,7 +253,8 @@ def write_low_resolution(clip: str, size: int, path: Path) -> None:
             for frame in reader:
                 if scale is None:
                     found = comparer.face(frame.image)
-                    scale = min(1.0, 0.6 * size / (found[0][2] - found[0][0])) if found else 1.0
+                    box = BOX_PER_FACE * size / (1.0 + 2.0 * margin)
+                    scale = min(1.0, box / (found[0][2] - found[0][0])) if found else 1.0
                 small = cv2.resize(frame.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 back = cv2.resize(small, (info.width, info.height), interpolation=cv2.INTER_CUBIC)
                 writer.write(back, pts=frame.pts)
@@ -340,7 +355,7 @@ def run_pair(args: argparse.Namespace, pair: Pair, out: Path, work: Path) -> dic
 
     target = target_faces(pair.b_video, FaceComparer(get_backend("dlib")), get_descriptor())
     low = work / pair.name.replace(":", "-") / f"clip_{args.size}px.mp4"
-    write_low_resolution(pair.clip, args.size, low)
+    write_low_resolution(pair.clip, args.size, low, args.margin)
     rows: dict[str, list[dict[str, Any]]] = {
         "input unchanged": [score(pair.clip, pair.clip, target)],
         f"input at {args.size} px": [score(str(low), pair.clip, target)],
@@ -373,6 +388,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the videos (default: %(default)s)")
     ap.add_argument("--systems", nargs="+", default=["default", "cyclegan"], help="MODEL[+field=value,...]")
     ap.add_argument("--size", type=int, default=64, help="extract and training size S (px)")
+    ap.add_argument(
+        "--margin", type=float, default=MARGIN, help="border around the face in the crops (extract --margin)"
+    )
     ap.add_argument("--preset", default="default", choices=("tiny", "default", "official"))
     ap.add_argument("--time-limit", type=float, default=1200.0, help="wall-clock training seconds per system")
     ap.add_argument("--holdout", type=float, default=0.2, help="share of A's video (its end) kept out of training")
@@ -396,13 +414,16 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     env = environment(args.threads)
     print(env, flush=True)
-    info = {k: getattr(args, k) for k in ("size", "preset", "time_limit", "holdout", "seeds", "systems", "threads")}
+    info = {
+        k: getattr(args, k)
+        for k in ("size", "margin", "preset", "time_limit", "holdout", "seeds", "systems", "threads")
+    }
     info.update(environment=env, mode="sequential" if args.sequential else "parallel")
     results: dict[str, dict[str, Any]] = {}
     pairs: dict[str, Any] = {}
     try:
         for spec in args.pairs:
-            pair = prepare_pair(spec, Path(args.data), args.size, args.holdout, work)
+            pair = prepare_pair(spec, Path(args.data), args.size, args.holdout, work, args.margin)
             pairs[spec] = pair.info
             results[spec] = run_pair(args, pair, out, work)
     finally:

@@ -13,8 +13,11 @@ or a hard edge at the mask) is not in those numbers: read it on the strip per pa
 column per setting at ``--points`` times of the clip. Table: stdout and
 ``OUT/results.md``; numbers: ``OUT/results.json``.
 
-Settings are ``BLEND,COLOR[,erode=PX|dilate=PX]``, e.g. ``alpha,lab`` (the defaults),
-``seamless,none``, ``alpha,lab,erode=8``.
+Settings are ``BLEND,COLOR[,erode=PX|dilate=PX][,enhance]``, e.g. ``alpha,lab`` (the
+defaults), ``seamless,none``, ``alpha,lab,erode=8``, ``alpha,lab,enhance``. ``enhance``
+renders with ``--enhancer``: B's video is extracted at ``--enhancer-scale`` x the run's
+face size (its margin) and ``retarget train-enhancer`` learns from it for
+``--enhancer-time`` seconds (``OUT/enhancers/``; reused when it is there).
 """
 
 from __future__ import annotations
@@ -47,17 +50,52 @@ DEFAULT_SETTINGS = (
 
 
 def parse_setting(text: str) -> dict[str, Any]:
-    """``BLEND,COLOR[,erode=PX|dilate=PX]`` as RenderConfig fields (SystemExit on a typo)."""
+    """``BLEND,COLOR[,erode=PX|dilate=PX][,enhance]`` as RenderConfig fields, ``enhance`` as a flag
+    (SystemExit on a typo)."""
     parts = text.split(",")
-    if len(parts) not in (2, 3) or parts[0] not in ("alpha", "seamless") or parts[1] not in ("lab", "hist", "none"):
-        raise SystemExit(f"setting {text!r}: write BLEND,COLOR[,erode=PX|dilate=PX], e.g. alpha,lab")
+    if len(parts) < 2 or parts[0] not in ("alpha", "seamless") or parts[1] not in ("lab", "hist", "none"):
+        raise SystemExit(f"setting {text!r}: write BLEND,COLOR[,erode=PX|dilate=PX][,enhance], e.g. alpha,lab")
     out: dict[str, Any] = {"blend": parts[0], "color_match": parts[1]}
-    if len(parts) == 3:
-        key, _, px = parts[2].partition("=")
-        if key not in ("erode", "dilate") or not px.isdigit():
-            raise SystemExit(f"setting {text!r}: the third part is erode=PX or dilate=PX")
+    for part in parts[2:]:
+        if part == "enhance" and "enhance" not in out:
+            out["enhance"] = True
+            continue
+        key, _, px = part.partition("=")
+        if key not in ("erode", "dilate") or not px.isdigit() or "mask_erode" in out or "mask_dilate" in out:
+            raise SystemExit(f"setting {text!r}: after BLEND,COLOR come erode=PX or dilate=PX, and enhance")
         out[f"mask_{key}"] = int(px)
     return out
+
+
+def make_enhancer(b_video: Path, run: Path, args: argparse.Namespace, out: Path) -> Path:
+    """An enhancer of B for ``run``'s faces: B extracted at ``--enhancer-scale`` x the run's size
+    with its margin, ``retarget train-enhancer`` for ``--enhancer-time`` seconds; reused when it exists."""
+    from retarget.config import EnhancerConfig, ExtractConfig
+    from retarget.dataset.extract import extract
+    from retarget.progress import console
+    from retarget.run import open_run
+    from retarget.train.enhancer import train_enhancer
+
+    info = open_run(str(run)).data_of("B")
+    size = info.size * args.enhancer_scale
+    folder = out / "enhancers" / f"{b_video.stem}_{size}px_m{info.face.margin:g}"
+    if (folder / "enhancer").is_dir():
+        return folder / "enhancer"
+    with console.capture():
+        extract(ExtractConfig(videos=(str(b_video),), output=str(folder / "B"), size=size, align="face",
+                              face=info.face, overwrite=True))  # fmt: skip
+        res = train_enhancer(
+            EnhancerConfig(
+                data=str(folder / "B"),
+                out=str(folder / "enhancer"),
+                scale=args.enhancer_scale,
+                time_limit=args.enhancer_time,
+                threads=args.threads,
+                overwrite=True,
+            )  # fmt: skip
+        )
+    print(f"enhancer {folder.name}: {res.steps} steps, {res.psnr:.2f} dB vs {res.psnr_bilinear:.2f} dB bilinear")
+    return res.out
 
 
 def write_strip(clip: str, renders: dict[str, str], path: Path, points: int, tile: int) -> None:
@@ -103,13 +141,11 @@ def run_bench(spec: str, args: argparse.Namespace, out: Path) -> dict[str, dict[
         renders, rows = {}, {}
         for setting in args.settings:
             video = out / f"{tag}_{setting.replace(',', '_').replace('=', '')}.mp4"
+            options = parse_setting(setting)
+            if options.pop("enhance", False):
+                options["enhancer"] = str(make_enhancer(b_video, run, args, out))
             cfg = RenderConfig(
-                input=str(clip),
-                output=str(video),
-                model=str(run),
-                device="cpu",
-                overwrite=True,
-                **parse_setting(setting),
+                input=str(clip), output=str(video), model=str(run), device="cpu", overwrite=True, **options
             )
             with console.capture():
                 render(cfg)
@@ -142,7 +178,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("benches", nargs="+", help="DIR[:INDEX]: a faces.py --keep output, the system's index (0)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="BLEND,COLOR[,erode=PX|dilate=PX]")
+    ap.add_argument(
+        "--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="BLEND,COLOR[,erode=PX|dilate=PX][,enhance]"
+    )
+    ap.add_argument("--enhancer-time", type=float, default=600.0, help="seconds of train-enhancer per target")
+    ap.add_argument("--enhancer-scale", type=int, default=4, help="train-enhancer --scale")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of train-enhancer")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the videos (default: %(default)s)")
     ap.add_argument("--points", type=int, default=3, help="time points (rows) of each strip")
     ap.add_argument("--tile", type=int, default=160, help="side of each strip image (px)")

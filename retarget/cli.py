@@ -21,6 +21,7 @@ import typer
 from retarget import __version__
 from retarget.config import (
     DemoConfig,
+    EnhancerConfig,
     EvalConfig,
     ExtractConfig,
     FaceConfig,
@@ -117,6 +118,7 @@ _train_opt = _limited(ModelConfig, LossConfig, TrainConfig)
 _render_opt = _limited(RenderConfig)
 _eval_opt = _limited(EvalConfig)
 _demo_opt = _limited(DemoConfig)
+_enh_opt = _limited(EnhancerConfig)
 
 
 def _crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
@@ -635,6 +637,14 @@ def render(
         Optional[float],
         _render_opt("start", help="Translate from this second on; earlier frames are copied unchanged."),
     ] = RenderConfig.start,
+    enhancer: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="FOLDER",
+            help="Sharpen each translated face with this enhancer (train-enhancer) before the paste.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.enhancer,
     end: Annotated[
         Optional[float],
         _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),
@@ -648,6 +658,48 @@ def render(
     from retarget.render.render import render as run_render
 
     _run(lambda: run_render(cfg))
+
+
+# Longer than 60 lines on purpose: one Typer parameter per option.
+@app.command("train-enhancer")
+def train_enhancer(
+    data: Annotated[
+        str, typer.Argument(help="Face dataset of the target person, extracted at --scale x the face model's size.")
+    ],
+    out: Annotated[
+        Optional[str],
+        typer.Option("-o", "--out", help="Enhancer folder \\[default: models/enhancer_<dataset name>]."),
+    ] = EnhancerConfig.out,
+    scale: Annotated[int, _enh_opt("scale", help="Output side per input side: 2, 4 or 8.")] = EnhancerConfig.scale,
+    width: Annotated[int, _enh_opt("width", help="Channels of the network.")] = EnhancerConfig.width,
+    blocks: Annotated[int, _enh_opt("blocks", help="Residual blocks.")] = EnhancerConfig.blocks,
+    steps: Annotated[int, _enh_opt("steps", help="Optimisation steps at most.")] = EnhancerConfig.steps,
+    time_limit: Annotated[
+        Optional[float], _enh_opt("time_limit", help="Stop after this many seconds of training.")
+    ] = EnhancerConfig.time_limit,
+    batch_size: Annotated[int, _enh_opt("batch_size", help="Patches per step.")] = EnhancerConfig.batch_size,
+    patch: Annotated[int, _enh_opt("patch", help="Patch side at the output size (px).")] = EnhancerConfig.patch,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = EnhancerConfig.lr,
+    blur: Annotated[
+        float, _enh_opt("blur", help="Largest blur (sigma, input px) of the training inputs.")
+    ] = EnhancerConfig.blur,
+    noise: Annotated[float, _enh_opt("noise", help="Largest noise std of the training inputs.")] = EnhancerConfig.noise,
+    max_frames: Annotated[
+        int, _enh_opt("max_frames", help="Frames kept in memory (evenly spaced).")
+    ] = EnhancerConfig.max_frames,
+    seed: Annotated[int, _enh_opt("seed", help="Random seed.")] = EnhancerConfig.seed,
+    threads: Annotated[Optional[int], _enh_opt("threads", help="Torch threads.")] = EnhancerConfig.threads,
+    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = EnhancerConfig.device,
+    amp: Annotated[
+        Literal["auto", "bf16", "fp16", "off"], typer.Option(help="Mixed precision, as for train.")
+    ] = EnhancerConfig.amp,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing enhancer folder.")] = EnhancerConfig.overwrite,
+) -> None:
+    """Learn a face enhancer from the target person's frames: render --enhancer sharpens the pasted faces with it."""
+    cfg = _config(EnhancerConfig, locals())
+    from retarget.train.enhancer import train_enhancer as run_train
+
+    _run(lambda: run_train(cfg))
 
 
 @app.command("eval")

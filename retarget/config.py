@@ -240,8 +240,35 @@ class RenderConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
+    enhancer: Optional[str] = (
+        None  # face mode: an enhancer folder (train-enhancer) that sharpens each face before the paste
+    )
     start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged
     end: Optional[float] = opt(None, min=0)  # translate up to this second (exclusive); later frames copied unchanged
+
+
+@dataclass(frozen=True)
+class EnhancerConfig:
+    """Options of ``retarget train-enhancer``: a face enhancer learnt from one person's frames."""
+
+    data: str  # face dataset of the target person (extract --align face), at scale x the model's size
+    out: Optional[str] = None  # enhancer folder to write; default models/enhancer_<dataset folder name>
+    scale: int = opt(4, min=2, max=8)  # output side per input side (2, 4 or 8)
+    width: int = opt(32, min=4)  # channels of the network's body
+    blocks: int = opt(6, min=1)  # residual blocks at the input resolution
+    steps: int = opt(20000, min=1)  # optimisation steps at most
+    time_limit: Optional[float] = opt(600.0, min=1)  # stop after this many seconds of training; None = steps only
+    batch_size: int = opt(8, min=1)  # patches per step
+    patch: int = opt(128, min=16)  # side of the training patches at the output resolution (px)
+    lr: float = opt(5e-4, min=0, min_open=True)  # Adam learning rate, halved over the last quarter
+    blur: float = opt(2.0, min=0)  # largest Gaussian blur (sigma, input px) of the training inputs
+    noise: float = opt(0.02, min=0)  # largest noise std (in [-1, 1] units) of the training inputs
+    max_frames: int = opt(2000, min=1)  # frames of the dataset kept in memory (evenly spaced)
+    seed: int = opt(0, min=0)  # patches, degradations and the initial weights
+    threads: Optional[int] = opt(None, min=1)  # torch threads; None = torch's default
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to train
+    amp: AmpMode = "auto"  # mixed precision, as for train
+    overwrite: bool = False  # replace an existing enhancer folder
 
 
 @dataclass(frozen=True)
@@ -350,6 +377,7 @@ CONFIGS: tuple[type, ...] = (
     RenderConfig,
     EvalConfig,
     DemoConfig,
+    EnhancerConfig,
 )
 
 #: Fields whose default changed after they were added (``opt(absent=...)``): a saved

@@ -53,7 +53,7 @@ def test_configs_are_frozen():
     # every config dataclass of the module, found rather than listed, with every field
     classes = [c for _, c in inspect.getmembers(config, inspect.isclass) if dataclasses.is_dataclass(c)]
     assert {"TrainConfig", "RenderConfig", "EvalConfig", "LossConfig"} <= {c.__name__ for c in classes}
-    required = {"videos": ("v.mp4",), "a_dir": "a", "b_dir": "b", "input": "i.mp4", "output": "o.mp4"}
+    required = {"videos": ("v.mp4",), "a_dir": "a", "b_dir": "b", "input": "i.mp4", "output": "o.mp4", "data": "d"}
     for cls in classes:
         fields = dataclasses.fields(cls)
         cfg = cls(**{f.name: required[f.name] for f in fields if f.name in required})

@@ -105,7 +105,14 @@ def test_blend_benchmark_settings():
         "color_match": "none",
         "mask_erode": 8,
     }
-    for bad in ("alpha", "poisson,lab", "alpha,rgb", "alpha,lab,grow=3", "alpha,lab,erode=x"):
+    assert faces_blend.parse_setting("alpha,lab,dilate=4,enhance") == {
+        "blend": "alpha",
+        "color_match": "lab",
+        "mask_dilate": 4,
+        "enhance": True,
+    }
+    bad_ones = ("alpha", "poisson,lab", "alpha,rgb", "alpha,lab,grow=3", "alpha,lab,erode=x")
+    for bad in (*bad_ones, "alpha,lab,enhance,enhance", "alpha,lab,erode=2,dilate=2"):
         with pytest.raises(SystemExit, match="setting"):
             faces_blend.parse_setting(bad)
     for s in faces_blend.DEFAULT_SETTINGS:

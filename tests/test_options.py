@@ -43,7 +43,7 @@ COMMANDS = {
     "eval": (EvalConfig,),
     "demo": (DemoConfig,),
 }
-REQUIRED = {"videos": ("v.mp4",), "a_dir": "a", "b_dir": "b", "input": "i.mp4", "output": "o.mp4"}
+REQUIRED = {"videos": ("v.mp4",), "a_dir": "a", "b_dir": "b", "input": "i.mp4", "output": "o.mp4", "data": "d"}
 
 
 def _numeric_fields(cls):

@@ -7,7 +7,7 @@ upscaled into its region of the frame (``--upscale bilinear`` or ``detail``, see
 ``--output-size model``, the translation is the picture; ``--side-by-side`` puts the input
 on its left (:func:`side_by_side`). :func:`face_paste` binds render's blend options
 (``--mask``, ``--feather``, ``--color-match``, ``--blend``, ``--mask-erode``, ``--mask-dilate``)
-to the paste.
+and the face enhancer (``--enhancer``) to the paste.
 
 The crop geometry (cuts, their matrices, ``place_back``) lives in :mod:`retarget.geometry`,
 shared with extract.
@@ -41,12 +41,18 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([left, right], axis=1))
 
 
-def face_paste(cfg: Any) -> Callable[..., np.ndarray]:
+def face_paste(
+    cfg: Any, enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None
+) -> Callable[..., np.ndarray]:
     """``paste(frame, crop, matrix, landmarks) -> frame`` with the blend options of ``cfg`` (a
-    :class:`~retarget.config.RenderConfig`) bound: :func:`retarget.faces.paste.paste_back`."""
+    :class:`~retarget.config.RenderConfig`) bound: :func:`retarget.faces.paste.paste_back`.
+
+    ``enhance`` (``--enhancer``): crops ``S x S x 3`` -> larger crops ``kS x kS x 3`` of the same
+    region, applied to each translated face before the paste (the matrix still maps to ``S``).
+    """
     from retarget.faces.paste import paste_back
 
-    return functools.partial(
+    paste = functools.partial(
         paste_back,
         mask=cfg.mask,
         feather=cfg.feather,
@@ -55,6 +61,13 @@ def face_paste(cfg: Any) -> Callable[..., np.ndarray]:
         erode=cfg.mask_erode,
         dilate=cfg.mask_dilate,
     )
+    if enhance is None:
+        return paste
+
+    def enhanced(frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return paste(frame, enhance([crop])[0], matrix, landmarks, crop_size=crop.shape[0])
+
+    return enhanced
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ def render(cfg: RenderConfig) -> RenderSummary:
     Raises:
         RetargetError: an option outside its range (named), bad paths, unreadable input, no video stream, missing or
             incompatible model, a ``--face-ref`` image missing or without a face, ``--start`` not before
-            ``--end`` or beyond the video, both ``--mask-erode`` and ``--mask-dilate``.
+            ``--end`` or beyond the video, both ``--mask-erode`` and ``--mask-dilate``, an ``--enhancer``
+            that is missing or learnt other faces (:func:`face_enhancer`).
     """
     check_config(cfg)  # the ranges the CLI enforces, for library callers
     src, out = check_paths(cfg)
@@ -166,6 +167,7 @@ def render(cfg: RenderConfig) -> RenderSummary:
         from retarget.faces.aligner import face_aligner
 
         aligner = face_aligner(face_cfg, size, cfg.face_ref)
+    enhance = face_enhancer(cfg, align, size, face_cfg if align == "face" else None, device)
     frame = cfg.frame or data.frame
     scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
     translator = Translator(net, device, cfg.amp)
@@ -183,10 +185,43 @@ def render(cfg: RenderConfig) -> RenderSummary:
         frame=frame,
         scale=scale,
         encoder_threads=threads,
+        enhance=enhance,
     )
     summary.model = str(run.path)
     summary.direction = way.text
     return summary
+
+
+def face_enhancer(
+    cfg: RenderConfig, align: str, size: int, face: Optional[FaceConfig], device: Any
+) -> Optional[Translator]:
+    """``--enhancer``: the enhancer as a crops -> larger crops function, or None without one.
+
+    Raises:
+        RetargetError: not face mode, ``--output-size model``, or an enhancer that learnt
+            other faces than this run's (another crop size or margin).
+    """
+    if cfg.enhancer is None:
+        return None
+    if align != "face":
+        raise RetargetError(f"--enhancer applies to face mode only (this render is --align {align})")
+    if cfg.output_size == "model":
+        raise RetargetError("--enhancer sharpens the pasted faces: it does not apply with --output-size model")
+    from retarget.run.enhancer import describe, load_enhancer
+
+    enh = load_enhancer(cfg.enhancer, device)
+    if enh.input_size != size:
+        raise RetargetError(
+            f"{cfg.enhancer}: learnt {enh.input_size} px faces, this run's are {size} px "
+            f"(extract the target at {size * enh.config.scale} px for --scale {enh.config.scale})"
+        )
+    margin = enh.data.face.margin if enh.data.face else None
+    if face is not None and margin is not None and abs(margin - face.margin) > 1e-6:
+        raise RetargetError(
+            f"{cfg.enhancer}: learnt faces cut with --margin {margin:g}, this render's use {face.margin:g}"
+        )
+    console.print(describe(enh), markup=False)
+    return Translator(enh.net, device, cfg.amp)
 
 
 def _cut(cfg: RenderConfig, info: VideoInfo, frame: str, side: int, crop: Optional[tuple[int, int, int, int]]) -> Cut:
@@ -222,6 +257,7 @@ def _stages(
     aligner: Optional[Aligner],
     scene_threshold: float,
     crop: Optional[tuple[int, int, int, int]],
+    enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
 ) -> tuple[Source, Composer, Any]:
     """The source stage, the composer and the stabilizer (or None) of :func:`translate_video`."""
     stabilizer = None
@@ -229,7 +265,7 @@ def _stages(
         from retarget.render.stabilize import Stabilizer
 
         stabilizer = Stabilizer(cfg.stabilize)
-    paste = face_paste(cfg) if aligner is not None else None
+    paste = face_paste(cfg, enhance) if aligner is not None else None
     fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
     compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
@@ -256,6 +292,7 @@ def translate_video(
     scale: Optional[int] = None,
     encoder_threads: int = 0,
     quiet: bool = False,
+    enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
 ) -> RenderSummary:
     """The streaming core of :func:`render`, with the generator (and aligner) given.
 
@@ -279,6 +316,7 @@ def translate_video(
         scale: see ``frame``; ``cfg.scale`` wins; None = ``size``.
         encoder_threads: libx264 threads; 0 lets it choose.
         quiet: no final line.
+        enhance: face mode: translated crops -> larger crops, before the paste (``--enhancer``).
 
     Returns:
         :class:`RenderSummary`.
@@ -291,7 +329,7 @@ def translate_video(
         raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
     frame = cfg.frame or frame or "square"
     cut = _cut(cfg, info, frame, int(cfg.scale or scale or size), crop if aligner is None else None)
-    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop)
+    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop, enhance)
     batch_size = max(1, int(cfg.batch_size))
     fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
     out_size = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)

@@ -43,6 +43,7 @@ CHECKPOINTS = "checkpoints"  # folder of the step folders
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 DATA = "data.json"  # old runs only: the data info now lives in the weights metadata
+ENHANCER_WEIGHTS = "enhancer.safetensors"  # an enhancer folder's network (retarget.run.enhancer)
 GRID = ".png"  # suffix of a preview grid
 CLIP = ".mp4"  # suffix of a temporal preview clip
 
