@@ -13,9 +13,9 @@ or a hard edge at the mask) is not in those numbers: read it on the strip per pa
 column per setting at ``--points`` times of the clip. Table: stdout and
 ``OUT/results.md``; numbers: ``OUT/results.json``.
 
-Settings are ``BLEND,COLOR[,erode=PX|dilate=PX][,enhance]``, e.g. ``alpha,lab`` (the
-defaults), ``seamless,none``, ``alpha,lab,erode=8``, ``alpha,lab,enhance``. ``enhance``
-renders with ``--enhancer``: B's video is extracted at ``--enhancer-scale`` x the run's
+Settings are ``BLEND,COLOR[,erode=PX|dilate=PX][,enhance[=SIGMA]]``, e.g. ``alpha,lab`` (the
+defaults), ``seamless,none``, ``alpha,lab,erode=8``, ``alpha,lab,enhance=0``. ``enhance``
+renders with ``--enhancer`` (and ``--enhancer-blur SIGMA`` when given): B's video is extracted at ``--enhancer-scale`` x the run's
 face size (its margin) and ``retarget train-enhancer`` learns from it for
 ``--enhancer-time`` seconds (``OUT/enhancers/``; reused when it is there).
 """
@@ -50,19 +50,25 @@ DEFAULT_SETTINGS = (
 
 
 def parse_setting(text: str) -> dict[str, Any]:
-    """``BLEND,COLOR[,erode=PX|dilate=PX][,enhance]`` as RenderConfig fields, ``enhance`` as a flag
-    (SystemExit on a typo)."""
+    """``BLEND,COLOR[,erode=PX|dilate=PX][,enhance[=SIGMA]]`` as RenderConfig fields, ``enhance`` as a
+    flag (SIGMA: ``--enhancer-blur``) (SystemExit on a typo)."""
     parts = text.split(",")
     if len(parts) < 2 or parts[0] not in ("alpha", "seamless") or parts[1] not in ("lab", "hist", "none"):
         raise SystemExit(f"setting {text!r}: write BLEND,COLOR[,erode=PX|dilate=PX][,enhance], e.g. alpha,lab")
     out: dict[str, Any] = {"blend": parts[0], "color_match": parts[1]}
     for part in parts[2:]:
-        if part == "enhance" and "enhance" not in out:
+        key, _, value = part.partition("=")
+        if key == "enhance" and "enhance" not in out:
             out["enhance"] = True
+            if value:
+                try:
+                    out["enhancer_blur"] = float(value)
+                except ValueError:
+                    raise SystemExit(f"setting {text!r}: enhance=SIGMA takes a number") from None
             continue
         key, _, px = part.partition("=")
         if key not in ("erode", "dilate") or not px.isdigit() or "mask_erode" in out or "mask_dilate" in out:
-            raise SystemExit(f"setting {text!r}: after BLEND,COLOR come erode=PX or dilate=PX, and enhance")
+            raise SystemExit(f"setting {text!r}: after BLEND,COLOR come erode=PX or dilate=PX, and enhance[=SIGMA]")
         out[f"mask_{key}"] = int(px)
     return out
 
@@ -179,7 +185,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("benches", nargs="+", help="DIR[:INDEX]: a faces.py --keep output, the system's index (0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="BLEND,COLOR[,erode=PX|dilate=PX][,enhance]"
+        "--settings",
+        nargs="+",
+        default=list(DEFAULT_SETTINGS),
+        help="BLEND,COLOR[,erode=PX|dilate=PX][,enhance[=SIGMA]]",
     )
     ap.add_argument("--enhancer-time", type=float, default=600.0, help="seconds of train-enhancer per target")
     ap.add_argument("--enhancer-scale", type=int, default=4, help="train-enhancer --scale")

@@ -645,6 +645,14 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.enhancer,
+    enhancer_blur: Annotated[
+        float,
+        _render_opt(
+            "enhancer_blur",
+            help="Blur (sigma, model px) of each face before the enhancer, against checkerboard patterns.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.enhancer_blur,
     end: Annotated[
         Optional[float],
         _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),

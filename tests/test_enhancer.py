@@ -226,3 +226,16 @@ def test_render_refuses_an_enhancer_it_cannot_use_in_one_line(tmp_path, monkeypa
         assert "\n" not in str(err.value) and not (tmp_path / f"o{i}.mp4").exists()
     summary = _render(src, tmp_path / "ok.mp4", models, enhancer=str(good), direction="b2a")
     assert summary.frames == 3 and summary.align == "face"
+
+
+def test_the_blur_before_the_enhancer_removes_a_checkerboard_and_keeps_the_rest():
+    from retarget.nn.enhancer import PreBlur
+
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    board = ((yy + xx) % 2 * 2 - 1).float() * 0.2  # +-0.2 at the finest period
+    ramp = xx.float() / 31 - 0.5  # a smooth gradient
+    x = (ramp + board).expand(1, 3, 32, 32)
+    out = PreBlur(torch.nn.Identity(), 1.0)(x)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert (out - ramp)[inner].abs().max() < 0.05  # the pattern is gone, the ramp stays
+    assert torch.equal(PreBlur(torch.nn.Identity(), 0.0)(x), x)

@@ -111,8 +111,9 @@ def test_blend_benchmark_settings():
         "mask_dilate": 4,
         "enhance": True,
     }
+    assert faces_blend.parse_setting("alpha,none,enhance=0.5")["enhancer_blur"] == 0.5
     bad_ones = ("alpha", "poisson,lab", "alpha,rgb", "alpha,lab,grow=3", "alpha,lab,erode=x")
-    for bad in (*bad_ones, "alpha,lab,enhance,enhance", "alpha,lab,erode=2,dilate=2"):
+    for bad in (*bad_ones, "alpha,lab,enhance,enhance", "alpha,lab,erode=2,dilate=2", "alpha,lab,enhance=x"):
         with pytest.raises(SystemExit, match="setting"):
             faces_blend.parse_setting(bad)
     for s in faces_blend.DEFAULT_SETTINGS:

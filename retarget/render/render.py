@@ -207,6 +207,7 @@ def face_enhancer(
         raise RetargetError(f"--enhancer applies to face mode only (this render is --align {align})")
     if cfg.output_size == "model":
         raise RetargetError("--enhancer sharpens the pasted faces: it does not apply with --output-size model")
+    from retarget.nn.enhancer import PreBlur
     from retarget.run.enhancer import describe, load_enhancer
 
     enh = load_enhancer(cfg.enhancer, device)
@@ -221,7 +222,7 @@ def face_enhancer(
             f"{cfg.enhancer}: learnt faces cut with --margin {margin:g}, this render's use {face.margin:g}"
         )
     console.print(describe(enh), markup=False)
-    return Translator(enh.net, device, cfg.amp)
+    return Translator(PreBlur(enh.net, cfg.enhancer_blur), device, cfg.amp)
 
 
 def _cut(cfg: RenderConfig, info: VideoInfo, frame: str, side: int, crop: Optional[tuple[int, int, int, int]]) -> Cut:
