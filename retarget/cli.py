@@ -247,6 +247,13 @@ def train(
     blocks: Annotated[
         Optional[int], _train_opt("blocks", help="Residual blocks per generator.", rich_help_panel=MODEL)
     ] = None,
+    upsample: Annotated[
+        Literal["transpose", "resize"],
+        typer.Option(
+            help="Generator up-sampling: transposed convolutions (the release) or resize + convolution (no checkerboard).",
+            rich_help_panel=MODEL,
+        ),
+    ] = ModelConfig.upsample,
     ndf: Annotated[Optional[int], _train_opt("ndf", help="Discriminator width.", rich_help_panel=MODEL)] = None,
     npf: Annotated[Optional[int], _train_opt("npf", help="Predictor U-Net width.", rich_help_panel=MODEL)] = None,
     p_depth: Annotated[
@@ -469,6 +476,7 @@ def train(
                 size=size,
                 ngf=ngf,
                 blocks=blocks,
+                upsample=upsample,
                 ndf=ndf,
                 npf=npf,
                 p_depth=p_depth,

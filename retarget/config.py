@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 AlignMode = Literal["none", "face"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
+Upsample = Literal["transpose", "resize"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]
@@ -80,6 +81,9 @@ class ModelConfig:
     size: int = opt(128, min=16)  # training resolution (px); predictors are built for it
     ngf: int = opt(64, min=1)  # generator width (filters in the first layer)
     blocks: int = opt(6, min=1)  # residual blocks in each generator (6 or 9)
+    # generator up-sampling: transposed convolutions (the release's) or nearest resize + 3x3 convolution
+    # (Odena et al. 2016: no checkerboard); saved configs without the key used transpose
+    upsample: Upsample = "transpose"
     ndf: int = opt(64, min=1)  # discriminator width
     d_layers: int = opt(3, min=1)  # PatchGAN layers (3 gives the 70x70 receptive field)
     npf: int = opt(64, min=1)  # predictor U-Net width

@@ -15,6 +15,7 @@ from retarget.nn.networks import (
     build_predictor,
     check_size,
     count_parameters,
+    init_weights,
 )
 
 
@@ -132,3 +133,41 @@ def test_fit_sides_pads_any_size_without_a_shift():
     assert torch.equal(fit_sides(needs_multiples_of_4, x), x * 2)  # padded, translated, cropped back in place
     g = build_generator(model_preset("tiny", size=16))
     assert fit_sides(g, torch.zeros(1, 3, 18, 33)).shape == (1, 3, 18, 33)
+
+
+def _nyquist_share(y: torch.Tensor) -> float:
+    """Share of the image energy in the highest horizontal and vertical frequency (a checkerboard's)."""
+    f = torch.fft.fft2(y - y.mean((-2, -1), keepdim=True)).abs() ** 2
+    h, w = y.shape[-2:]
+    return float(((f[..., h // 2, :].sum(-1) + f[..., :, w // 2].sum(-1)) / f.sum((-2, -1))).mean())
+
+
+def test_resize_upsampling_has_no_checkerboard_and_the_same_parameters():
+    from retarget.nn.conditional import ConditionalGenerator
+
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    shares = {}
+    for up in ("transpose", "resize"):
+        torch.manual_seed(0)
+        g = init_weights(ResnetGenerator(3, 3, 16, 2, up))
+        with torch.no_grad():
+            y = g(x)
+        assert y.shape == x.shape
+        shares[up] = _nyquist_share(y)
+        assert count_parameters(g) == count_parameters(ResnetGenerator(3, 3, 16, 2))
+    # at initialisation transposed convolutions put a fifth of the output's energy in the
+    # checkerboard frequency; resize + convolution almost none
+    assert shares["transpose"] > 0.1 and shares["resize"] < 0.02
+    cond = ConditionalGenerator(3, "modulate", 8, 1, "resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in cond.modules())
+    with pytest.raises(ValueError, match="upsample"):
+        ResnetGenerator(3, 3, 8, 1, "bicubic")
+
+
+def test_the_upsample_option_reaches_the_generators_and_old_configs_mean_transpose():
+    from retarget.config import ModelConfig, from_dict, to_dict
+
+    nets = build_networks(model_preset("tiny", model="cyclegan", size=32, upsample="resize"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in nets["G_AB"].modules())
+    old = {k: v for k, v in to_dict(ModelConfig()).items() if k != "upsample"}
+    assert from_dict(ModelConfig, old).upsample == "transpose"

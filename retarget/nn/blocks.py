@@ -41,6 +41,21 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def up_layer(ch_in: int, ch_out: int, upsample: str = "transpose") -> list[nn.Module]:
+    """A x2 up-sampling convolution of the generator (without its norm and activation).
+
+    ``transpose``: the release's 3x3 transposed convolution, stride 2. ``resize``: nearest
+    x2 resize then a reflection-padded 3x3 convolution (Odena et al., "Deconvolution and
+    checkerboard artifacts", 2016): every output pixel sees the same number of input
+    pixels, so no checkerboard; the same parameter count.
+    """
+    if upsample == "transpose":
+        return [nn.ConvTranspose2d(ch_in, ch_out, 3, stride=2, padding=1, output_padding=1)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(ch_in, ch_out, 3)]
+    raise ValueError(f"unknown upsample {upsample!r}; choose transpose or resize")
+
+
 class ResnetGenerator(nn.Module):
     """Image-to-image translator (Johnson et al. / CycleGAN ``resnet_Nblocks``).
 
@@ -48,12 +63,15 @@ class ResnetGenerator(nn.Module):
         in_ch, out_ch: image channels (3).
         ngf: filters of the first layer; ×2 and ×4 after the two down-samplings.
         blocks: residual blocks at 1/4 resolution (6 or 9 in the release).
+        upsample: ``transpose`` (the release) or ``resize`` (:func:`up_layer`).
 
     Shapes: ``[B, in_ch, H, W]`` in [-1, 1] -> ``[B, out_ch, H, W]`` in [-1, 1] (tanh);
     H and W must be multiples of 4.
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, blocks: int = 6) -> None:
+    def __init__(
+        self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, blocks: int = 6, upsample: str = "transpose"
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -67,11 +85,7 @@ class ResnetGenerator(nn.Module):
             ch *= 2
         layers += [ResidualBlock(ch) for _ in range(blocks)]
         for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
-                instance_norm(ch // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += [*up_layer(ch, ch // 2, upsample), instance_norm(ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)

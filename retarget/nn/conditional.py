@@ -41,6 +41,7 @@ from retarget.nn.blocks import (
     init_weights,
     instance_norm,
     start_as_copy,
+    up_layer,
 )
 
 #: Network names of a multi-domain model, in build order (``P`` for recycle only).
@@ -96,14 +97,16 @@ class ConditionalGenerator(nn.Module):
             input: ``n * ngf * 49`` more weights) or ``modulate`` (every instance norm
             followed by a per-domain scale and shift, :class:`ModulatedNorm`: ``2n``
             more parameters per normalised channel).
-        ngf, blocks: as :class:`~retarget.nn.blocks.ResnetGenerator`, whose layers
+        ngf, blocks, upsample: as :class:`~retarget.nn.blocks.ResnetGenerator`, whose layers
             these are, in the same order.
 
     Shapes: ``x`` ``[B, 3, H, W]`` in [-1, 1], ``c`` ``[B]`` long in [0, n) ->
     ``[B, 3, H, W]`` in [-1, 1]; H and W multiples of 4.
     """
 
-    def __init__(self, domains: int, condition: str = "modulate", ngf: int = 64, blocks: int = 6) -> None:
+    def __init__(
+        self, domains: int, condition: str = "modulate", ngf: int = 64, blocks: int = 6, upsample: str = "transpose"
+    ) -> None:
         super().__init__()
         if condition not in ("concat", "modulate"):
             raise ValueError(f"unknown condition {condition!r}; choose concat or modulate")
@@ -121,8 +124,7 @@ class ConditionalGenerator(nn.Module):
             ch *= 2
         layers += [ModulatedBlock(ch, domains) if modulate else ResidualBlock(ch) for _ in range(blocks)]
         for _ in range(2):
-            up = nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)
-            layers += [up, norm(ch // 2), nn.ReLU(inplace=True)]
+            layers += [*up_layer(ch, ch // 2, upsample), norm(ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh()]
         self.layers = nn.ModuleList(layers)
@@ -210,7 +212,7 @@ def build_conditional_networks(cfg: ModelConfig, names: Optional[Sequence[str]] 
     wanted = set(MULTI_NETWORKS if names is None else names)
     nets: dict[str, nn.Module] = {}
     if "G" in wanted:
-        nets["G"] = init_weights(ConditionalGenerator(cfg.domains, cfg.condition, cfg.ngf, cfg.blocks))
+        nets["G"] = init_weights(ConditionalGenerator(cfg.domains, cfg.condition, cfg.ngf, cfg.blocks, cfg.upsample))
     if "D" in wanted:
         nets["D"] = init_weights(DomainDiscriminator(cfg.domains, 3, cfg.ndf, cfg.d_layers))
     if cfg.model == "recycle" and "P" in wanted:

@@ -30,7 +30,7 @@ __all__ = [
 
 def build_generator(cfg: ModelConfig) -> ResnetGenerator:
     """One initialised generator of ``cfg`` (3 -> 3 channels)."""
-    return init_weights(ResnetGenerator(3, 3, cfg.ngf, cfg.blocks))  # type: ignore[return-value]
+    return init_weights(ResnetGenerator(3, 3, cfg.ngf, cfg.blocks, cfg.upsample))  # type: ignore[return-value]
 
 
 def build_predictor(cfg: ModelConfig) -> UnetPredictor:
