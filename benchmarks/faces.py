@@ -307,7 +307,9 @@ def write_strip(
 # -- report ---------------------------------------------------------------------------------------
 
 
-def _cell(s: dict[str, Any], key: str, digits: Optional[int]) -> str:
+def cell(s: dict[str, Any], key: str, digits: Optional[int]) -> str:
+    """``s[key]`` as a table cell: a share in % (``digits`` None) or a number, ``± sd`` when
+    ``s`` holds ``key + "_sd"``, ``-`` when missing or not finite."""
     v = s.get(key)
     if v is None or not math.isfinite(v):
         return "-"
@@ -317,14 +319,27 @@ def _cell(s: dict[str, Any], key: str, digits: Optional[int]) -> str:
     return f"{v:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd else "")
 
 
+def pick(*keys: str) -> tuple[tuple[str, str, Optional[int]], ...]:
+    """The :data:`COLUMNS` named by ``keys``, in that order (for the benchmarks that show fewer)."""
+    by_key = {c[0]: c for c in COLUMNS}
+    return tuple(by_key[k] for k in keys)
+
+
+def markdown_table(
+    heads: list[str], rows: list[tuple[list[str], dict[str, Any]]], columns: tuple = COLUMNS
+) -> list[str]:
+    """Markdown lines: ``heads`` then the ``columns`` titles; each row its labels then its cells."""
+    lines = ["| " + " | ".join([*heads, *(name for _, name, _ in columns)]) + " |"]
+    lines.append("|" + "---|" * len(heads) + "---:|" * len(columns))
+    for labels, s in rows:
+        lines.append("| " + " | ".join([*labels, *(cell(s, k, d) for k, _, d in columns)]) + " |")
+    return lines
+
+
 def table_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     """A Markdown table: one row per pair and system (mean ± sd over seeds)."""
-    head = ["pair", "system", *(name for _, name, _ in COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(COLUMNS)]
-    for pair, systems in results.items():
-        for name, s in systems.items():
-            lines.append(f"| {pair} | {name} | " + " | ".join(_cell(s, k, d) for k, _, d in COLUMNS) + " |")
-    return lines
+    rows = [([pair, name], s) for pair, systems in results.items() for name, s in systems.items()]
+    return markdown_table(["pair", "system"], rows)
 
 
 def _jobs(args: argparse.Namespace, pair: Pair, seed: int, out: Path, work: Path) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import environment  # noqa: E402
-from faces import DEFAULT_DATA, _crop, _pick, find_video, score  # noqa: E402
+from faces import DEFAULT_DATA, _crop, _pick, find_video, markdown_table, pick, score  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -163,21 +163,8 @@ def run_bench(spec: str, args: argparse.Namespace, out: Path) -> dict[str, dict[
     return results
 
 
-COLUMNS = (
-    ("found", "faces found", None),
-    ("nearer_b", "nearer B", None),
-    ("same_person_b", "B < 0.6", None),
-    ("distance_b", "dist B", 3),
-    ("mouth_r", "mouth r", 2),
-    ("sharpness", "sharp", 3),
-    ("warp_ratio", "warp ratio", 2),
-)
-
-
-def _cell(v: Any, digits: Optional[int]) -> str:
-    if v is None or not np.isfinite(v):
-        return "-"
-    return f"{100 * v:.0f}%" if digits is None else f"{v:.{digits}f}"
+#: the faces.py columns this table shows
+COLUMNS = pick("found", "nearer_b", "same_person_b", "distance_b", "mouth_r", "sharpness", "warp_ratio")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -206,10 +193,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     results: dict[str, dict[str, Any]] = {}
     for bench in args.benches:
         results.update(run_bench(bench, args, out))
-    lines = ["| pair | setting | " + " | ".join(n for _, n, _ in COLUMNS) + " |", "|---|---|" + "---:|" * len(COLUMNS)]
-    for pair, rows in results.items():
-        for setting, r in rows.items():
-            lines.append(f"| {pair} | {setting} | " + " | ".join(_cell(r.get(k), d) for k, _, d in COLUMNS) + " |")
+    rows = [([pair, setting], r) for pair, settings in results.items() for setting, r in settings.items()]
+    lines = markdown_table(["pair", "setting"], rows, COLUMNS)
     lines += ["", env]
     print("\n".join(lines))
     (out / "results.md").write_text("\n".join(lines) + "\n")

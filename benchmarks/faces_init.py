@@ -37,19 +37,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import budget_config, environment, parse_system, run_workers  # noqa: E402
-from faces import DEFAULT_DATA, prepare_pair, score  # noqa: E402
+from faces import DEFAULT_DATA, markdown_table, pick, prepare_pair, score  # noqa: E402
 
-#: Per row: JSON key, column title, digits (None: a share in %).
+#: Per row: JSON key, column title, digits (None: a share in %): the time, then faces.py's columns.
 COLUMNS = (
     ("seconds", "time s", 0),
     ("step", "step", 0),
-    ("found", "faces found", None),
-    ("nearer_b", "nearer B", None),
-    ("same_person_b", "B < 0.6", None),
-    ("distance_b", "dist B", 3),
-    ("distance_a", "dist A", 3),
-    ("mouth_r", "mouth r", 2),
-    ("sharpness", "sharp", 3),
+    *pick("found", "nearer_b", "same_person_b", "distance_b", "distance_a", "mouth_r", "sharpness"),
 )
 
 
@@ -103,11 +97,13 @@ def train_and_score(job: dict[str, Any]) -> list[dict[str, Any]]:
     with console.capture():
         train(cfg)
     points += [(job["out"], step, seconds, step) for step, seconds in _checkpoints(Path(job["out"]), t0)]
-    for model, step, seconds, pick in points:
+    for model, step, seconds, at_step in points:
         video = Path(job["renders"]) / f"{job['label']}_step{step:07d}.mp4"
         with console.capture():
             render(
-                RenderConfig(input=job["clip"], output=str(video), model=model, step=pick, device="cpu", overwrite=True)
+                RenderConfig(
+                    input=job["clip"], output=str(video), model=model, step=at_step, device="cpu", overwrite=True
+                )
             )
         rows.append({"step": step, "seconds": seconds, **score(str(video), job["clip"], target)})
     return rows
@@ -121,20 +117,9 @@ def first_at_goal(rows: list[dict[str, Any]], found: float, nearer: float, same:
     return None
 
 
-def _cell(row: dict[str, Any], key: str, digits: Optional[int]) -> str:
-    v = row.get(key)
-    if v is None:
-        return "-"
-    return f"{100 * v:.0f}%" if digits is None else f"{v:.{digits}f}"
-
-
 def report(runs: dict[str, list[dict[str, Any]]], goal: tuple[float, float, float], budget: float) -> list[str]:
     """The Markdown table (a row per checkpoint) and one "time to goal" line per run."""
-    head = ["run", *(name for _, name, _ in COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * len(COLUMNS)]
-    for label, rows in runs.items():
-        for r in rows:
-            lines.append(f"| {label} | " + " | ".join(_cell(r, k, d) for k, _, d in COLUMNS) + " |")
+    lines = markdown_table(["run"], [([label], r) for label, rows in runs.items() for r in rows], COLUMNS)
     lines.append("")
     for label, rows in runs.items():
         hit = first_at_goal(rows, *goal)

@@ -96,6 +96,18 @@ def test_init_benchmark_finds_the_first_checkpoint_at_the_goal(tmp_path):
     assert faces_init._checkpoints(tmp_path / "none", 0.0) == []
 
 
+def test_the_smaller_tables_take_their_columns_from_faces():
+    import faces
+    import faces_blend
+
+    assert [c[0] for c in faces.pick("sharpness", "found")] == ["sharpness", "found"]
+    assert set(faces_blend.COLUMNS) <= set(faces.COLUMNS)
+    lines = faces.markdown_table(["pair", "setting"], [(["a:b", "x"], {"found": 0.5})], faces.pick("found", "mouth_r"))
+    assert lines[1] == "|---|---|---:|---:|" and lines[2] == "| a:b | x | 50% | - |"
+    with pytest.raises(KeyError):
+        faces.pick("nonsense")
+
+
 def test_blend_benchmark_settings():
     import faces_blend
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from retarget.config import EnhancerConfig
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.device import amp_dtype, precision_name, resolve_amp, resolve_device
 from retarget.errors import RetargetError
-from retarget.nn.enhancer import FaceEnhancer, degrade
+from retarget.nn.enhancer import FaceEnhancer, degrade, gaussian_blur
 from retarget.options import check_config
 from retarget.progress import console, make_progress
 from retarget.run.enhancer import save_enhancer
@@ -66,9 +67,9 @@ def load_frames(ds: Dataset, limit: int) -> torch.Tensor:
     """Up to ``limit`` frames of ``ds``, evenly spaced, as ``[N, 3, S, S]`` uint8."""
     keep = np.unique(np.linspace(0, len(ds.frames) - 1, min(limit, len(ds.frames))).round().astype(int))
     images = [ds.load(int(i)) for i in keep]
-    bad = next((i for i, im in zip(keep, images) if im.shape[:2] != (ds.size, ds.size)), None)
-    if bad is not None:
-        raise RetargetError(f"{ds.path(int(bad))}: {images[0].shape[1]}x{images[0].shape[0]}, not {ds.size} px square")
+    for i, im in zip(keep, images):
+        if im.shape[:2] != (ds.size, ds.size):
+            raise RetargetError(f"{ds.path(int(i))}: {im.shape[1]}x{im.shape[0]}, not {ds.size} px square")
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -95,10 +96,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @torch.no_grad()
 def score(net: FaceEnhancer, frames: torch.Tensor, cfg: EnhancerConfig, device: torch.device) -> tuple[float, float]:
     """(enhancer PSNR, bilinear PSNR) on up to :data:`SCORE_FRAMES` whole frames, blurred by ``blur / 2``."""
-    import torch.nn.functional as F
-
-    from retarget.nn.enhancer import gaussian_blur
-
     keep = np.unique(np.linspace(0, len(frames) - 1, min(SCORE_FRAMES, len(frames))).round().astype(int))
     hi = frames[torch.from_numpy(keep)].float().div(127.5).sub(1.0).to(device)
     lo = gaussian_blur(F.avg_pool2d(hi, cfg.scale), torch.full((len(keep),), cfg.blur / 2, device=device))
