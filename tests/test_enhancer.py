@@ -84,8 +84,14 @@ def _train(tmp_path: Path, data: Path, **kw):
 
 
 def test_training_restores_edges_that_bilinear_upsampling_loses(tmp_path):
+    from retarget.atomic import _HOST
+    from test_atomic import _dead_pid
+
     torch.set_num_threads(1)
+    stale = tmp_path / f".enh.{_dead_pid()}-{_HOST}.ab_cd123.tmp"  # what a kill -9 mid-save leaves
+    (stale / "x").mkdir(parents=True)
     res = _train(tmp_path, face_dataset(tmp_path / "faces"), steps=400, lr=1e-3)
+    assert not stale.exists()
     assert res.steps == 400 and res.out == tmp_path / "enh"
     assert res.psnr > res.psnr_bilinear + 0.8  # the known transform (4x shrink) is partly undone
     enh = load_enhancer(res.out)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from retarget.atomic import clean_stale_temps
 from retarget.config import EnhancerConfig
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.device import amp_dtype, precision_name, resolve_amp, resolve_device
@@ -128,6 +129,7 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
     ds = read_dataset(cfg.data)
     check_data(ds, cfg)
     out = _out_folder(cfg, ds)
+    clean_stale_temps(out.parent)  # what a killed earlier run left beside it
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
