@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -245,3 +246,17 @@ def test_the_blur_before_the_enhancer_removes_a_checkerboard_and_keeps_the_rest(
     inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
     assert (out - ramp)[inner].abs().max() < 0.05  # the pattern is gone, the ramp stays
     assert torch.equal(PreBlur(torch.nn.Identity(), 0.0)(x), x)
+
+
+def test_training_and_the_enhancer_under_cpu_autocast_bf16(tmp_path):
+    torch.set_num_threads(1)
+    data = face_dataset(tmp_path / "faces", n=4)
+    res = _train(tmp_path, data, steps=60, lr=1e-3, amp="bf16")
+    assert res.precision == "bf16" and math.isfinite(res.psnr) and res.psnr > res.psnr_bilinear - 0.5
+    net = load_enhancer(res.out).net
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = net(x).float()
+    with torch.no_grad():
+        full = net(x)
+    assert low.dtype == torch.float32 and (low - full).abs().max() < 0.05  # bf16 keeps about 3 digits
