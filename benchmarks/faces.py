@@ -20,7 +20,10 @@ the ``talk_`` prefix may be left out). For each pair:
 * a strip PNG per pair, system and seed in ``--out``: a row per time point of the clip,
   columns source | output | a frame of B, cropped around the face.
 
-Systems are ``MODEL[+field=value,...]`` (benchmarks/common.py :func:`parse_system`):
+``swap`` (or ``swap=SIZE``) is the face swap with no training (``retarget render
+--target-faces``): B extracted at SIZE px (default 256) with the pair's margin, then the
+clip rendered with it; its "train s" is the extract's time. Trained systems are
+``MODEL[+field=value,...]`` (benchmarks/common.py :func:`parse_system`):
 ``default`` (= ``recycle``, what ``retarget train`` builds), ``cyclegan``, and overrides
 of ModelConfig, LossConfig or TrainConfig fields, e.g. ``recycle+identity=2,ngf=32``
 or ``default+preset=tiny,size=48``. All systems of one pair and seed train at the same
@@ -196,6 +199,34 @@ def train_and_render(
     return {"steps": result.steps, "train_s": seconds, "render_s": time.perf_counter() - r0}
 
 
+def swap_size(spec: str) -> Optional[int]:
+    """The crop size of a ``swap`` / ``swap=SIZE`` system (256 by default), None for a trained system."""
+    if spec == "swap":
+        return 256
+    if spec.startswith("swap="):
+        return int(spec.split("=", 1)[1])
+    return None
+
+
+def swap_and_render(pair: Pair, size: int, margin: float, clip: str, render_to: str, work: Path) -> dict[str, Any]:
+    """The ``swap`` system: extract B at ``size`` px (reused when done), render ``clip`` with ``--target-faces``."""
+    from retarget.config import ExtractConfig, FaceConfig, RenderConfig
+    from retarget.dataset.extract import extract
+    from retarget.progress import console
+    from retarget.render.render import render
+
+    faces = work / f"{Path(pair.b_video).stem}_{size}px_m{margin:g}"
+    t0 = time.perf_counter()
+    with console.capture():
+        if not (faces / "manifest.json").exists():
+            extract(ExtractConfig(videos=(pair.b_video,), output=str(faces), size=size, align="face",
+                                  face=FaceConfig(margin=margin), overwrite=True))  # fmt: skip
+        seconds = time.perf_counter() - t0
+        r0 = time.perf_counter()
+        render(RenderConfig(input=clip, output=render_to, target_faces=str(faces), device="cpu", overwrite=True))
+    return {"train_s": seconds, "render_s": time.perf_counter() - r0}
+
+
 def worker(spec_file: str) -> None:
     """Entry of one ``--worker`` process: train, render, write the result JSON."""
     job = json.loads(Path(spec_file).read_text())
@@ -343,6 +374,7 @@ def table_lines(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _jobs(args: argparse.Namespace, pair: Pair, seed: int, out: Path, work: Path) -> list[dict[str, Any]]:
+    """One training job per trained system (swaps are not trained)."""
     tag = pair.name.replace(":", "-")
     return [
         dict(
@@ -359,6 +391,7 @@ def _jobs(args: argparse.Namespace, pair: Pair, seed: int, out: Path, work: Path
             render_to=str(out / f"{tag}_{i}_seed{seed}.mp4"),
         )
         for i, spec in enumerate(args.systems)
+        if swap_size(spec) is None
     ]
 
 
@@ -384,7 +417,15 @@ def run_pair(args: argparse.Namespace, pair: Pair, out: Path, work: Path) -> dic
             results = [train_and_render(**j) for j in jobs]
         else:
             results = [json.loads(p.read_text()) for p in run_workers(__file__, jobs, work / "jobs")]
-        for i, (spec, job, r) in enumerate(zip(args.systems, jobs, results)):
+        trained = [spec for spec in args.systems if swap_size(spec) is None]
+        for spec in args.systems:  # the swap is the same for every seed: once
+            size = swap_size(spec)
+            if size is not None and seed == args.seeds[0]:
+                render_to = str(out / f"{pair.name.replace(':', '-')}_swap{size}.mp4")
+                results.append(swap_and_render(pair, size, args.margin, pair.clip, render_to, work))
+                jobs.append({"render_to": render_to})
+                trained.append(spec)
+        for spec, job, r in zip(trained, jobs, results):
             row = {**score(job["render_to"], pair.clip, target), **r, "seed": seed}
             rows.setdefault(spec, []).append(row)
             labels = (f"source (A: {a})", f"output: {spec}", f"target (B: {b})")
@@ -419,7 +460,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the datasets and runs (in OUT/work)")
     args = ap.parse_args(argv)
     for spec in args.systems:
-        parse_system(spec, args.preset, args.size)  # fail early on a typo
+        if swap_size(spec) is None:
+            parse_system(spec, args.preset, args.size)  # fail early on a typo
     if not 0 < args.holdout < 1:
         raise SystemExit("--holdout must lie between 0 and 1")
     out = Path(args.out)

@@ -597,6 +597,15 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.face_ref,
+    target_faces: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="B_FACES",
+            help="Swap every face for the person of this face dataset (extract --align face): "
+            "their frame of nearest expression, warped to follow the input. No trained run.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.target_faces,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,
@@ -666,7 +675,7 @@ def render(
         _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),
     ] = RenderConfig.end,
 ) -> None:
-    """Translate a video with a trained run, paste faces back and keep the audio."""
+    """Translate a video with a trained run (or swap its faces: --target-faces), paste faces back, keep the audio."""
     cfg = _config(RenderConfig, locals())
     typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
     if typed and to_domain is not None:

@@ -244,6 +244,8 @@ class RenderConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
     amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
+    # a face dataset of the target person (extract --align face): swap every face for theirs, no trained run
+    target_faces: Optional[str] = None
     enhancer: Optional[str] = None  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste
     enhancer_blur: float = opt(1.0, min=0)  # blur (sigma, model px) of each face before the enhancer: no checkerboard
     start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged

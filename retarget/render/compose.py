@@ -97,7 +97,8 @@ class Composer:
         elif item.result is None:
             picture = item.image
         elif self.paste is not None:
-            picture = self.paste(item.image, item.result, item.matrix, item.landmarks)
+            outline = item.landmarks if getattr(item, "mask_landmarks", None) is None else item.mask_landmarks
+            picture = self.paste(item.image, item.result, item.matrix, outline)
         elif self.upscale == "detail":
             from retarget.render.upscale import place_back_detail
 

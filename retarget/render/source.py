@@ -47,6 +47,9 @@ class Item:
         landmarks: (68, 2) face landmarks in source pixels (face mode), else None.
         result: the translation of ``net_input`` (set by the translate stage).
         link: ``--stabilize``: the :class:`~retarget.render.stabilize.Link` from the previous frame.
+        track: face mode: the aligner's track number of this face (a new number: a new track).
+        mask_landmarks: landmarks (source pixels) the paste's mask follows instead of
+            ``landmarks`` (set by a translate stage whose faces have another outline).
     """
 
     index: int
@@ -57,6 +60,8 @@ class Item:
     landmarks: Optional[np.ndarray] = None
     result: Optional[np.ndarray] = None
     link: Any = None
+    track: Any = None
+    mask_landmarks: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class Source:
             else:
                 self.faces += 1 if self.face else 0
                 item = Item(frame.index, frame.pts, image, found.crop, np.asarray(found.matrix), found.landmarks)
+                item.track = getattr(found, "track", None)
             if self.stabilizer is not None:
                 now = getattr(found, "track", None)
                 new_track = self.face and now != track

@@ -1,0 +1,227 @@
+"""Face swap by retrieval: the target person's own frames, chosen and warped to follow the source.
+
+No network: for each aligned source face, :class:`FaceSwap` picks the frame of the target's
+face dataset (``retarget extract --align face``, :class:`FaceIndex`) whose expression and
+pose are nearest, then warps it (:mod:`retarget.faces.morph`) so its landmarks move as the
+source's do. What comes back is the target's real skin, eyes and teeth at the dataset's
+resolution, so it looks like the target and is as sharp as the target's video; it can only
+show expressions the target's footage contains, which the warp then adjusts.
+
+Per source face (landmarks in crop pixels, the same crop geometry as the dataset's):
+
+The index is built from a dataset by :func:`retarget.render.swap.face_index` (faces sit
+below datasets in the layers).
+
+1. **Features** (:func:`expression_features`): inner and outer mouth opening, mouth width,
+   both eyes' openings (each relative to the eye distance or the eye's width), yaw and
+   pitch proxies (nose tip against the jaw and against eyes and chin). Features whose rest
+   value differs from person to person (:data:`PERSONAL`: mouth width, yaw, pitch) are
+   compared as offsets from each person's mean; openings are compared as they are (a closed
+   mouth is closed on everyone).
+2. **Pick**: the nearest target frame in squared distance scaled by the target's spread per
+   feature and :data:`WEIGHTS`; the previous pick, or the frame after it in the target's
+   video, is kept unless another is nearer by more than ``hold``, so the texture does not
+   jump every frame.
+3. **Warp**: the target's mean face shape plus the source's deviation from its own running
+   mean shape (smoothed over frames by ``smooth``) is where the picked frame's landmarks go.
+   The target keeps its face shape; the source gives the motion.
+
+:func:`mask_points` gives the paste a face outline inside both faces, so the target's
+background never comes along where the source's face is wider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from retarget.config import FaceConfig
+from retarget.errors import RetargetError
+from retarget.faces.morph import border_points, triangulate, warp_picture
+
+__all__ = ["FEATURES", "FaceIndex", "FaceSwap", "Swapped", "expression_features", "mask_points"]
+
+#: What :func:`expression_features` measures, in order.
+FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
+#: Weight of each feature in the match (the mouth first: it carries speech).
+WEIGHTS = np.array([2.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0])
+#: Features compared as offsets from each person's mean (their rest value is personal).
+PERSONAL = np.array([False, False, True, False, False, True, True])
+#: Default ``hold``: how much nearer (squared, in target standard deviations, weighted) another
+#: frame must be before the pick leaves the previous one or its successor.
+HOLD = 3.0
+#: Default ``smooth``: weight of the previous frame in the source's smoothed expression.
+SMOOTH = 0.5
+#: Landmarks of the face outline (jaw 0-16, brows 17-26): the paste mask's hull.
+OUTLINE = np.arange(27)
+
+
+def _dist(points: np.ndarray, i: int, j: int) -> float:
+    return float(np.linalg.norm(points[i] - points[j]))
+
+
+def expression_features(points: np.ndarray) -> np.ndarray:
+    """Expression and pose of a face from its 68 landmarks (any pixel frame without shear).
+
+    Args:
+        points: ``(68, 2)`` dlib/iBUG landmarks.
+
+    Returns:
+        ``(7,)`` float64 in the order of :data:`FEATURES`: mouth openings and width per eye
+        distance, eye openings per eye width (about 0.3 open, under 0.15 shut), yaw (nose
+        tip's offset from the jaw's middle per jaw width, 0 frontal) and pitch (nose tip's
+        height between eyes and chin).
+    """
+    p = np.asarray(points, np.float64)
+    left, right = p[36:42].mean(0), p[42:48].mean(0)
+    eyes = max(float(np.linalg.norm(left - right)), 1e-6)
+    inner = (_dist(p, 61, 67) + _dist(p, 62, 66) + _dist(p, 63, 65)) / 3.0
+    eye_l = (_dist(p, 37, 41) + _dist(p, 38, 40)) / (2.0 * max(_dist(p, 36, 39), 1e-6))
+    eye_r = (_dist(p, 43, 47) + _dist(p, 44, 46)) / (2.0 * max(_dist(p, 42, 45), 1e-6))
+    jaw_mid, jaw = (p[0] + p[16]) / 2.0, max(_dist(p, 0, 16), 1e-6)
+    eye_mid = (left + right) / 2.0
+    pitch = (p[30, 1] - eye_mid[1]) / max(p[8, 1] - eye_mid[1], 1e-6)
+    return np.array(
+        [
+            inner / eyes,
+            _dist(p, 51, 57) / eyes,
+            _dist(p, 48, 54) / eyes,
+            eye_l,
+            eye_r,
+            (p[30, 0] - jaw_mid[0]) / jaw,
+            pitch,
+        ]
+    )
+
+
+def mask_points(source: np.ndarray, swapped: np.ndarray) -> np.ndarray:
+    """Landmarks whose outline lies inside both faces: per outline point, the one nearer the nose.
+
+    Args:
+        source, swapped: ``(68, 2)`` landmarks of the source face and of the warped target
+            face, in the same pixels.
+
+    Returns:
+        ``(68, 2)`` float64: ``swapped`` with each outline point (:data:`OUTLINE`) replaced by
+        the source's where that one is nearer the nose tip (point 30).
+    """
+    src, out = np.asarray(source, np.float64), np.asarray(swapped, np.float64).copy()
+    centre = src[30]
+    nearer = np.linalg.norm(src[OUTLINE] - centre, axis=1) < np.linalg.norm(out[OUTLINE] - centre, axis=1)
+    out[OUTLINE[nearer]] = src[OUTLINE[nearer]]
+    return out
+
+
+@dataclass
+class FaceIndex:
+    """A target person's aligned faces, with landmarks in crop pixels and their features.
+
+    Attributes:
+        root: the dataset folder.
+        files: one image per face, in the dataset's order.
+        points: ``(N, 68, 2)`` float64 landmarks in crop pixels.
+        segments: ``(N,)`` the dataset's segment of each face (consecutive frames share one).
+        size: crop side (px).
+        face: the face options the dataset was extracted with (margin, backend...).
+    """
+
+    root: Path
+    files: list[Path]
+    points: np.ndarray
+    segments: np.ndarray
+    size: int
+    face: FaceConfig
+
+    def __post_init__(self) -> None:
+        self.features = np.stack([expression_features(p) for p in self.points])
+        self.mean_features = self.features.mean(0)
+        self.spread = self.features.std(0) + 1e-3
+        self.mean_points = self.points.mean(0)
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, k: int) -> np.ndarray:
+        """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last one read is kept)."""
+        if self._cached is not None and self._cached[0] == k:
+            return self._cached[1]
+        bgr = cv2.imread(str(self.files[k]), cv2.IMREAD_COLOR)
+        if bgr is None or bgr.shape[:2] != (self.size, self.size):
+            raise RetargetError(f"{self.files[k]}: unreadable or not a {self.size} px face of {self.root}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self._cached = (k, rgb)
+        return rgb
+
+
+@dataclass
+class Swapped:
+    """One swapped face: ``image`` (``S x S x 3`` uint8), its landmarks ``points`` (crop px) and
+    the index of the target frame it was made from (``pick``)."""
+
+    image: np.ndarray
+    points: np.ndarray
+    pick: int
+
+
+class FaceSwap:
+    """Source faces -> the target's faces (see the module); one instance follows one video.
+
+    Args:
+        index: the target's faces.
+        hold: keep the previous pick (or its successor) unless another frame is nearer by this much.
+        smooth: weight of the previous frame in the source's smoothed expression, in [0, 1).
+    """
+
+    def __init__(self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH) -> None:
+        self.index = index
+        self.hold = float(hold)
+        self.smooth = float(smooth)
+        self.border = border_points(index.size)
+        self.track: object = None  # the caller's name for the track being followed (render: the aligner's)
+        self._seen = 0  # the source's faces so far (its running means)
+        self._points_sum = np.zeros((68, 2))
+        self._features_sum = np.zeros(len(FEATURES))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous pick and expression (a new track); the source's means stay."""
+        self.previous: Optional[int] = None
+        self._motion: Optional[np.ndarray] = None
+
+    def pick(self, features: np.ndarray) -> int:
+        """The target frame for a source face of these features (updates the continuity)."""
+        idx = self.index
+        query = features.copy()
+        query[PERSONAL] += (idx.mean_features - self._features_sum / max(self._seen, 1))[PERSONAL]
+        cost = ((((idx.features - query) / idx.spread) ** 2) * WEIGHTS).sum(1)
+        best = int(np.argmin(cost))
+        p = self.previous
+        if p is not None:
+            near = [p] + ([p + 1] if p + 1 < len(idx) and idx.segments[p + 1] == idx.segments[p] else [])
+            keep = min(near, key=lambda k: cost[k])
+            if cost[keep] <= cost[best] + self.hold:
+                best = keep
+        self.previous = best
+        return best
+
+    def __call__(self, points: np.ndarray) -> Swapped:
+        """Swap one source face given its ``(68, 2)`` landmarks in crop pixels (the index's crop geometry)."""
+        pts = np.asarray(points, np.float64)
+        self._seen += 1
+        self._points_sum += pts
+        self._features_sum += expression_features(pts)
+        k = self.pick(expression_features(pts))
+        motion = pts - self._points_sum / self._seen
+        if self._motion is not None:
+            motion = self.smooth * self._motion + (1.0 - self.smooth) * motion
+        self._motion = motion
+        target = self.index.mean_points + motion
+        src = np.vstack([self.index.points[k], self.border])
+        dst = np.vstack([target, self.border])
+        image = warp_picture(self.index.image(k), src, dst, triangulate(dst, self.index.size))
+        return Swapped(image, target, k)

@@ -1,0 +1,142 @@
+"""``retarget render --target-faces B_FACES``: a face swap with no trained model.
+
+Every face of the input is replaced by the target person's own face, taken from a face
+dataset of them (``retarget extract --align face``): the frame of nearest expression and
+pose, warped to move as the input's face moves (:class:`~retarget.faces.retrieval.FaceSwap`).
+The input is aligned with the dataset's face options at its size, so the crops match, and
+the rest is render's usual face path: paste along the mask (an outline inside both faces,
+:func:`~retarget.faces.retrieval.mask_points`), colour match, blend, ``--stabilize``,
+``--start/--end``, sound kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from retarget.config import RenderConfig
+from retarget.errors import RetargetError
+from retarget.faces.align import apply, invert
+from retarget.faces.retrieval import FaceIndex, FaceSwap, mask_points
+from retarget.progress import console
+
+__all__ = ["check_swap_options", "face_index", "render_swap", "swap_items"]
+
+
+def face_index(path: str) -> FaceIndex:
+    """The faces of a dataset written by ``retarget extract --align face``, landmarks in crop pixels.
+
+    Raises:
+        RetargetError: not a dataset, not face-aligned, without landmarks, or under 2 faces.
+    """
+    from retarget.dataset.manifest import read_dataset
+
+    ds = read_dataset(path)  # RetargetError for a missing folder or a broken manifest
+    if ds.align != "face" or ds.face is None or ds.plain:
+        raise RetargetError(f"{path}: not a face dataset; extract the target with --align face")
+    kept = [f for f in ds.frames if f.landmarks is not None and f.matrix is not None]
+    if len(kept) < 2:
+        raise RetargetError(f"{path}: {len(kept)} faces with landmarks; the swap needs at least 2")
+    points = np.stack([apply(np.asarray(f.matrix, np.float64), f.landmarks) for f in kept])
+    return FaceIndex(
+        root=ds.root,
+        files=[ds.root / f.file for f in kept],
+        points=points.astype(np.float64),
+        segments=np.array([f.segment for f in kept]),
+        size=int(ds.size),
+        face=ds.face,
+    )
+
+
+def swap_items(batch: list[Any], swap: FaceSwap) -> list[Any]:
+    """The translate stage of a swap: set ``result`` and ``mask_landmarks`` of each item with a face.
+
+    A frame without a face, or a face of a new track, starts the swap's continuity afresh.
+    Returns ``batch``.
+    """
+    for item in batch:
+        if item.net_input is None or item.landmarks is None:
+            swap.reset()
+            continue
+        if swap.track != item.track:
+            swap.reset()
+            swap.track = item.track
+        matrix = np.asarray(item.matrix, np.float64)
+        points = apply(matrix, np.asarray(item.landmarks, np.float64))
+        out = swap(points)
+        item.result = out.image
+        item.mask_landmarks = apply(invert(matrix), mask_points(points, out.points)).astype(np.float32)
+    return batch
+
+
+def check_swap_options(cfg: RenderConfig) -> None:
+    """Options that mean a trained run, refused with a swap in one line."""
+    given = [
+        (cfg.model is not None, "--model"),
+        (cfg.step is not None, "--step"),
+        (cfg.enhancer is not None, "--enhancer"),
+        (cfg.to_domain is not None, "--to"),
+        (cfg.from_domain is not None, "--from"),
+        (cfg.direction != "a2b", "--direction"),
+        (cfg.align == "none", "--align none"),
+        (cfg.frame is not None, "--frame"),
+        (cfg.scale is not None, "--scale"),
+    ]
+    wrong = [flag for on, flag in given if on]
+    if wrong:
+        raise RetargetError(
+            f"--target-faces swaps faces without a trained run: {', '.join(wrong)} does not apply"
+            if len(wrong) == 1
+            else f"--target-faces swaps faces without a trained run: {', '.join(wrong)} do not apply"
+        )
+
+
+def render_swap(cfg: RenderConfig) -> Any:
+    """Render ``cfg.input`` into ``cfg.output`` with every face swapped for ``cfg.target_faces``'.
+
+    Returns:
+        :class:`~retarget.render.stream.RenderSummary`.
+
+    Raises:
+        RetargetError: an option of a trained run given, ``cfg.target_faces`` not a face
+            dataset with landmarks, bad paths or input (as :func:`~retarget.render.render.render`).
+    """
+    import functools
+
+    from retarget.faces.aligner import face_aligner
+    from retarget.render.stream import check_options, check_paths, translate_video
+    from retarget.video.reader import probe
+
+    check_swap_options(cfg)
+    check_paths(cfg)
+    info = probe(cfg.input)
+    check_options(cfg, info)
+    assert cfg.target_faces is not None
+    index = face_index(cfg.target_faces)
+    face = cfg.face or index.face
+    if abs(face.margin - index.face.margin) > 1e-6:
+        raise RetargetError(
+            f"{cfg.target_faces}: faces cut with margin {index.face.margin:g}, this render's use {face.margin:g}"
+        )
+    console.print(
+        f"target faces: {index.root} ({len(index)} faces, {index.size} px, margin {face.margin:g})", markup=False
+    )
+    aligner = face_aligner(face, index.size, cfg.face_ref)
+    swap = FaceSwap(index)
+    summary = translate_video(
+        cfg,
+        _never,
+        index.size,
+        info=info,
+        aligner=aligner,
+        encoder_threads=1,
+        transform=functools.partial(swap_items, swap=swap),
+    )
+    summary.model = str(index.root)
+    summary.direction = "swap"
+    return summary
+
+
+def _never(crops: Any) -> Any:  # translate_video's generator, unused with a transform
+    raise AssertionError("a swap has no generator")

@@ -1,0 +1,276 @@
+"""The face swap by retrieval: features, the pick, the warp, the target's dataset, render --target-faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import make_video
+from retarget.config import FaceConfig, RenderConfig
+from retarget.dataset.manifest import Dataset, FrameRecord, write_manifest
+from retarget.errors import RetargetError
+from retarget.faces.align import crop_matrix, template_points, warp_crop
+from retarget.faces.morph import border_points, triangulate, warp_picture
+from retarget.faces.retrieval import FEATURES, FaceIndex, FaceSwap, expression_features, mask_points
+from retarget.render.swap import face_index
+
+SIZE = 48
+MARGIN = 0.2
+
+
+def _face(mouth: float = 0.0, eyes: float = 1.0, size: int = SIZE) -> np.ndarray:
+    """The template face in crop pixels with its mouth opened by ``mouth`` and eyes scaled by ``eyes``."""
+    p = template_points(size, MARGIN).copy()
+    scale = size / (1 + 2 * MARGIN)
+    p[[65, 66, 67, 55, 56, 57, 58, 59], 1] += mouth * scale * 0.25  # the lower lip drops
+    for eye in (np.arange(36, 42), np.arange(42, 48)):
+        centre = p[eye, 1].mean()
+        p[eye, 1] = centre + (p[eye, 1] - centre) * eyes
+    return p
+
+
+def _picture(points: np.ndarray, size: int = SIZE, shade: int = 0) -> np.ndarray:
+    """A face drawing: skin, the mouth's inner polygon dark, eyes dark; ``shade`` tints it."""
+    img = np.full((size, size, 3), (200, 160 + shade, 140), np.uint8)
+    cv2.fillConvexPoly(img, np.round(points[60:68]).astype(np.int32), (40, 10, 10))
+    for eye in (points[36:42], points[42:48]):
+        cv2.fillConvexPoly(img, np.round(eye).astype(np.int32), (20, 20, 60))
+    return img
+
+
+def test_features_follow_the_mouth_and_eyes():
+    rest, open_, shut = (
+        expression_features(_face()),
+        expression_features(_face(mouth=0.3)),
+        expression_features(_face(eyes=0.2)),
+    )
+    names = {n: i for i, n in enumerate(FEATURES)}
+    assert open_[names["mouth_inner"]] > rest[names["mouth_inner"]] + 0.1
+    assert open_[names["mouth_outer"]] > rest[names["mouth_outer"]]
+    assert shut[names["eye_left"]] < 0.5 * rest[names["eye_left"]]
+    assert abs(rest[names["yaw"]]) < 1e-6  # the template is frontal
+    turned = _face()
+    turned[27:36, 0] += 3.0  # the nose to the right: a turn
+    assert expression_features(turned)[names["yaw"]] > 0.02
+    # similarity-invariant: the same face twice the size, shifted and turned reads the same
+    angle = 0.3
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = (_face(mouth=0.2) @ rot.T) * 2.0 + [5.0, -3.0]
+    # yaw and pitch are measured along the picture's axes: only the openings and width are rotation-free
+    assert np.allclose(expression_features(moved)[:5], expression_features(_face(mouth=0.2))[:5], atol=1e-9)
+
+
+def test_warp_with_an_affine_move_matches_warp_affine():
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2)
+    src = np.vstack([_face(size=64), border_points(64)])
+    affine = np.array([[1.05, 0.03, -1.5], [-0.02, 0.97, 2.0]])
+    dst = src.copy()
+    dst[:68] = src[:68] @ affine[:, :2].T + affine[:, 2]  # the face moves; the border stays
+    out = warp_picture(image, src, dst, triangulate(dst, 64))
+    expected = cv2.warpAffine(image, affine, (64, 64), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    inner = np.zeros((64, 64), np.uint8)
+    cv2.fillConvexPoly(inner, cv2.convexHull(np.round(dst[17:68]).astype(np.int32)), 1)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.abs(out.astype(int) - expected.astype(int))[inner].mean() < 1.5
+    # unmoved points: the picture comes back as it was
+    same = warp_picture(image, src, src, triangulate(src, 64))
+    assert np.abs(same.astype(int) - image.astype(int)).max() <= 1
+
+
+def test_triangulation_indexes_points_and_covers_the_square():
+    pts = np.vstack([_face(), border_points(SIZE)])
+    tris = triangulate(pts, SIZE)
+    assert tris.ndim == 2 and tris.shape[1] == 3 and tris.max() < len(pts)
+
+    def area2(a, b, c):  # twice the triangle's area
+        (ux, uy), (vx, vy) = pts[b] - pts[a], pts[c] - pts[a]
+        return abs(ux * vy - uy * vx)
+
+    area = sum(area2(a, b, c) for a, b, c in tris) / 2
+    assert area == pytest.approx((SIZE - 1) ** 2, rel=1e-6)
+
+
+def test_mask_points_keep_the_outline_inside_both_faces():
+    source, swapped = _face(), _face()
+    centre = source[30]
+    swapped[:17] = centre + (swapped[:17] - centre) * 1.2  # a wider jaw
+    source[17:27] = centre + (source[17:27] - centre) * 1.1  # higher brows on the source
+    out = mask_points(source, swapped)
+    assert np.allclose(out[:17], source[:17]) and np.allclose(out[17:27], swapped[17:27])
+    assert np.allclose(out[27:], swapped[27:])
+
+
+def _index(openings: list[float], size: int = SIZE, segments: list[int] | None = None) -> FaceIndex:
+    points = np.stack([_face(m, size=size) for m in openings])
+    return FaceIndex(
+        root=None,  # type: ignore[arg-type]
+        files=[None] * len(openings),  # type: ignore[list-item]
+        points=points,
+        segments=np.array(segments or [0] * len(openings)),
+        size=size,
+        face=FaceConfig(margin=MARGIN),
+    )
+
+
+def test_pick_finds_the_nearest_expression_and_holds_it():
+    index = _index([0.0, 0.1, 0.2, 0.3, 0.4])
+    swap = FaceSwap(index, hold=0.0)
+    assert swap.pick(expression_features(_face(0.31))) == 3
+    swap.reset()
+    assert swap.pick(expression_features(_face(0.02))) == 0
+    sticky = FaceSwap(index, hold=100.0)
+    first = sticky.pick(expression_features(_face(0.0)))
+    # a large hold keeps the previous pick or its successor, never a jump across the index
+    assert sticky.pick(expression_features(_face(0.4))) in (first, first + 1)
+    sticky.reset()
+    assert sticky.pick(expression_features(_face(0.4))) == 4  # a new track picks afresh
+
+
+def test_successor_is_not_taken_across_a_segment_end():
+    index = _index([0.0, 0.4, 0.0], segments=[0, 1, 1])
+    swap = FaceSwap(index, hold=100.0)
+    assert swap.pick(expression_features(_face(0.0))) == 0
+    assert swap.pick(expression_features(_face(0.4))) == 0  # frame 1 starts another segment
+
+
+def test_swap_moves_the_target_face_as_the_source_moves(monkeypatch):
+    index = _index([0.0, 0.1, 0.0, 0.1])
+    pictures = [_picture(p, shade=10 * k) for k, p in enumerate(index.points)]
+    monkeypatch.setattr(index, "image", lambda k: pictures[k])
+    swap = FaceSwap(index, smooth=0.0)
+    outs = [swap(_face(m)) for m in (0.0, 0.0, 0.0, 0.0, 0.4)]
+    assert all(o.image.shape == (SIZE, SIZE, 3) and o.image.dtype == np.uint8 for o in outs)
+    # the source opens its mouth wide: the output's lower lip goes down with it
+    still, wide = outs[0].points, outs[-1].points
+    assert wide[66, 1] - wide[62, 1] > still[66, 1] - still[62, 1] + 2.0
+    dark = lambda img: (img.sum(axis=2) < 200).sum()  # noqa: E731
+    assert dark(outs[-1].image) > dark(outs[0].image)  # more dark mouth drawn
+
+
+def _face_dataset(root, n: int = 6, size: int = SIZE) -> None:
+    (root / "frames").mkdir(parents=True)
+    frames = []
+    for i in range(n):
+        crop_pts = _face(0.05 * i, size=size)
+        matrix = np.array([[0.5, 0.0, -4.0], [0.0, 0.5, -2.0]])  # source -> crop
+        source_pts = (crop_pts - matrix[:, 2]) / 0.5
+        cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), _picture(crop_pts, size))
+        frames.append(FrameRecord(f"frames/{i:06d}.png", 0, 0, i, i / 25, matrix, source_pts.astype(np.float32)))
+    write_manifest(Dataset(root, size, "face", FaceConfig(margin=MARGIN), frames, [], "png", {}))
+
+
+def test_index_reads_a_face_dataset_in_crop_pixels(tmp_path):
+    _face_dataset(tmp_path / "b")
+    index = face_index(tmp_path / "b")
+    assert len(index) == 6 and index.size == SIZE and index.face.margin == MARGIN
+    assert np.allclose(index.points[2], _face(0.1), atol=0.01)  # landmarks back in crop pixels
+    assert index.image(3).shape == (SIZE, SIZE, 3)
+    assert index.features[5, 0] > index.features[0, 0]
+
+
+def test_index_refuses_what_is_not_a_face_dataset(tmp_path):
+    with pytest.raises(RetargetError, match="missing"):
+        face_index(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    cv2.imwrite(str(tmp_path / "plain" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(RetargetError, match="not a face dataset"):
+        face_index(tmp_path / "plain")
+
+
+def test_swap_render_pastes_the_target_inside_the_face(tmp_path):
+    """translate_video with the swap stage: frame count kept, pixels change only around the face."""
+    from retarget.render.render import translate_video
+    from retarget.render.swap import swap_items
+
+    _face_dataset(tmp_path / "b", size=SIZE)
+    index = face_index(tmp_path / "b")
+    w, h = 96, 80
+    src = make_video(tmp_path / "a.mp4", frames=6, size=(w, h), audio="aac")
+    landmarks = (template_points(40, 0.0) + [28, 20]).astype(np.float32)
+    matrix = crop_matrix(landmarks, SIZE, MARGIN)
+
+    class FakeFace:
+        track = 0
+
+        def __init__(self, image):
+            self.matrix, self.raw_matrix, self.landmarks = matrix, matrix, landmarks
+            self.crop = warp_crop(image, matrix, SIZE)
+
+    class FakeAligner:
+        def __call__(self, image, time):
+            return FakeFace(image) if time < 0.15 else None
+
+        def reset(self):
+            pass
+
+    out = tmp_path / "a.out.mp4"
+    cfg = RenderConfig(input=str(src), output=str(out), color_match="none", feather=0.05, crf=0, stabilize=0)
+    import functools
+
+    swap = FaceSwap(index)
+    summary = translate_video(
+        cfg, None, SIZE, aligner=FakeAligner(), quiet=True, transform=functools.partial(swap_items, swap=swap)
+    )
+    assert summary.frames == 6 and summary.faces == 4 and summary.audio
+    from retarget.video.reader import VideoReader
+
+    ref = tmp_path / "ref.mp4"  # the same encoder with no face anywhere
+    translate_video(
+        RenderConfig(input=str(src), output=str(ref), crf=0), None, SIZE, aligner=lambda i, t: None, quiet=True
+    )
+    with VideoReader(str(ref)) as r:
+        before = [f.image for f in r]
+    with VideoReader(str(out)) as r:
+        after = [f.image for f in r]
+    diff = np.abs(before[1].astype(int) - after[1].astype(int)).max(axis=2)
+    from retarget.faces.paste import face_outline
+
+    hull = np.zeros((h, w), np.uint8)  # the mask: the face outline and forehead
+    cv2.fillConvexPoly(hull, cv2.convexHull(face_outline(landmarks).astype(np.int32)), 1)
+    near = cv2.dilate(hull, np.ones((9, 9), np.uint8)).astype(bool)
+    assert diff[hull.astype(bool)].mean() > 20  # the target's face is there
+    assert diff[~near].max() <= 2  # and nowhere else
+    assert np.abs(before[5].astype(int) - after[5].astype(int)).max() <= 2  # no face: unchanged
+
+
+def test_render_target_faces_refuses_run_options_in_one_line(tmp_path):
+    from retarget.render.render import render
+
+    _face_dataset(tmp_path / "b")
+    src = make_video(tmp_path / "a.mp4", frames=3, size=(64, 48))
+    base = dict(input=str(src), target_faces=str(tmp_path / "b"))
+    cases = [
+        (dict(model=str(tmp_path / "run")), "--model does not apply"),
+        (dict(enhancer="e", scale=64), "--enhancer, --scale do not apply"),
+        (dict(align="none"), "--align none"),
+    ]
+    for i, (extra, message) in enumerate(cases):
+        out = tmp_path / f"o{i}.mp4"
+        with pytest.raises(RetargetError, match=message) as err:
+            render(RenderConfig(output=str(out), **base, **extra))
+        assert "\n" not in str(err.value) and not out.exists()
+    with pytest.raises(RetargetError, match="not a face dataset") as err:
+        (tmp_path / "plain").mkdir()
+        cv2.imwrite(str(tmp_path / "plain" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+        render(RenderConfig(input=str(src), output=str(tmp_path / "p.mp4"), target_faces=str(tmp_path / "plain")))
+    assert not (tmp_path / "p.mp4").exists()
+
+
+def test_cli_target_faces_errors_are_one_line_and_write_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from retarget.cli import app
+
+    src = make_video(tmp_path / "in.mp4", frames=3, size=(48, 32))
+    _face_dataset(tmp_path / "b")
+    cases = [
+        (["--target-faces", str(tmp_path / "none")], "error: " + str(tmp_path / "none")),
+        (["--target-faces", str(tmp_path / "b"), "--model", "x"], "error: --target-faces swaps faces"),
+    ]
+    for args, start in cases:
+        result = CliRunner().invoke(app, ["render", str(src), str(tmp_path / "out.mp4"), *args])
+        assert result.exit_code == 1 and result.output.startswith(start), result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "out.mp4").exists()
