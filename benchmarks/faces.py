@@ -1,6 +1,6 @@
 """Face benchmark: one person's talking head turned into another's, at a wall-clock budget.
 
-    python benchmarks/faces.py                                            # 3 pairs, default and cyclegan, 20 min
+    python benchmarks/faces.py                                            # 3 pairs, default and cyclegan 20 min, swap
     python benchmarks/faces.py --pairs d18:d19 --systems default "recycle+identity=2,ngf=32" --time-limit 3600
     python benchmarks/faces.py --pairs d18:d19 --time-limit 60 --preset tiny --out faces_smoke   # a quick check
 
@@ -442,7 +442,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), help="A:B video names (default: %(default)s)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the videos (default: %(default)s)")
-    ap.add_argument("--systems", nargs="+", default=["default", "cyclegan"], help="MODEL[+field=value,...]")
+    ap.add_argument(
+        "--systems", nargs="+", default=["default", "cyclegan", "swap"], help="MODEL[+field=value,...], swap[=SIZE]"
+    )
     ap.add_argument("--size", type=int, default=64, help="extract and training size S (px)")
     ap.add_argument(
         "--margin", type=float, default=MARGIN, help="border around the face in the crops (extract --margin)"

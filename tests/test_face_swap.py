@@ -12,7 +12,8 @@ from retarget.dataset.manifest import Dataset, FrameRecord, write_manifest
 from retarget.errors import RetargetError
 from retarget.faces.align import crop_matrix, template_points, warp_crop
 from retarget.faces.morph import border_points, triangulate, warp_picture
-from retarget.faces.retrieval import FEATURES, FaceIndex, FaceSwap, expression_features, mask_points
+from retarget.faces.paste import FOREHEAD, face_outline
+from retarget.faces.retrieval import BROW_REACH, FEATURES, FaceIndex, FaceSwap, expression_features, mask_points
 from retarget.render.swap import face_index
 
 SIZE = 48
@@ -97,9 +98,15 @@ def test_mask_points_keep_the_outline_inside_both_faces():
     centre = source[30]
     swapped[:17] = centre + (swapped[:17] - centre) * 1.2  # a wider jaw
     source[17:27] = centre + (source[17:27] - centre) * 1.1  # higher brows on the source
-    out = mask_points(source, swapped)
+    out = mask_points(source, swapped, reach=FOREHEAD)  # the paste's own forehead: brows unmoved
     assert np.allclose(out[:17], source[:17]) and np.allclose(out[17:27], swapped[17:27])
     assert np.allclose(out[27:], swapped[27:])
+    # by default the mask stops a little above the brows: the target's hair stays out
+    top = lambda pts: face_outline(pts)[:, 1].min()  # noqa: E731
+    lowered = mask_points(source, swapped)
+    assert top(swapped) < top(lowered) < swapped[17:27, 1].min()
+    up = np.linalg.norm(lowered[36:48].mean(0) - lowered[8])  # as the paste measures it (its chin: the source's)
+    assert swapped[17:27, 1].min() - top(lowered) == pytest.approx(BROW_REACH * up, rel=0.05)
 
 
 def _index(openings: list[float], size: int = SIZE, segments: list[int] | None = None) -> FaceIndex:
@@ -225,8 +232,6 @@ def test_swap_render_pastes_the_target_inside_the_face(tmp_path):
     with VideoReader(str(out)) as r:
         after = [f.image for f in r]
     diff = np.abs(before[1].astype(int) - after[1].astype(int)).max(axis=2)
-    from retarget.faces.paste import face_outline
-
     hull = np.zeros((h, w), np.uint8)  # the mask: the face outline and forehead
     cv2.fillConvexPoly(hull, cv2.convexHull(face_outline(landmarks).astype(np.int32)), 1)
     near = cv2.dilate(hull, np.ones((9, 9), np.uint8)).astype(bool)

@@ -37,9 +37,9 @@ __all__ = [
 BLENDS = ("alpha", "seamless")
 COLOR_MATCHES = ("lab", "hist", "none")
 
-# How far above the eyebrows the forehead reaches, as a fraction of the eye-to-chin
-# distance; the hull of the 68 points alone would cut the face at the brows.
-_FOREHEAD = 0.35
+#: How far above the eyebrows the mask's forehead reaches, as a fraction of the
+#: eye-to-chin distance; the hull of the 68 points alone would cut the face at the brows.
+FOREHEAD = 0.35
 # Limits on the Lab contrast correction, so a flat translated face is not blown up.
 _MAX_STD_RATIO = 3.0
 # Padding (px) around a seamless clone: more than the 1 px ring seamlessClone clears and the
@@ -59,7 +59,7 @@ def face_outline(landmarks: np.ndarray) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64)
     eyes = lm[36:48].mean(0)
     up = eyes - lm[8]  # chin -> eyes: "up" along the face, whatever the head roll
-    forehead = lm[17:27] + _FOREHEAD * up
+    forehead = lm[17:27] + FOREHEAD * up
     return np.concatenate([lm[0:27], forehead]).astype(np.float32)
 
 
