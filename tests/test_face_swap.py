@@ -80,6 +80,18 @@ def test_warp_with_an_affine_move_matches_warp_affine():
     assert np.abs(same.astype(int) - image.astype(int)).max() <= 1
 
 
+def test_a_flat_triangle_does_not_break_the_warp():
+    ys, xs = np.mgrid[0:32, 0:32]
+    image = np.repeat((4 * xs + 3 * ys).astype(np.uint8)[..., None], 3, axis=2)
+    src = np.array([[0, 0], [31, 0], [0, 31], [31, 31], [10, 10], [20, 20]], np.float64)
+    dst = src.copy()
+    dst[5] = [15, 15]  # three points in a line once moved
+    tris = triangulate(dst, 32)
+    flat = np.array([[0, 4, 5]])  # (0, 0), (10, 10), (15, 15): no area
+    # a flat triangle changes nothing: the pixels on its line keep the other triangles' maps
+    assert (warp_picture(image, src, dst, np.vstack([tris, flat])) == warp_picture(image, src, dst, tris)).all()
+
+
 def test_triangulation_indexes_points_and_covers_the_square():
     pts = np.vstack([_face(), border_points(SIZE)])
     tris = triangulate(pts, SIZE)
@@ -279,3 +291,17 @@ def test_cli_target_faces_errors_are_one_line_and_write_nothing(tmp_path):
         assert result.exit_code == 1 and result.output.startswith(start), result.output
         assert len(result.output.strip().splitlines()) == 1
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_new_pick_fades_in_over_fade_frames(monkeypatch):
+    index = _index([0.0, 0.4])
+    flat = [np.full((SIZE, SIZE, 3), v, np.uint8) for v in (40, 200)]
+    monkeypatch.setattr(index, "image", lambda k: flat[k])
+    swap = FaceSwap(index, hold=0.0, fade=4)
+    shown = [swap(_face(m)) for m in (0.0, 0.0, 0.4, 0.4, 0.4, 0.4, 0.4)]
+    assert [s.pick for s in shown] == [0, 0, 1, 1, 1, 1, 1]
+    centre = [int(s.image[SIZE // 2, SIZE // 2, 0]) for s in shown]
+    # 40 until the switch, then a quarter more of 200 each frame, then 200
+    assert centre == [40, 40, 80, 120, 160, 200, 200]
+    cut = FaceSwap(index, hold=0.0, fade=1)
+    assert [int(cut(_face(m)).image[0, 0, 0]) for m in (0.0, 0.4)] == [40, 200]

@@ -69,6 +69,9 @@ def warp_picture(image: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles:
     maps = np.zeros((len(triangles) + 1, 2, 3), np.float64)
     maps[-1] = [[1, 0, 0], [0, 1, 0]]  # the last one: identity, for pixels no triangle covers
     for k, tri in enumerate(triangles):
+        (ux, uy), (vx, vy) = dst[tri[1]] - dst[tri[0]], dst[tri[2]] - dst[tri[0]]
+        if abs(ux * vy - uy * vx) < 1e-3:  # a flat triangle covers no pixel and has no inverse
+            continue
         maps[k] = cv2.getAffineTransform(dst[tri], src[tri])  # output pixel -> where to read it
         cv2.fillConvexPoly(label, np.round(dst[tri]).astype(np.int32), int(k))
     m = maps[label]  # label -1 picks the identity

@@ -21,10 +21,11 @@ below datasets in the layers).
 2. **Pick**: the nearest target frame in squared distance scaled by the target's spread per
    feature and :data:`WEIGHTS`; the previous pick, or the frame after it in the target's
    video, is kept unless another is nearer by more than ``hold``, so the texture does not
-   jump every frame.
+   jump every frame; a new pick fades in over ``fade`` frames.
 3. **Warp**: the target's mean face shape plus the source's deviation from its own running
    mean shape (smoothed over frames by ``smooth``) is where the picked frame's landmarks go.
-   The target keeps its face shape; the source gives the motion.
+   The target keeps its face shape; the source gives the motion. During a fade every
+   target frame shown is warped to that same shape and they are mixed.
 
 :func:`mask_points` gives the paste a face outline inside both faces, so the target's
 background never comes along where the source's face is wider, and over the brows but not
@@ -61,6 +62,10 @@ SMOOTH = 0.5
 #: How far above the brows the swap's paste mask reaches (a share of the eye-to-chin height; the
 #: paste's own is :data:`retarget.faces.paste.FOREHEAD`): enough for the brows, not the target's hair.
 BROW_REACH = 0.2
+#: Target faces :meth:`FaceIndex.image` keeps in memory (a cross-fade shows a few at once).
+CACHED = 8
+#: Default ``fade``: frames a new pick takes to replace the previous one.
+FADE = 4
 #: Landmarks of the face outline (jaw 0-16, brows 17-26): the paste mask's hull.
 OUTLINE = np.arange(27)
 
@@ -156,20 +161,22 @@ class FaceIndex:
         self.mean_features = self.features.mean(0)
         self.spread = self.features.std(0) + 1e-3
         self.mean_points = self.points.mean(0)
-        self._cached: tuple[int, np.ndarray] | None = None
+        self._cached: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
     def image(self, k: int) -> np.ndarray:
-        """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last one read is kept)."""
-        if self._cached is not None and self._cached[0] == k:
-            return self._cached[1]
+        """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last few read are kept)."""
+        if k in self._cached:
+            return self._cached[k]
         bgr = cv2.imread(str(self.files[k]), cv2.IMREAD_COLOR)
         if bgr is None or bgr.shape[:2] != (self.size, self.size):
             raise RetargetError(f"{self.files[k]}: unreadable or not a {self.size} px face of {self.root}")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        self._cached = (k, rgb)
+        if len(self._cached) >= CACHED:
+            self._cached.pop(next(iter(self._cached)))  # the oldest
+        self._cached[k] = rgb
         return rgb
 
 
@@ -190,13 +197,19 @@ class FaceSwap:
         index: the target's faces.
         hold: keep the previous pick (or its successor) unless another frame is nearer by this much.
         smooth: weight of the previous frame in the source's smoothed expression, in [0, 1).
+        fade: frames over which a new pick replaces the previous one (a cross-fade, both
+            warped to the same shape); 1 = a cut.
     """
 
-    def __init__(self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH) -> None:
+    def __init__(self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH, fade: int = FADE) -> None:
         self.index = index
         self.hold = float(hold)
         self.smooth = float(smooth)
+        self.fade = max(1, int(fade))
         self.border = border_points(index.size)
+        # one triangulation (of the target's mean shape) for every frame: re-triangulating
+        # the moving points would flip edges from frame to frame, and the warp would jump
+        self.triangles = triangulate(np.vstack([index.mean_points, self.border]), index.size)
         self.track: object = None  # the caller's name for the track being followed (render: the aligner's)
         self._seen = 0  # the source's faces so far (its running means)
         self._points_sum = np.zeros((68, 2))
@@ -207,6 +220,8 @@ class FaceSwap:
         """Forget the previous pick and expression (a new track); the source's means stay."""
         self.previous: Optional[int] = None
         self._motion: Optional[np.ndarray] = None
+        self._shown: Optional[int] = None  # the last pick drawn
+        self._fading: list[tuple[int, float]] = []  # picks it replaced, and their weights now
 
     def pick(self, features: np.ndarray) -> int:
         """The target frame for a source face of these features (updates the continuity)."""
@@ -224,6 +239,18 @@ class FaceSwap:
         self.previous = best
         return best
 
+    def _fades(self, k: int) -> list[tuple[int, float]]:
+        """The target frames shown this frame and their weights (summing to 1): the pick, and
+        those it replaced within the last ``fade`` frames, fading out linearly."""
+        step = 1.0 / self.fade
+        older = [(j, w - step) for j, w in self._fading if w - step > 1e-6 and j != k]
+        if self._shown is not None and self._shown != k:
+            left = 1.0 - sum(w for _, w in self._fading)  # what the last pick had
+            older = [(j, w) for j, w in older if j != self._shown] + [(self._shown, left - step)]
+            older = [(j, w) for j, w in older if w > 1e-6]
+        self._fading, self._shown = older, k
+        return [(k, 1.0 - sum(w for _, w in older)), *older]
+
     def __call__(self, points: np.ndarray) -> Swapped:
         """Swap one source face given its ``(68, 2)`` landmarks in crop pixels (the index's crop geometry)."""
         pts = np.asarray(points, np.float64)
@@ -236,7 +263,10 @@ class FaceSwap:
             motion = self.smooth * self._motion + (1.0 - self.smooth) * motion
         self._motion = motion
         target = self.index.mean_points + motion
-        src = np.vstack([self.index.points[k], self.border])
         dst = np.vstack([target, self.border])
-        image = warp_picture(self.index.image(k), src, dst, triangulate(dst, self.index.size))
-        return Swapped(image, target, k)
+        triangles = self.triangles
+        total = np.zeros((self.index.size, self.index.size, 3), np.float32)
+        for j, weight in self._fades(k):  # a new pick fades in over a few frames
+            src = np.vstack([self.index.points[j], self.border])
+            total += weight * warp_picture(self.index.image(j), src, dst, triangles).astype(np.float32)
+        return Swapped(np.clip(total + 0.5, 0, 255).astype(np.uint8), target, k)
