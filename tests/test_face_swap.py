@@ -285,6 +285,7 @@ def test_cli_target_faces_errors_are_one_line_and_write_nothing(tmp_path):
     cases = [
         (["--target-faces", str(tmp_path / "none")], "error: " + str(tmp_path / "none")),
         (["--target-faces", str(tmp_path / "b"), "--model", "x"], "error: --target-faces swaps faces"),
+        (["--target-faces", str(src)], f"error: {src}: a file, not a face dataset; extract the target first"),
     ]
     for args, start in cases:
         result = CliRunner().invoke(app, ["render", str(src), str(tmp_path / "out.mp4"), *args])

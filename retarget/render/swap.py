@@ -30,8 +30,15 @@ def face_index(path: str) -> FaceIndex:
     Raises:
         RetargetError: not a dataset, not face-aligned, without landmarks, or under 2 faces.
     """
+    from pathlib import Path
+
     from retarget.dataset.manifest import read_dataset
 
+    if Path(path).is_file():
+        raise RetargetError(
+            f"{path}: a file, not a face dataset; extract the target first: "
+            f"retarget extract {path} -o FOLDER --align face --size 256"
+        )
     ds = read_dataset(path)  # RetargetError for a missing folder or a broken manifest
     if ds.align != "face" or ds.face is None or ds.plain:
         raise RetargetError(f"{path}: not a face dataset; extract the target with --align face")
