@@ -256,17 +256,17 @@ class FaceSwap:
         pts = np.asarray(points, np.float64)
         self._seen += 1
         self._points_sum += pts
-        self._features_sum += expression_features(pts)
-        k = self.pick(expression_features(pts))
+        features = expression_features(pts)
+        self._features_sum += features
+        k = self.pick(features)
         motion = pts - self._points_sum / self._seen
         if self._motion is not None:
             motion = self.smooth * self._motion + (1.0 - self.smooth) * motion
         self._motion = motion
         target = self.index.mean_points + motion
         dst = np.vstack([target, self.border])
-        triangles = self.triangles
         total = np.zeros((self.index.size, self.index.size, 3), np.float32)
         for j, weight in self._fades(k):  # a new pick fades in over a few frames
             src = np.vstack([self.index.points[j], self.border])
-            total += weight * warp_picture(self.index.image(j), src, dst, triangles).astype(np.float32)
+            total += weight * warp_picture(self.index.image(j), src, dst, self.triangles).astype(np.float32)
         return Swapped(np.clip(total + 0.5, 0, 255).astype(np.uint8), target, k)
