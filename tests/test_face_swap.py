@@ -13,7 +13,15 @@ from retarget.errors import RetargetError
 from retarget.faces.align import crop_matrix, template_points, warp_crop
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import FOREHEAD, face_outline
-from retarget.faces.retrieval import BROW_REACH, FEATURES, FaceIndex, FaceSwap, expression_features, mask_points
+from retarget.faces.retrieval import (
+    BROW_REACH,
+    FEATURES,
+    FaceIndex,
+    FaceSwap,
+    expression_features,
+    mask_points,
+    set_mouth_opening,
+)
 from retarget.render.swap import face_index
 
 SIZE = 48
@@ -121,6 +129,16 @@ def test_mask_points_keep_the_outline_inside_both_faces():
     assert swapped[17:27, 1].min() - top(lowered) == pytest.approx(BROW_REACH * up, rel=0.05)
 
 
+def test_set_mouth_opening_reaches_the_opening_and_never_crosses_the_lips():
+    face = _face(0.1)
+    wide = set_mouth_opening(face, 0.5)
+    assert expression_features(wide)[0] == pytest.approx(0.5, abs=1e-9)
+    assert wide[8, 1] > face[8, 1]  # the chin drops with it
+    assert np.allclose(wide[:5], face[:5]) and np.allclose(wide[17:55], face[17:55])  # the rest stays
+    shut = set_mouth_opening(face, -1.0)
+    assert expression_features(shut)[0] == pytest.approx(0.0, abs=1e-9)
+
+
 def _index(openings: list[float], size: int = SIZE, segments: list[int] | None = None) -> FaceIndex:
     points = np.stack([_face(m, size=size) for m in openings])
     return FaceIndex(
@@ -164,6 +182,8 @@ def test_swap_moves_the_target_face_as_the_source_moves(monkeypatch):
     # the source opens its mouth wide: the output's lower lip goes down with it
     still, wide = outs[0].points, outs[-1].points
     assert wide[66, 1] - wide[62, 1] > still[66, 1] - still[62, 1] + 2.0
+    # and as far as the source's (no smoothing here): the same inner opening per eye distance
+    assert expression_features(wide)[0] == pytest.approx(expression_features(_face(0.4))[0], abs=1e-6)
     dark = lambda img: (img.sum(axis=2) < 200).sum()  # noqa: E731
     assert dark(outs[-1].image) > dark(outs[0].image)  # more dark mouth drawn
 

@@ -23,8 +23,11 @@ below datasets in the layers).
    video, is kept unless another is nearer by more than ``hold``, so the texture does not
    jump every frame; a new pick fades in over ``fade`` frames.
 3. **Warp**: the target's mean face shape plus the source's deviation from its own running
-   mean shape (smoothed over frames by ``smooth``) is where the picked frame's landmarks go.
-   The target keeps its face shape; the source gives the motion. During a fade every
+   mean shape (smoothed over frames by ``smooth``, as is the mouth opening below) is where the picked frame's landmarks go.
+   The target keeps its face shape; the source gives the motion. The mouth is then opened
+   or closed to the source's own inner opening (:func:`set_mouth_opening`: lower lip and
+   chin moved), since a source that talks with its mouth open most of the time has an open
+   mean, and its deviation from it alone would keep the target's mouth shut. During a fade every
    target frame shown is warped to that same shape and they are mixed.
 
 :func:`mask_points` gives the paste a face outline inside both faces, so the target's
@@ -46,7 +49,7 @@ from retarget.errors import RetargetError
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import FOREHEAD
 
-__all__ = ["FEATURES", "FaceIndex", "FaceSwap", "Swapped", "expression_features", "mask_points"]
+__all__ = ["FEATURES", "FaceIndex", "FaceSwap", "Swapped", "expression_features", "mask_points", "set_mouth_opening"]
 
 #: What :func:`expression_features` measures, in order.
 FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
@@ -66,6 +69,11 @@ BROW_REACH = 0.2
 CACHED = 8
 #: Default ``fade``: frames a new pick takes to replace the previous one.
 FADE = 4
+#: Lower-lip landmarks (outer 55-59, inner 65-67), moved to open or close the mouth.
+LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])
+#: Chin landmarks, and the share of a mouth opening each follows (the jaw drops with it).
+CHIN = np.array([5, 6, 7, 8, 9, 10, 11])
+CHIN_SHARE = np.array([0.3, 0.6, 0.8, 0.9, 0.8, 0.6, 0.3])
 #: Landmarks of the face outline (jaw 0-16, brows 17-26): the paste mask's hull.
 OUTLINE = np.arange(27)
 
@@ -106,6 +114,22 @@ def expression_features(points: np.ndarray) -> np.ndarray:
             pitch,
         ]
     )
+
+
+def set_mouth_opening(points: np.ndarray, opening: float) -> np.ndarray:
+    """``points`` with the lower lip and chin moved down (or up) so the inner mouth opening is
+    ``opening`` (per eye distance, as :func:`expression_features` measures it); upright faces.
+
+    Returns:
+        ``(68, 2)`` float64; the lips never cross (the opening stays >= 0).
+    """
+    p = np.asarray(points, np.float64).copy()
+    features = expression_features(p)
+    eyes = float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+    shift = (max(opening, 0.0) - features[0]) * eyes
+    p[LOWER_LIP, 1] += shift
+    p[CHIN, 1] += shift * CHIN_SHARE
+    return p
 
 
 def mask_points(source: np.ndarray, swapped: np.ndarray, reach: float = BROW_REACH) -> np.ndarray:
@@ -220,6 +244,7 @@ class FaceSwap:
         """Forget the previous pick and expression (a new track); the source's means stay."""
         self.previous: Optional[int] = None
         self._motion: Optional[np.ndarray] = None
+        self._opening = 0.0  # the source's smoothed inner mouth opening
         self._shown: Optional[int] = None  # the last pick drawn
         self._fading: list[tuple[int, float]] = []  # picks it replaced, and their weights now
 
@@ -259,11 +284,13 @@ class FaceSwap:
         features = expression_features(pts)
         self._features_sum += features
         k = self.pick(features)
-        motion = pts - self._points_sum / self._seen
+        motion, opening = pts - self._points_sum / self._seen, float(features[0])
         if self._motion is not None:
             motion = self.smooth * self._motion + (1.0 - self.smooth) * motion
-        self._motion = motion
-        target = self.index.mean_points + motion
+            opening = self.smooth * self._opening + (1.0 - self.smooth) * opening
+        self._motion, self._opening = motion, opening
+        # the mouth as open as the source's own, not as open as its deviation from its mean says
+        target = set_mouth_opening(self.index.mean_points + motion, opening)
         dst = np.vstack([target, self.border])
         total = np.zeros((self.index.size, self.index.size, 3), np.float32)
         for j, weight in self._fades(k):  # a new pick fades in over a few frames
