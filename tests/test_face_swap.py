@@ -118,15 +118,14 @@ def test_mask_points_keep_the_outline_inside_both_faces():
     centre = source[30]
     swapped[:17] = centre + (swapped[:17] - centre) * 1.2  # a wider jaw
     source[17:27] = centre + (source[17:27] - centre) * 1.1  # higher brows on the source
-    out = mask_points(source, swapped, reach=FOREHEAD)  # the paste's own forehead: brows unmoved
+    out = mask_points(source, swapped)
     assert np.allclose(out[:17], source[:17]) and np.allclose(out[17:27], swapped[17:27])
     assert np.allclose(out[27:], swapped[27:])
-    # by default the mask stops a little above the brows: the target's hair stays out
-    top = lambda pts: face_outline(pts)[:, 1].min()  # noqa: E731
-    lowered = mask_points(source, swapped)
-    assert top(swapped) < top(lowered) < swapped[17:27, 1].min()
-    up = np.linalg.norm(lowered[36:48].mean(0) - lowered[8])  # as the paste measures it (its chin: the source's)
-    assert swapped[17:27, 1].min() - top(lowered) == pytest.approx(BROW_REACH * up, rel=0.05)
+    # the swap's mask stops a little above the brows: the target's hair stays out
+    top = lambda pts, reach: face_outline(pts, reach)[:, 1].min()  # noqa: E731
+    assert top(out, FOREHEAD) < top(out, BROW_REACH) < out[17:27, 1].min()
+    up = np.linalg.norm(out[36:48].mean(0) - out[8])  # as the paste measures it (its chin: the source's)
+    assert out[17:27, 1].min() - top(out, BROW_REACH) == pytest.approx(BROW_REACH * up, rel=0.05)
 
 
 def test_set_mouth_opening_reaches_the_opening_and_never_crosses_the_lips():

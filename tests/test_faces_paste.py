@@ -139,3 +139,16 @@ def test_bad_shapes_are_rejected():
         paste_back(frame, np.zeros((10, 12, 3), np.uint8), m, lm)
     with pytest.raises(ValueError):
         paste_back(frame, np.zeros((SIZE, SIZE, 3), np.uint8), m, lm, color_match="rgb")  # type: ignore[arg-type]
+
+
+def test_forehead_sets_how_far_the_mask_reaches_above_the_brows():
+    from retarget.faces.align import template_points
+    from retarget.faces.paste import FOREHEAD, face_mask
+
+    lm = template_points(64, 0.3)
+    full, low = face_mask(lm, 64, feather=0.0), face_mask(lm, 64, feather=0.0, forehead=0.0)
+    rows = lambda m: np.nonzero(m.any(axis=1))[0]  # noqa: E731
+    assert low.sum() < full.sum() and (low <= full).all()
+    assert rows(low)[0] >= np.floor(lm[17:27, 1].min()) - 1  # stops at the brows
+    up = np.linalg.norm(lm[36:48].mean(0) - lm[8])
+    assert rows(full)[0] == pytest.approx(lm[17:27, 1].min() - FOREHEAD * up, abs=1.5)

@@ -47,11 +47,13 @@ _MAX_STD_RATIO = 3.0
 _SEAMLESS_PAD = 8
 
 
-def face_outline(landmarks: np.ndarray) -> np.ndarray:
+def face_outline(landmarks: np.ndarray, forehead: float = FOREHEAD) -> np.ndarray:
     """Outline points of the face: jaw, eyebrows and the forehead above them.
 
     Args:
         landmarks: (68, 2) points in any pixel frame.
+        forehead: how far above the brows the outline reaches, as a fraction of the
+            eye-to-chin distance (:data:`FOREHEAD`; 0 = the brows).
 
     Returns:
         (N, 2) float32 points in the same frame, whose convex hull covers the face.
@@ -59,8 +61,7 @@ def face_outline(landmarks: np.ndarray) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64)
     eyes = lm[36:48].mean(0)
     up = eyes - lm[8]  # chin -> eyes: "up" along the face, whatever the head roll
-    forehead = lm[17:27] + FOREHEAD * up
-    return np.concatenate([lm[0:27], forehead]).astype(np.float32)
+    return np.concatenate([lm[0:27], lm[17:27] + forehead * up]).astype(np.float32)
 
 
 def face_mask(
@@ -70,6 +71,7 @@ def face_mask(
     mask: Literal["hull", "ellipse"] = "hull",
     feather: float = 0.08,
     grow: int = 0,
+    forehead: float = FOREHEAD,
 ) -> np.ndarray:
     """Feathered face mask in crop space.
 
@@ -80,11 +82,12 @@ def face_mask(
         feather: width of the soft edge as a fraction of ``size`` (>= 0); the ramp lies
             inside the shape, so the mask is 0 on its boundary and outside.
         grow: crop pixels the shape is dilated by (> 0) or eroded by (< 0) before feathering.
+        forehead: the outline's reach above the brows (:func:`face_outline`).
 
     Returns:
         size x size float32 in [0, 1].
     """
-    pts = face_outline(landmarks)
+    pts = face_outline(landmarks, forehead)
     hard = np.zeros((size, size), np.uint8)
     if mask == "hull":
         hull = cv2.convexHull(pts).reshape(-1, 2)
@@ -226,6 +229,7 @@ def paste_back(
     blend: Literal["alpha", "seamless"] = "alpha",
     erode: float = 0.0,
     dilate: float = 0.0,
+    forehead: float = FOREHEAD,
 ) -> np.ndarray:
     """Blend a (translated) aligned crop back into the frame it was cut from.
 
@@ -244,6 +248,8 @@ def paste_back(
         blend: "alpha" blends along the feathered mask; "seamless" blends the Poisson
             clone of the face into the frame (:func:`cv2.seamlessClone`) along it.
         erode, dilate: frame pixels the mask shrinks or grows by (at most one of them).
+        forehead: how far above the brows the mask reaches (:func:`face_outline`; the face
+            swap keeps the target's hair out with a lower one).
 
     Returns:
         H x W x 3 uint8 RGB new frame; pixels outside the warped mask are unchanged.
@@ -257,7 +263,7 @@ def paste_back(
     if crop_size is not None and crop_size != size:
         m = rescale_matrix(m, crop_size, size)
     grow = _grow_px(m, erode, dilate)
-    alpha = face_mask(apply(m, landmarks), size, mask=mask, feather=feather, grow=grow)
+    alpha = face_mask(apply(m, landmarks), size, mask=mask, feather=feather, grow=grow, forehead=forehead)
     inside = alpha > 0
     out = frame.copy()
     if not inside.any():

@@ -31,8 +31,9 @@ below datasets in the layers).
    target frame shown is warped to that same shape and they are mixed.
 
 :func:`mask_points` gives the paste a face outline inside both faces, so the target's
-background never comes along where the source's face is wider, and over the brows but not
-the forehead, where the target's hair would come along.
+background never comes along where the source's face is wider, and the paste's mask reaches
+:data:`BROW_REACH` above the brows instead of over the forehead, where the target's hair
+would come along.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ import numpy as np
 from retarget.config import FaceConfig
 from retarget.errors import RetargetError
 from retarget.faces.morph import border_points, triangulate, warp_picture
-from retarget.faces.paste import FOREHEAD
 
 __all__ = ["FEATURES", "FaceIndex", "FaceSwap", "Swapped", "expression_features", "mask_points", "set_mouth_opening"]
 
@@ -62,8 +62,9 @@ PERSONAL = np.array([False, False, True, False, False, True, True])
 HOLD = 3.0
 #: Default ``smooth``: weight of the previous frame in the source's smoothed expression.
 SMOOTH = 0.5
-#: How far above the brows the swap's paste mask reaches (a share of the eye-to-chin height; the
-#: paste's own is :data:`retarget.faces.paste.FOREHEAD`): enough for the brows, not the target's hair.
+#: How far above the brows the swap's paste mask reaches (``forehead`` of
+#: :func:`retarget.faces.paste.paste_back`, a share of the eye-to-chin height; the paste's default
+#: is :data:`~retarget.faces.paste.FOREHEAD`): enough for the brows, not the target's hair.
 BROW_REACH = 0.2
 #: Target faces :meth:`FaceIndex.image` keeps in memory (a cross-fade shows a few at once).
 CACHED = 8
@@ -132,31 +133,23 @@ def set_mouth_opening(points: np.ndarray, opening: float) -> np.ndarray:
     return p
 
 
-def mask_points(source: np.ndarray, swapped: np.ndarray, reach: float = BROW_REACH) -> np.ndarray:
-    """Landmarks for the paste's mask (:func:`retarget.faces.paste.face_outline`): inside both
-    faces, and over the brows but not the forehead.
-
-    Per outline point the one nearer the nose tip (point 30) is kept, so the target's
-    background never comes along where the source's face is wider. The brows are then
-    moved down so that the mask's forehead (the brows plus
-    :data:`~retarget.faces.paste.FOREHEAD` of the eye-to-chin height) ends ``reach`` of it
-    above the brows: the target's hair (a fringe, a hairline) stays out, the source's
-    forehead stays.
+def mask_points(source: np.ndarray, swapped: np.ndarray) -> np.ndarray:
+    """Landmarks for the paste's mask (:func:`retarget.faces.paste.face_outline`) whose outline
+    lies inside both faces: per outline point (:data:`OUTLINE`), the one nearer the nose tip
+    (point 30), so the target's background never comes along where the source's face is
+    wider.
 
     Args:
         source, swapped: ``(68, 2)`` landmarks of the source face and of the warped target
             face, in the same pixels.
-        reach: see above; :data:`~retarget.faces.paste.FOREHEAD` gives the paste's usual mask.
 
     Returns:
-        ``(68, 2)`` float64 points to give the paste as the face's landmarks.
+        ``(68, 2)`` float64: ``swapped`` with those outline points taken from ``source``.
     """
     src, out = np.asarray(source, np.float64), np.asarray(swapped, np.float64).copy()
     centre = src[30]
     nearer = np.linalg.norm(src[OUTLINE] - centre, axis=1) < np.linalg.norm(out[OUTLINE] - centre, axis=1)
     out[OUTLINE[nearer]] = src[OUTLINE[nearer]]
-    up = out[36:48].mean(0) - out[8]  # chin -> eyes, as the paste measures it
-    out[17:27] += (reach - FOREHEAD) * up
     return out
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import cv2
 import numpy as np
 
+from retarget.faces.paste import FOREHEAD
 from retarget.geometry import Cut, place_back
 
 __all__ = ["Composer", "face_paste", "side_by_side"]
@@ -42,13 +43,14 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def face_paste(
-    cfg: Any, enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None
+    cfg: Any, enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None, forehead: float = FOREHEAD
 ) -> Callable[..., np.ndarray]:
     """``paste(frame, crop, matrix, landmarks) -> frame`` with the blend options of ``cfg`` (a
     :class:`~retarget.config.RenderConfig`) bound: :func:`retarget.faces.paste.paste_back`.
 
     ``enhance`` (``--enhancer``): crops ``S x S x 3`` -> larger crops ``kS x kS x 3`` of the same
     region, applied to each translated face before the paste (the matrix still maps to ``S``).
+    ``forehead``: the mask's reach above the brows (:func:`retarget.faces.paste.face_outline`).
     """
     from retarget.faces.paste import paste_back
 
@@ -60,6 +62,7 @@ def face_paste(
         blend=cfg.blend,
         erode=cfg.mask_erode,
         dilate=cfg.mask_dilate,
+        forehead=forehead,
     )
     if enhance is None:
         return paste

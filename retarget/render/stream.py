@@ -24,6 +24,7 @@ from retarget.errors import RetargetError
 from retarget.faces.aligner import Aligner
 from retarget.geometry import FRAME_MODES, Cut, frame_cut, square_cut
 from retarget.progress import console, make_progress
+from retarget.faces.paste import FOREHEAD
 from retarget.render.compose import Composer, face_paste
 from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
@@ -132,6 +133,7 @@ def _stages(
     scene_threshold: float,
     crop: Optional[tuple[int, int, int, int]],
     enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
+    forehead: float = FOREHEAD,
 ) -> tuple[Source, Composer, Any]:
     """The source stage, the composer and the stabilizer (or None) of :func:`translate_video`."""
     stabilizer = None
@@ -139,7 +141,7 @@ def _stages(
         from retarget.render.stabilize import Stabilizer
 
         stabilizer = Stabilizer(cfg.stabilize)
-    paste = face_paste(cfg, enhance) if aligner is not None else None
+    paste = face_paste(cfg, enhance, forehead) if aligner is not None else None
     fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
     compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
@@ -168,6 +170,7 @@ def translate_video(
     quiet: bool = False,
     enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
     transform: Optional[Callable[[list], list]] = None,
+    forehead: float = FOREHEAD,
 ) -> RenderSummary:
     """The streaming core of :func:`render`, with the generator (and aligner) given.
 
@@ -195,6 +198,8 @@ def translate_video(
         transform: the translate stage itself, a batch of :class:`~retarget.render.source.Item`
             -> the same batch with ``result`` set, in place of ``translate`` (the face swap,
             :mod:`retarget.render.swap`); ``translate`` is then not called.
+        forehead: face mode: how far above the brows the paste's mask reaches
+            (:func:`retarget.faces.paste.face_outline`).
 
     Returns:
         :class:`RenderSummary`.
@@ -207,7 +212,7 @@ def translate_video(
         raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
     frame = cfg.frame or frame or "square"
     cut = _cut(cfg, info, frame, int(cfg.scale or scale or size), crop if aligner is None else None)
-    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop, enhance)
+    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop, enhance, forehead)
     batch_size = max(1, int(cfg.batch_size))
     fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
     out_size = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)

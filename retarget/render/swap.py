@@ -5,7 +5,7 @@ dataset of them (``retarget extract --align face``): the frame of nearest expres
 pose, warped to move as the input's face moves (:class:`~retarget.faces.retrieval.FaceSwap`).
 The input is aligned with the dataset's face options at its size, so the crops match, and
 the rest is render's usual face path: paste along the mask (an outline inside both faces,
-:func:`~retarget.faces.retrieval.mask_points`), colour match, blend, ``--stabilize``,
+:func:`~retarget.faces.retrieval.mask_points`, reaching just above the brows), colour match, blend, ``--stabilize``,
 ``--start/--end``, sound kept.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from retarget.config import RenderConfig
 from retarget.errors import RetargetError
 from retarget.faces.align import apply, invert
-from retarget.faces.retrieval import FaceIndex, FaceSwap, mask_points
+from retarget.faces.retrieval import BROW_REACH, FaceIndex, FaceSwap, mask_points
 from retarget.progress import console
 
 __all__ = ["check_swap_options", "face_index", "render_swap", "swap_items"]
@@ -139,6 +139,7 @@ def render_swap(cfg: RenderConfig) -> Any:
         aligner=aligner,
         encoder_threads=1,
         transform=functools.partial(swap_items, swap=swap),
+        forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
     )
     summary.model = str(index.root)
     summary.direction = "swap"
