@@ -12,6 +12,7 @@ annotated parameters (Typer builds ``--help`` from them), one per config field.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
@@ -68,7 +69,12 @@ def _root(
 
 
 def _run(fn: Callable[[], R]) -> R:
-    """Call a library function; turn user-facing errors and Ctrl-C into clean exits."""
+    """Call a library function; turn user-facing errors and Ctrl-C into clean exits.
+
+    A library error is its one line (exit 1); memory or the file system failing under
+    the command is one line too (:func:`retarget.errors.system_error`, exit 1); anything
+    else is a bug, reported in one line with the way to see its traceback (exit 3).
+    """
     try:
         return fn()
     except RetargetError as exc:
@@ -77,6 +83,21 @@ def _run(fn: Callable[[], R]) -> R:
     except KeyboardInterrupt as exc:  # before the loop, or a second Ctrl-C/SIGTERM during the final save
         typer.secho("interrupted", err=True, fg="yellow")
         raise typer.Exit(128 + getattr(exc, "signal_number", signal.SIGINT)) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:
+        if os.environ.get("RETARGET_DEBUG"):
+            raise
+        raise typer.Exit(_unexpected(exc)) from None
+
+
+def _unexpected(exc: BaseException) -> int:
+    """Print the one line of an error that is not a RetargetError; returns the exit status."""
+    from retarget.errors import bug_line, system_error
+
+    known = system_error(exc)
+    typer.secho(f"error: {known or bug_line(exc)}", err=True, fg="red")
+    return 1 if known else 3
 
 
 def _config(cls: type[C], flags: dict[str, Any], **given: Any) -> C:
@@ -760,7 +781,9 @@ def eval_(
     """Score a translated video: temporal consistency, fidelity to a truth, faces."""
     cfg = _config(EvalConfig, locals())
     from retarget.eval.evaluate import evaluate, print_result
+    from retarget.options import check_effects
 
+    _run(lambda: check_effects(cfg))  # --per-frame without --json, --face-backend without --faces
     result = _run(lambda: evaluate(cfg))
     if cfg.json:
         typer.echo(result.to_json())
@@ -790,6 +813,8 @@ def runs(
     """List the training runs under FOLDER: progress, last losses, age, resumable or not."""
     from retarget.views.runs import list_runs, table_rows
 
+    if not folder.strip():
+        _usage_error("FOLDER: empty; give the folder to search for runs (default: models)")
     rows = _run(lambda: list_runs(folder))
     if json_out:
         import json
@@ -806,5 +831,31 @@ def runs(
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="retarget")
+    """Console-script entry point: every error is one ``error:`` line and a non-zero exit.
+
+    A command line that cannot work (an unknown option, a value of the wrong type or out
+    of range) is one line and exit 2, with the command's ``--help`` named; whatever fails
+    outside a command's library call is one line too (:func:`_unexpected`).
+    """
+    # click's exception base, whether typer brings click or a copy of its own
+    usage = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        status = app(args=args, prog_name="retarget", standalone_mode=False)
+    except usage as exc:  # usage errors: BadParameter, NoSuchOption, MissingParameter...
+        where = (
+            f"retarget {exc.ctx.info_name} --help"
+            if getattr(exc, "ctx", None) and exc.ctx.parent
+            else "retarget --help"
+        )
+        message = " ".join(exc.format_message().split())
+        typer.secho(f"error: {message} (see {where})", err=True, fg="red")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", err=True, fg="yellow")
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("RETARGET_DEBUG"):
+            raise
+        sys.exit(_unexpected(exc))
+    sys.exit(status if isinstance(status, int) else 0)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Optional, Type, TypeVar
 
+from retarget.jsontypes import field_hints, shown, typed
+from retarget import options as _opts  # (the module: its Only is not a config of this one)
 from retarget.options import OptionError, absent_meant, check_config, opt
 
 T = TypeVar("T")
@@ -31,17 +33,33 @@ ModelKind = Literal["recycle", "cyclegan"]
 Condition = Literal["concat", "modulate"]
 Preset = Literal["default", "official", "tiny"]
 
+# When an option has an effect (retarget.options.Only, checked by check_effects): face
+# options act on aligned faces only, whole-frame options without them, and a swap
+# (render --target-faces) loads no trained run. "align" is resolved by render from the run.
+FACES_ONLY = _opts.Only("align", ("face",))
+FRAMES_ONLY = _opts.Only("align", ("none",))
+RUN_ONLY = _opts.Only(
+    "target_faces", (None,), why="--target-faces swaps faces without a trained run: it does not apply"
+)
+RECYCLE_ONLY = _opts.Only("model.model", ("recycle",))
+
 
 @dataclass(frozen=True)
 class FaceConfig:
     """How faces are detected, aligned and smoothed; shared by extract and render."""
 
-    backend: FaceBackendName = "dlib"  # landmark backend: dlib (offline) or fan (face-alignment)
-    margin: float = opt(0.4, min=0)  # border around the landmark template, as a fraction of the face size
-    smooth: float = opt(1.0, min=0)  # temporal smoothing strength of the alignment transform; 0 disables
-    pick: FacePick = "tracked"  # with several faces: the one nearest the last, or the largest
-    detect_every: int = opt(5, min=1)  # run the detector every N frames and track the face in between
-    detect_size: int = opt(480, min=64)  # longest side of the downscaled frame the detector sees (px)
+    backend: FaceBackendName = opt("dlib", only=FACES_ONLY)  # landmark backend: dlib (offline) or fan (face-alignment)
+    margin: float = opt(
+        0.4, min=0, only=FACES_ONLY
+    )  # border around the landmark template, as a fraction of the face size
+    smooth: float = opt(
+        1.0, min=0, only=FACES_ONLY
+    )  # temporal smoothing strength of the alignment transform; 0 disables
+    pick: FacePick = opt(
+        "tracked", only=FACES_ONLY, flag="--face"
+    )  # with several faces: the one nearest the last, or the largest
+    detect_every: int = opt(5, min=1, only=FACES_ONLY)  # run the detector every N frames and track the face in between
+    detect_size: int = opt(480, min=64, only=FACES_ONLY)  # longest side of the downscaled frame the detector sees (px)
 
 
 @dataclass(frozen=True)
@@ -52,17 +70,21 @@ class ExtractConfig:
     output: Optional[str] = None  # dataset folder; default data/<stem of the first video>
     size: int = opt(256, min=16)  # side of the square frames, or the short side of full frames (px)
     format: Literal["png", "jpg"] = "png"  # image format of the frames
-    quality: int = opt(95, min=1, max=100)  # JPEG quality, used with format jpg
+    quality: int = opt(95, min=1, max=100, only=_opts.Only("format", ("jpg",)))  # JPEG quality, used with format jpg
     fps: Optional[float] = opt(None, min=0.01)  # resample to this frame rate by timestamp; None keeps all
     every: int = opt(1, min=1)  # keep every N-th frame (after fps resampling)
     start: Optional[float] = opt(None, min=0)  # first second to extract
     end: Optional[float] = opt(None, min=0)  # last second to extract (exclusive)
     max_frames: Optional[int] = opt(None, min=1)  # stop after this many frames per video
     align: AlignMode = "none"  # none: resize (frame decides the shape); face: align on the face
-    frame: FrameMode = "full"  # align none: full keeps the whole frame's aspect, square its centre square
-    crop: Optional[tuple[int, int, int, int]] = None  # x, y, w, h source crop for align none
+    frame: FrameMode = opt(
+        "full", only=FRAMES_ONLY
+    )  # align none: full keeps the whole frame's aspect, square its centre square
+    crop: Optional[tuple[int, int, int, int]] = opt(None, only=FRAMES_ONLY)  # x, y, w, h source crop for align none
     face: FaceConfig = field(default_factory=FaceConfig)  # face options for align face
-    face_ref: Optional[str] = None  # align face: image of the person to keep; other people's faces are left out
+    face_ref: Optional[str] = opt(
+        None, only=FACES_ONLY
+    )  # align face: image of the person to keep; other people's faces are left out
     cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
     overwrite: bool = False  # replace an existing output folder
     append: bool = False  # add these videos to an existing dataset
@@ -104,8 +126,8 @@ class LossConfig:
     gan_loss: GanLoss = "lsgan"  # adversarial loss form
     adv: float = opt(1.0, min=0)  # adversarial weight (generator side)
     cycle: float = opt(10.0, min=0)  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
-    recurrent: float = opt(10.0, min=0)  # |x_t+2 - P_X(x_t, x_t+1)|_1
-    recycle: float = opt(10.0, min=0)  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
+    recurrent: float = opt(10.0, min=0, only=RECYCLE_ONLY)  # |x_t+2 - P_X(x_t, x_t+1)|_1
+    recycle: float = opt(10.0, min=0, only=RECYCLE_ONLY)  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
     # |y - G_XY(y)|_1; None: IDENTITY_PER_CYCLE x cycle, both models; a new run on whole frames
     # saves WHOLE_FRAME_IDENTITY_PER_CYCLE x cycle instead (docs/training.md "Whole frames")
     identity: Optional[float] = opt(None, min=0)
@@ -122,9 +144,15 @@ class LossConfig:
     content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
     # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper); saved configs
     # without the key were written before the term existed and load with it off
-    warp: float = opt(20.0, min=0, absent=0.0)
+    warp: float = opt(20.0, min=0, absent=0.0, only=RECYCLE_ONLY)
     cls: float = opt(
-        1.0, min=0
+        1.0,
+        min=0,
+        only=_opts.Only(
+            "is_multi",
+            (True,),
+            why="the domain classifier's weight; only a multi-domain run (3 or more datasets, or --multi) has one",
+        ),
     )  # multi-domain only: D names the domain of reals, G's fakes that of dst (StarGAN's lambda_cls)
 
 
@@ -167,7 +195,13 @@ class TrainConfig:
     lr: float = opt(2e-4, min=0, min_open=True)  # Adam learning rate
     beta1: float = opt(0.5, min=0, max=1, max_open=True)  # Adam beta1
     beta2: float = opt(0.999, min=0, max=1, max_open=True)  # Adam beta2
-    decay_from: Optional[int] = opt(None, min=0)  # step where linear LR decay to 0 starts; None = steps // 2
+    decay_from: Optional[int] = opt(
+        None,
+        min=0,
+        only=_opts.Only(
+            "steps", test=lambda own, steps: own < steps, why="at or past --steps {decider}: the LR would never decay"
+        ),
+    )  # step where linear LR decay to 0 starts; None = steps // 2
     pool: int = opt(50, min=0)  # image history pool size for D; 0 disables
     load_size: Optional[int] = opt(None, min=16)  # resized to this before the random crop; None = size * 1.12
     flip: bool = True  # random horizontal flip (same for all frames of a triplet)
@@ -210,44 +244,67 @@ class RenderConfig:
 
     input: str  # video to translate
     output: str  # video to write (mp4/mkv/mov)
-    model: Optional[str] = None  # run folder or checkpoint; None = newest run under ./models
-    step: Optional[int] = opt(None, min=0)  # render the run's checkpoint of this step; None = its newest
-    direction: Literal["a2b", "b2a"] = "a2b"  # which generator to apply (to_domain, when given, wins)
+    model: Optional[str] = opt(None, only=RUN_ONLY)  # run folder or checkpoint; None = newest run under ./models
+    step: Optional[int] = opt(None, min=0, only=RUN_ONLY)  # render the run's checkpoint of this step; None = its newest
+    direction: Literal["a2b", "b2a"] = opt(
+        "a2b",
+        only=(RUN_ONLY, _opts.Only("to_domain", (None,), why="--to names the target: give one of them")),
+    )  # which generator to apply (to_domain, when given, wins)
     # the target domain by name (multi-domain runs; a pair's dataset names or A/B also work); None = direction
-    to_domain: Optional[str] = None
+    to_domain: Optional[str] = opt(None, only=RUN_ONLY, flag="--to")
     # the input's domain by name: its training data decide alignment, frame and scale; None = the first
     # domain other than the target (docs/render.md)
-    from_domain: Optional[str] = None
-    align: Optional[AlignMode] = None  # None = the mode the run's training data used
+    from_domain: Optional[str] = opt(None, only=RUN_ONLY, flag="--from")
+    # None = the mode the run's training data used; a swap aligns faces
+    align: Optional[AlignMode] = opt(
+        None, only=_opts.Only("target_faces", test=lambda own, t: t is None or own == "face", why=RUN_ONLY.why)
+    )
     face: Optional[FaceConfig] = None  # None = the face options the training data used
-    face_ref: Optional[str] = None  # face mode: image of the person to translate; other faces pass through
-    frame: Optional[FrameMode] = None  # align none: full or square frames; None = the run's training data's
+    face_ref: Optional[str] = opt(
+        None, only=FACES_ONLY
+    )  # face mode: image of the person to translate; other faces pass through
+    # align none: full or square frames; None = the run's training data's
+    frame: Optional[FrameMode] = opt(None, only=(RUN_ONLY, FRAMES_ONLY))
     scale: Optional[int] = opt(
-        None, min=16
+        None, min=16, only=(RUN_ONLY, FRAMES_ONLY)
     )  # short side (px) the generator sees (square: the crop side); None = the run's
     tile: Optional[int] = opt(
-        None, min=16
+        None, min=16, only=RUN_ONLY
     )  # translate whole frames in overlapping tiles of this side (px); None = at once
-    upscale: Literal["bilinear", "detail"] = "bilinear"  # back to source size: bilinear, or the source's detail kept
+    upscale: Literal["bilinear", "detail"] = opt(
+        "bilinear", only=FRAMES_ONLY
+    )  # back to source size: bilinear, or the source's detail kept
     output_size: Literal["source", "model"] = "source"  # write at source size or model size
-    mask: Literal["hull", "ellipse"] = "hull"  # face-mode blend mask
-    feather: float = opt(0.08, min=0, max=0.5)  # mask feather width, as a fraction of the crop side
+    mask: Literal["hull", "ellipse"] = opt("hull", only=FACES_ONLY)  # face-mode blend mask
+    feather: float = opt(0.08, min=0, max=0.5, only=FACES_ONLY)  # mask feather width, as a fraction of the crop side
     # match the pasted face's colour to the face it replaces: Lab mean and spread, RGB histograms, or not
-    color_match: Literal["lab", "hist", "none"] = "lab"
-    blend: Literal["alpha", "seamless"] = "alpha"  # face paste: along the feathered mask, or Poisson (seamlessClone)
-    mask_erode: int = opt(0, min=0)  # shrink the face mask by this many frame pixels (not with mask_dilate)
-    mask_dilate: int = opt(0, min=0)  # grow the face mask by this many frame pixels (not with mask_erode)
+    color_match: Literal["lab", "hist", "none"] = opt("lab", only=FACES_ONLY)
+    blend: Literal["alpha", "seamless"] = opt(
+        "alpha", only=FACES_ONLY
+    )  # face paste: along the feathered mask, or Poisson (seamlessClone)
+    mask_erode: int = opt(
+        0, min=0, only=FACES_ONLY
+    )  # shrink the face mask by this many frame pixels (not with mask_dilate)
+    mask_dilate: int = opt(
+        0, min=0, only=FACES_ONLY
+    )  # grow the face mask by this many frame pixels (not with mask_erode)
     batch_size: int = opt(8, min=1)  # frames per generator call
     crf: int = opt(18, min=0, max=51)  # libx264 quality (lower is better)
     side_by_side: bool = False  # write input and output next to each other
     overwrite: bool = False  # replace an existing output file
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to run the generator
-    amp: AmpMode = "auto"  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
+    device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", only=RUN_ONLY)  # where to run the generator
+    amp: AmpMode = opt(
+        "auto", only=RUN_ONLY
+    )  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
     # a face dataset of the target person (extract --align face): swap every face for theirs, no trained run
     target_faces: Optional[str] = None
-    enhancer: Optional[str] = None  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste
-    enhancer_blur: float = opt(1.0, min=0)  # blur (sigma, model px) of each face before the enhancer: no checkerboard
+    enhancer: Optional[str] = opt(
+        None, only=(RUN_ONLY, FACES_ONLY)
+    )  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste
+    enhancer_blur: float = opt(
+        1.0, min=0, only=_opts.Only("enhancer", test=lambda own, e: e is not None, why="applies with --enhancer only")
+    )  # blur (sigma, model px) of each face before the enhancer: no checkerboard
     start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged
     end: Optional[float] = opt(None, min=0)  # translate up to this second (exclusive); later frames copied unchanged
 
@@ -295,11 +352,13 @@ class EvalConfig:
     source: Optional[str] = None  # the video it was translated from (warping error, faces)
     truth: Optional[str] = None  # its ground-truth translation (PSNR, SSIM, flicker)
     faces: bool = False  # face scores: landmarks, mouth and eye movement, sharpness (needs source)
-    face_backend: FaceBackendName = "dlib"  # landmark backend for faces
+    face_backend: FaceBackendName = opt("dlib", only=_opts.Only("faces", (True,)))  # landmark backend for faces
     target: Optional[str] = None  # the target person (dataset folder or video): identity of the output faces
     flow: Literal["ultrafast", "fast", "medium"] = "medium"  # DIS optical-flow preset on the source
     cut_threshold: float = opt(0.5, min=0, max=1)  # source cut threshold; no pair score across a cut; 1 disables
-    per_frame: bool = False  # keep per-frame values in the result (JSON per_frame)
+    per_frame: bool = opt(
+        False, only=_opts.Only("json", (True,))
+    )  # keep per-frame values in the result (JSON per_frame)
     json: bool = False  # print the result as JSON on stdout instead of a table
 
 
@@ -323,19 +382,34 @@ def from_dict(cls: Type[T], data: dict[str, Any]) -> T:
 
     Unknown keys are ignored so newer files still load in older code where fields were
     only added; missing keys take their defaults (or, for the fields of
-    :data:`ABSENT_MEANT`, the value they had before the field existed).
+    :data:`ABSENT_MEANT`, the value they had before the field existed). Each value is
+    checked against its field's type (a hand-edited or damaged file): an ``int`` field
+    takes an integer (an integral float is converted), a ``float`` field any number, a
+    ``Literal`` one of its choices, a tuple a list of the right items, a nested config a
+    JSON object.
+
+    Raises:
+        ValueError: a value of the wrong type or outside its choices, or a required key
+            that is missing; the message starts with the key (``model.size: ...``), and
+            callers put the file's name in front.
     """
+    return _from_dict(cls, data, "")
+
+
+def _from_dict(cls: Type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where.rstrip('.') or 'the configuration'}: expected a JSON object, got {shown(data)}")
     kwargs: dict[str, Any] = dict(ABSENT_MEANT.get(cls, {}))
-    hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    nested = {"face": FaceConfig, "model": ModelConfig, "loss": LossConfig}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = field_hints(cls)
     for name, value in data.items():
-        if name not in hints:
-            continue
-        if name in nested and isinstance(value, dict):
-            value = from_dict(nested[name], value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
+        if name in fields:
+            kwargs[name] = typed(hints.get(name, Any), value, where + name, _from_dict)
+    missing = [
+        n for n, f in fields.items() if n not in kwargs and f.default is MISSING and f.default_factory is MISSING
+    ]
+    if missing:
+        raise ValueError(f"{where}{missing[0]}: missing")
     return cls(**kwargs)
 
 

@@ -14,3 +14,41 @@ class RetargetError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+#: Phrases of the allocation failures torch, OpenCV and NumPy raise (not as MemoryError).
+_OUT_OF_MEMORY = (
+    "can't allocate memory",
+    "cannot allocate memory",
+    "out of memory",
+    "insufficient memory",
+    "failed to allocate",
+    "unable to allocate",
+)
+
+
+def system_error(exc: BaseException) -> str | None:
+    """One line for a failure of the machine under a command, or None for anything else.
+
+    Memory (``MemoryError``, torch's, OpenCV's or NumPy's allocation errors) and the file
+    system (an ``OSError`` with its file name: permission, read-only, disk full, a file
+    where a folder should be) are said in one line naming what failed. Library code
+    checks what it can beforehand (:mod:`retarget.budget`, :mod:`retarget.atomic`); this
+    is the CLI's last word, so that no such failure is a traceback.
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, MemoryError) or any(p in str(exc).lower() for p in _OUT_OF_MEMORY):
+        return f"out of memory ({text[:160]}); try a smaller --size, --scale, --batch-size or network width"
+    if isinstance(exc, OSError) and (exc.filename or exc.strerror):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or text}"
+    return None
+
+
+def bug_line(exc: BaseException) -> str:
+    """The one line of an unexpected error (a bug): what it was, and how to see the traceback."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return (
+        f"internal error {type(exc).__name__}{': ' + text if text else ''} "
+        "(a bug: please report it; RETARGET_DEBUG=1 shows the traceback)"
+    )

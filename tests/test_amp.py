@@ -4,7 +4,10 @@ CI has no GPU, so the autocast code runs here on the CPU (bf16; fp16 where the
 GradScaler matters), at the tiny preset and 32 px. Tolerances (measured on an AMD EPYC
 with AVX512-BF16, the margins cover other CPUs' kernels):
 
-- loss terms: at most 2 % or 0.01 from float32 (measured: 0.7 % / 0.005 at most);
+- loss terms: at most 2 % or 0.01 from float32 (measured: 0.7 % / 0.005 at most); the
+  gradient penalty 5 % (measured 2.1 % with ATEN_CPU_CAPABILITY=default): it reads a steep D's
+  input gradient at points mixed from the bf16 fakes, where leaky-ReLU slopes switch, and
+  squares the norm's error;
 - predictor outputs ([-1, 1]): 0.02 (measured 0.003);
 - rendered pixels (0-255): mean 1 level, max 16 (measured: mean 0.45, max 3);
 - the warp loss of an output that follows the motion exactly: 0.002 at 256 px under
@@ -31,9 +34,12 @@ from retarget.nn.step import Stepper, make_optimizers
 from retarget.nn.warp_loss import add_motion, warp_consistency
 from retarget.render.translate import Translator
 
+pytestmark = pytest.mark.kernels  # AMP outputs against float32's (two set-up-only tests ride along)
+
 SIZE = 32
 BF16 = torch.bfloat16
 TERM_REL, TERM_ABS = 0.02, 0.01
+GP_REL = 0.05  # the gradient penalty's (module docstring)
 TERMS = ("adv", "cycle", "identity", "recurrent", "recycle", "similarity", "tv", "feature_match", "content", "warp")
 
 
@@ -79,8 +85,10 @@ def _objective(tmp_path, **loss):
     return nets, make_objective(cfg, LossConfig(**loss), nets, {"A": f, "B": f})
 
 
-def _close(got: float, want: float) -> bool:
-    return abs(got - want) <= max(TERM_ABS, TERM_REL * abs(want))
+def _close(got: float, want: float, name: str) -> bool:
+    """Whether the loss term ``name`` under AMP is within the module docstring's margins of float32."""
+    rel = GP_REL if name.endswith("/gp") else TERM_REL
+    return abs(got - want) <= max(TERM_ABS, rel * abs(want))
 
 
 def _all_terms(obj, batch, dtype):
@@ -100,7 +108,7 @@ def test_every_objective_term_is_float32_and_near_its_fp32_value_under_bf16(tmp_
     assert all(got[f"D_{d}/gp"].item() > 0.01 for d in "AB")  # a term that can differ
     for name, value in got.items():
         assert value.dtype == torch.float32 and torch.isfinite(value), name
-        assert _close(value.item(), want[name].item()), (name, value.item(), want[name].item())
+        assert _close(value.item(), want[name].item(), name), (name, value.item(), want[name].item())
 
 
 def _stepper(amp: str, **loss):
@@ -125,7 +133,7 @@ def test_a_bf16_step_updates_every_network_near_the_fp32_step():
     got = stepper.step(batch)
     assert set(got) == set(want)
     for name, value in got.items():
-        assert np.isfinite(value) and _close(value, want[name]), (name, value, want[name])
+        assert np.isfinite(value) and _close(value, want[name], name), (name, value, want[name])
     for k, m in nets.items():
         assert all(not torch.equal(a, p) for a, p in zip(before[k], m.parameters())), f"{k} not updated"
     assert all(p.dtype == torch.float32 for m in nets.values() for p in m.parameters())  # master weights
@@ -141,7 +149,7 @@ def test_fp16_on_the_cpu_scales_the_loss_and_keeps_the_gradient_penalty_exact():
     torch.manual_seed(5)
     got = stepper.step(batch)
     for name, value in got.items():
-        assert np.isfinite(value) and _close(value, want[name]), (name, value, want[name])
+        assert np.isfinite(value) and _close(value, want[name], name), (name, value, want[name])
     assert want["D_A/gp"] > 0.01
     assert "scaler" in stepper.state_dict()
 
@@ -163,6 +171,7 @@ def test_the_gradient_penalty_does_not_underflow_under_fp16():
     with torch.autocast("cpu", dtype=torch.float16):
         got = gradient_penalty(disc, real, fake)
     assert got.dtype == torch.float32 and want > 1
+    # both in float32 on the same shapes (autocast is off inside): equal but for the last bits
     assert got.item() == pytest.approx(want, rel=1e-5)
 
 
@@ -235,6 +244,7 @@ def test_translator_channels_last_gives_the_same_frames():
     last = Translator(_generator(), "cpu", amp="off", channels_last=True)
     assert last.net.model[1].weight.is_contiguous(memory_format=torch.channels_last)
     got = last(_crops())
+    # other kernels for the other memory layout: floats that differ in their last bits, 1 uint8 level
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(got, want)) <= 1
 
 

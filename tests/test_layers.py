@@ -16,8 +16,9 @@ LAYERS = {
     "nn": 6, "dataset": 6,
     "faces": 7,
     "video": 8,
+    "outputs": 8,
     "geometry": 9, "device": 9, "config": 9, "atomic": 9,
-    "options": 10, "progress": 10,
+    "options": 10, "progress": 10, "jsontypes": 10, "imageio": 10,
     "errors": 11, "__init__": 11,
 }  # fmt: skip
 

@@ -83,6 +83,7 @@ def test_check_size():
         check_size(model_preset("tiny", model="cyclegan", size=30))
 
 
+@pytest.mark.kernels
 def test_discriminator_features_leave_scores_and_parameters_unchanged():
     from retarget.nn.networks import PatchDiscriminator
 
@@ -91,6 +92,7 @@ def test_discriminator_features_leave_scores_and_parameters_unchanged():
     n = count_parameters(d)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     scores, feats = d(x, features=2)
+    # exact: the same layers on the same shapes, whether one by one or as one Sequential, run the same kernels
     assert torch.equal(scores, d(x)) and count_parameters(d) == n
     assert [f.shape for f in feats] == [(2, 8, 16, 16), (2, 16, 8, 8)]
     early = d(x, features=2, scores=False)
@@ -99,12 +101,13 @@ def test_discriminator_features_leave_scores_and_parameters_unchanged():
         d(x, features=4)
 
 
+@pytest.mark.kernels
 def test_residual_predictor_starts_as_copy_of_last_frame_and_learns():
     cfg = model_preset("tiny", size=32, p_residual=True)
     torch.manual_seed(0)
     net = build_predictor(cfg)
     x = torch.rand(2, 6, 32, 32) * 2 - 1
-    assert torch.equal(net(x), x[:, 3:])  # untrained: x_t+1 exactly
+    assert torch.equal(net(x), x[:, 3:])  # untrained: x_t+1 exactly (the zeroed last layer adds 0.0)
     # the zeroed last layer still gets a gradient, so the residual can grow
     target = torch.zeros(2, 3, 32, 32)
     (net(x) - target).abs().mean().backward()

@@ -375,11 +375,15 @@ def test_alignment_defaults_to_the_runs_source_domain(tmp_path, run_dir, monkeyp
     monkeypatch.setattr(aligner, "FaceAligner", NoFace)
     src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
     # B was extracted with --align face: b2a renders in face mode with B's FaceConfig
-    summary = _render(src, tmp_path / "b2a.mp4", run_dir, direction="b2a")
-    assert summary.align == "face" and made == [(FaceConfig(), SIZE)] and summary.faces == 0
+    # (no face in any frame: refused rather than a copy of the input, and nothing written)
+    with pytest.raises(RetargetError, match="no face found in any frame"):
+        _render(src, tmp_path / "b2a.mp4", run_dir, direction="b2a")
+    assert made == [(FaceConfig(), SIZE)] and not (tmp_path / "b2a.mp4").exists()
     # A was extracted with --align none; --align overrides the run's choice
     assert _render(src, tmp_path / "a2b.mp4", run_dir).align == "none"
-    assert _render(src, tmp_path / "o.mp4", run_dir, align="face").align == "face" and len(made) == 2
+    with pytest.raises(RetargetError, match="no face found in any frame"):
+        _render(src, tmp_path / "o.mp4", run_dir, align="face")
+    assert len(made) == 2
 
 
 @pytest.mark.slow

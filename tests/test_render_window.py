@@ -104,7 +104,9 @@ def test_a_span_after_a_video_of_unknown_length_is_one_line_and_writes_nothing(t
 
 def test_face_ref_outside_face_mode_or_missing_is_one_line(tmp_path, run_dir):  # noqa: F811
     src = make_video(tmp_path / "in.mp4", frames=4, size=(48, 32))
-    with pytest.raises(RetargetError, match=r"^--face-ref applies to face mode only \(this render is --align none\)$"):
+    with pytest.raises(
+        RetargetError, match=r"^--face-ref me.png: has an effect with --align face only \(this is --align none\)$"
+    ):
         _render(src, tmp_path / "a.mp4", run_dir, face_ref="me.png")  # A: --align none
     pytest.importorskip("dlib")
     with pytest.raises(RetargetError, match=r"^--face-ref \S+me.png: not found"):

@@ -27,9 +27,9 @@ import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
 from retarget.config import ExtractConfig, to_dict
-from retarget.options import check_config
+from retarget.options import check_config, check_effects
+from retarget.outputs import check_output
 from retarget.dataset.manifest import (
-    MANIFEST,
     Dataset,
     FrameRecord,
     VideoRecord,
@@ -93,10 +93,11 @@ def _check_output(cfg: ExtractConfig, out: Path) -> Optional[Dataset]:
     """Refuse or accept an existing output folder; return the dataset to append to."""
     if cfg.overwrite and cfg.append:
         raise RetargetError("--overwrite and --append exclude each other: pick one")
+    # the one rule (retarget.outputs): never an input, another command's product or an unwritable place
+    given = out if cfg.output is None else cfg.output  # -o "" is refused, not read as "."
+    check_output(given, kind="dataset", inputs=(*cfg.videos, cfg.face_ref), overwrite=cfg.overwrite, reuse=True)
     if not out.exists():
         return None
-    if not out.is_dir():
-        raise RetargetError(f"{out}: exists and is not a folder")
     if cfg.append:
         old = read_dataset(out)
         if old.plain:
@@ -114,11 +115,7 @@ def _check_output(cfg: ExtractConfig, out: Path) -> Optional[Dataset]:
                 f"{out}: was extracted with --frame {old.frame}; --append needs the same (pass --frame {old.frame})"
             )
         return old
-    if cfg.overwrite:
-        # --overwrite deletes the old folder: only ever a dataset, never a folder of
-        # the user's own files given as -o by mistake.
-        if not (out / MANIFEST).is_file() and any(out.iterdir()):
-            raise RetargetError(f"{out}: not a retarget dataset (no manifest.json); refusing to --overwrite it")
+    if cfg.overwrite:  # check_output let through only a dataset or an empty folder
         return None
     raise RetargetError(f"{out}: already exists; use --overwrite to replace it or --append to add to it")
 
@@ -249,6 +246,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
     """
     t0 = time.perf_counter()
     check_config(cfg)  # the ranges the CLI enforces, for library callers
+    check_effects(cfg)  # options given where they do nothing (--quality with png frames...)
     if not cfg.videos:
         raise RetargetError("no input videos given")
     if cfg.crop is not None and cfg.align != "none":
@@ -257,7 +255,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
         raise RetargetError("--face-ref applies to --align face only")
     if cfg.frame not in ("full", "square"):
         raise RetargetError(f"--frame {cfg.frame}: choose full or square")
-    out = Path(cfg.output) if cfg.output else Path("data") / Path(cfg.videos[0]).stem
+    out = Path(cfg.output) if cfg.output is not None else Path("data") / Path(cfg.videos[0]).stem
     clean_stale_temps(out.parent, out)  # before the checks: a parked old dataset may be put back
     base = _check_output(cfg, out)
     # Probe and hash everything first so a bad file fails before any work is done.

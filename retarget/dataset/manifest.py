@@ -244,7 +244,9 @@ def _read_plain(root: Path) -> Dataset:
     try:
         import cv2
 
-        first = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+        # the bytes, not cv2.imread: OpenCV crashes on a file name that is not UTF-8
+        raw = np.fromfile(files[0], dtype=np.uint8)
+        first = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
         if first is not None:
             size = int(min(first.shape[:2]))
     except ImportError:  # pragma: no cover - OpenCV is a hard dependency

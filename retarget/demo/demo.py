@@ -32,11 +32,12 @@ import numpy as np
 from retarget.atomic import atomic_file
 from retarget.config import DemoConfig, ExtractConfig, LossConfig, TrainConfig, model_preset
 from retarget.options import check_config
+from retarget.outputs import DEMO_MARKER, check_output
 from retarget.demo import synth
 from retarget.errors import RetargetError
 from retarget.progress import console
 
-MARKER = ".retarget-demo"
+MARKER = DEMO_MARKER  # the file that marks a demo folder (retarget.outputs recognises it)
 #: Clips per domain and their lengths; sized so the whole demo runs in minutes on 2 cores.
 CLIPS, FRAMES, HELDOUT_FRAMES, FPS = 4, 48, 60, 25.0
 
@@ -80,18 +81,20 @@ class DemoSummary:
         return self.motion_correlation > 0.8
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
-    """Make ``out`` an empty demo folder; never delete a folder the demo did not make."""
-    if out.exists() and not out.is_dir():
-        raise RetargetError(f"{out}: is a file; the demo needs a folder")
+def _prepare(given: str | Path, overwrite: bool) -> Path:
+    """Make ``given`` an empty demo folder (returned as a Path); never delete a folder the demo did not make.
+
+    :func:`retarget.outputs.check_output` lets through only a missing or empty folder or an
+    earlier demo, in a place that takes files; an earlier demo is replaced only with ``overwrite``.
+    """
+    out = check_output(given, kind="demo", overwrite=overwrite, reuse=True)  # -o "" is refused, not read as "."
     if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).exists():
-            raise RetargetError(f"{out}: folder exists and is not a demo output; choose another --out")
         if not overwrite:
             raise RetargetError(f"{out}: holds an earlier demo; pass overwrite to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by retarget demo; the whole folder is replaced by the next demo\n")
+    return out
 
 
 def _stage(name: str, timings: dict[str, float], label: str = ""):
@@ -173,8 +176,7 @@ def demo(cfg: DemoConfig) -> DemoSummary:
     if cfg.size < 32 or cfg.size % 2:
         raise RetargetError(f"demo size {cfg.size}: must be even and at least 32 px")
     check_config(cfg)  # the other ranges the CLI enforces, for library callers
-    out = Path(cfg.out)
-    _prepare(out, cfg.overwrite)
+    out = _prepare(cfg.out, cfg.overwrite)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from retarget.config import EvalConfig
-from retarget.options import check_config
+from retarget.options import check_config, check_effects
 from retarget.errors import RetargetError
 from retarget.eval.frames import TimeMatcher, common_size, fit
 from retarget.eval.identity import TargetFaces
@@ -63,6 +63,9 @@ def _tolerance(ref: VideoInfo, output: VideoInfo) -> float:
 
 def _check(cfg: EvalConfig) -> None:
     check_config(cfg)  # the ranges the CLI enforces, for library callers
+    # options given where they do nothing (--face-backend without --faces); a library caller
+    # gets the per-frame values whatever ``json`` says (the command line checks --per-frame)
+    check_effects(cfg, {"json": True})
     if cfg.source is None and cfg.truth is None:
         raise RetargetError(f"{cfg.output}: nothing to compare with; give --source and/or --truth")
     if cfg.faces and cfg.source is None:

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Optional
 import cv2
 import numpy as np
 
+from retarget.imageio import read_image
 from retarget.errors import RetargetError
 from retarget.eval.faces import FaceComparer, FaceComparison
 from retarget.faces.identity import SAME_PERSON, Descriptor, get_descriptor
@@ -52,7 +53,7 @@ def _dataset_images(path: Path, limit: int) -> Iterator[np.ndarray]:
     ds = read_dataset(path)
     picks = np.unique(np.linspace(0, len(ds.frames) - 1, min(limit, len(ds.frames))).round().astype(int))
     for i in picks if ds.frames else []:
-        bgr = cv2.imread(str(ds.root / ds.frames[i].file), cv2.IMREAD_COLOR)
+        bgr = read_image(ds.root / ds.frames[i].file)
         if bgr is not None:
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

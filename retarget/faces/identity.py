@@ -23,6 +23,7 @@ from typing import Optional, Protocol, Sequence
 import cv2
 import numpy as np
 
+from retarget.imageio import read_image
 from retarget.errors import RetargetError
 from retarget.faces.backends import FaceBackend, dlib_model_path, get_backend
 
@@ -143,7 +144,7 @@ class FaceReference:
 def _read_rgb(path: Path, flag: str) -> np.ndarray:
     if not path.is_file():
         raise RetargetError(f"{flag}: not found; give an image file with the face of the person to keep")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = read_image(path)
     if bgr is None:
         raise RetargetError(f"{flag}: not a readable image (png, jpg, ...)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

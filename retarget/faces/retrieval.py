@@ -45,6 +45,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from retarget.imageio import read_image
 from retarget.config import FaceConfig
 from retarget.errors import RetargetError
 from retarget.faces.morph import border_points, triangulate, warp_picture
@@ -187,7 +188,7 @@ class FaceIndex:
         """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last few read are kept)."""
         if k in self._cached:
             return self._cached[k]
-        bgr = cv2.imread(str(self.files[k]), cv2.IMREAD_COLOR)
+        bgr = read_image(self.files[k])
         if bgr is None or bgr.shape[:2] != (self.size, self.size):
             raise RetargetError(f"{self.files[k]}: unreadable or not a {self.size} px face of {self.root}")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -19,43 +19,30 @@ its own module and testable on arrays:
    :class:`~retarget.video.writer.VideoWriter`, which carries each frame's timestamp and
    the source's audio.
 
-The output is written under a temporary name beside OUT and renamed at the end
-(:func:`retarget.render.stream.translate_video`, the streaming core). With
-``--target-faces`` no run is loaded: the faces are swapped for a target person's
-(:mod:`retarget.render.swap`).
+A render is planned once per mode (:mod:`retarget.render.plan`: a trained run's or a
+face swap's, every option checked there, once) and the plan runs through the one
+streaming core (:func:`retarget.render.stream.stream`), which writes the output under a
+temporary name beside OUT and renames it at the end. With ``--target-faces`` no run is
+loaded: the faces are swapped for a target person's (:mod:`retarget.render.swap`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
-from retarget.config import FaceConfig, RenderConfig
-from retarget.options import check_config
-from retarget.device import resolve_device
-from retarget.errors import RetargetError
-from retarget.faces.aligner import Aligner
-from retarget.progress import console
-from retarget.render.direction import pick_direction
+from retarget.config import RenderConfig
+from retarget.render.plan import LOAD_FACTOR, face_enhancer, plan_render  # noqa: F401  (importable from here)
 from retarget.render.stream import (  # noqa: F401  (the streaming core, also importable from here)
     OUTPUT_SUFFIXES,
     RenderSummary,
     check_options,
     check_paths,
+    stream,
     translate_video,
 )
-from retarget.render.translate import Translator
-from retarget.run import load_networks, open_run
-from retarget.video.reader import probe
-
-#: Training resizes frames to ``round(size * LOAD_FACTOR)`` before its random crops unless
-#: ``--load-size`` says otherwise (:func:`retarget.train.data.default_load_size`); the scale
-#: of whole-frame renders for runs that did not record theirs.
-LOAD_FACTOR = 1.12
 
 
 def render(cfg: RenderConfig) -> RenderSummary:
     """Translate ``cfg.input`` into ``cfg.output`` with a trained run (or, with
-    ``cfg.target_faces``, swap its faces for a target's: :func:`retarget.render.swap.render_swap`).
+    ``cfg.target_faces``, swap its faces for a target's: :func:`retarget.render.plan.plan_swap`).
 
     The run is ``cfg.model`` (run folder or weights file) or the newest under
     ``./models``, at its newest checkpoint or that of ``cfg.step``; ``cfg.direction`` picks
@@ -70,94 +57,10 @@ def render(cfg: RenderConfig) -> RenderSummary:
         :class:`RenderSummary`; a final line is printed to the console.
 
     Raises:
-        RetargetError: an option outside its range (named), bad paths, unreadable input, no video stream, missing or
-            incompatible model, a ``--face-ref`` image missing or without a face, ``--start`` not before
-            ``--end`` or beyond the video, both ``--mask-erode`` and ``--mask-dilate``, an ``--enhancer``
-            that is missing or learnt other faces (:func:`face_enhancer`).
+        RetargetError: an option outside its range or given where it has no effect (named),
+            bad paths, unreadable input, a still image, no video stream, missing or
+            incompatible model, a ``--face-ref`` image missing or without a face, ``--start``
+            not before ``--end`` or beyond the video, both ``--mask-erode`` and
+            ``--mask-dilate``, an ``--enhancer`` that is missing or learnt other faces.
     """
-    check_config(cfg)  # the ranges the CLI enforces, for library callers
-    if cfg.target_faces is not None:  # a swap: no run
-        from retarget.render.swap import render_swap
-
-        return render_swap(cfg)
-    src, out = check_paths(cfg)
-    info = probe(src)  # RetargetError for missing/unreadable/no video stream
-    check_options(cfg, info)
-    device = resolve_device(cfg.device)
-    run = open_run(cfg.model, step=cfg.step)
-    way = pick_direction(run, cfg)
-    load_networks(run, (way.network,), device)
-    net = run.networks[way.network]
-    if way.target is not None:  # the multi-domain G, told its target
-        from retarget.nn.conditional import FixedTarget  # not at import: retarget.nn loads the trainer's step
-
-        net = FixedTarget(net, way.target)
-    where = "" if cfg.model else " (newest run under ./models)"
-    console.print(f"model: {run.path}{where}" + (f" ({way.text})" if way.target is not None else ""), markup=False)
-    data = run.data_of(way.source)
-    size = data.size or run.model_cfg.size
-    align = cfg.align or data.align
-    aligner: Optional[Aligner] = None
-    if cfg.face_ref is not None and align != "face":
-        raise RetargetError(f"--face-ref applies to face mode only (this render is --align {align})")
-    if align == "face":
-        face_cfg = cfg.face or data.face or FaceConfig()
-        from retarget.faces.aligner import face_aligner
-
-        aligner = face_aligner(face_cfg, size, cfg.face_ref)
-    enhance = face_enhancer(cfg, align, size, face_cfg if align == "face" else None, device)
-    frame = cfg.frame or data.frame
-    scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
-    translator = Translator(net, device, cfg.amp)
-    # on CPU the generator is the bottleneck and needs every core: a single-threaded
-    # encoder keeps up and disturbs it least; with a GPU the encoder may use all cores
-    threads = 1 if device.type == "cpu" else 0
-    summary = translate_video(
-        cfg,
-        translator,
-        size,
-        info=info,
-        aligner=aligner,
-        scene_threshold=data.scene_threshold(),
-        crop=data.crop,
-        frame=frame,
-        scale=scale,
-        encoder_threads=threads,
-        enhance=enhance,
-    )
-    summary.model = str(run.path)
-    summary.direction = way.text
-    return summary
-
-
-def face_enhancer(
-    cfg: RenderConfig, align: str, size: int, face: Optional[FaceConfig], device: Any
-) -> Optional[Translator]:
-    """``--enhancer``: the enhancer as a crops -> larger crops function, or None without one.
-
-    Raises:
-        RetargetError: not face mode, ``--output-size model``, or an enhancer that learnt
-            other faces than this run's (another crop size or margin).
-    """
-    if cfg.enhancer is None:
-        return None
-    if align != "face":
-        raise RetargetError(f"--enhancer applies to face mode only (this render is --align {align})")
-    if cfg.output_size == "model":
-        raise RetargetError("--enhancer sharpens the pasted faces: it does not apply with --output-size model")
-    from retarget.nn.enhancer import PreBlur
-    from retarget.run.enhancer import describe, load_enhancer
-
-    enh = load_enhancer(cfg.enhancer, device)
-    if enh.input_size != size:
-        raise RetargetError(
-            f"{cfg.enhancer}: learnt {enh.input_size} px faces, this run's are {size} px "
-            f"(extract the target at {size * enh.config.scale} px for --scale {enh.config.scale})"
-        )
-    margin = enh.data.face.margin if enh.data.face else None
-    if face is not None and margin is not None and abs(margin - face.margin) > 1e-6:
-        raise RetargetError(
-            f"{cfg.enhancer}: learnt faces cut with --margin {margin:g}, this render's use {face.margin:g}"
-        )
-    console.print(describe(enh), markup=False)
-    return Translator(PreBlur(enh.net, cfg.enhancer_blur), device, cfg.amp)
+    return stream(plan_render(cfg))

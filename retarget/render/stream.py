@@ -1,10 +1,11 @@
-"""The streaming core of render: a video through source, translate and sink stages into a file.
+"""The streaming core of render: a checked :class:`Plan` through source, translate and sink stages into a file.
 
-:func:`translate_video` takes the translate stage as a function (a generator's
-:class:`~retarget.render.translate.Translator`, or a whole stage of items: the face swap)
-and the aligner, and writes the output under a temporary name renamed at the end;
-:func:`check_paths` and :func:`check_options` are the checks before any work. The stages
-are described in :mod:`retarget.render.render`.
+A render is planned once (:mod:`retarget.render.plan`: a trained run's, a multi-domain
+run's, a whole-frame run's or a face swap's plan), every option checked there, and
+:func:`stream` runs the plan without checking anything again. :func:`translate_video` is
+the same core for a library caller's own generator: it plans with :func:`prepare` and
+streams. :func:`check_paths` and :func:`check_options` are the checks before any work,
+each called once per render. The stages are described in :mod:`retarget.render.render`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from retarget.render.compose import Composer, face_paste
 from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
 from retarget.render.source import CutAligner, Decoded, Source, batches
+from retarget.options import check_config
 from retarget.render.translate import FitTranslate, translate_items
 from retarget.video.reader import VideoInfo, probe
 from retarget.video.writer import VideoWriter
@@ -65,20 +67,24 @@ class RenderSummary:
 def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     """Validate input/output paths before any work; returns (input, output) paths.
 
+    The output is checked by the rule every command shares (:func:`retarget.outputs.check_output`):
+    never an input (the video, the enhancer, the face reference, the target's faces) nor
+    inside one, never another command's folder, replaced only with ``overwrite``.
+
     Raises:
-        RetargetError: OUT is IN, OUT exists without ``overwrite``, OUT is a folder or has
-            a container H.264 cannot go in.
+        RetargetError: OUT is empty, is IN or lies inside an input, exists without
+            ``overwrite``, is a folder, cannot be written there, or has a container H.264
+            cannot go in.
     """
-    src, out = Path(cfg.input), Path(cfg.output)
+    from retarget.outputs import check_output
+
+    inputs = (cfg.input, cfg.enhancer, cfg.face_ref, cfg.target_faces)
+    out = check_output(
+        cfg.output, kind="video", inputs=inputs, overwrite=cfg.overwrite, command="render", option="--output"
+    )
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise RetargetError(f"{out}: unsupported output format {out.suffix or '(none)'}; use .mp4, .mkv or .mov")
-    if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise RetargetError(f"{out}: output is the input file; choose another output name")
-    if out.is_dir():
-        raise RetargetError(f"{out}: is a folder; give an output file name")
-    if out.exists() and not cfg.overwrite:
-        raise RetargetError(f"{out}: already exists (pass --overwrite to replace it)")
-    return src, out
+    return Path(cfg.input), out
 
 
 def check_options(cfg: RenderConfig, info: VideoInfo) -> None:
@@ -93,26 +99,78 @@ def check_options(cfg: RenderConfig, info: VideoInfo) -> None:
         raise RetargetError(f"--start {cfg.start:g}: beyond the end of {info.path} ({info.duration:.2f} s)")
 
 
-def _window(cfg: RenderConfig) -> str:
-    if cfg.start is None and cfg.end is None:
-        return ""
-    return f"{cfg.start or 0:.2f}-" + ("end" if cfg.end is None else f"{cfg.end:.2f} s")
+@dataclass
+class Plan:
+    """A render resolved and checked once: everything :func:`stream` needs, nothing to check.
+
+    Built by :mod:`retarget.render.plan` (or :func:`translate_video`); the mode decides
+    the translate stage and the aligner, the streaming core is the same for all.
+    """
+
+    cfg: RenderConfig  # the options, already checked
+    src: Path  # the input video
+    out: Path  # the output file, written under a temporary name and renamed
+    info: VideoInfo  # the input's probe
+    size: int  # face crop side (face mode), or the square side of frame "square" (px)
+    stage: Callable[[list], list]  # the translate stage: a batch of Items -> the same, ``result`` set
+    cut: Cut  # align none: the cut of every frame; face mode: the square of a frame without a face
+    aligner: Optional[Aligner] = None  # face mode when set: ``aligner(image, time)`` -> AlignedFace or None
+    frame: str = ""  # align none: "full" or "square"; "" in face mode
+    scene_threshold: float = 0.5  # scene cuts reset the aligner and the stabilizer
+    enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None  # face mode: crops -> sharper crops
+    forehead: float = FOREHEAD  # face mode: the paste mask's reach above the brows
+    encoder_threads: int = 0  # libx264 threads; 0 lets it choose
+    precision: str = ""  # the generator's arithmetic ("bf16", "fp16", "fp32"; "" = no generator)
+    model: str = ""  # the run folder, or the swap's face dataset
+    direction: str = "a2b"  # "a2b", "b2a", a multi-domain run's "FROM->TO", or "swap"
+    faceless_ok: bool = False  # face mode: a video with no face anywhere is copied (else refused, nothing written)
 
 
-def _cut(cfg: RenderConfig, info: VideoInfo, frame: str, side: int, crop: Optional[tuple[int, int, int, int]]) -> Cut:
-    """The ``--align none`` cut of every frame; RetargetError for bad options or a crop outside the frame."""
+@dataclass(frozen=True)
+class Prepared:
+    """The checks every render makes first, once: paths, the input's probe, options that depend on each other."""
+
+    src: Path
+    out: Path
+    info: VideoInfo
+
+
+def prepare(cfg: RenderConfig) -> Prepared:
+    """Check ``cfg``'s ranges and choices, its paths, the input and its interplay; once per render.
+
+    Raises:
+        RetargetError: an option outside its range or choices (named), bad paths, an input
+            that is missing, no video or a still image, or options that contradict each other.
+    """
+    check_config(cfg)  # the ranges and choices the CLI enforces, for library callers
+    src, out = check_paths(cfg)
+    info = probe(src)  # RetargetError for missing/unreadable/no video stream/a still image
+    check_options(cfg, info)
+    return Prepared(src, out, info)
+
+
+def whole_frame_cut(
+    cfg: RenderConfig, info: VideoInfo, frame: str, side: int, crop: Optional[tuple[int, int, int, int]]
+) -> Cut:
+    """The ``--align none`` cut of every frame: ``frame`` ("full" or "square") at short side ``side``.
+
+    Raises:
+        RetargetError: a run's ``--crop`` region outside this video's frame.
+    """
     if frame not in FRAME_MODES:
-        raise RetargetError(f"--frame {frame}: choose full or square")
+        raise RetargetError(f"--frame {frame}: choose {' or '.join(FRAME_MODES)}")
     if side < 4:
         raise RetargetError(f"--scale {side}: must be at least 4 px")
-    if cfg.tile is not None and cfg.tile < 16:
-        raise RetargetError(f"--tile {cfg.tile}: must be at least 16 px")
-    if cfg.upscale not in ("bilinear", "detail"):
-        raise RetargetError(f"--upscale {cfg.upscale}: choose bilinear or detail")
     try:
         return frame_cut(frame, info.width, info.height, side, crop)
     except ValueError as exc:
         raise RetargetError(f"{info.path}: the run's --{exc}") from None
+
+
+def _window(cfg: RenderConfig) -> str:
+    if cfg.start is None and cfg.end is None:
+        return ""
+    return f"{cfg.start or 0:.2f}-" + ("end" if cfg.end is None else f"{cfg.end:.2f} s")
 
 
 def _output_size(cfg: RenderConfig, info: VideoInfo, model: tuple[int, int]) -> tuple[int, int]:
@@ -124,35 +182,70 @@ def _output_size(cfg: RenderConfig, info: VideoInfo, model: tuple[int, int]) -> 
     return out_w, out_h
 
 
-def _stages(
-    cfg: RenderConfig,
-    info: VideoInfo,
-    cut: Cut,
-    size: int,
-    aligner: Optional[Aligner],
-    scene_threshold: float,
-    crop: Optional[tuple[int, int, int, int]],
-    enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
-    forehead: float = FOREHEAD,
-) -> tuple[Source, Composer, Any]:
-    """The source stage, the composer and the stabilizer (or None) of :func:`translate_video`."""
+def _stages(plan: Plan) -> tuple[Source, Composer, Any]:
+    """The source stage, the composer and the stabilizer (or None) of :func:`stream`."""
+    cfg = plan.cfg
     stabilizer = None
     if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
         from retarget.render.stabilize import Stabilizer
 
         stabilizer = Stabilizer(cfg.stabilize)
-    paste = face_paste(cfg, enhance, forehead) if aligner is not None else None
-    fallback = cut if aligner is None else square_cut(info.width, info.height, size, crop)
-    compose = Composer(fallback, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
+    paste = face_paste(cfg, plan.enhance, plan.forehead) if plan.aligner is not None else None
+    compose = Composer(plan.cut, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
-        aligner or CutAligner(cut),
-        face=aligner is not None,
+        plan.aligner or CutAligner(plan.cut),
+        face=plan.aligner is not None,
         stabilizer=stabilizer,
-        scene_threshold=scene_threshold,
+        scene_threshold=plan.scene_threshold,
         start=cfg.start,
         end=cfg.end,
     )
     return source, compose, stabilizer
+
+
+def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
+    """Run a checked :class:`Plan`: decode, translate and encode in overlapped stages into ``plan.out``.
+
+    Nothing is checked here (the plan was); the output appears only when complete.
+
+    Returns:
+        :class:`RenderSummary`; unless ``quiet``, its line is printed.
+    """
+    cfg, src, out, info = plan.cfg, plan.src, plan.out, plan.info
+    clean_stale_temps(out.parent, quiet=quiet)
+    source, compose, stabilizer = _stages(plan)
+    face = plan.aligner is not None
+    out_size = _output_size(cfg, info, (plan.size, plan.size) if face else plan.cut.size)
+    started = time.perf_counter()
+    with write_errors(out), make_progress("frames") as progress:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        task = progress.add_task("render", total=info.frame_count or None)
+        with atomic_file(out) as tmp:
+            writer = VideoWriter(tmp, *out_size, info.time_base, info.fps, crf=cfg.crf, audio_from=src,
+                                 threads=plan.encoder_threads)  # fmt: skip
+            with writer:
+                sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
+                decoded = Decoded(src, info)
+                items = source.items(decoded, lambda: decoded.bad_frames)
+                run_stages(batches(items, max(1, int(cfg.batch_size))), plan.stage, sink, depth=2)
+            if not source.inside:  # the container did not say how long the video is
+                raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
+            if face and not source.faces and not plan.faceless_ok:  # the output would be the input
+                raise RetargetError(f"{src}: no face found in any frame, so nothing was translated (face mode)")
+    summary = _summary(cfg, out, writer.summary, source, time.perf_counter() - started)
+    summary.align, summary.frame = ("face", "") if face else ("none", plan.frame)
+    summary.scale = 0 if face else min(plan.cut.size)
+    summary.precision = plan.precision
+    summary.model, summary.direction = plan.model, plan.direction
+    if not quiet:
+        _print_summary(summary)
+    return summary
+
+
+def generator_stage(translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], cfg: RenderConfig) -> Callable:
+    """The translate stage of a generator: batches of items through ``translate``, padded, in ``--tile`` tiles."""
+    fit = FitTranslate(translate, tile=cfg.tile, batch=max(1, int(cfg.batch_size)))
+    return functools.partial(translate_items, translate=fit)
 
 
 def translate_video(
@@ -169,10 +262,8 @@ def translate_video(
     encoder_threads: int = 0,
     quiet: bool = False,
     enhance: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
-    transform: Optional[Callable[[list], list]] = None,
-    forehead: float = FOREHEAD,
 ) -> RenderSummary:
-    """The streaming core of :func:`render`, with the generator (and aligner) given.
+    """Render ``cfg.input`` with a library caller's own generator: plan once (:func:`prepare`), then :func:`stream`.
 
     Args:
         cfg: render options (input, output, frame, scale, tile, upscale, output_size,
@@ -184,60 +275,40 @@ def translate_video(
         info: :func:`probe` of the input (probed when None).
         aligner: face mode when given: ``aligner(image, time)`` returns an AlignedFace
             (``matrix``, ``landmarks``, ``crop``) or None; ``aligner.reset()`` at scene cuts.
-        scene_threshold: scene-cut threshold for resetting the aligner (and the
-            stabilizer, with ``cfg.stabilize`` > 0).
-        crop: ``--align none``: extract's ``--crop`` region ``(x, y, w, h)`` the training
-            data were cut from; None = the whole frame.
-        frame: ``--align none``: ``"full"`` translates the whole frame (or ``crop``) with its
-            short side at ``scale``; ``"square"`` the centre square at ``scale``; ``cfg.frame``
-            wins; None = ``"square"``.
+        scene_threshold: scene-cut threshold for resetting the aligner (and the stabilizer).
+        crop: ``--align none``: extract's ``--crop`` region ``(x, y, w, h)``; None = the whole frame.
+        frame: ``--align none``: ``"full"`` (whole frame, short side ``scale``) or
+            ``"square"`` (centre square); ``cfg.frame`` wins; None = ``"square"``.
         scale: see ``frame``; ``cfg.scale`` wins; None = ``size``.
         encoder_threads: libx264 threads; 0 lets it choose.
         quiet: no final line.
         enhance: face mode: translated crops -> larger crops, before the paste (``--enhancer``).
-        transform: the translate stage itself, a batch of :class:`~retarget.render.source.Item`
-            -> the same batch with ``result`` set, in place of ``translate`` (the face swap,
-            :mod:`retarget.render.swap`); ``translate`` is then not called.
-        forehead: face mode: how far above the brows the paste's mask reaches
-            (:func:`retarget.faces.paste.face_outline`).
 
     Returns:
         :class:`RenderSummary`.
     """
-    src, out = check_paths(cfg)
-    info = info or probe(src)
-    check_options(cfg, info)
-    clean_stale_temps(out.parent, quiet=quiet)
-    if not 0.0 <= cfg.stabilize <= 1.0:
-        raise RetargetError(f"--stabilize must be between 0 and 1, got {cfg.stabilize}")
+    ready = prepare(cfg) if info is None else _prepared(cfg, info)
     frame = cfg.frame or frame or "square"
-    cut = _cut(cfg, info, frame, int(cfg.scale or scale or size), crop if aligner is None else None)
-    source, compose, stabilizer = _stages(cfg, info, cut, size, aligner, scene_threshold, crop, enhance, forehead)
-    batch_size = max(1, int(cfg.batch_size))
-    fit = FitTranslate(translate, tile=cfg.tile, batch=batch_size)
-    out_size = _output_size(cfg, info, (size, size) if aligner is not None else cut.size)
-    started = time.perf_counter()
-    with write_errors(out), make_progress("frames") as progress:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        task = progress.add_task("render", total=info.frame_count or None)
-        with atomic_file(out) as tmp:
-            writer = VideoWriter(tmp, *out_size, info.time_base, info.fps, crf=cfg.crf, audio_from=src,
-                                 threads=encoder_threads)  # fmt: skip
-            with writer:
-                sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
-                decoded = Decoded(src, info)
-                items = source.items(decoded, lambda: decoded.bad_frames)
-                stage = transform or functools.partial(translate_items, translate=fit)
-                run_stages(batches(items, batch_size), stage, sink, depth=2)
-            if not source.inside:  # the container did not say how long the video is
-                raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
-    summary = _summary(cfg, out, writer.summary, source, time.perf_counter() - started)
-    summary.align, summary.frame = ("face", "") if aligner is not None else ("none", frame)
-    summary.scale = 0 if aligner is not None else min(cut.size)
-    summary.precision = precision_name(amp) if (amp := getattr(translate, "amp", None)) else ""
-    if not quiet:
-        _print_summary(summary)
-    return summary
+    if aligner is None:
+        cut = whole_frame_cut(cfg, ready.info, frame, int(cfg.scale or scale or size), crop)
+    else:
+        cut = square_cut(ready.info.width, ready.info.height, size, crop)
+    plan = Plan(
+        cfg, ready.src, ready.out, ready.info, size, generator_stage(translate, cfg), cut,
+        aligner=aligner, frame="" if aligner is not None else frame, scene_threshold=scene_threshold,
+        enhance=enhance, encoder_threads=encoder_threads, faceless_ok=True,
+        precision=precision_name(amp) if (amp := getattr(translate, "amp", None)) else "",
+        direction=cfg.direction,
+    )  # fmt: skip
+    return stream(plan, quiet=quiet)
+
+
+def _prepared(cfg: RenderConfig, info: VideoInfo) -> Prepared:
+    """:func:`prepare` with the input's probe already made by the caller."""
+    check_config(cfg)
+    src, out = check_paths(cfg)
+    check_options(cfg, info)
+    return Prepared(src, out, info)
 
 
 def _summary(cfg: RenderConfig, out: Path, written: Any, source: Source, seconds: float) -> RenderSummary:

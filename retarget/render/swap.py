@@ -4,7 +4,7 @@ Every face of the input is replaced by the target person's own face, taken from 
 dataset of them (``retarget extract --align face``): the frame of nearest expression and
 pose, warped to move as the input's face moves (:class:`~retarget.faces.retrieval.FaceSwap`).
 The input is aligned with the dataset's face options at its size, so the crops match, and
-the rest is render's usual face path: paste along the mask (an outline inside both faces,
+the rest is render's usual face path (the plan: :func:`retarget.render.plan.plan_swap`): paste along the mask (an outline inside both faces,
 :func:`~retarget.faces.retrieval.mask_points`, reaching just above the brows), colour match, blend, ``--stabilize``,
 ``--start/--end``, sound kept.
 """
@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from retarget.config import RenderConfig
 from retarget.errors import RetargetError
 from retarget.faces.align import apply, invert
-from retarget.faces.retrieval import BROW_REACH, FaceIndex, FaceSwap, mask_points
-from retarget.progress import console
+from retarget.faces.retrieval import FaceIndex, FaceSwap, mask_points
 
-__all__ = ["check_swap_options", "face_index", "render_swap", "swap_items"]
+__all__ = ["face_index", "swap_items"]
 
 
 def face_index(path: str) -> FaceIndex:
@@ -75,76 +73,3 @@ def swap_items(batch: list[Any], swap: FaceSwap) -> list[Any]:
         item.result = out.image
         item.mask_landmarks = apply(invert(matrix), mask_points(points, out.points)).astype(np.float32)
     return batch
-
-
-def check_swap_options(cfg: RenderConfig) -> None:
-    """Options that mean a trained run, refused with a swap in one line."""
-    given = [
-        (cfg.model is not None, "--model"),
-        (cfg.step is not None, "--step"),
-        (cfg.enhancer is not None, "--enhancer"),
-        (cfg.to_domain is not None, "--to"),
-        (cfg.from_domain is not None, "--from"),
-        (cfg.direction != "a2b", "--direction"),
-        (cfg.align == "none", "--align none"),
-        (cfg.frame is not None, "--frame"),
-        (cfg.scale is not None, "--scale"),
-    ]
-    wrong = [flag for on, flag in given if on]
-    if wrong:
-        raise RetargetError(
-            f"--target-faces swaps faces without a trained run: {', '.join(wrong)} does not apply"
-            if len(wrong) == 1
-            else f"--target-faces swaps faces without a trained run: {', '.join(wrong)} do not apply"
-        )
-
-
-def render_swap(cfg: RenderConfig) -> Any:
-    """Render ``cfg.input`` into ``cfg.output`` with every face swapped for ``cfg.target_faces``'.
-
-    Returns:
-        :class:`~retarget.render.stream.RenderSummary`.
-
-    Raises:
-        RetargetError: an option of a trained run given, ``cfg.target_faces`` not a face
-            dataset with landmarks, bad paths or input (as :func:`~retarget.render.render.render`).
-    """
-    import functools
-
-    from retarget.faces.aligner import face_aligner
-    from retarget.render.stream import check_options, check_paths, translate_video
-    from retarget.video.reader import probe
-
-    check_swap_options(cfg)
-    check_paths(cfg)
-    info = probe(cfg.input)
-    check_options(cfg, info)
-    assert cfg.target_faces is not None
-    index = face_index(cfg.target_faces)
-    face = cfg.face or index.face
-    if abs(face.margin - index.face.margin) > 1e-6:
-        raise RetargetError(
-            f"{cfg.target_faces}: faces cut with margin {index.face.margin:g}, this render's use {face.margin:g}"
-        )
-    console.print(
-        f"target faces: {index.root} ({len(index)} faces, {index.size} px, margin {face.margin:g})", markup=False
-    )
-    aligner = face_aligner(face, index.size, cfg.face_ref)
-    swap = FaceSwap(index)
-    summary = translate_video(
-        cfg,
-        _never,
-        index.size,
-        info=info,
-        aligner=aligner,
-        encoder_threads=1,
-        transform=functools.partial(swap_items, swap=swap),
-        forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
-    )
-    summary.model = str(index.root)
-    summary.direction = "swap"
-    return summary
-
-
-def _never(crops: Any) -> Any:  # translate_video's generator, unused with a transform
-    raise AssertionError("a swap has no generator")

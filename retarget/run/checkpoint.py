@@ -51,6 +51,7 @@ def save_weights(
     step: int,
     data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]] = None,
     domains: Sequence[str] = (),
+    tensors: Optional[dict[str, torch.Tensor]] = None,
 ) -> None:
     """Write every network's parameters and buffers to one safetensors file, atomically.
 
@@ -63,16 +64,59 @@ def save_weights(
             a multi-domain model one entry per domain name.
         domains: a multi-domain model's domain names in label order (label ``k`` is
             ``domains[k]``), stored as the ``domains`` metadata (a JSON list); () for a pair.
+        tensors: :func:`network_tensors` of ``networks`` when the caller already has them.
+
+    Raises:
+        RetargetError: a weight is NaN or infinite (naming the file and the tensor; nothing is written).
     """
+    tensors = network_tensors(networks) if tensors is None else tensors
+    check_finite(tensors, path)
+    _save_tensors(path, tensors, list(networks), model_cfg, step, data, domains)
+
+
+def network_tensors(networks: Mapping[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Every network's parameters and buffers on the CPU, under ``<net>.<param>`` keys."""
     tensors: dict[str, torch.Tensor] = {}
     for name, net in networks.items():
         for key, value in net.state_dict().items():
             # serialised at once: CPU tensors need no copy (``.to`` returns them as they are)
             tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous()
+    return tensors
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str], saving: bool = True) -> None:
+    """RetargetError naming ``path`` and the first tensor holding NaN or infinity.
+
+    Args:
+        tensors: name -> tensor; integer tensors (counters) are always finite.
+        path: the file being written or read, for the message.
+        saving: the message says nothing was written (else that the file cannot be used).
+    """
+    for key, value in tensors.items():
+        if value.is_floating_point() or value.is_complex():
+            if not bool(torch.isfinite(value).all()):
+                what = "nan" if bool(torch.isnan(value).any()) else "inf"
+                if saving:
+                    tail = "not written (training diverged: try a lower --lr)"
+                else:
+                    tail = "the weights are damaged or diverged and cannot be used"
+                raise RetargetError(f"{path}: tensor {key} is not finite ({what}); {tail}")
+
+
+def _save_tensors(
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    names: Sequence[str],
+    model_cfg: ModelConfig,
+    step: int,
+    data: Optional[Mapping[str, DataInfo | Mapping[str, Any]]],
+    domains: Sequence[str],
+) -> None:
+    """Write checked tensors of the networks ``names`` and their metadata to ``path``, atomically."""
     meta = {
         "format": FORMAT,
         "model_config": to_json(model_cfg),
-        "networks": ",".join(networks),
+        "networks": ",".join(names),
         "step": str(int(step)),
         "data": data_to_json(data or {}),
     }
@@ -101,6 +145,11 @@ def _read(path: Path, tensors: bool) -> tuple[dict[str, str], Optional[dict[str,
         raise RetargetError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
     if meta.get("format") != FORMAT or "model_config" not in meta:
         raise RetargetError(f"{path}: not a retarget checkpoint (no model configuration in its metadata)")
+    try:
+        model_config_of(meta)
+        int(meta.get("step", 0))
+    except (ValueError, TypeError) as exc:
+        raise RetargetError(f"{path}: damaged checkpoint metadata ({str(exc).splitlines()[0][:120]})") from None
     return meta, values
 
 
@@ -121,12 +170,14 @@ def model_config_of(meta: dict[str, str]) -> ModelConfig:
 def load_into(
     networks: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
 ) -> None:
-    """Copy saved tensors into ``networks``; RetargetError naming ``path`` on any mismatch."""
+    """Copy saved tensors into ``networks``; RetargetError naming ``path`` on any mismatch or a
+    NaN or infinite weight (only the tensors of ``networks`` are checked)."""
     for name, net in networks.items():
         prefix = f"{name}."
         sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if not sd:
             raise RetargetError(f"{path}: has no weights for network {name}")
+        check_finite({prefix + k: v for k, v in sd.items()}, path, saving=False)
         try:
             net.load_state_dict(sd, strict=True)
         except RuntimeError as exc:
@@ -249,14 +300,17 @@ def write_checkpoint(
     around the rename, so a complete checkpoint also survives a power cut.
 
     Raises:
-        RetargetError: the disk is full, read-only or denies the write (one line naming
-            the file; nothing is left under the step folder's name).
+        RetargetError: a weight is NaN or infinite (nothing is written), or the disk is
+            full, read-only or denies the write (one line naming the file; nothing is left
+            under the step folder's name).
     """
     final = checkpoint_dir(run_dir, step)
+    tensors = network_tensors(networks)
+    check_finite(tensors, final / WEIGHTS)  # before anything is written
     name = WEIGHTS
     try:
         with atomic_dir(final, replace=True, durable=True) as tmp:
-            save_weights(tmp / WEIGHTS, networks, model_cfg, step, data, domains)
+            save_weights(tmp / WEIGHTS, networks, model_cfg, step, data, domains, tensors=tensors)
             name = STATE
             _torch_save(state, tmp / STATE)
     except Exception as exc:

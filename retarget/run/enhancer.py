@@ -26,6 +26,7 @@ from retarget.atomic import atomic_dir
 from retarget.config import EnhancerConfig, from_dict, to_json
 from retarget.errors import RetargetError
 from retarget.nn.enhancer import FaceEnhancer
+from retarget.run.checkpoint import check_finite
 from retarget.run.info import DataInfo
 from retarget.run.layout import CONFIG, ENHANCER_WEIGHTS
 
@@ -71,8 +72,10 @@ def save_enhancer(
 
     Raises:
         FileExistsError: the folder exists and ``replace`` is False.
+        RetargetError: a weight is NaN or infinite (naming the file and the tensor; nothing is written).
     """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    check_finite(tensors, Path(folder) / ENHANCER_WEIGHTS)
     meta = {
         "format": FORMAT,
         "config": to_json(cfg),
@@ -105,12 +108,14 @@ def load_enhancer(path: str | os.PathLike[str], device: str | torch.device = "cp
     """Read an enhancer folder (or its weights file) onto ``device``.
 
     Raises:
-        RetargetError: missing, unreadable, not an enhancer, or weights that do not fit its config.
+        RetargetError: missing, unreadable, not an enhancer, weights that are NaN or infinite,
+            or weights that do not fit its config.
     """
     folder = Path(path)
     if not folder.exists():
         raise RetargetError(f"{folder}: enhancer not found")
     meta, tensors = _meta_and_tensors(folder)
+    check_finite(tensors, folder / ENHANCER_WEIGHTS if folder.is_dir() else folder, saving=False)
     try:
         cfg = from_dict(EnhancerConfig, json.loads(meta["config"]))
         data = DataInfo.from_dict(json.loads(meta.get("data") or "{}"))

@@ -190,7 +190,8 @@ def _cache_key(files: Sequence[Path], load_size: int, motion: bool) -> str:
     h = hashlib.sha1(f"{load_size}|{int(motion)}|2".encode())
     for f in files:
         st = f.stat() if f.exists() else None
-        h.update(f"{f}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
+        # the path's own bytes: a name that is not UTF-8 (surrogate escapes) hashes too
+        h.update(os.fsencode(f) + f"|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
     return h.hexdigest()
 
 

@@ -111,11 +111,22 @@ def _learning_rate(cfg: EnhancerConfig, step: int, elapsed: float) -> float:
     return cfg.lr * (1.0 if done < DECAY_FROM else 1.0 - 0.5 * (done - DECAY_FROM) / (1.0 - DECAY_FROM))
 
 
+def _check_loss(loss: torch.Tensor, step: int, cfg: EnhancerConfig) -> None:
+    """RetargetError when the loss of step ``step + 1`` is NaN or infinite (training diverged: nothing is saved)."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise RetargetError(
+            f"train-enhancer: the loss is not finite ({value}) at step {step + 1}; training stopped, nothing was "
+            f"written (try a lower --lr than {cfg.lr:g}, or --amp off)"
+        )
+
+
 def _out_folder(cfg: EnhancerConfig, ds: Dataset) -> Path:
-    out = Path(cfg.out) if cfg.out else Path("models") / f"enhancer_{ds.root.name}"
-    if out.exists() and not cfg.overwrite:
-        raise RetargetError(f"{out}: already exists (use --overwrite to replace it)")
-    return out
+    """The enhancer folder, checked by the one output rule (:func:`retarget.outputs.check_output`)."""
+    from retarget.outputs import check_output
+
+    out = cfg.out if cfg.out is not None else Path("models") / f"enhancer_{ds.root.name}"  # -o "" is refused
+    return check_output(out, kind="enhancer", inputs=(cfg.data,), overwrite=cfg.overwrite)
 
 
 def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
@@ -123,7 +134,8 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
 
     Raises:
         RetargetError: an option outside its range, a dataset that is missing, not faces or
-            of a size the scale does not divide, or an output folder that exists.
+            of a size the scale does not divide, an output folder that exists, or a loss or
+            weights that went NaN or infinite (nothing is written).
     """
     check_config(cfg)
     ds = read_dataset(cfg.data)
@@ -153,6 +165,7 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out_hi = net(lo)
             loss = (out_hi.float() - hi).abs().mean()
+            _check_loss(loss, step, cfg)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

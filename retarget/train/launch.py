@@ -28,6 +28,7 @@ from rich.markup import escape
 
 from retarget.atomic import clean_stale_temps, write_error
 from retarget.config import WHOLE_FRAME_IDENTITY_PER_CYCLE, TrainConfig, check_train_config, replace, whole_frame_loss
+from retarget.options import check_effects
 from retarget.device import device_kind, precision_name, resolve_device
 from retarget.errors import RetargetError
 from retarget.nn.content import absolute_content_paths, load_content_models
@@ -35,7 +36,9 @@ from retarget.nn.networks import build_networks, check_size
 from retarget.nn.objectives import frames_per_sample, make_objective, needs_motion
 from retarget.nn.pool import ImagePool
 from retarget.nn.step import Stepper, make_optimizers
+from retarget.outputs import check_distinct, check_output
 from retarget.progress import console
+from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 from retarget.train import distributed as ddp
 from retarget.train.data import DomainData, default_load_size, load_domain
@@ -169,6 +172,8 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         check_train_config(cfg)  # before anything is built or written
     except ValueError as exc:
         raise RetargetError(str(exc)) from None
+    if not cfg.resume:  # a resumed run keeps what it was started with
+        check_effects(cfg)  # options given where they do nothing (--warp with --model cyclegan...)
     cfg = resolve_domains(cfg)  # a multi-domain run's names and model.domains, or a one-line refusal
     device = resolve_device(cfg.device, ctx.local_rank)
     if cfg.threads:
@@ -179,7 +184,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         check_size(cfg.model)
     except ValueError as exc:
         raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    run_dir = _check_run_dir(cfg)
     prepare_run_dir(cfg, run_dir)
     init = read_init(cfg)  # --init-from: read and checked before the run folder is touched
     created = first_missing(run_dir)
@@ -193,8 +198,11 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     t_begin = time.perf_counter()
     try:
         trainer.train()
-    except Exception as exc:  # a full disk under metrics, previews or the loss curve
+    except Exception as exc:  # a full disk under metrics, previews or the loss curve; a non-finite loss
         err = write_error(getattr(exc, "filename", None) or run_dir, exc)
+        # a refused run that stopped before its first checkpoint leaves no run folder it created
+        if (err is not None or isinstance(exc, RetargetError)) and ctx.is_main and created and not ckpt.is_run(run_dir):
+            shutil.rmtree(created, ignore_errors=True)
         if err is None:
             raise
         raise err from None
@@ -209,6 +217,16 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         trainer.stop_reason,
         trainer.signal_number,
     )
+
+
+def _check_run_dir(cfg: TrainConfig) -> Path:
+    """The run folder, checked by the one output rule (:func:`retarget.outputs.check_output`): no dataset given
+    twice, not an input, not another command's product, writable. An existing run is left to
+    :func:`~retarget.train.run_dir.prepare_run_dir` (--resume, --overwrite, or a restart before its first checkpoint)."""
+    check_distinct(cfg.datasets)
+    out = cfg.out if cfg.out is not None else default_run_dir(cfg)  # -o "" is refused, not read as "."
+    inputs = (*cfg.datasets, cfg.init_from)
+    return check_output(out, kind="run", inputs=inputs, overwrite=cfg.overwrite, reuse=True)
 
 
 def _setup(

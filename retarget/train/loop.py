@@ -301,9 +301,9 @@ class Trainer:
         except NonFiniteLoss as exc:
             kept = "no checkpoint was saved yet"
             if self.last_saved is not None:
-                kept = f"the last good checkpoint (step {self.last_saved}) is kept"
+                kept = f"the last good checkpoint (step {self.last_saved}) is kept in {self.run_dir}"
             raise RetargetError(
-                f"{exc} at step {done + 1}; training stopped, {kept} in {self.run_dir} (try a lower --lr, or --amp off)"
+                f"{exc} at step {done + 1}; training stopped, {kept} (try a lower --lr, or --amp off)"
             ) from None
         self.lr = self.schedulers[0].get_last_lr()[0]
         self.step = done + 1

@@ -69,8 +69,9 @@ def resume_config(run_dir: str | os.PathLike[str], **changes: Any) -> TrainConfi
         ``overwrite=False`` and the allowed changes.
 
     Raises:
-        RetargetError: no complete checkpoint, no readable ``config.json``, or an option
-            that differs from the run's (the message names it).
+        RetargetError: no complete checkpoint, no readable ``config.json`` (a value of the
+            wrong type names the file and its key), an option that differs from the run's
+            (the message names it), or ``steps`` below the step the run has reached.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -85,12 +86,37 @@ def resume_config(run_dir: str | os.PathLike[str], **changes: Any) -> TrainConfi
     for name, value in changes.items():
         if name not in RESUMABLE:
             _check_same(saved, run_dir, name, value)
-    return replace(saved, out=str(run_dir), resume=True, overwrite=False, **allowed)
+    cfg = replace(saved, out=str(run_dir), resume=True, overwrite=False, **allowed)
+    check_steps(cfg.steps, run_dir)
+    return cfg
+
+
+def run_step(run_dir: str | os.PathLike[str]) -> int:
+    """The step of the newest complete checkpoint of ``run_dir`` (read from its header; no weight is read).
+
+    Raises:
+        RetargetError: no complete checkpoint, or one whose header is unreadable.
+    """
+    folder = ckpt.latest_checkpoint(run_dir)
+    if folder is None:
+        raise RetargetError(f"{run_dir}: nothing to resume (no complete checkpoint)")
+    return int(ckpt.read_metadata(folder / layout.WEIGHTS).get("step", 0))
+
+
+def check_steps(steps: int, run_dir: str | os.PathLike[str]) -> None:
+    """Refuse ``--steps`` below the step the run in ``run_dir`` has already reached (one line)."""
+    done = run_step(run_dir)
+    if steps < done:
+        raise RetargetError(
+            f"--steps {steps}: the run is already at step {done}; give more steps to continue {run_dir}"
+        )
 
 
 def check_resume(cfg: TrainConfig, run_dir: str | os.PathLike[str]) -> None:
-    """Refuse to resume ``run_dir`` with ``cfg`` when an option other than :data:`RESUMABLE` differs from the run's."""
+    """Refuse to resume ``run_dir`` with ``cfg`` when an option other than :data:`RESUMABLE` differs from the run's,
+    or ``cfg.steps`` lies below the step the run has reached."""
     saved = read_run_config(run_dir)
+    check_steps(cfg.steps, run_dir)
     for name in sorted(_TOP - set(RESUMABLE) - set(_CONTROL)):
         _check_same(saved, Path(run_dir), name, getattr(cfg, name))
     _check_same(saved, Path(run_dir), "model", cfg.model)

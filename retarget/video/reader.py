@@ -63,6 +63,33 @@ def _open(path: Path) -> av.container.InputContainer:
         raise RetargetError(f"{path}: not a video file FFmpeg can read ({reason})") from None
 
 
+#: FFmpeg demuxers of one picture: a file of any of them is a still image, not a video.
+#: (Every ``*_pipe`` demuxer is an image format too: png_pipe, jpeg_pipe, bmp_pipe, webp_pipe...)
+_STILL_FORMATS = frozenset({"image2", "image2pipe"})
+#: Demuxers of animations (GIF, APNG): a video when they hold more than one picture.
+_ANIMATION_FORMATS = frozenset({"gif", "apng"})
+
+
+def _still_image(container: av.container.InputContainer, path: Path) -> bool:
+    """Whether ``container`` holds a still image: an image format (see :data:`_STILL_FORMATS`), or a GIF
+    or APNG of a single picture (its packets are counted, up to two; nothing is decoded)."""
+    names = set((container.format.name or "").split(","))
+    if names & _STILL_FORMATS or any(n.endswith("_pipe") for n in names):
+        return True
+    if not names & _ANIMATION_FORMATS:
+        return False
+    with _open(path) as other:  # a fresh container: probe reads this one from its start
+        count = 0
+        try:
+            for packet in other.demux(other.streams.video[0]):
+                count += packet.size > 0
+                if count > 1:
+                    return False
+        except (av.error.FFmpegError, IndexError):
+            return False  # left to the reader, which counts what fails to decode
+    return True
+
+
 def _normalise_rotation(degrees: float) -> int:
     # Display matrices can hold any angle; only right angles can be undone losslessly.
     return int(round(degrees / 90.0)) * 90 % 360
@@ -96,9 +123,15 @@ def _first_rotation(container: av.container.InputContainer, stream: av.video.str
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """Describe the first video stream of ``path``.
 
+    A still image is refused, whatever its name: a file FFmpeg opens with an image
+    demuxer (PNG, JPEG, BMP, WebP, TIFF... files; FFmpeg decodes only the first picture
+    of an animated WebP, so that is one too), and a GIF or APNG of a single picture. A
+    GIF or APNG of several pictures is an animation, and read as a video of them.
+
     Raises:
-        RetargetError: the file is missing, is not a media file FFmpeg can open, or has
-            no video stream. Each message names the file.
+        RetargetError: the file is missing, is not a media file FFmpeg can open, has
+            no video stream, or is a still image (``<path>: a still image, not a video``).
+            Each message names the file.
     """
     path = Path(path)
     container = _open(path)
@@ -106,6 +139,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         if not container.streams.video:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
             raise RetargetError(f"{path}: no video stream (contains {kinds})")
+        if _still_image(container, path):
+            raise RetargetError(f"{path}: a still image, not a video")
         stream = container.streams.video[0]
         cc = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate

@@ -307,4 +307,5 @@ def write_report(run_dir: str | Path, first_page: int = FIRST_PAGE, per_page: in
 
 def _write(path: Path, parts: list[str]) -> None:
     with atomic_file(path) as tmp:
-        tmp.write_text("\n".join(p for p in parts if p), encoding="utf-8")
+        # surrogateescape: a file name's bytes that are not UTF-8 are written as they are
+        tmp.write_text("\n".join(p for p in parts if p), encoding="utf-8", errors="surrogateescape")

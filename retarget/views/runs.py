@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from retarget.errors import RetargetError
 from retarget.run import checkpoint as ckpt
 from retarget.run import layout
 
@@ -39,9 +41,12 @@ class RunRow:
         loss_g, loss_d: the last logged generator / discriminator totals.
         warp_error: the last temporal-preview warping error (mean abs, [0, 1] pixel units).
         age_s: seconds since anything in the folder was last written.
-        resumable: a complete checkpoint exists, so ``retarget train --resume RUN`` continues.
-        state: ``"finished"``, ``"stopped"`` (resumable, fewer steps than planned) or
-            ``"no checkpoint"``.
+        resumable: a complete, readable checkpoint and a readable ``config.json`` exist, so
+            ``retarget train --resume RUN`` continues.
+        state: ``"finished"``, ``"stopped"`` (resumable, fewer steps than planned),
+            ``"no checkpoint"`` or ``"damaged"`` (see ``problem``).
+        problem: why a damaged run cannot be resumed or rendered (``config.json`` or the
+            newest checkpoint does not load), naming the file; None otherwise.
     """
 
     name: str
@@ -57,6 +62,7 @@ class RunRow:
     age_s: float
     resumable: bool
     state: str
+    problem: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         """The row as a JSON-ready dict (same keys as the attributes)."""
@@ -68,9 +74,16 @@ def run_domains(cfg: dict[str, Any]) -> tuple[str, ...]:
     dataset folders' names (``a_dir``, ``b_dir``, ``more``); () when it names none."""
     names = cfg.get("names")
     if isinstance(names, list) and names:
-        return tuple(str(n) for n in names)
-    dirs = [cfg.get("a_dir"), cfg.get("b_dir"), *(cfg.get("more") or [])]
-    return tuple(Path(d).name for d in dirs if isinstance(d, str) and d)
+        return tuple(_shown(str(n)) for n in names)
+    more = cfg.get("more")
+    dirs = [cfg.get("a_dir"), cfg.get("b_dir"), *(more if isinstance(more, list) else [])]
+    return tuple(_shown(Path(d).name) for d in dirs if isinstance(d, str) and d)
+
+
+def _shown(name: str) -> str:
+    """``name`` as text that can be printed and written: a byte of a file name that is not UTF-8
+    (a surrogate escape) becomes U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def checkpoint_step(run_dir: Path) -> Optional[int]:
@@ -93,8 +106,58 @@ def checkpoint_step(run_dir: Path) -> Optional[int]:
 
 
 def is_resumable(run_dir: Path) -> bool:
-    """True when ``retarget train --resume RUN`` can continue ``run_dir`` (a complete checkpoint exists)."""
-    return ckpt.is_run(run_dir)
+    """True when ``retarget train --resume RUN`` can continue ``run_dir`` (a complete checkpoint exists,
+    and it and ``config.json`` load: :func:`run_problem`)."""
+    return ckpt.is_run(run_dir) and run_problem(run_dir) is None
+
+
+def run_problem(run_dir: Path) -> Optional[str]:
+    """Why ``run_dir`` is damaged: its ``config.json`` or its newest complete checkpoint does not load; None if sound.
+
+    Cheap: reads ``config.json``, the safetensors header of the newest checkpoint (whose
+    reader checks that the header parses and the file is exactly as long as its tensors
+    say) and the zip directory at the end of its ``state.pt``; no weight is read. A folder
+    without a checkpoint is only checked for a readable ``config.json``.
+    """
+    folder = ckpt.latest_checkpoint(run_dir)
+    config = run_dir / layout.CONFIG
+    try:
+        train_cfg = layout.read_train_config(run_dir)
+        if folder is None:
+            return None
+        if train_cfg is None:
+            return f"{layout.CONFIG} missing: the run's options are unknown"
+        weights = folder / layout.WEIGHTS
+        meta = ckpt.read_metadata(weights)
+    except RetargetError as exc:
+        return _short(exc, run_dir)
+    rel = weights.relative_to(run_dir).as_posix()
+    step = layout.parse_step(folder.name)
+    if step is not None and int(meta.get("step", -1)) != step:
+        return f"{rel}: holds step {meta.get('step')}, not {step}"
+    if ckpt.model_config_of(meta) != train_cfg.model:
+        return f"{rel}: another architecture than {config.name}"
+    return _state_problem(folder / layout.STATE, run_dir)
+
+
+def _state_problem(state: Path, run_dir: Path) -> Optional[str]:
+    """Why a checkpoint's ``state.pt`` (a ``torch.save`` zip archive) is unreadable, from its zip directory; None if fine."""
+    rel = state.relative_to(run_dir).as_posix()
+    try:
+        with zipfile.ZipFile(state) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return f"{rel}: unreadable (cut short or not a training state)"
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return f"{rel}: not a training state"
+    return None
+
+
+def _short(exc: Exception, run_dir: Path) -> str:
+    """A RetargetError's line with the run folder left out of the file name it starts with."""
+    text = str(exc)
+    prefix = str(run_dir) + os.sep
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def last_value(records: list[dict[str, Any]], key: str) -> Optional[float]:
@@ -130,8 +193,11 @@ def describe_run(
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     records = layout.read_metrics(run_dir) if records is None else records
     done = checkpoint_step(run_dir)
-    planned = cfg.get("steps") if isinstance(cfg.get("steps"), int) else None
-    if done is None:
+    planned = cfg.get("steps") if isinstance(cfg.get("steps"), int) and not isinstance(cfg.get("steps"), bool) else None
+    problem = run_problem(run_dir)
+    if problem is not None:
+        state = "damaged"
+    elif done is None:
         state = "no checkpoint"
     elif planned is not None and done >= planned:
         state = "finished"
@@ -142,15 +208,18 @@ def describe_run(
         path=str(run_dir),
         model=str(model.get("model", "?")),
         domains=run_domains(cfg),
-        size=model.get("size") if isinstance(model.get("size"), int) else None,
+        size=model.get("size")
+        if isinstance(model.get("size"), int) and not isinstance(model.get("size"), bool)
+        else None,
         steps_done=done,
         steps_planned=planned,
         loss_g=last_value(records, "loss/loss_G"),
         loss_d=last_value(records, "loss/loss_D"),
         warp_error=last_value(records, WARP_ERROR),
         age_s=max(0.0, (time.time() if now is None else now) - last_write(run_dir)),
-        resumable=done is not None,
+        resumable=done is not None and problem is None,
         state=state,
+        problem=problem,
     )
 
 
@@ -180,8 +249,6 @@ def list_runs(root: str | os.PathLike[str] = "models", depth: int = 3) -> list[R
     Raises:
         RetargetError: ``root`` does not exist or is not a folder.
     """
-    from retarget.errors import RetargetError
-
     base = Path(root)
     if not base.is_dir():
         raise RetargetError(f"{base}: no such folder (runs are listed from ./models or the folder given)")
@@ -216,6 +283,8 @@ def table_rows(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
             f"{'-' if r.steps_done is None else r.steps_done} / {'?' if r.steps_planned is None else r.steps_planned}"
         )
         state = r.state + (" (resumable)" if r.resumable and r.state != "finished" else "")
+        if r.problem:
+            state += f": {r.problem}"
         size = "-" if r.size is None else str(r.size)
         cells.append(
             [

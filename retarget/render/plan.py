@@ -1,0 +1,174 @@
+"""One render plan per mode, checked once: :func:`plan_render` picks the mode and builds it.
+
+The modes, and what each owns:
+
+- **a trained run** (a pair's ``G_AB``/``G_BA``, or a multi-domain run's ``G`` told its
+  target): the run, its direction and its source domain's data decide the alignment
+  (face or whole frames), the frame mode, the crop and the scale; a face run adds the
+  blend options and ``--enhancer``;
+- **a face swap** (``--target-faces``): a target person's face dataset replaces every
+  face, no run is loaded (:mod:`retarget.render.swap`).
+
+Every check happens once, in this order, before any work: ranges and choices
+(:func:`~retarget.options.check_config`), paths, the input's probe, options that depend
+on each other (:func:`~retarget.render.stream.prepare`), then, once the mode has
+resolved the alignment, every option given where it has no effect
+(:func:`~retarget.options.check_effects`, from the options' metadata in
+:mod:`retarget.config`). The :class:`~retarget.render.stream.Plan` that comes out feeds
+the one streaming core, :func:`~retarget.render.stream.stream`, which checks nothing again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+from retarget.config import FaceConfig, RenderConfig
+from retarget.errors import RetargetError
+from retarget.geometry import square_cut
+from retarget.options import check_effects
+from retarget.progress import console
+from retarget.render.stream import Plan, Prepared, generator_stage, prepare, whole_frame_cut
+
+__all__ = ["LOAD_FACTOR", "check_effect", "plan_render", "plan_run", "plan_swap"]
+
+#: Training resizes frames to ``round(size * LOAD_FACTOR)`` before its random crops unless
+#: ``--load-size`` says otherwise (:func:`retarget.train.data.default_load_size`); the scale
+#: of whole-frame renders for runs that did not record theirs.
+LOAD_FACTOR = 1.12
+
+
+def check_effect(cfg: RenderConfig, align: str) -> None:
+    """Refuse (or warn once about) options given where this render's mode makes them do nothing.
+
+    ``align`` is the render's resolved alignment (``"face"`` or ``"none"``); the rules are
+    the options' :class:`~retarget.options.Only` metadata.
+    """
+    check_effects(cfg, {"align": align}, warn=lambda line: console.print(f"warning: {line}", markup=False))
+
+
+def plan_render(cfg: RenderConfig) -> Plan:
+    """The checked plan of ``cfg``: a face swap's with ``cfg.target_faces``, else a trained run's.
+
+    Raises:
+        RetargetError: any option, path, input or run that cannot render, in one line.
+    """
+    ready = prepare(cfg)
+    return plan_swap(cfg, ready) if cfg.target_faces is not None else plan_run(cfg, ready)
+
+
+def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
+    """The plan of a render with a trained run (``cfg.model``, or the newest under ./models).
+
+    The run's source-domain data decide the alignment, frame mode, face options, crop and
+    scale unless ``cfg`` sets them; a whole-frame run translates the whole frame at the
+    short side its frames had in training.
+    """
+    from retarget.device import resolve_device
+    from retarget.render.direction import pick_direction
+    from retarget.render.translate import Translator
+    from retarget.run import load_networks, open_run
+
+    run = open_run(cfg.model, step=cfg.step)
+    way = pick_direction(run, cfg)
+    data = run.data_of(way.source)
+    align = cfg.align or data.align
+    check_effect(cfg, align)
+    device = resolve_device(cfg.device)
+    load_networks(run, (way.network,), device)
+    net = run.networks[way.network]
+    if way.target is not None:  # the multi-domain G, told its target
+        from retarget.nn.conditional import FixedTarget  # not at import: retarget.nn loads the trainer's step
+
+        net = FixedTarget(net, way.target)
+    where = "" if cfg.model else " (newest run under ./models)"
+    console.print(f"model: {run.path}{where}" + (f" ({way.text})" if way.target is not None else ""), markup=False)
+    size = data.size or run.model_cfg.size
+    translator = Translator(net, device, cfg.amp)
+    info = ready.info
+    aligner = enhance = None
+    if align == "face":
+        from retarget.faces.aligner import face_aligner
+
+        face_cfg = cfg.face or data.face or FaceConfig()
+        aligner = face_aligner(face_cfg, size, cfg.face_ref)
+        enhance = face_enhancer(cfg, size, face_cfg, device)
+        frame, cut = "", square_cut(info.width, info.height, size, data.crop)
+    else:
+        frame = cfg.frame or data.frame or "square"
+        scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
+        cut = whole_frame_cut(cfg, info, frame, int(cfg.scale or scale), data.crop)
+    from retarget.device import precision_name
+
+    return Plan(
+        cfg, ready.src, ready.out, info, size, generator_stage(translator, cfg), cut,
+        aligner=aligner, frame=frame, scene_threshold=data.scene_threshold(), enhance=enhance,
+        # on CPU the generator is the bottleneck and needs every core: a single-threaded
+        # encoder keeps up and disturbs it least; with a GPU the encoder may use all cores
+        encoder_threads=1 if device.type == "cpu" else 0,
+        precision=precision_name(translator.amp), model=str(run.path), direction=way.text,
+    )  # fmt: skip
+
+
+def face_enhancer(cfg: RenderConfig, size: int, face: FaceConfig, device: Any) -> Optional[Any]:
+    """``--enhancer``: the enhancer as a crops -> larger crops function, or None without one.
+
+    Raises:
+        RetargetError: ``--output-size model``, or an enhancer that learnt other faces than
+            this run's (another crop size or margin), or one whose weights do not load.
+    """
+    if cfg.enhancer is None:
+        return None
+    if cfg.output_size == "model":
+        raise RetargetError("--enhancer sharpens the pasted faces: it does not apply with --output-size model")
+    from retarget.nn.enhancer import PreBlur
+    from retarget.render.translate import Translator
+    from retarget.run.enhancer import describe, load_enhancer
+
+    enh = load_enhancer(cfg.enhancer, device)
+    if enh.input_size != size:
+        raise RetargetError(
+            f"{cfg.enhancer}: learnt {enh.input_size} px faces, this run's are {size} px "
+            f"(extract the target at {size * enh.config.scale} px for --scale {enh.config.scale})"
+        )
+    margin = enh.data.face.margin if enh.data.face else None
+    if margin is not None and abs(margin - face.margin) > 1e-6:
+        raise RetargetError(
+            f"{cfg.enhancer}: learnt faces cut with --margin {margin:g}, this render's use {face.margin:g}"
+        )
+    console.print(describe(enh), markup=False)
+    return Translator(PreBlur(enh.net, cfg.enhancer_blur), device, cfg.amp)
+
+
+def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
+    """The plan of a face swap for ``cfg.target_faces`` (:mod:`retarget.render.swap`): no run, faces only.
+
+    Raises:
+        RetargetError: an option of a trained run given, ``cfg.target_faces`` not a face
+            dataset with landmarks, or cut with another margin than ``cfg.face``'s.
+    """
+    from retarget.faces.aligner import face_aligner
+    from retarget.faces.retrieval import BROW_REACH, FaceSwap
+    from retarget.render.swap import face_index, swap_items
+
+    check_effect(cfg, "face")
+    assert cfg.target_faces is not None
+    index = face_index(cfg.target_faces)
+    face = cfg.face or index.face
+    if abs(face.margin - index.face.margin) > 1e-6:
+        raise RetargetError(
+            f"{cfg.target_faces}: faces cut with margin {index.face.margin:g}, this render's use {face.margin:g}"
+        )
+    console.print(
+        f"target faces: {index.root} ({len(index)} faces, {index.size} px, margin {face.margin:g})", markup=False
+    )
+    info = ready.info
+    return Plan(
+        cfg, ready.src, ready.out, info, index.size,
+        functools.partial(swap_items, swap=FaceSwap(index)),
+        square_cut(info.width, info.height, index.size, None),
+        aligner=face_aligner(face, index.size, cfg.face_ref),
+        encoder_threads=1,
+        forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
+        model=str(index.root), direction="swap",
+    )  # fmt: skip
