@@ -79,6 +79,8 @@ PATH_OPTIONS = {
     "--model", "--face-ref", "--target-faces", "--enhancer", "--init-from", "--content-model", "--truth",
     "--target", "--source", "--content-model-a", "--content-model-b", "-o", "--out", "--output",
 }  # fmt: skip
+#: Options whose large valid values ask for long work (not bad input): no far-out-of-reach value for them.
+LONG_WORK = {"--steps", "--time-limit"}
 FILE_KINDS = ["missing.mp4", "{empty}", "{text}", "{still}", "{audio}", "{trunc}", "{da}", "{run}", "{enh}", ""]
 
 
@@ -184,7 +186,8 @@ def option_values(param: Any) -> list[str | None]:
     if typing.get_origin(hint) is typing.Literal:
         return ["bogus", ""]
     if hint is int or hint is float:
-        return _numbers(param, hint)  # type: ignore[arg-type]
+        values = _numbers(param, hint)  # type: ignore[arg-type]
+        return [v for v in values if v not in ("100000", "1e30")] if name in LONG_WORK else values
     if name in PATH_OPTIONS:
         return list(FILE_KINDS)
     return ["", "x" * 300]

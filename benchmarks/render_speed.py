@@ -11,6 +11,9 @@ With ``--stabilize S`` it compares end to end with ``--stabilize S`` against wit
 instead (target, issue 9: >= 0.8x), alternating the two in one process, and writes
 "## render --stabilize".
 
+With ``--limits --scales 144 --frames 48``, each stage alone, the whole render, and FLOPs
+against measured GEMM (:mod:`render_limits`); writes "## render: stages and limits".
+
 With ``--whole`` it renders whole frames (``--frame full``) of the video at each
 ``--scales`` short side, without and with ``--tile`` (frames/s end to end, generator
 included), and checks that memory stays flat over the video's length: the clip is
@@ -289,6 +292,23 @@ def compare_stabilize(args: argparse.Namespace, clip: Path, video: Path, device:
         print("wrote docs/benchmarks.md ## render --stabilize")
 
 
+def limits(args: argparse.Namespace, clip: Path, video: Path, device: str) -> None:
+    """Each stage alone against the whole render, and FLOPs against GEMM (benchmarks/render_limits.py)."""
+    from render_limits import measure, table
+
+    rows = []
+    for scale in args.scales:
+        row = measure(clip, scale, device)
+        row["frames"] = probe(clip).frame_count
+        rows.append(row)
+        print({k: round(v, 3) for k, v in row.items()}, flush=True)
+    text = table(rows, clip, f"Machine: {load()}").replace(clip.name, video.name)
+    print(text)
+    if not args.no_write:
+        write_section(text, title="render: stages and limits")
+        print("wrote docs/benchmarks.md ## render: stages and limits")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
@@ -304,6 +324,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=0, help="with --whole: also render with this --tile")
     ap.add_argument("--loops", type=int, default=3, help="with --whole: play the video this many times")
     ap.add_argument("--amp", default="auto", help="the translator's --amp")
+    ap.add_argument("--limits", action="store_true", help="each stage alone, FLOPs and GEMM, at --scales")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     video = Path(args.video)
@@ -318,6 +339,9 @@ def main() -> None:
             return
         if args.whole:
             whole_frames(args, clip, device, Path(tmp))
+            return
+        if args.limits:
+            limits(args, clip, video, device)
             return
         n_frames = probe(clip).frame_count
         sleep_ratio = overlap_only(clip, args.size[0], args.batch_size, Path(tmp))

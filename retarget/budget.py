@@ -10,7 +10,8 @@ machine has 20 GB free; at most --batch-size 37 fits``. Tests pass ``available``
 
 Network sizes are counted, not guessed: the networks are built on torch's ``meta``
 device (shapes only, no memory, no arithmetic) and the objective's generator pass runs
-on meta tensors, summing the outputs of every leaf module (:func:`model_counts`).
+on meta tensors, summing the outputs of every leaf module (:mod:`retarget.nn.sizes`). The
+measuring scripts were run once by hand (not kept): the constants below carry their results.
 
 Calibration: peak RSS (``ru_maxrss``) of a subprocess over its RSS before the networks
 were built, for two real float32 CPU steps on one thread, against the estimate:
@@ -45,14 +46,15 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-import torch
-from torch import nn
+import numpy as np
 
-from retarget.config import EnhancerConfig, ExtractConfig, LossConfig, ModelConfig, TrainConfig
+from retarget.config import ExtractConfig
 from retarget.errors import RetargetError
+
+if TYPE_CHECKING:  # torch is imported where a count needs it: extract runs without it
+    import torch
 
 #: bytes a trained parameter holds: float32 weight, gradient and Adam's two moments
 PARAM_BYTES = 16
@@ -79,9 +81,10 @@ ENHANCER_ACT_BYTES = 10.0
 def available_memory(device: torch.device | str = "cpu") -> int:
     """Bytes free on ``device``: CUDA ``mem_get_info``; otherwise (CPU, MPS's unified memory) the
     machine's available RAM (``MemAvailable``, else free pages from ``os.sysconf``)."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+    if _is_cuda(device):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -95,115 +98,17 @@ def available_memory(device: torch.device | str = "cpu") -> int:
         return 1 << 62  # unknown: refuse nothing
 
 
+def _is_cuda(device: torch.device | str) -> bool:
+    return str(device).split(":")[0] == "cuda"
+
+
 def human(n: float) -> str:
     """``n`` bytes in decimal units with two significant digits: ``1.2 TB``, ``20 GB``, ``512 MB``."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 999.5 or unit == "PB":
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"):
+        if n < 999.5 or unit == "YB":
             return f"{n:.1f} {unit}" if n < 9.95 and unit != "B" else f"{n:.0f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
-
-
-def _leaf_outputs(run: Callable[[], Any]) -> tuple[int, int]:
-    """(sum, largest) of the values of every leaf module's output while ``run()`` runs."""
-    seen = [0, 0]
-
-    def hook(module: nn.Module, args: Any, out: Any) -> None:
-        if next(module.children(), None) is None:
-            for o in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(o, torch.Tensor):
-                    seen[0] += o.numel()
-                    seen[1] = max(seen[1], o.numel())
-
-    handle = nn.modules.module.register_module_forward_hook(hook)
-    try:
-        run()
-    finally:
-        handle.remove()
-    return seen[0], seen[1]
-
-
-def _meta_networks(model: ModelConfig) -> dict[str, nn.Module]:
-    from retarget.nn.networks import build_networks  # not at import: retarget.nn loads the trainer's step
-
-    with torch.device("meta"):
-        return build_networks(model)
-
-
-def _params(nets: dict[str, nn.Module]) -> int:
-    return sum(p.numel() for net in nets.values() for p in net.parameters())
-
-
-@lru_cache(maxsize=128)
-def model_counts(model: ModelConfig, loss: LossConfig = LossConfig()) -> tuple[int, int]:
-    """(parameters, activation values per sample) of one training step of ``model``.
-
-    The activations are the leaf-module outputs of the objective's generator pass (its
-    graph is alive at the step's peak: the discriminator pass comes after its backward)
-    for one sample. The warp term, gradient penalty and content networks use no
-    parameters of ours and are left out of the count.
-    """
-    from retarget.nn.objectives import frames_per_sample, make_objective
-
-    nets = _meta_networks(model)
-    counted = dataclasses.replace(
-        loss, warp=0.0, gp=0.0, content=0.0, content_model=None, content_model_a=None, content_model_b=None
-    )
-    objective = make_objective(model, counted, nets)
-    shape = (1, frames_per_sample(model), 3, model.size, model.size)
-    if model.domains:
-        batch = {"x": torch.zeros(shape, device="meta")}
-        batch.update(src=torch.zeros(1, dtype=torch.long, device="meta"))
-        batch.update(dst=torch.ones(1, dtype=torch.long, device="meta"))
-    else:
-        batch = {"A": torch.zeros(shape, device="meta"), "B": torch.zeros(shape, device="meta")}
-    total, _ = _leaf_outputs(lambda: objective.generator_terms(batch))
-    return _params(nets), total
-
-
-def train_bytes(cfg: TrainConfig) -> int:
-    """Bytes a training step of ``cfg`` holds at its peak: every network's parameters with
-    their gradients and Adam state, and ``batch_size`` samples' activations."""
-    params, acts = model_counts(cfg.model, cfg.loss)
-    return int(OVERHEAD + params * PARAM_BYTES + acts * cfg.batch_size * ACT_BYTES)
-
-
-@lru_cache(maxsize=128)
-def generator_counts(model: ModelConfig, height: int, width: int) -> tuple[int, int]:
-    """(parameters, values of the largest layer output) of the generator on one ``height x width`` picture."""
-    nets = _meta_networks(model)
-    gen = nets["G"] if model.domains else nets["G_AB"]
-    x = torch.zeros(1, 3, height, width, device="meta")
-    args = (torch.zeros(1, dtype=torch.long, device="meta"),) if model.domains else ()
-    _, largest = _leaf_outputs(lambda: gen(x, *args))
-    return sum(p.numel() for p in gen.parameters()), largest
-
-
-def render_bytes(model: ModelConfig, picture: tuple[int, int], batch_size: int, tile: Optional[int] = None) -> int:
-    """Bytes of render's translate stage: ``batch_size`` pictures of ``picture`` = (width, height)
-    in flight (uint8 copies, and with ``tile`` the float32 blend buffers) and the generator's
-    inference on a batch of them, or of ``tile x tile`` windows."""
-    w, h = (-(-side // 4) * 4 for side in picture)  # padded to multiples of 4
-    per_picture = w * h * 3 * PICTURE_COPIES
-    if tile and (w > tile or h > tile):
-        w, h = min(w, tile // 4 * 4), min(h, tile // 4 * 4)
-        per_picture += picture[0] * picture[1] * 16  # accumulated float32 RGB and weights
-    params, largest = generator_counts(model, h, w)
-    return int(OVERHEAD + params * 4 + batch_size * (per_picture + largest * RENDER_BYTES))
-
-
-def enhancer_bytes(cfg: EnhancerConfig, frame_side: int, frames: int) -> int:
-    """Bytes of enhancer training: the frames kept (uint8, ``frame_side`` px square, at most
-    ``max_frames``), parameters with Adam state, and ``batch_size`` patches' activations."""
-    from retarget.nn.enhancer import FaceEnhancer
-
-    with torch.device("meta"):
-        net = FaceEnhancer(cfg.scale, cfg.width, cfg.blocks)
-    side = max(1, cfg.patch // cfg.scale)
-    acts, _ = _leaf_outputs(lambda: net(torch.zeros(1, 3, side, side, device="meta")))
-    kept = min(frames, cfg.max_frames) * frame_side * frame_side * 3
-    params = sum(p.numel() for p in net.parameters())
-    return int(OVERHEAD + kept + params * PARAM_BYTES + cfg.batch_size * acts * ENHANCER_ACT_BYTES)
 
 
 def extract_bytes(cfg: ExtractConfig, frames: Sequence[tuple[int, int]]) -> int:
@@ -236,14 +141,39 @@ class Knob:
     unit: int = 1  # offered values are multiples of this
 
 
-def _largest(fits: Callable[[int], bool], low: int, high: int, unit: int) -> Optional[int]:
-    """The largest multiple of ``unit`` in [``low``, ``high``] for which ``fits`` (monotone) holds; None if none."""
+def _guess(f: Callable[[int], int], available: int, lo: int) -> Optional[float]:
+    """Where the quadratic through ``f`` at ``lo``, ``2 lo``, ``4 lo`` first reaches ``available``
+    (each estimate is a quadratic, or nearly, in one option); None if it never does."""
+    xs = [lo, 2 * lo, 4 * lo]
+    coef = np.polyfit(np.array(xs, float), np.array([f(x) for x in xs], float), 2)
+    coef[2] -= available
+    roots = [r.real for r in np.roots(coef) if abs(r.imag) < 1e-9 and r.real >= lo]
+    return min(roots) if roots else None
+
+
+def _largest(f: Callable[[int], int], available: int, low: int, high: int, unit: int) -> Optional[int]:
+    """The largest multiple of ``unit`` in [``low``, ``high``] with ``f(value) <= available`` (``f``
+    increasing); None if none. A quadratic guess, checked, then a binary search if it missed."""
     lo, hi = -(-low // unit), high // unit
-    if lo > hi or not fits(lo * unit):
+
+    def fits(k: int) -> bool:
+        return f(k * unit) <= available
+
+    if lo > hi or not fits(lo):
         return None
+    guess = _guess(lambda k: f(k * unit), available, lo)
+    g = hi if guess is None else min(hi, max(lo, int(guess)))
+    if fits(g):
+        if g == hi or not fits(g + 1):
+            return g * unit
+        lo = g + 1
+    else:
+        if g - 1 <= lo or fits(g - 1):
+            return max(lo, g - 1) * unit
+        hi = g - 2
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if fits(mid * unit) else (lo, mid - 1)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo * unit
 
 
@@ -267,68 +197,22 @@ def refuse(
     raised = sorted((k for k in knobs if k.get(cfg) > k.default), key=shrink, reverse=True)
     for k in [*raised, *(k for k in knobs if k not in raised)]:
         value = k.get(cfg)
-        low = k.default if k in raised else k.low
-        best = _largest(lambda v, k=k: estimate(k.put(cfg, v)) <= available, low, value - 1, k.unit)
-        if best is not None:
-            raise RetargetError(f"{k.flag} {value}: {head}; at most {k.flag} {best} fits")
+        # a raised knob: above its default first (the usual answer), then below it
+        for low, high in [(k.default, value - 1), (k.low, k.default - 1)] if k in raised else [(k.low, value - 1)]:
+            best = _largest(lambda v, k=k: estimate(k.put(cfg, v)), available, low, high, k.unit)
+            if best is not None:
+                raise RetargetError(f"{k.flag} {value}: {head}; at most {k.flag} {best} fits")
     named = raised or list(knobs)
     flags = " ".join(f"{k.flag} {k.get(cfg)}" for k in named)
     raise RetargetError(f"{flags}: {head}; lower {' and '.join(k.flag for k in named)}")
 
 
 def _where(device: torch.device | str) -> str:
-    return "this GPU" if torch.device(device).type == "cuda" else "this machine"
-
-
-def _model_knob(flag: str, name: str, **kw: Any) -> Knob:
-    def put(c: TrainConfig, v: int) -> TrainConfig:
-        return dataclasses.replace(c, model=dataclasses.replace(c.model, **{name: v}))
-
-    return Knob(flag, lambda c: getattr(c.model, name), put, getattr(ModelConfig, name), **kw)
+    return "this GPU" if _is_cuda(device) else "this machine"
 
 
 def _field_knob(flag: str, name: str, default: int, **kw: Any) -> Knob:
     return Knob(flag, lambda c: getattr(c, name), lambda c, v: dataclasses.replace(c, **{name: v}), default, **kw)
-
-
-def check_train(cfg: TrainConfig, device: torch.device | str = "cpu", available: Optional[int] = None) -> None:
-    """RetargetError when training ``cfg`` cannot fit in ``device``'s free memory (``available`` bytes
-    when given); call it after the architecture checks and before the run folder is made."""
-    size_unit = 2**cfg.model.p_depth if cfg.model.model == "recycle" else 4
-    knobs = [
-        _field_knob("--batch-size", "batch_size", TrainConfig.batch_size),
-        _model_knob("--size", "size", low=max(size_unit, 2 ** (cfg.model.d_layers + 2)), unit=size_unit),
-        _model_knob("--ngf", "ngf"),
-        _model_knob("--ndf", "ndf"),
-        _model_knob("--npf", "npf"),
-        _model_knob("--blocks", "blocks"),
-    ]
-    free = available_memory(device) if available is None else available
-    refuse(cfg, train_bytes, knobs, free, _where(device))
-
-
-def check_enhancer(
-    cfg: EnhancerConfig,
-    frame_side: int,
-    frames: int,
-    device: torch.device | str = "cpu",
-    available: Optional[int] = None,
-) -> None:
-    """RetargetError when ``train-enhancer`` with ``cfg`` on a dataset of ``frames`` frames of
-    ``frame_side`` px cannot fit (on CUDA the GPU's memory: the frames kept stay in RAM and are not counted)."""
-    dev = torch.device(device)
-    knobs = [
-        _field_knob("--batch-size", "batch_size", EnhancerConfig.batch_size),
-        _field_knob("--patch", "patch", EnhancerConfig.patch, low=16, unit=cfg.scale),
-        _field_knob("--width", "width", EnhancerConfig.width, low=4),
-        _field_knob("--max-frames", "max_frames", EnhancerConfig.max_frames),
-    ]
-
-    def estimate(c: EnhancerConfig) -> int:
-        return enhancer_bytes(c, frame_side, frames if dev.type != "cuda" else 0)
-
-    free = available_memory(dev) if available is None else available
-    refuse(cfg, estimate, knobs, free, _where(dev))
 
 
 def check_extract(cfg: ExtractConfig, frames: Sequence[tuple[int, int]], available: Optional[int] = None) -> None:
@@ -341,48 +225,7 @@ def check_extract(cfg: ExtractConfig, frames: Sequence[tuple[int, int]], availab
     refuse(cfg, lambda c: extract_bytes(c, frames), knobs, free)
 
 
-@dataclass(frozen=True)
-class _Render:
-    side: int
-    batch_size: int
-
-
-def render_budget(
-    model: ModelConfig,
-    width: int,
-    height: int,
-    side: int,
-    batch_size: int,
-    tile: Optional[int] = None,
-    device: torch.device | str = "cpu",
-    *,
-    frame: str = "full",
-    crop: Optional[tuple[int, int, int, int]] = None,
-    available: Optional[int] = None,
-) -> None:
-    """RetargetError when render's translate stage cannot fit in ``device``'s free memory.
-
-    Args:
-        model: the run's architecture.
-        width, height: the source video's frame size.
-        side: the generator's picture: short side of the whole frame (``frame="full"``), side of
-            its centre square (``"square"``), or of the face crop (``"face"``: not an option).
-        batch_size, tile: ``--batch-size``, ``--tile``.
-        crop: the training data's ``--crop`` region, if any.
-    """
-    from retarget.geometry import frame_cut
-
-    def estimate(r: _Render) -> int:
-        picture = (r.side, r.side) if frame == "face" else frame_cut(frame, width, height, r.side, crop).size
-        return render_bytes(model, picture, r.batch_size, tile)
-
-    knobs = [] if frame == "face" else [_field_knob("--scale", "side", side, low=16, unit=4)]
-    knobs.append(_field_knob("--batch-size", "batch_size", 8))
-    free = available_memory(device) if available is None else available
-    refuse(_Render(side, batch_size), estimate, knobs, free, _where(device))
-
-
-_TRIED = re.compile(r"(?:allocate|alloc)\w*\s+(\d+)\s*bytes|Tried to allocate ([\d.]+) ([KMGT]i?B)", re.I)
+_TRIED = re.compile(r"allocate (\d+) bytes|allocate ([\d.]+ [KMGTPE]i?B)", re.I)
 _OOM_TEXT = ("can't allocate memory", "out of memory", "insufficient memory", "failed to allocate")
 
 
@@ -397,10 +240,8 @@ def out_of_memory(exc: BaseException) -> Optional[RetargetError]:
         return None
     match = _TRIED.search(text)
     tried = ""
-    if match and match.group(1):
-        tried = f" ({human(int(match.group(1)))} requested)"
-    elif match:
-        tried = f" ({match.group(2)} {match.group(3)} requested)"
+    if match:
+        tried = f" ({human(int(match.group(1))) if match.group(1) else match.group(2)} requested)"
     return RetargetError(
         f"out of memory{tried}: lower --size, --scale, --batch-size or the network width (--ngf, --width)"
     )

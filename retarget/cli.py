@@ -24,6 +24,7 @@ from retarget.config import (
     DemoConfig,
     EnhancerConfig,
     EvalConfig,
+    ExportConfig,
     ExtractConfig,
     FaceConfig,
     LossConfig,
@@ -93,9 +94,11 @@ def _run(fn: Callable[[], R]) -> R:
 
 def _unexpected(exc: BaseException) -> int:
     """Print the one line of an error that is not a RetargetError; returns the exit status."""
+    from retarget.budget import out_of_memory
     from retarget.errors import bug_line, system_error
 
-    known = system_error(exc)
+    oom = out_of_memory(exc)  # names the size that was asked for, where the error says it
+    known = str(oom) if oom is not None else system_error(exc)
     typer.secho(f"error: {known or bug_line(exc)}", err=True, fg="red")
     return 1 if known else 3
 
@@ -140,6 +143,7 @@ _render_opt = _limited(RenderConfig)
 _eval_opt = _limited(EvalConfig)
 _demo_opt = _limited(DemoConfig)
 _enh_opt = _limited(EnhancerConfig)
+_export_opt = _limited(ExportConfig)
 
 
 def _crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
@@ -556,8 +560,30 @@ def _resume_config(ctx: typer.Context, run_dir: str, flags: dict[str, Any]) -> T
 @app.command()
 def render(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(help="Video to translate.")],
-    output: Annotated[str, typer.Argument(help="Video to write (.mp4, .mkv or .mov).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="VIDEO",
+            help="IN OUT: the video to translate and the video to write (.mp4, .mkv or .mov). "
+            "With -o DIR: videos, folders of videos or glob patterns, all rendered into DIR.",
+        ),
+    ],
+    out_dir: Annotated[
+        Optional[str],
+        typer.Option(
+            "-o",
+            "--out",
+            metavar="DIR",
+            help="Render every input into this folder, names kept; a second run skips the clips already done.",
+        ),
+    ] = RenderConfig.out_dir,
+    jobs: Annotated[
+        int, _render_opt("jobs", help="With -o DIR: clips rendered at once, each in its own process.")
+    ] = RenderConfig.jobs,
+    engine: Annotated[
+        Literal["torch", "onnx"],
+        typer.Option(help="Run the generator in torch, or exported to ONNX in onnxruntime (needs retarget[onnx])."),
+    ] = RenderConfig.engine,
     model: Annotated[
         Optional[str],
         typer.Option("-m", "--model", help="Run folder or checkpoint \\[default: newest run in ./models]."),
@@ -696,14 +722,66 @@ def render(
         _render_opt("end", help="Translate up to this second; later frames are copied unchanged."),
     ] = RenderConfig.end,
 ) -> None:
-    """Translate a video with a trained run (or swap its faces: --target-faces), paste faces back, keep the audio."""
-    cfg = _config(RenderConfig, locals())
+    """Translate a video with a trained run (or swap its faces: --target-faces), paste faces back, keep the audio.
+
+    With -o DIR, render many videos into DIR: an interrupted batch goes on where it stopped.
+    """
     typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
     if typed and to_domain is not None:
         _usage_error(f"--direction {direction} --to {to_domain}: both pick the target; give one of them")
-    from retarget.render.render import render as run_render
+    if out_dir is None:
+        if len(paths) != 2:
+            _usage_error(f"render {' '.join(paths)}: give IN OUT, or several inputs with -o DIR")
+        cfg = _config(RenderConfig, locals(), input=paths[0], output=paths[1])
+        from retarget.render.render import render as run_render
 
-    _run(lambda: run_render(cfg))
+        _run(lambda: run_render(cfg))
+        return
+    cfg = _config(RenderConfig, locals(), input="", output="")
+    from retarget.render.batch import render_many
+
+    def batch() -> None:
+        failed = render_many(cfg, paths).failed
+        if failed:
+            raise RetargetError(f"{len(failed)} of the clips failed to render (see the table)")
+
+    _run(batch)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    model: Annotated[
+        Optional[str], typer.Argument(metavar="RUN", help="Run folder or checkpoint \\[default: newest in ./models].")
+    ] = ExportConfig.model,
+    output: Annotated[str, typer.Option("-o", "--output", help="The .onnx file to write.")] = "",
+    step: Annotated[
+        Optional[int], _export_opt("step", help="Use the run's checkpoint of this step \\[default: its newest].")
+    ] = ExportConfig.step,
+    direction: Annotated[
+        Literal["a2b", "b2a"], typer.Option(help="Which way a pair translates (--to names the target instead).")
+    ] = ExportConfig.direction,
+    to_domain: Annotated[
+        Optional[str],
+        typer.Option("--to", metavar="NAME", help="Target domain by name (needed for a run of 3 or more domains)."),
+    ] = ExportConfig.to_domain,
+    from_domain: Annotated[
+        Optional[str],
+        typer.Option("--from", metavar="NAME", help="The input's domain, whose data the file's metadata describe."),
+    ] = ExportConfig.from_domain,
+    opset: Annotated[int, _export_opt("opset", help="ONNX opset version.")] = ExportConfig.opset,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = ExportConfig.overwrite,
+) -> None:
+    """Write a run's translator as an ONNX file (dynamic height and width), for onnxruntime and other runtimes."""
+    typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
+    if typed and to_domain is not None:
+        _usage_error(f"--direction {direction} --to {to_domain}: both pick the target; give one of them")
+    if not output:
+        _usage_error("export: give the file to write with -o FILE.onnx")
+    cfg = _config(ExportConfig, locals())
+    from retarget.render.export import export_run
+
+    _run(lambda: export_run(cfg))
 
 
 # Longer than 60 lines on purpose: one Typer parameter per option.
@@ -828,6 +906,24 @@ def runs(
     widths = [max(len(c) for c in col) for col in zip(head, *cells)]
     for line in [head, *cells]:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+
+
+@app.command()
+def ui(
+    root: Annotated[str, typer.Option(help="The folder the app browses and writes in.")] = ".",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 keeps the app on this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the page in a browser.")] = False,
+) -> None:
+    """Open the whole workflow (data, training, rendering, runs) in a local app page (needs the ui extra)."""
+    from retarget.ui import require_gradio
+
+    _run(require_gradio)
+    from retarget.ui.app import serve
+
+    _run(lambda: serve(root, host=host, port=port, browser=not no_browser))
 
 
 def main(argv: Optional[list[str]] = None) -> None:

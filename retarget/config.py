@@ -59,7 +59,9 @@ class FaceConfig:
         "tracked", only=FACES_ONLY, flag="--face"
     )  # with several faces: the one nearest the last, or the largest
     detect_every: int = opt(5, min=1, only=FACES_ONLY)  # run the detector every N frames and track the face in between
-    detect_size: int = opt(480, min=64, only=FACES_ONLY)  # longest side of the downscaled frame the detector sees (px)
+    detect_size: int = opt(
+        480, min=64, max=4096, only=FACES_ONLY
+    )  # longest side of the downscaled frame the detector sees (px)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class ExtractConfig:
     size: int = opt(256, min=16)  # side of the square frames, or the short side of full frames (px)
     format: Literal["png", "jpg"] = "png"  # image format of the frames
     quality: int = opt(95, min=1, max=100, only=_opts.Only("format", ("jpg",)))  # JPEG quality, used with format jpg
-    fps: Optional[float] = opt(None, min=0.01)  # resample to this frame rate by timestamp; None keeps all
+    # resample to this frame rate by timestamp; None keeps all (1000: beyond any camera's rate)
+    fps: Optional[float] = opt(None, min=0.01, max=1000)
     every: int = opt(1, min=1)  # keep every N-th frame (after fps resampling)
     start: Optional[float] = opt(None, min=0)  # first second to extract
     end: Optional[float] = opt(None, min=0)  # last second to extract (exclusive)
@@ -88,7 +91,7 @@ class ExtractConfig:
     cut_threshold: float = opt(0.5, min=0, max=1)  # HSV-histogram distance above which a scene cut is declared
     overwrite: bool = False  # replace an existing output folder
     append: bool = False  # add these videos to an existing dataset
-    workers: int = opt(4, min=1)  # threads that encode and write frames
+    workers: int = opt(4, min=1, max=64)  # threads that encode and write frames
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,29 @@ class RenderConfig:
     )  # blur (sigma, model px) of each face before the enhancer: no checkerboard
     start: Optional[float] = opt(None, min=0)  # translate from this second on; earlier frames are copied unchanged
     end: Optional[float] = opt(None, min=0)  # translate up to this second (exclusive); later frames copied unchanged
+    # what runs the generator: torch, or onnxruntime on the run's translator exported to ONNX (docs/render.md)
+    engine: Literal["torch", "onnx"] = opt("torch", only=RUN_ONLY)
+    # render several inputs (files, folders, globs) into this folder, resuming an earlier batch (docs/render.md)
+    out_dir: Optional[str] = opt(None, flag="--out")
+    jobs: int = opt(
+        1, min=1, only=_opts.Only("out_dir", test=lambda own, d: d is not None, why="applies with -o DIR only")
+    )  # clips rendered at once, each in its own process
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Options of ``retarget export``: a run's translator as an ONNX file (docs/render.md)."""
+
+    output: str  # the .onnx file to write
+    model: Optional[str] = None  # run folder or checkpoint; None = newest run under ./models
+    step: Optional[int] = opt(None, min=0)  # the run's checkpoint of this step; None = its newest
+    direction: Literal["a2b", "b2a"] = opt(
+        "a2b", only=_opts.Only("to_domain", (None,), why="--to names the target: give one of them")
+    )  # which generator of a pair (to_domain, when given, wins)
+    to_domain: Optional[str] = opt(None, flag="--to")  # the target domain by name (needed with 3 or more)
+    from_domain: Optional[str] = opt(None, flag="--from")  # the domain whose data the metadata describe
+    opset: int = opt(17, min=9)  # ONNX opset version
+    overwrite: bool = False  # replace an existing file
 
 
 @dataclass(frozen=True)
@@ -323,8 +349,10 @@ class EnhancerConfig:
     batch_size: int = opt(8, min=1)  # patches per step
     patch: int = opt(128, min=16)  # side of the training patches at the output resolution (px)
     lr: float = opt(5e-4, min=0, min_open=True)  # Adam learning rate, halved over the last quarter
-    blur: float = opt(2.0, min=0)  # largest Gaussian blur (sigma, input px) of the training inputs
-    noise: float = opt(0.02, min=0)  # largest noise std (in [-1, 1] units) of the training inputs
+    # largest Gaussian blur (sigma, input px) of the training inputs; past ~10 px a face is a flat blur
+    blur: float = opt(2.0, min=0, max=16)
+    # largest noise std (in [-1, 1] units) of the training inputs; above 1 the noise outweighs the picture
+    noise: float = opt(0.02, min=0, max=1)
     max_frames: int = opt(2000, min=1)  # frames of the dataset kept in memory (evenly spaced)
     seed: int = opt(0, min=0)  # patches, degradations and the initial weights
     threads: Optional[int] = opt(None, min=1)  # torch threads; None = torch's default
@@ -457,6 +485,7 @@ CONFIGS: tuple[type, ...] = (
     EvalConfig,
     DemoConfig,
     EnhancerConfig,
+    ExportConfig,
 )
 
 #: Fields whose default changed after they were added (``opt(absent=...)``): a saved

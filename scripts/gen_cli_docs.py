@@ -24,9 +24,11 @@ GUIDES = {
     "extract": "../extract.md",
     "train": "../train.md",
     "render": "../render.md",
+    "export": "../render.md",
     "eval": "../eval.md",
     "demo": "../quickstart.md",
     "runs": "../train.md",
+    "ui": "../ui.md",
 }
 
 

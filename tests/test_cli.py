@@ -21,7 +21,8 @@ def test_version():
 def test_all_commands_registered():
     import typer.main
 
-    names = ("extract", "train", "train-enhancer", "render", "eval", "demo", "runs")  # the commands the docs describe
+    # the commands the docs describe
+    names = ("extract", "train", "train-enhancer", "render", "export", "eval", "demo", "runs", "ui")
     assert sorted(typer.main.get_command(app).commands) == sorted(names)
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

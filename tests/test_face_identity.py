@@ -146,7 +146,9 @@ def test_extract_refuses_face_ref_without_face_alignment_and_a_missing_image(tmp
 
     video = make_video(tmp_path / "v.mp4", frames=4)
     out = tmp_path / "ds"
-    with pytest.raises(RetargetError, match=r"^--face-ref ref.png: has an effect with --align face only \(this is --align none\)$"):
+    with pytest.raises(
+        RetargetError, match=r"^--face-ref ref.png: has an effect with --align face only \(this is --align none\)$"
+    ):
         extract(ExtractConfig(videos=(str(video),), output=str(out), face_ref="ref.png"))
     with pytest.raises(RetargetError, match=r"^--face-ref \S+nope.png: not found"):
         extract(ExtractConfig(videos=(str(video),), output=str(out), align="face", face_ref=str(tmp_path / "nope.png")))

@@ -9,18 +9,22 @@ ROOT = Path(__file__).resolve().parents[1] / "retarget"
 
 #: Lower numbers sit higher; a module may import its own package and anything with a larger number.
 LAYERS = {
-    "__main__": -1, "cli": 0, "demo": 1, "pipeline": 2,
+    "__main__": -1, "cli": 0, "ui": 0.5, "demo": 1, "pipeline": 2,
     "train": 3, "render": 3,
     "views": 4,
     "run": 5, "eval": 5,
     "nn": 6, "dataset": 6,
     "faces": 7,
     "video": 8,
-    "outputs": 8,
+    "outputs": 8, "budget": 8,
     "geometry": 9, "device": 9, "config": 9, "atomic": 9,
     "options": 10, "progress": 10, "jsontypes": 10, "imageio": 10,
     "errors": 11, "__init__": 11,
 }  # fmt: skip
+
+
+#: Programs run as their own process, like ``__main__``: they may call the command line itself.
+ENTRY_POINTS = {("ui", "trainjob")}  # the app's training process: `retarget train ...`, its exit status recorded
 
 
 def _component(module: str) -> str:
@@ -32,7 +36,7 @@ def test_every_import_points_down():
     wrong = []
     for path in ROOT.rglob("*.py"):
         rel = path.relative_to(ROOT).with_suffix("").parts
-        own = rel[0]
+        own = "__main__" if rel in ENTRY_POINTS else rel[0]
         assert own in LAYERS, f"{path}: not placed in a layer (add it to LAYERS and docs/architecture.md)"
         package = ".".join(("retarget", *rel[:-1]))  # what a relative import starts from
         for node in ast.walk(ast.parse(path.read_text())):

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from retarget.atomic import atomic_dir, clean_stale_temps, write_error
+from retarget.budget import check_extract
 from retarget.config import ExtractConfig, to_dict
 from retarget.options import check_config, check_effects
 from retarget.outputs import check_output
@@ -260,6 +261,7 @@ def extract(cfg: ExtractConfig, *, aligner: Optional[Aligner] = None) -> Extract
     base = _check_output(cfg, out)
     # Probe and hash everything first so a bad file fails before any work is done.
     infos = [probe(v) for v in cfg.videos]
+    check_extract(cfg, [(i.width, i.height) for i in infos])  # an absurd --size before any frame
     shas = [file_sha256(v) for v in cfg.videos]
     if base is not None:
         known = {v.sha256: v.path for v in base.videos}

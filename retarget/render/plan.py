@@ -30,7 +30,7 @@ from retarget.options import check_effects
 from retarget.progress import console
 from retarget.render.stream import Plan, Prepared, generator_stage, prepare, whole_frame_cut
 
-__all__ = ["LOAD_FACTOR", "check_effect", "plan_render", "plan_run", "plan_swap"]
+__all__ = ["LOAD_FACTOR", "check_effect", "make_translator", "plan_render", "plan_run", "plan_swap"]
 
 #: Training resizes frames to ``round(size * LOAD_FACTOR)`` before its random crops unless
 #: ``--load-size`` says otherwise (:func:`retarget.train.data.default_load_size`); the scale
@@ -65,8 +65,8 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
     short side its frames had in training.
     """
     from retarget.device import resolve_device
+    from retarget.nn.budget import render_budget
     from retarget.render.direction import pick_direction
-    from retarget.render.translate import Translator
     from retarget.run import load_networks, open_run
 
     run = open_run(cfg.model, step=cfg.step)
@@ -75,6 +75,25 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
     align = cfg.align or data.align
     check_effect(cfg, align)
     device = resolve_device(cfg.device)
+    size, info = data.size or run.model_cfg.size, ready.info
+    if align == "face":
+        frame, side, cut = "", size, square_cut(info.width, info.height, size, data.crop)
+    else:
+        frame = cfg.frame or data.frame or "square"
+        side = int(cfg.scale or ((data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size))
+        cut = whole_frame_cut(cfg, info, frame, side, data.crop)
+    # the generator's memory at this picture size, before any of it is allocated
+    render_budget(
+        run.model_cfg,
+        info.width,
+        info.height,
+        side,
+        cfg.batch_size,
+        cfg.tile,
+        device,
+        frame=frame or "face",
+        crop=data.crop,
+    )
     load_networks(run, (way.network,), device)
     net = run.networks[way.network]
     if way.target is not None:  # the multi-domain G, told its target
@@ -83,9 +102,7 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
         net = FixedTarget(net, way.target)
     where = "" if cfg.model else " (newest run under ./models)"
     console.print(f"model: {run.path}{where}" + (f" ({way.text})" if way.target is not None else ""), markup=False)
-    size = data.size or run.model_cfg.size
-    translator = Translator(net, device, cfg.amp)
-    info = ready.info
+    translator = make_translator(cfg, net, device)
     aligner = enhance = None
     if align == "face":
         from retarget.faces.aligner import face_aligner
@@ -93,11 +110,6 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
         face_cfg = cfg.face or data.face or FaceConfig()
         aligner = face_aligner(face_cfg, size, cfg.face_ref)
         enhance = face_enhancer(cfg, size, face_cfg, device)
-        frame, cut = "", square_cut(info.width, info.height, size, data.crop)
-    else:
-        frame = cfg.frame or data.frame or "square"
-        scale = (data.scale or round(run.model_cfg.size * LOAD_FACTOR)) if frame == "full" else size
-        cut = whole_frame_cut(cfg, info, frame, int(cfg.scale or scale), data.crop)
     from retarget.device import precision_name
 
     return Plan(
@@ -108,6 +120,29 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
         encoder_threads=1 if device.type == "cpu" else 0,
         precision=precision_name(translator.amp), model=str(run.path), direction=way.text,
     )  # fmt: skip
+
+
+def make_translator(cfg: RenderConfig, net: Any, device: Any) -> Any:
+    """The translate function of ``--engine``: the generator in torch (:class:`~retarget.render.translate.Translator`),
+    or exported in memory to ONNX and run by onnxruntime (:class:`~retarget.render.export.OnnxTranslator`, float32).
+
+    Raises:
+        RetargetError: ``--engine onnx`` without onnx and onnxruntime installed, or with an ``--amp`` other than auto/off.
+    """
+    from retarget.render.translate import Translator
+
+    if cfg.engine == "torch":
+        return Translator(net, device, cfg.amp)
+    if cfg.amp not in ("auto", "off"):
+        raise RetargetError(f"--amp {cfg.amp}: --engine onnx runs the generator in float32; leave --amp out")
+    import torch
+
+    from retarget.render.export import OnnxTranslator, onnx_bytes, require_onnx
+
+    require_onnx("--engine onnx")
+    onnx = OnnxTranslator(onnx_bytes(net), device.type, threads=torch.get_num_threads() if device.type == "cpu" else 0)
+    console.print(f"engine: onnxruntime ({onnx.provider})", markup=False)
+    return onnx
 
 
 def face_enhancer(cfg: RenderConfig, size: int, face: FaceConfig, device: Any) -> Optional[Any]:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from retarget.atomic import clean_stale_temps
+from retarget.nn.budget import check_enhancer
 from retarget.config import EnhancerConfig
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.device import amp_dtype, precision_name, resolve_amp, resolve_device
@@ -145,6 +146,7 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    check_enhancer(cfg, ds.size, len(ds.frames), device)  # memory, before the frames are loaded
     amp = resolve_amp(cfg.amp, device, cfg.width)
     frames = load_frames(ds, cfg.max_frames)
     torch.manual_seed(cfg.seed)

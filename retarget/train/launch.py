@@ -27,6 +27,7 @@ import torch
 from rich.markup import escape
 
 from retarget.atomic import clean_stale_temps, write_error
+from retarget.nn.budget import check_train
 from retarget.config import WHOLE_FRAME_IDENTITY_PER_CYCLE, TrainConfig, check_train_config, replace, whole_frame_loss
 from retarget.options import check_effects
 from retarget.device import device_kind, precision_name, resolve_device
@@ -184,6 +185,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         check_size(cfg.model)
     except ValueError as exc:
         raise RetargetError(f"--size {cfg.model.size}: {exc}") from None
+    check_train(cfg, device)  # memory for the networks and a batch, before the run folder exists
     run_dir = _check_run_dir(cfg)
     prepare_run_dir(cfg, run_dir)
     init = read_init(cfg)  # --init-from: read and checked before the run folder is touched
