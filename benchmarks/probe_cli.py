@@ -14,6 +14,7 @@ the same dataset twice; options that do nothing where they are given). Each case
 dataset, a trained run, an enhancer) with a timeout and a memory cap, and is judged:
 
 - ``clean``: non-zero exit, one ``error:`` line, no traceback, nothing left, inputs intact;
+- ``kept``: a training that saved good checkpoints, then stopped in one line saying they are kept;
 - ``warned``: exit 0 with a ``warning:`` line; ``ran``: exit 0 (the value was valid);
 - ``lost``: an input changed or vanished; ``traceback``; ``left``: a failed command left
   files; ``lines``: more than one line of error; ``hang``: timed out or killed.
@@ -76,6 +77,8 @@ def judge(case: dict[str, Any], rc: int, err: str, before: dict, after: dict) ->
     errors = [line for line in lines if line.startswith("error:")]
     if rc != 0:
         new = set(after) - set(before)
+        if new and any("is kept" in line for line in errors):  # a run that saved good steps, then stopped
+            return "kept"
         if new:
             return "left"
         return "clean" if len(errors) == 1 and len(lines) <= 3 else "lines"
@@ -134,7 +137,7 @@ def report(rows: list[dict[str, Any]], out: Path, env: str) -> str:
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps({"environment": env, "counts": counts, "cases": rows}, indent=1))
-    (out / "probe.md").write_text(text)
+    (out / "probe.md").write_text(text, errors="backslashreplace")  # a case's path may hold a non-UTF-8 byte
     return text
 
 

@@ -368,7 +368,7 @@ class DemoConfig:
     out: str = "demo_out"  # folder for everything the demo writes
     seed: int = opt(0, min=0)  # seed of the synthetic domains and the training
     steps: int = opt(600, min=1)  # training steps of the small preset
-    size: int = opt(64, min=32)  # frame size of the synthetic domains (px)
+    size: int = opt(64, min=32, max=512)  # frame size of the synthetic domains (px); a demo, not a benchmark
     overwrite: bool = True  # replace an earlier demo in `out`
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from retarget.errors import RetargetError, bug_line, system_error
+from retarget.run.layout import EVAL, REPORT
 from retarget.ui import actions
 from retarget.ui.paths import Root
 from retarget.ui.views import dataset_preview, dataset_summary, load_dataset, run_files
@@ -266,7 +267,7 @@ def _runs_tab(root: Root) -> dict[str, Any]:
     table = gr.Dataframe(rows, headers=head, interactive=False, elem_id="runs-table", wrap=True)
     run = gr.Dropdown(actions.run_names(root), label="Run", allow_custom_value=True)
     link = gr.Markdown(elem_id="run-report")
-    scores = gr.JSON(label="Eval scores (eval.json in the run folder)")
+    scores = gr.JSON(label=f"Eval scores ({EVAL} in the run folder)")
     error = _error()
 
     def details(name: str) -> tuple[Any, ...]:
@@ -276,7 +277,7 @@ def _runs_tab(root: Root) -> dict[str, Any]:
         page = (
             f"[Open the report page of {name}](/gradio_api/file={files.report})"
             if files.report
-            else f"{name}: no report page yet (training writes report.html at its first preview)"
+            else f"{name}: no report page yet (training writes {REPORT} at its first preview)"
         )
         return page, files.eval
 

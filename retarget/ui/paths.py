@@ -14,13 +14,14 @@ from typing import Iterator
 
 from retarget.errors import RetargetError
 from retarget.outputs import MANIFEST, VIDEO_SUFFIXES
+from retarget.run.layout import CHECKPOINTS, PREVIEWS, TB
 
 #: The app's own folder under the root: training jobs, uploads, gradio's file cache.
 APP_DIR = ".retarget-ui"
 #: Folder levels below the root that the listings search.
 DEPTH = 4
 #: Folders never searched: a run's previews and TensorBoard logs, Python caches.
-_SKIP = {"previews", "tb", "checkpoints", "__pycache__", "node_modules"}
+_SKIP = {PREVIEWS, TB, CHECKPOINTS, "__pycache__", "node_modules"}
 
 
 class Root:
