@@ -42,6 +42,11 @@ RUN_ONLY = _opts.Only(
     "target_faces", (None,), why="--target-faces swaps faces without a trained run: it does not apply"
 )
 RECYCLE_ONLY = _opts.Only("model.model", ("recycle",))
+CONTENT_ONLY = _opts.Only(
+    "loss",
+    test=lambda own, loss: any((loss.content_model, loss.content_model_a, loss.content_model_b)),
+    why="applies with a content model only (--content-model, --content-model-a or -b)",
+)
 
 
 @dataclass(frozen=True)
@@ -139,12 +144,18 @@ class LossConfig:
     tv: float = opt(0.0, min=0)  # total variation of the translations
     # -- content-preserving terms (docs/training.md "Content terms") --
     feature_match: float = opt(0.0, min=0)  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
-    content: float = opt(1.0, min=0)  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
+    content: float = opt(
+        1.0, min=0, only=CONTENT_ONLY
+    )  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
     content_model: Optional[str] = None  # TorchScript file of f, for both directions
     content_model_a: Optional[str] = None  # f for A->B (on a and G_AB(a)); overrides content_model
     content_model_b: Optional[str] = None  # f for B->A (on b and G_BA(b)); overrides content_model
-    content_size: Optional[int] = opt(None, min=8)  # side f expects (px), images resized to it; None = training size
-    content_norm: ContentNorm = "minus1_1"  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
+    content_size: Optional[int] = opt(
+        None, min=8, only=CONTENT_ONLY
+    )  # side f expects (px), images resized to it; None = training size
+    content_norm: ContentNorm = opt(
+        "minus1_1", only=CONTENT_ONLY
+    )  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
     # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper); saved configs
     # without the key were written before the term existed and load with it off
     warp: float = opt(20.0, min=0, absent=0.0, only=RECYCLE_ONLY)

@@ -171,6 +171,8 @@ def check_config(cfg: Any) -> None:
         rng = f.metadata.get(_RANGE)
         if rng is not None and value is not None and isinstance(value, (int, float)) and value not in rng:
             raise OptionError(f"{flag_of(f)} {value:g}: must be {rng.text()}")
+        if isinstance(value, str) and not value.strip() and _optional_text(hints.get(f.name)):
+            raise OptionError(f"{flag_of(f)} {value!r}: empty; give a value or leave the option out")
         choices = _choices(hints.get(f.name))
         if choices and value not in choices:
             raise OptionError(
@@ -186,6 +188,15 @@ def _hints(cls: type) -> dict[str, Any]:
         return typing.get_type_hints(cls)
     except (NameError, TypeError):  # an annotation that does not resolve: no choices checked
         return {}
+
+
+def _optional_text(hint: Any) -> bool:
+    """Whether ``hint`` is ``Optional[str]``: an option that names something (a path, a domain) or is left out."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) in (typing.Union, getattr(types, "UnionType", None)) and set(args) == {
+        str,
+        type(None),
+    }
 
 
 def _choices(hint: Any) -> tuple[Any, ...]:

@@ -61,20 +61,10 @@ ENHANCER_WEIGHTS = "enhancer.safetensors"  # an enhancer folder's
 
 
 def _is_run(folder: Path) -> bool:
-    """A run folder: a checkpoint's weights, or a run started before its first checkpoint (a training
-    config, metrics, previews or the checkpoint folder). Reads names and the config's keys only."""
-    import json
-
-    steps = folder / RUN_CHECKPOINTS
-    if (folder / RUN_WEIGHTS).is_file() or (steps.is_dir() and any(steps.glob(f"step_*/{RUN_WEIGHTS}"))):
-        return True
-    try:
-        config = json.loads((folder / RUN_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    started = isinstance(config, dict) and "a_dir" in config  # a TrainConfig, not an enhancer's options
-    folders = (steps, folder / RUN_PREVIEWS)
-    return started or any(f.is_dir() for f in folders) or (folder / RUN_METRICS).is_file()
+    """A run folder: a checkpoint's weights or a training config (:func:`_trained_here`), or a run started
+    before its first checkpoint (its metrics, previews or checkpoint folder)."""
+    folders = (folder / RUN_CHECKPOINTS, folder / RUN_PREVIEWS)
+    return _trained_here(folder) or any(f.is_dir() for f in folders) or (folder / RUN_METRICS).is_file()
 
 
 def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
@@ -133,6 +123,37 @@ def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None]) ->
         else:
             continue
         raise RetargetError(f"{out}: {why}; an output never replaces or goes into an input: choose another output")
+
+
+def _trained_here(folder: Path) -> bool:
+    """A checkpoint's weights, or a training config (its ``a_dir``), in ``folder``: surely a run."""
+    import json
+
+    steps = folder / RUN_CHECKPOINTS
+    if (folder / RUN_WEIGHTS).is_file() or (steps.is_dir() and any(steps.glob(f"step_*/{RUN_WEIGHTS}"))):
+        return True
+    try:
+        config = json.loads((folder / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "a_dir" in config
+
+
+def _enclosing_product(out: Path) -> Optional[tuple[Path, str]]:
+    """The nearest folder above ``out`` that is surely a dataset, a run or an enhancer, with its kind; or None.
+
+    Only sure signs count here (a manifest, an enhancer's weights, a checkpoint's weights or a
+    training config), so that a project folder that merely has a ``checkpoints`` folder of
+    another tool is not taken for a run. A demo folder holds datasets and runs by design.
+    """
+    for folder in out.resolve().parents:
+        if (folder / MANIFEST).is_file():
+            return folder, "dataset"
+        if (folder / ENHANCER_WEIGHTS).is_file():
+            return folder, "enhancer"
+        if (folder / RUN_CONFIG).is_file() and _trained_here(folder):
+            return folder, "run"
+    return None
 
 
 def _check_existing(out: Path, kind: str, overwrite: bool, reuse: bool) -> None:
@@ -207,6 +228,7 @@ def check_output(
 
     Raises:
         RetargetError: one line naming ``out``: empty; is, holds or lies inside an input;
+            lies inside a dataset, a run or an enhancer (a folder output);
             exists as something other than ``kind`` (with or without ``overwrite``);
             exists without ``overwrite`` or ``reuse``; cannot be written there.
     """
@@ -218,6 +240,12 @@ def check_output(
         raise RetargetError(f"{command} {option} {str(out)!r}: empty output path; give a {what} name")
     path = Path(out)
     _check_inputs(path, inputs)
+    inside = _enclosing_product(path) if kind != "video" else None
+    if inside is not None:  # a dataset's reader, a run's resume, an enhancer's loader would meet it there
+        folder, what = inside
+        raise RetargetError(
+            f"{out}: lies inside {folder}, {KINDS[what][1]} (made by retarget {KINDS[what][0]}); choose another output"
+        )
     if path.exists() or path.is_symlink():
         _check_existing(path, kind, overwrite, reuse)
     _check_writable(path)

@@ -14,7 +14,7 @@ from test_enhancer import face_dataset
 from typer.testing import CliRunner
 
 from retarget.cli import app
-from retarget.config import DemoConfig, EnhancerConfig, ExtractConfig, TrainConfig, model_preset
+from retarget.config import DemoConfig, EnhancerConfig, ExtractConfig, RenderConfig, TrainConfig, model_preset
 from retarget.errors import RetargetError
 from retarget.outputs import DEMO_MARKER, check_distinct, check_output, product_kind
 from retarget.run import layout
@@ -161,8 +161,8 @@ def test_overwrite_replaces_only_an_output_of_the_same_kind(world, command):
 def test_an_empty_or_unwritable_output_is_one_line_before_any_work(world, command, tmp_path):
     (tmp_path / "afile").write_text("x")
     for out, match in (
-        ("", "empty output path"),
-        (" ", "empty output path"),
+        ("", "empty"),
+        (" ", "empty"),
         (tmp_path / "afile" / "sub", "cannot write: .*afile is a file"),
         ("/proc/retarget-test/out", "cannot write: its folder cannot hold files"),
     ):
@@ -193,7 +193,7 @@ def test_the_cli_answers_each_refusal_in_one_line_with_exit_1(world):
     before = _snapshot(world)
     cases = [
         (["extract", str(video), "-o", str(video.parent), "--overwrite"], "holds the input"),
-        (["extract", str(video), "-o", ""], "empty output path"),
+        (["extract", str(video), "-o", ""], "empty"),
         (["train", str(a), str(a)], "the same dataset"),
         (["train", str(a), str(world / "in" / "B"), "-o", str(world / "products" / "dataset")], "not a training run"),
         (["train-enhancer", str(faces), "-o", str(faces), "--overwrite", "--patch", "32"], "is the input"),
@@ -325,3 +325,42 @@ def test_the_names_products_are_known_by_are_those_their_writers_use():
     assert (outputs.RUN_CHECKPOINTS, outputs.RUN_WEIGHTS) == (layout.CHECKPOINTS, layout.WEIGHTS)
     assert outputs.ENHANCER_WEIGHTS == layout.ENHANCER_WEIGHTS
     assert layout._STEP_PREFIX == "step_"  # outputs.py globs checkpoints/step_*/
+
+
+def test_render_never_writes_over_into_or_around_its_inputs(world, tmp_path):
+    """render × (the input inside the output, the output inside an input, another command's product): one line."""
+    from retarget.render.stream import check_paths
+
+    clip = world / "in" / "videos" / "clip.mp4"
+    faces = world / "in" / "faces"
+    before = _snapshot(world)
+    cases = [
+        (dict(output=str(clip)), "is the input"),  # over the input itself
+        (dict(output=str(world / "in" / "videos")), "holds the input"),  # the input inside the output
+        (dict(output=str(faces / "o.mp4"), target_faces=str(faces)), "lies inside the input"),  # into an input
+        (dict(output=str(world / "products" / "run")), "is a folder; give an output file name"),  # a run
+        (dict(output=str(world / "products" / "dataset")), "is a folder"),  # a dataset
+        (dict(output=""), "empty"),
+        (dict(output=str(tmp_path / "afile" / "o.mp4")), "cannot write"),
+    ]
+    (tmp_path / "afile").write_text("x")
+    for kw, match in cases:
+        for overwrite in (True, False):
+            cfg = RenderConfig(**{"input": str(clip), **kw, "overwrite": overwrite})
+            with pytest.raises(RetargetError, match=match) as err:
+                check_paths(cfg)
+            assert "\n" not in str(err.value)
+    assert _snapshot(world) == before
+
+
+def test_a_new_folder_inside_a_dataset_run_or_enhancer_is_refused_but_not_inside_a_project(world, tmp_path):
+    from retarget.outputs import check_output
+
+    for product in ("dataset", "run", "enhancer"):
+        with pytest.raises(RetargetError, match=r"lies inside .*\(made by retarget"):
+            check_output(world / "products" / product / "new", kind="dataset")
+    project = tmp_path / "project"  # another tool's folder: a config and checkpoints of its own
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "config.json").write_text('{"lr": 0.1}')
+    assert check_output(project / "data", kind="dataset") == project / "data"
+    assert check_output(world / "products" / "run" / "clip.mp4", kind="video")  # a file beside a run's: fine
