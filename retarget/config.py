@@ -127,25 +127,34 @@ class ModelConfig:
     condition: Condition = "modulate"  # how G reads its target: modulate (per-domain norm scale/shift) or concat
 
 
+#: The largest loss weight: beyond 10,000 x the adversarial term one term drowns every other
+#: (the paper's weights are 10; the sweeps in docs/benchmarks.md stay under 100)
+MAX_WEIGHT = 1e4
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Weights and kinds of loss terms; a weight of 0 removes the term entirely."""
 
     gan_loss: GanLoss = "lsgan"  # adversarial loss form
-    adv: float = opt(1.0, min=0)  # adversarial weight (generator side)
-    cycle: float = opt(10.0, min=0)  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
-    recurrent: float = opt(10.0, min=0, only=RECYCLE_ONLY)  # |x_t+2 - P_X(x_t, x_t+1)|_1
-    recycle: float = opt(10.0, min=0, only=RECYCLE_ONLY)  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
+    adv: float = opt(1.0, min=0, max=MAX_WEIGHT)  # adversarial weight (generator side)
+    cycle: float = opt(10.0, min=0, max=MAX_WEIGHT)  # spatial cycle |x - G_YX(G_XY(x))|_1; 0 = pure Recycle-GAN
+    recurrent: float = opt(10.0, min=0, max=MAX_WEIGHT, only=RECYCLE_ONLY)  # |x_t+2 - P_X(x_t, x_t+1)|_1
+    recycle: float = opt(
+        10.0, min=0, max=MAX_WEIGHT, only=RECYCLE_ONLY
+    )  # |x_t+2 - G_YX(P_Y(G_XY(x_t), G_XY(x_t+1)))|_1
     # |y - G_XY(y)|_1; None: IDENTITY_PER_CYCLE x cycle, both models; a new run on whole frames
     # saves WHOLE_FRAME_IDENTITY_PER_CYCLE x cycle instead (docs/training.md "Whole frames")
-    identity: Optional[float] = opt(None, min=0)
-    similarity: float = opt(0.0, min=0)  # |x - G_XY(x)|_1, keeps shape when only style should change
-    gp: float = opt(0.0, min=0)  # one-sided gradient penalty on real/fake interpolates
-    tv: float = opt(0.0, min=0)  # total variation of the translations
+    identity: Optional[float] = opt(None, min=0, max=MAX_WEIGHT)
+    similarity: float = opt(0.0, min=0, max=MAX_WEIGHT)  # |x - G_XY(x)|_1, keeps shape when only style should change
+    gp: float = opt(0.0, min=0, max=MAX_WEIGHT)  # one-sided gradient penalty on real/fake interpolates
+    tv: float = opt(0.0, min=0, max=MAX_WEIGHT)  # total variation of the translations
     # -- content-preserving terms (docs/training.md "Content terms") --
-    feature_match: float = opt(0.0, min=0)  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
+    feature_match: float = opt(
+        0.0, min=0, max=MAX_WEIGHT
+    )  # |D_Y1,2(x) - D_Y1,2(G_XY(x))|_1 on D_Y's first two blocks (DIAT)
     content: float = opt(
-        1.0, min=0, only=CONTENT_ONLY
+        1.0, min=0, max=MAX_WEIGHT, only=CONTENT_ONLY
     )  # |f(x) - f(G_XY(x))|_1 weight; only with a content model (DTN f-constancy)
     content_model: Optional[str] = None  # TorchScript file of f, for both directions
     content_model_a: Optional[str] = None  # f for A->B (on a and G_AB(a)); overrides content_model
@@ -158,10 +167,11 @@ class LossConfig:
     )  # input range f expects: minus1_1, 0_1 or imagenet (mean/std)
     # recycle only: |G(x_t+1) - warp(G(x_t))|_1 along the source's flow (ours; 0 = paper); saved configs
     # without the key were written before the term existed and load with it off
-    warp: float = opt(20.0, min=0, absent=0.0, only=RECYCLE_ONLY)
+    warp: float = opt(20.0, min=0, max=MAX_WEIGHT, absent=0.0, only=RECYCLE_ONLY)
     cls: float = opt(
         1.0,
         min=0,
+        max=MAX_WEIGHT,
         only=_opts.Only(
             "is_multi",
             (True,),
@@ -206,7 +216,7 @@ class TrainConfig:
     batch_size: int = opt(1, min=1)  # triplets (or frames for cyclegan) per domain per step; multi-domain: per step
     # Adam's betas are decay rates of running means: 1 would never forget (torch refuses
     # it); a zero learning rate would train nothing
-    lr: float = opt(2e-4, min=0, min_open=True)  # Adam learning rate
+    lr: float = opt(2e-4, min=0, min_open=True, max=1)  # Adam learning rate; above 1 Adam steps past any weight scale
     beta1: float = opt(0.5, min=0, max=1, max_open=True)  # Adam beta1
     beta2: float = opt(0.999, min=0, max=1, max_open=True)  # Adam beta2
     decay_from: Optional[int] = opt(
@@ -359,7 +369,7 @@ class EnhancerConfig:
     time_limit: Optional[float] = opt(600.0, min=1)  # stop after this many seconds of training; None = steps only
     batch_size: int = opt(8, min=1)  # patches per step
     patch: int = opt(128, min=16)  # side of the training patches at the output resolution (px)
-    lr: float = opt(5e-4, min=0, min_open=True)  # Adam learning rate, halved over the last quarter
+    lr: float = opt(5e-4, min=0, min_open=True, max=1)  # Adam learning rate, halved over the last quarter
     # largest Gaussian blur (sigma, input px) of the training inputs; past ~10 px a face is a flat blur
     blur: float = opt(2.0, min=0, max=16)
     # largest noise std (in [-1, 1] units) of the training inputs; above 1 the noise outweighs the picture

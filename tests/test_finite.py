@@ -93,8 +93,12 @@ def test_an_enhancer_that_is_not_finite_is_neither_written_nor_loaded(tmp_path):
         load_enhancer(saved)
 
 
-def test_train_enhancer_stops_in_one_line_when_its_loss_diverges(tmp_path):
+def test_train_enhancer_stops_in_one_line_when_its_loss_diverges(tmp_path, monkeypatch):
+    from retarget.train import enhancer as enhancer_mod
     from retarget.train.enhancer import train_enhancer
+
+    real = enhancer_mod.sample  # a diverged step, made sure: the lr's range (at most 1) no longer allows 1e30
+    monkeypatch.setattr(enhancer_mod, "sample", lambda *a, **k: real(*a, **k) * float("nan"))
 
     cfg = EnhancerConfig(
         data=str(face_dataset(tmp_path / "faces", n=3)),
@@ -105,7 +109,7 @@ def test_train_enhancer_stops_in_one_line_when_its_loss_diverges(tmp_path):
         time_limit=None,
         batch_size=2,
         patch=32,
-        lr=1e30,
+        lr=1.0,
         device="cpu",
         amp="off",
     )
