@@ -223,7 +223,7 @@ def swap_and_render(pair: Pair, size: int, margin: float, clip: str, render_to: 
                                   face=FaceConfig(margin=margin), overwrite=True))  # fmt: skip
         seconds = time.perf_counter() - t0
         r0 = time.perf_counter()
-        render(RenderConfig(input=clip, output=render_to, target_faces=str(faces), device="cpu", overwrite=True))
+        render(RenderConfig(input=clip, output=render_to, target_faces=str(faces), overwrite=True))
     return {"train_s": seconds, "render_s": time.perf_counter() - r0}
 
 
