@@ -41,9 +41,12 @@ KINDS = {
     "enhancer": ("train-enhancer", "an enhancer folder"),
     "demo": ("demo", "a demo output"),
     "video": ("render", "a video file"),
+    "onnx": ("export", "an ONNX file"),
 }
+#: The kinds that are single files (the others are folders).
+FILE_KINDS = ("video", "onnx")
 
-__all__ = ["DEMO_MARKER", "KINDS", "VIDEO_SUFFIXES", "check_distinct", "check_output", "product_kind"]
+__all__ = ["DEMO_MARKER", "FILE_KINDS", "KINDS", "VIDEO_SUFFIXES", "check_distinct", "check_output", "product_kind"]
 
 
 def _entries(folder: Path) -> list[str]:
@@ -78,7 +81,8 @@ def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
     """
     path = Path(path)
     if path.is_file():
-        return "video" if path.suffix.lower() in VIDEO_SUFFIXES else None
+        suffix = path.suffix.lower()
+        return "video" if suffix in VIDEO_SUFFIXES else "onnx" if suffix == ".onnx" else None
     if not path.is_dir():
         return None
     if (path / DEMO_MARKER).is_file():
@@ -98,8 +102,8 @@ def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
 def _describe(path: Path) -> str:
     """What an existing ``path`` is, for a message: ``holds a training run (made by retarget train)``."""
     kind = product_kind(path)
-    if kind == "video":
-        return "is a video file"
+    if kind in FILE_KINDS:
+        return f"is {KINDS[kind][1]}"
     if kind is not None:
         return f"holds {KINDS[kind][1]} (made by retarget {KINDS[kind][0]})"
     if path.is_dir():
@@ -159,10 +163,10 @@ def _enclosing_product(out: Path) -> Optional[tuple[Path, str]]:
 def _check_existing(out: Path, kind: str, overwrite: bool, reuse: bool) -> None:
     """RetargetError for an existing ``out`` that must not be replaced or written into."""
     wanted = KINDS[kind][1]
-    if kind == "video":
+    if kind in FILE_KINDS:
         if out.is_dir():
             raise RetargetError(f"{out}: is a folder; give an output file name")
-        same = product_kind(out) == "video"
+        same = product_kind(out) == kind
     elif not out.is_dir():
         raise RetargetError(f"{out}: is not a folder, it {_describe(out)}; choose another output")
     else:
@@ -236,11 +240,11 @@ def check_output(
         raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(KINDS)}")
     command = command or KINDS[kind][0]
     if not str(out).strip():
-        what = "file" if kind == "video" else "folder"
+        what = "file" if kind in FILE_KINDS else "folder"
         raise RetargetError(f"{command} {option} {str(out)!r}: empty output path; give a {what} name")
     path = Path(out)
     _check_inputs(path, inputs)
-    inside = _enclosing_product(path) if kind != "video" else None
+    inside = _enclosing_product(path) if kind not in FILE_KINDS else None
     if inside is not None:  # a dataset's reader, a run's resume, an enhancer's loader would meet it there
         folder, what = inside
         raise RetargetError(

@@ -188,7 +188,7 @@ def test_cli_export_and_its_output_checks(tmp_path, pair):
     assert runner.invoke(app, ["export", str(pair), "-o", str(out), "--overwrite", "--to", "day"]).exit_code == 0
     assert read_metadata(out)["direction"] == "b2a"
     inside = runner.invoke(app, ["export", str(pair), "-o", str(pair / "x.onnx")])
-    assert inside.exit_code == 1 and "inside the run" in inside.output
+    assert inside.exit_code == 1 and "lies inside the input" in inside.output
     suffix = runner.invoke(app, ["export", str(pair), "-o", str(tmp_path / "x.pt")])
     assert suffix.exit_code == 1 and "ending in .onnx" in suffix.output
     assert runner.invoke(app, ["export", str(pair)]).exit_code == 2

@@ -364,3 +364,15 @@ def test_a_new_folder_inside_a_dataset_run_or_enhancer_is_refused_but_not_inside
     (project / "config.json").write_text('{"lr": 0.1}')
     assert check_output(project / "data", kind="dataset") == project / "data"
     assert check_output(world / "products" / "run" / "clip.mp4", kind="video")  # a file beside a run's: fine
+
+
+def test_an_onnx_file_is_export_s_product(world, tmp_path):
+    from retarget.outputs import check_output, product_kind
+
+    (tmp_path / "look.onnx").write_bytes(b"onnx")
+    assert product_kind(tmp_path / "look.onnx") == "onnx"
+    with pytest.raises(RetargetError, match="already exists"):
+        check_output(tmp_path / "look.onnx", kind="onnx")
+    assert check_output(tmp_path / "look.onnx", kind="onnx", overwrite=True) == tmp_path / "look.onnx"
+    with pytest.raises(RetargetError, match="is an ONNX file, not a video file"):
+        check_output(tmp_path / "look.onnx", kind="video", overwrite=True)

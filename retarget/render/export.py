@@ -137,19 +137,13 @@ class ExportSummary:
 
 
 def _check_output(cfg: ExportConfig, run_dir: Path) -> Path:
-    """The .onnx path to write, checked: not empty, not a folder, not in the run, replaced only with overwrite."""
-    if not cfg.output.strip():
-        raise RetargetError("export -o '': empty output path; give a file name ending in .onnx")
-    out = Path(cfg.output)
-    if out.suffix.lower() != ".onnx":
-        raise RetargetError(f"{out}: give a file name ending in .onnx")
-    if out.is_dir():
-        raise RetargetError(f"{out}: is a folder; give an output file name")
-    if out.resolve().is_relative_to(run_dir.resolve()):
-        raise RetargetError(f"{out}: lies inside the run {run_dir}; an output never goes into an input")
-    if out.exists() and not cfg.overwrite:
-        raise RetargetError(f"{out}: already exists (pass --overwrite to replace it)")
-    return out
+    """The .onnx path to write, by the one output rule (:func:`retarget.outputs.check_output`): not empty,
+    not a folder, not in the run, not another command's product, writable, replaced only with overwrite."""
+    from retarget.outputs import check_output
+
+    if cfg.output.strip() and Path(cfg.output).suffix.lower() != ".onnx":
+        raise RetargetError(f"{cfg.output}: give a file name ending in .onnx")
+    return check_output(cfg.output, kind="onnx", inputs=(run_dir,), overwrite=cfg.overwrite, option="-o")
 
 
 def export_run(cfg: ExportConfig) -> ExportSummary:
