@@ -348,3 +348,28 @@ def audio_codecs(path: Path) -> list[str]:
     """Codec names of the audio streams of ``path``."""
     with av.open(str(path)) as c:
         return [s.codec_context.name for s in c.streams.audio]
+
+
+def tiny_pair_run(folder: Union[str, Path], size: int = 16, names: tuple[str, str] = ("a", "b"), step: int = 0) -> Path:
+    """A tiny untrained pair saved the way training saves it (G_AB and G_BA only), seeded.
+
+    Domain A was extracted as whole frames (centre squares), B as aligned faces, so
+    ``a2b`` renders whole frames and ``b2a`` renders faces. ``names``: the datasets' names.
+    """
+    import torch
+
+    from retarget.config import FaceConfig, model_preset, to_dict
+    from retarget.nn.networks import build_generator
+    from retarget.run.checkpoint import save_weights
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model_preset("tiny", size=size)
+    torch.manual_seed(0)
+    nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
+    data = {
+        "A": {"align": "none", "size": size, "face": None, "name": names[0]},
+        "B": {"align": "face", "size": size, "face": to_dict(FaceConfig()), "name": names[1]},
+    }
+    save_weights(folder / "weights.safetensors", nets, cfg, step=step, data=data)
+    return folder

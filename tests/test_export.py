@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_video
+from helpers import make_video, tiny_pair_run
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from retarget.config import ExportConfig, FaceConfig, RenderConfig, model_preset, replace, to_dict  # noqa: E402
+from retarget.config import ExportConfig, FaceConfig, RenderConfig, model_preset, replace  # noqa: E402
 from retarget.errors import RetargetError  # noqa: E402
 from retarget.render.export import OnnxTranslator, export_run, read_metadata  # noqa: E402
 from retarget.nn.conditional import FixedTarget  # noqa: E402
-from retarget.nn.networks import build_generator, build_networks  # noqa: E402
+from retarget.nn.networks import build_networks  # noqa: E402
 from retarget.render.render import render  # noqa: E402
 from retarget.render.translate import Translator  # noqa: E402
 from retarget.run.checkpoint import save_weights  # noqa: E402
@@ -36,17 +36,7 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Path:
     """A tiny untrained pair: A whole frames (centre squares, dataset "day"), B faces ("night")."""
-    folder = tmp_path_factory.mktemp("models") / "pair"
-    folder.mkdir()
-    cfg = model_preset("tiny", size=SIZE)
-    torch.manual_seed(0)
-    nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
-    data = {
-        "A": {"align": "none", "size": SIZE, "face": None, "name": "day"},
-        "B": {"align": "face", "size": SIZE, "face": to_dict(FaceConfig()), "name": "night"},
-    }
-    save_weights(folder / "weights.safetensors", nets, cfg, step=7, data=data)
-    return folder
+    return tiny_pair_run(tmp_path_factory.mktemp("models") / "pair", SIZE, names=("day", "night"), step=7)
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,16 @@ from helpers import (
     read_video_pts,
     restamp_pts_as_dts,
     stream_durations,
+    tiny_pair_run,
     write_text_file,
 )
-from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
+from retarget.config import FaceConfig, RenderConfig, model_preset
 from retarget.errors import RetargetError
 from retarget.nn.networks import build_generator
 from retarget.render import Translator, render, translate_video
 from retarget.geometry import center_crop, center_crop_matrix, place_back
 from retarget.render.compose import side_by_side
 from retarget.render.stages import run_stages
-from retarget.run.checkpoint import save_weights
 
 SIZE = 32
 
@@ -37,17 +37,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny untrained run saved the way training saves it (G_AB/G_BA only)."""
-    folder = tmp_path_factory.mktemp("models") / "a-to-b"
-    folder.mkdir()
-    cfg = model_preset("tiny", size=SIZE)
-    torch.manual_seed(0)
-    nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
-    data = {
-        "A": {"align": "none", "size": SIZE, "face": None, "name": "a"},
-        "B": {"align": "face", "size": SIZE, "face": to_dict(FaceConfig()), "name": "b"},
-    }
-    save_weights(folder / "weights.safetensors", nets, cfg, step=0, data=data)
-    return folder
+    return tiny_pair_run(tmp_path_factory.mktemp("models") / "a-to-b", SIZE)
 
 
 def _frames(path: Path) -> list[np.ndarray]:

@@ -9,16 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from helpers import make_video, write_text_file
+from helpers import make_video, tiny_pair_run, write_text_file
 
 from retarget import atomic
-from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
+from retarget.config import RenderConfig
 from retarget.errors import RetargetError
-from retarget.nn.networks import build_generator
 from retarget.render import stream as stream_mod
 from retarget.render.batch import collect_inputs, output_for, record_path, render_many
-from retarget.run.checkpoint import save_weights
 from retarget.video.reader import probe
 
 SIZE = 16
@@ -28,17 +25,7 @@ FRAMES = {"a.mp4": 5, "b.mov": 4, "c.avi": 3}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny untrained pair that translates whole frames (centre squares)."""
-    folder = tmp_path_factory.mktemp("models") / "run"
-    folder.mkdir()
-    cfg = model_preset("tiny", size=SIZE)
-    torch.manual_seed(0)
-    nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
-    data = {
-        "A": {"align": "none", "size": SIZE, "face": None, "name": "a"},
-        "B": {"align": "face", "size": SIZE, "face": to_dict(FaceConfig()), "name": "b"},
-    }
-    save_weights(folder / "weights.safetensors", nets, cfg, step=0, data=data)
-    return folder
+    return tiny_pair_run(tmp_path_factory.mktemp("models") / "run", SIZE)
 
 
 @pytest.fixture

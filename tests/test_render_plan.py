@@ -6,17 +6,14 @@ import collections
 from pathlib import Path
 
 import pytest
-import torch
-from helpers import make_video
+from helpers import make_video, tiny_pair_run
 
-from retarget.config import FaceConfig, RenderConfig, model_preset, to_dict
+from retarget.config import FaceConfig, RenderConfig
 from retarget.errors import RetargetError
-from retarget.nn.networks import build_generator
 from retarget.options import OptionError, check_effects
 from retarget.render import plan as plan_mod
 from retarget.render import stream as stream_mod
 from retarget.render.render import render
-from retarget.run.checkpoint import save_weights
 
 SIZE = 16
 
@@ -24,17 +21,7 @@ SIZE = 16
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny untrained pair: A whole frames (centre squares), B aligned faces."""
-    folder = tmp_path_factory.mktemp("models") / "a-to-b"
-    folder.mkdir()
-    cfg = model_preset("tiny", size=SIZE)
-    torch.manual_seed(0)
-    nets = {"G_AB": build_generator(cfg), "G_BA": build_generator(cfg)}
-    data = {
-        "A": {"align": "none", "size": SIZE, "face": None, "name": "a"},
-        "B": {"align": "face", "size": SIZE, "face": to_dict(FaceConfig()), "name": "b"},
-    }
-    save_weights(folder / "weights.safetensors", nets, cfg, step=0, data=data)
-    return folder
+    return tiny_pair_run(tmp_path_factory.mktemp("models") / "a-to-b", SIZE)
 
 
 def _spy(monkeypatch, module, name: str, calls: collections.Counter) -> None:
