@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,6 +22,24 @@ from rich.text import Text
 #: Progress and summaries go to stderr so stdout stays clean for scripting. Messages
 #: are not wrapped: a path broken over two lines can't be copied or grepped.
 console = Console(stderr=True, soft_wrap=True)
+#: The bars made in a thread inside :func:`watching` (per thread: the app follows its own calls).
+_watched = threading.local()
+
+
+@contextmanager
+def watching(bars: Optional[list[Progress]] = None) -> Iterator[list[Progress]]:
+    """Collect in ``bars`` (a new list when None) every bar :func:`make_progress` makes in this thread
+    while inside, drawn or not.
+
+    For a caller that shows progress its own way (the app's page reads the bars' tasks),
+    whatever command runs inside.
+    """
+    outer = getattr(_watched, "bars", None)
+    _watched.bars = bars = [] if bars is None else bars
+    try:
+        yield bars
+    finally:
+        _watched.bars = outer
 
 
 class RateColumn(ProgressColumn):
@@ -56,4 +78,8 @@ def make_progress(unit: str = "frames", extra: str = "") -> Progress:
     ]
     if extra:
         columns.append(TextColumn(extra))
-    return Progress(*columns, console=console, disable=not console.is_terminal)
+    bar = Progress(*columns, console=console, disable=not console.is_terminal)
+    sink = getattr(_watched, "bars", None)
+    if sink is not None:
+        sink.append(bar)
+    return bar

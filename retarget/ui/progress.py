@@ -1,49 +1,21 @@
 """Progress of a library call, for the page's progress bar.
 
 The library draws its bars with :func:`retarget.progress.make_progress` (rich, on a terminal
-only). :func:`follow` runs a library function in a worker thread and reports the bars it
-creates there: while the call runs, the modules that draw bars get a ``make_progress`` that
-also hands each bar to the calling thread. Nothing else changes: the call, its result and
-its errors are the library's.
+only). :func:`follow` runs a library function in a worker thread inside
+:func:`retarget.progress.watching`, which collects the bars it makes, and reports how far
+the newest one is. The call, its result and its errors are the library's.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
 from rich.progress import Progress
 
+from retarget.progress import watching
+
 R = TypeVar("R")
-
-#: The modules whose bars are followed (each imported ``make_progress`` by name).
-MODULES = ("retarget.dataset.extract", "retarget.render.stream")
-
-_local = threading.local()
-_lock = threading.Lock()
-_patched = False
-
-
-def _install() -> None:
-    """Wrap ``make_progress`` in :data:`MODULES` once: a bar made in a followed thread is recorded."""
-    global _patched
-    with _lock:
-        if _patched:
-            return
-        for name in MODULES:
-            module = importlib.import_module(name)
-            original = module.make_progress
-
-            def wrapped(*args: Any, _original: Callable[..., Progress] = original, **kwargs: Any) -> Progress:
-                bar = _original(*args, **kwargs)
-                sink = getattr(_local, "sink", None)
-                if sink is not None:
-                    sink.append(bar)
-                return bar
-
-            module.make_progress = wrapped
-        _patched = True
 
 
 def fraction(bars: list[Progress]) -> Optional[tuple[float, str]]:
@@ -63,18 +35,15 @@ def follow(fn: Callable[[], R], report: Callable[[float, str], None], every: flo
 
     Returns what ``fn`` returns and raises what it raises.
     """
-    _install()
-    bars: list[Progress] = []
+    bars: list[Progress] = []  # the bars the call makes, read here while it runs
     box: dict[str, Any] = {}
 
     def work() -> None:
-        _local.sink = bars
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            box["error"] = exc
-        finally:
-            _local.sink = None
+        with watching(bars):
+            try:
+                box["result"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
 
     worker = threading.Thread(target=work, name="retarget-ui-call", daemon=True)
     worker.start()
