@@ -73,7 +73,7 @@ def _run(fn: Callable[[], R]) -> R:
     """Call a library function; turn user-facing errors and Ctrl-C into clean exits.
 
     A library error is its one line (exit 1); memory or the file system failing under
-    the command is one line too (:func:`retarget.errors.system_error`, exit 1); anything
+    the command is one line too (:func:`retarget.failures.error_line`, exit 1); anything
     else is a bug, reported in one line with the way to see its traceback (exit 3).
     """
     try:
@@ -94,13 +94,11 @@ def _run(fn: Callable[[], R]) -> R:
 
 def _unexpected(exc: BaseException) -> int:
     """Print the one line of an error that is not a RetargetError; returns the exit status."""
-    from retarget.budget import out_of_memory
-    from retarget.errors import bug_line, system_error
+    from retarget.failures import error_line
 
-    oom = out_of_memory(exc)  # names the size that was asked for, where the error says it
-    known = str(oom) if oom is not None else system_error(exc)
-    typer.secho(f"error: {known or bug_line(exc)}", err=True, fg="red")
-    return 1 if known else 3
+    line, status = error_line(exc)
+    typer.secho(f"error: {line}", err=True, fg="red")
+    return status
 
 
 def _config(cls: type[C], flags: dict[str, Any], **given: Any) -> C:

@@ -16,29 +16,15 @@ class RetargetError(Exception):
         self.exit_code = exit_code
 
 
-#: Phrases of the allocation failures torch, OpenCV and NumPy raise (not as MemoryError).
-_OUT_OF_MEMORY = (
-    "can't allocate memory",
-    "cannot allocate memory",
-    "out of memory",
-    "insufficient memory",
-    "failed to allocate",
-    "unable to allocate",
-)
-
-
 def system_error(exc: BaseException) -> str | None:
-    """One line for a failure of the machine under a command, or None for anything else.
+    """One line for a failure of the file system under a command, or None for anything else.
 
-    Memory (``MemoryError``, torch's, OpenCV's or NumPy's allocation errors) and the file
-    system (an ``OSError`` with its file name: permission, read-only, disk full, a file
-    where a folder should be) are said in one line naming what failed. Library code
-    checks what it can beforehand (:mod:`retarget.budget`, :mod:`retarget.atomic`); this
-    is the CLI's last word, so that no such failure is a traceback.
+    An ``OSError`` with its file name (permission, read-only, disk full, a file where a
+    folder should be) is said in one line naming what failed. Library code checks what it
+    can beforehand (:mod:`retarget.atomic`, :mod:`retarget.outputs`); this is the last word
+    (:func:`retarget.failures.error_line`), so that no such failure is a traceback.
     """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, MemoryError) or any(p in str(exc).lower() for p in _OUT_OF_MEMORY):
-        return f"out of memory ({text[:160]}); try a smaller --size, --scale, --batch-size or network width"
     if isinstance(exc, OSError) and (exc.filename or exc.strerror):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or text}"

@@ -204,3 +204,13 @@ def test_enhancer_and_extract_refuse_before_writing(tmp_path):
     with pytest.raises(RetargetError, match="^--size 100000: .*at most --size"):
         extract(ExtractConfig((str(video),), output=str(target), size=100000))
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_every_failure_is_one_line_with_its_exit_status():
+    from retarget.failures import error_line
+
+    assert error_line(RetargetError("x.mp4: no such file")) == ("x.mp4: no such file", 1)
+    assert error_line(MemoryError())[0].startswith("out of memory") and error_line(MemoryError())[1] == 1
+    assert error_line(PermissionError(13, "Permission denied", "/ro/out")) == ("/ro/out: Permission denied", 1)
+    line, status = error_line(ValueError("shapes\ndo not match"))
+    assert status == 3 and "\n" not in line and "RETARGET_DEBUG=1" in line

@@ -16,7 +16,7 @@ LAYERS = {
     "nn": 6, "dataset": 6,
     "faces": 7,
     "video": 8,
-    "outputs": 8, "budget": 8,
+    "failures": 7.5, "outputs": 8, "budget": 8,
     "geometry": 9, "device": 9, "config": 9, "atomic": 9,
     "options": 10, "progress": 10, "jsontypes": 10, "imageio": 10,
     "errors": 11, "__init__": 11,

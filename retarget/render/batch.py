@@ -154,7 +154,7 @@ def render_clip(cfg: RenderConfig, src: Path, out: Path, quiet: bool = False) ->
     Skipped when ``out`` is already a complete render of ``src`` with these options (and
     ``cfg.overwrite`` is off). KeyboardInterrupt passes.
     """
-    from retarget.errors import bug_line, system_error
+    from retarget.failures import error_line
     from retarget.render.plan import plan_render
     from retarget.render.stream import stream
 
@@ -171,8 +171,7 @@ def render_clip(cfg: RenderConfig, src: Path, out: Path, quiet: bool = False) ->
     except RetargetError as exc:
         return ClipResult(str(src), str(out), FAILED, seconds=time.perf_counter() - started, error=str(exc))
     except Exception as exc:  # one clip's bug or a machine failure: said in a line, the others go on
-        error = system_error(exc) or bug_line(exc)
-        return ClipResult(str(src), str(out), FAILED, seconds=time.perf_counter() - started, error=error)
+        return ClipResult(str(src), str(out), FAILED, seconds=time.perf_counter() - started, error=error_line(exc)[0])
     return ClipResult(str(src), str(out), DONE, summary.frames, summary.seconds)
 
 

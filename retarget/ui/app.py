@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from retarget.errors import RetargetError, bug_line, system_error
+from retarget.errors import RetargetError
+from retarget.failures import error_line
 from retarget.run.layout import EVAL, REPORT
 from retarget.ui import actions
 from retarget.ui.paths import Root
@@ -29,9 +30,7 @@ REFRESH_S = 2.0
 
 def _line(exc: BaseException) -> str:
     """The one line the CLI would print for ``exc``."""
-    if isinstance(exc, RetargetError):
-        return f"error: {exc}"
-    return f"error: {system_error(exc) or bug_line(exc)}"
+    return f"error: {error_line(exc)[0]}"
 
 
 def _guarded(fn: Callable[..., tuple[Any, ...]], outputs: int) -> Callable[..., tuple[Any, ...]]:
