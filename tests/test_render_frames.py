@@ -359,3 +359,30 @@ def test_wide_scene_example_runs_end_to_end(tmp_path, capsys):
 
     assert json.loads((tmp_path / "data" / "A" / "manifest.json").read_text())["frame"] == "full"
     assert _frames(tmp_path / "wide_a_as_B.mp4")[0].shape == (72, 128, 3)
+
+
+def test_a_side_by_side_video_from_two_files_keeps_frames_timing_and_sound(tmp_path):
+    """The app's side-by-side: the source beside its render, made from the files without the generator."""
+    from retarget.errors import RetargetError
+    from retarget.render.sidebyside import side_by_side_video
+
+    src = make_video(tmp_path / "in.mp4", frames=12, size=(64, 48), audio="aac")
+    out = tmp_path / "out.mp4"
+    translate_video(RenderConfig(str(src), str(out), crf=0), lambda crops: [255 - c for c in crops], SIZE, quiet=True)
+    side = tmp_path / "side.mp4"
+    assert side_by_side_video(src, out, side) == 12
+    assert read_video_pts(side)[0] == pytest.approx(read_video_pts(out)[0], abs=1e-4)
+    assert audio_codecs(side) == ["aac"]
+    with av.open(str(side)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(src)) as c:
+        original = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(out)) as c:
+        rendered = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert first.shape == (48, 128, 3) and np.abs(rendered.astype(int) - original).mean() > 30
+    # left: the source, right: the render (H.264 once more at crf 18: a few levels, far from a mismatch)
+    assert np.abs(first[:, :64].astype(int) - original).mean() < 4
+    assert np.abs(first[:, 64:].astype(int) - rendered).mean() < 4
+    with pytest.raises(RetargetError, match="not a render of it"):
+        side_by_side_video(make_video(tmp_path / "short.mp4", frames=5, size=(64, 48)), out, tmp_path / "bad.mp4")
+    assert not (tmp_path / "bad.mp4").exists()

@@ -252,7 +252,7 @@ def render_video(
     """Translate ``video`` with ``run`` (``--to`` a domain) or swap its faces for ``target_faces``.
 
     The same as ``retarget render VIDEO OUTPUT --model RUN --to TO`` (or ``--target-faces``),
-    then again with ``--side-by-side`` into ``<output>_side.mp4`` when ``side_by_side``.
+    and, when ``side_by_side``, the source beside that output in ``<output>_side.mp4`` (made from the two files).
     Returns the output and the side-by-side video (None without it).
     """
     from retarget.render.render import render
@@ -273,10 +273,11 @@ def render_video(
         cfg = RenderConfig(output=str(out), target_faces=str(root.inside(target_faces or "", "face dataset")), **common)
     for path in filter(None, (out, side)):
         path.parent.mkdir(parents=True, exist_ok=True)
-    follow(lambda: render(cfg), lambda f, what: report(f / (2 if side else 1), f"{what}: output"))
-    if side is not None:
-        sbs = RenderConfig(**{**cfg.__dict__, "output": str(side), "side_by_side": True})
-        follow(lambda: render(sbs), lambda f, what: report(0.5 + f / 2, f"{what}: side by side"))
+    follow(lambda: render(cfg), lambda f, what: report(f, f"{what}: output"))
+    if side is not None:  # from the two files: the generator does not run twice
+        from retarget.render.sidebyside import side_by_side_video
+
+        side_by_side_video(source, out, side)
     return out, side
 
 
