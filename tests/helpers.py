@@ -373,3 +373,14 @@ def tiny_pair_run(folder: Union[str, Path], size: int = 16, names: tuple[str, st
     }
     save_weights(folder / "weights.safetensors", nets, cfg, step=step, data=data)
     return folder
+
+
+def tiny_train_config(tmp_path: Path, out: Path, **kw):
+    """A TrainConfig of two tiny image datasets under ``tmp_path`` (a tiny CycleGAN at 32 px, CPU), ``kw`` set."""
+    from retarget.config import TrainConfig, model_preset
+
+    a = write_frames(tmp_path / "faces", 6, size=36)
+    b = write_frames(tmp_path / "cats", 6, size=36, start=9)
+    base = dict(preset="tiny", pool=0, preview_every=100, preview_frames=0, log_every=1, device="cpu")
+    base.update(kw)
+    return TrainConfig(str(a), str(b), out=str(out), model=model_preset("tiny", model="cyclegan", size=32), **base)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import write_frames
+from helpers import tiny_train_config
 from safetensors import safe_open
 from safetensors.torch import save_file
 from test_enhancer import face_dataset
@@ -135,11 +135,7 @@ class _NanAt(Hook):
 
 
 def _config(tmp_path: Path, out: Path, **kw) -> TrainConfig:
-    a = write_frames(tmp_path / "faces", 6, size=36)
-    b = write_frames(tmp_path / "cats", 6, size=36, start=9)
-    base = dict(preset="tiny", pool=0, preview_every=100, preview_frames=0, log_every=1, device="cpu")
-    base.update(kw)
-    return TrainConfig(str(a), str(b), out=str(out), model=model_preset("tiny", model="cyclegan", size=32), **base)
+    return tiny_train_config(tmp_path, out, **kw)
 
 
 def test_a_diverged_new_run_leaves_no_run_folder_and_a_resumed_one_keeps_its_own(tmp_path):

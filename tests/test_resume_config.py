@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import write_frames
+from helpers import write_frames, tiny_train_config
 from typer.testing import CliRunner
 
 from retarget.cli import app
@@ -21,11 +21,7 @@ from retarget.train.resume import resume_config
 
 
 def _config(tmp_path: Path, out: Path, **kw) -> TrainConfig:
-    a = write_frames(tmp_path / "faces", 6, size=36)
-    b = write_frames(tmp_path / "cats", 6, size=36, start=9)
-    base = dict(preset="tiny", pool=0, preview_every=100, preview_frames=0, log_every=1, device="cpu")
-    base.update(kw)
-    return TrainConfig(str(a), str(b), out=str(out), model=model_preset("tiny", model="cyclegan", size=32), **base)
+    return tiny_train_config(tmp_path, out, **kw)
 
 
 @pytest.fixture(scope="module")
