@@ -135,8 +135,10 @@ class Prepared:
     info: VideoInfo
 
 
-def prepare(cfg: RenderConfig) -> Prepared:
+def prepare(cfg: RenderConfig, info: Optional[VideoInfo] = None) -> Prepared:
     """Check ``cfg``'s ranges and choices, its paths, the input and its interplay; once per render.
+
+    ``info``: the input's :func:`probe` when the caller already made it.
 
     Raises:
         RetargetError: an option outside its range or choices (named), bad paths, an input
@@ -144,7 +146,7 @@ def prepare(cfg: RenderConfig) -> Prepared:
     """
     check_config(cfg)  # the ranges and choices the CLI enforces, for library callers
     src, out = check_paths(cfg)
-    info = probe(src)  # RetargetError for missing/unreadable/no video stream/a still image
+    info = info or probe(src)  # RetargetError for missing/unreadable/no video stream/a still image
     check_options(cfg, info)
     return Prepared(src, out, info)
 
@@ -287,7 +289,7 @@ def translate_video(
     Returns:
         :class:`RenderSummary`.
     """
-    ready = prepare(cfg) if info is None else _prepared(cfg, info)
+    ready = prepare(cfg, info)
     frame = cfg.frame or frame or "square"
     if aligner is None:
         cut = whole_frame_cut(cfg, ready.info, frame, int(cfg.scale or scale or size), crop)
@@ -301,14 +303,6 @@ def translate_video(
         direction=cfg.direction,
     )  # fmt: skip
     return stream(plan, quiet=quiet)
-
-
-def _prepared(cfg: RenderConfig, info: VideoInfo) -> Prepared:
-    """:func:`prepare` with the input's probe already made by the caller."""
-    check_config(cfg)
-    src, out = check_paths(cfg)
-    check_options(cfg, info)
-    return Prepared(src, out, info)
 
 
 def _summary(cfg: RenderConfig, out: Path, written: Any, source: Source, seconds: float) -> RenderSummary:
