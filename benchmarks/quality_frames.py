@@ -93,7 +93,11 @@ class Instance:
     info: dict[str, Any]
 
 
-def build_instance(video: str, style: str, size: int, work: Path, a_fraction: float, clip_len: int) -> Instance:
+def build_instance(
+    video: str, style: str, size: int, work: Path, a_fraction: float, clip_len: int, modes: tuple[str, ...] = MODES
+) -> Instance:
+    """Domains A (first ``a_fraction`` of ``video``) and B (the rest, stylised) extracted at ``size`` in each of
+    ``modes``, and the test clip with its truth at the source's size."""
     from retarget.dataset.extract import extract
     from retarget.dataset.manifest import read_dataset
     from retarget.progress import console
@@ -105,13 +109,13 @@ def build_instance(video: str, style: str, size: int, work: Path, a_fraction: fl
     write_lossless(work / "a.mkv", frames[:k], fps)
     write_lossless(work / "b.mkv", [stylise(f, style) for f in frames[k:]], fps)
     dirs = {}
-    for mode in MODES:
+    for mode in modes:
         for name in ("a", "b"):
             out = work / f"{name}_{mode}"
             with console.capture():
                 extract(ExtractConfig(videos=(str(work / f"{name}.mkv"),), output=str(out), size=size, frame=mode))
         dirs[mode] = (str(work / f"a_{mode}"), str(work / f"b_{mode}"))
-    ds = read_dataset(dirs["full"][0])
+    ds = read_dataset(dirs[modes[-1]][0])
     longest = max(ds.segments(), key=len)
     idx = [ds.frames[i].index for i in longest[-clip_len:]]
     clip = np.stack([frames[i] for i in idx])

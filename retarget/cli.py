@@ -260,12 +260,22 @@ def train(
         Literal["recycle", "cyclegan"], typer.Option(help="Recycle-GAN or plain CycleGAN.")
     ] = ModelConfig.model,
     preset: Annotated[
-        Literal["default", "official", "tiny"],
-        typer.Option(help="Architecture preset; the options below override it.", rich_help_panel=MODEL),
-    ] = TrainConfig.preset,
+        Optional[Literal["default", "official", "tiny"]],
+        typer.Option(
+            help="Architecture preset; the options below override it \\[default: with no --size either, picked for "
+            "the device and --time-limit (docs/train.md), else default].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     size: Annotated[
-        int, _train_opt("size", help="Training resolution (px).", rich_help_panel=MODEL)
-    ] = ModelConfig.size,
+        Optional[int],
+        _train_opt(
+            "size",
+            help="Training resolution (px) \\[default: with no --preset either, picked for the device and "
+            "--time-limit, else 128].",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     ngf: Annotated[Optional[int], _train_opt("ngf", help="Generator width.", rich_help_panel=MODEL)] = None,
     blocks: Annotated[
         Optional[int], _train_opt("blocks", help="Residual blocks per generator.", rich_help_panel=MODEL)
@@ -492,11 +502,13 @@ def train(
             )
         if len(datasets) < 2:
             _usage_error(f"{datasets[0]}: one dataset is one domain; give at least two (A_DIR B_DIR ...)")
+        widths = (ngf, blocks, ndf, npf, p_depth)
+        auto = preset is None and size is None and all(w is None for w in widths)  # the run's budget picks them
         try:
             arch = model_preset(
-                preset,
+                preset or TrainConfig.preset,
                 model=model,
-                size=size,
+                size=size or ModelConfig.size,
                 ngf=ngf,
                 blocks=blocks,
                 upsample=upsample,
@@ -508,7 +520,8 @@ def train(
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        cfg = _config(TrainConfig, flags, model=arch, loss=_config(LossConfig, flags), resume=False)
+        flags["preset"] = preset or TrainConfig.preset
+        cfg = _config(TrainConfig, flags, model=arch, loss=_config(LossConfig, flags), resume=False, auto=auto)
     try:
         check_train_config(cfg)  # open bounds (0 <= beta < 1, lr > 0) typer cannot express
     except ValueError as exc:

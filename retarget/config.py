@@ -209,6 +209,10 @@ class TrainConfig:
     names: tuple[str, ...] = ()  # domain names, one per dataset in order; () = the dataset folders' names
     preset: Preset = "default"  # architecture preset applied before the explicit options
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture
+    # pick the preset and size for the device and time limit (retarget/train/timebudget.py), replacing
+    # those of `model`; the CLI sets it when neither --preset nor --size nor a width is given
+    auto: bool = False
+    picked: str = ""  # what auto picked and why, one line (written by train into config.json)
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms
     steps: int = opt(10000, min=1, resumable=True)  # optimisation steps (at most, with time_limit)
     # wall-clock budget (s): stop, save and decay the LR over it; None = steps only

@@ -31,6 +31,8 @@ SOURCES = {
 }
 RENAMED = {("extract", "face"): "pick"}  # --face picks FaceConfig.pick
 PRESET_OPTIONS = {"ngf", "blocks", "ndf", "npf", "p_depth", "p_residual"}  # None = the preset's value
+# None = picked for the device and budget when neither is given (TrainConfig.auto), else default / 128
+PICKED_OPTIONS = {"preset", "size"}
 # --resume RUN names the run folder; the config it builds is resume_config(RUN) (out=RUN, resume=True)
 RUN_FOLDER_OPTIONS = {("train", "resume")}
 # --names a,b,c is one comma-separated string; unset (None) it is the field's () (test below)
@@ -52,7 +54,7 @@ def test_option_defaults_come_from_the_config_dataclasses(command):
     assert options
     for param in options:
         if (
-            (command == "train" and param.name in PRESET_OPTIONS)
+            (command == "train" and param.name in PRESET_OPTIONS | PICKED_OPTIONS)
             or (command, param.name) in RUN_FOLDER_OPTIONS
             or (command, param.name) in COMMA_LISTS
         ):
@@ -76,7 +78,10 @@ def test_the_default_preset_is_modelconfig():
 @pytest.mark.parametrize(
     "argv, module, expected",
     [
-        (["train", "a", "b"], "retarget.train.launch.train", TrainConfig("a", "b")),
+        # no architecture flag: the defaults, to be replaced by the pick for the device and budget
+        (["train", "a", "b"], "retarget.train.launch.train", TrainConfig("a", "b", auto=True)),
+        (["train", "a", "b", "--size", "128"], "retarget.train.launch.train", TrainConfig("a", "b")),
+        (["train", "a", "b", "--preset", "default"], "retarget.train.launch.train", TrainConfig("a", "b")),
         (["render", "in.mp4", "out.mp4"], "retarget.render.render.render", RenderConfig("in.mp4", "out.mp4")),
         (["extract", "v.mp4"], "retarget.dataset.extract.extract", ExtractConfig(videos=("v.mp4",))),
         (["demo"], "retarget.demo.demo.demo", DemoConfig()),

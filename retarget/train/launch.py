@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from retarget.nn.networks import build_networks, check_size
 from retarget.nn.objectives import frames_per_sample, make_objective, needs_motion
 from retarget.nn.pool import ImagePool
 from retarget.nn.step import Stepper, make_optimizers
+from retarget.dataset.manifest import read_dataset
 from retarget.outputs import check_distinct, check_output
 from retarget.progress import console
 from retarget.run import checkpoint as ckpt
@@ -58,6 +59,7 @@ from retarget.train.hooks import (
 )
 from retarget.train.loop import Hook, Trainer
 from retarget.train.multi import domain_keys, resolve_domains
+from retarget.train.timebudget import Forecast, apply_pick
 from retarget.train.preview import preview_still
 from retarget.train.resume import resume_command
 from retarget.train.run_dir import clear_run_dir, default_run_dir, first_missing, prepare_run_dir
@@ -177,6 +179,10 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         check_effects(cfg)  # options given where they do nothing (--warp with --model cyclegan...)
     cfg = resolve_domains(cfg)  # a multi-domain run's names and model.domains, or a one-line refusal
     device = resolve_device(cfg.device, ctx.local_rank)
+    if cfg.auto and not cfg.resume:  # neither --preset nor --size given: picked for the device and budget
+        cfg = apply_pick(cfg, device.type, frames=_frames_only(cfg))
+        if ctx.is_main:
+            console.print(f"architecture: {cfg.picked}", soft_wrap=True, markup=False, highlight=False)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
@@ -219,6 +225,11 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
         trainer.stop_reason,
         trainer.signal_number,
     )
+
+
+def _frames_only(cfg: TrainConfig) -> bool:
+    """Whether every dataset holds frames without face alignment (what the budget table measured)."""
+    return all(read_dataset(d).align == "none" for d in cfg.datasets)
 
 
 def _check_run_dir(cfg: TrainConfig) -> Path:
@@ -277,7 +288,7 @@ def _setup(
     for net in nets.values():
         net.to(device).train()
     stepper = _make_step(nets, cfg, device, ctx)
-    all_hooks = [*default_hooks(cfg, domains), *hooks]
+    all_hooks = [*default_hooks(cfg, domains, lambda copies: _make_step(copies, cfg, device, ctx)), *hooks]
     trainer = Trainer(
         cfg, ctx, device, run_dir, nets, stepper, samplers, {n: d.info for n, d in domains.items()}, all_hooks
     )
@@ -329,7 +340,9 @@ def _load_domains(cfg: TrainConfig, ctx: ddp.DistContext, run_dir: Path) -> dict
     return domains
 
 
-def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook]:
+def default_hooks(
+    cfg: TrainConfig, domains: dict[str, DomainData], make_stepper: Optional[Callable[[Any], Any]] = None
+) -> list[Hook]:
     """The hooks of every run, in the order they run after a step.
 
     The time limit comes first, so the jobs after it know the step is the last; hooks
@@ -337,7 +350,7 @@ def default_hooks(cfg: TrainConfig, domains: dict[str, DomainData]) -> list[Hook
     comes after the previews and metrics it refers to; the user's callback and the
     Ctrl-C check (added by :func:`train`) come last, as before the split.
     """
-    hooks: list[Hook] = []
+    hooks: list[Hook] = [Forecast(make_stepper)]  # before the progress bar: its lines come first
     if cfg.time_limit:
         hooks.append(TimeLimit(cfg.time_limit))
     names = list(domains)

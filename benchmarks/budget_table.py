@@ -1,0 +1,289 @@
+"""Quality per CPU budget: which configuration gives the best look in 5, 20 or 60 minutes on 2 cores.
+
+    python benchmarks/budget_table.py --work /tmp/budget                  # the table of docs/benchmarks.md
+    python benchmarks/budget_table.py --work /tmp/budget --budgets 300 --configs tiny/64/transpose tiny/64/resize
+
+The whole-frame ground-truth task of ``benchmarks/quality_frames.py`` (domain A = the first
+half of a video, domain B = the second half under a known look, the truth = the look on
+every frame at the source's size), extracted once at ``--extract-size`` (a user's
+``retarget extract VIDEO --size 128``), then trained at each configuration
+(``PRESET/SIZE/UPSAMPLE``) for each budget and scored as ``retarget render`` renders it.
+
+**Budgets are 2-core budgets, run as steps.** First each configuration trains alone for
+``--probe`` seconds on the first instance, at one torch thread and at ``--threads`` (2), and
+keeps the faster (what ``retarget train`` does without ``--threads``); its steps per second
+turn a budget into the steps that budget reaches on this machine. Then every
+(instance, configuration, budget, seed) trains exactly that many steps (the LR decays over
+them, as ``--time-limit`` decays it over the time), ``--parallel`` jobs at a time with one
+thread each. So the results do not depend on what else the machine runs meanwhile, and a
+budget means what ``retarget train --time-limit`` would reach with the whole machine.
+
+Scores (``retarget eval``'s library) at the source's size: PSNR and SSIM against the truth,
+flicker against the truth, warping error along the source's motion; and ``grid``: the
+energy of period-2 and period-4 patterns in the generator's output at model scale (what
+transposed convolutions leave), as a ratio to the same measure of the truth (1 = as much
+grid as the truth has; :func:`grid_energy`). Each job's result is a JSON file in
+``WORK/results``: a rerun skips what is done, so budgets and configurations can be added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import budget_config, environment  # noqa: E402
+from quality_frames import Instance, build_instance, render_clip, score_all  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+CLIPS = {"bikes": DATA / "bikes.mp4", "carphone": DATA / "carphone_pristine.mp4"}
+INSTANCES = ("bikes:painterly", "carphone:cartoon", "bikes:duotone")
+CONFIGS = ("tiny/64/transpose", "tiny/64/resize", "tiny/96/transpose", "default/64/transpose")
+
+
+def grid_energy(frames: np.ndarray, period: int = 4, tile: int = 16) -> float:
+    """How strongly ``frames`` (``T x H x W x 3`` uint8) hold a fixed pattern of period 2 or 4 (a checkerboard).
+
+    The luma's high-pass part (the picture minus a Gaussian blur, sigma 2) is cut into
+    ``tile`` x ``tile`` tiles; in each tile, the mean of every phase ``(y mod period, x mod
+    period)`` minus the tile's mean is the part of the tile that repeats with the period.
+    Natural texture averages out over a tile's 16 pixels per phase; a grid adds up. Returns
+    the root mean square of those phase means over all tiles and frames (0-255 scale).
+    """
+    total, count = 0.0, 0
+    for f in frames:
+        g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        hp = g - cv2.GaussianBlur(g, (0, 0), 2.0)
+        h, w = (hp.shape[0] // tile) * tile, (hp.shape[1] // tile) * tile
+        t = hp[:h, :w].reshape(h // tile, tile // period, period, w // tile, tile // period, period)
+        phase = t.mean(axis=(1, 4))  # tiles_y x period x tiles_x x period
+        phase = phase - phase.mean(axis=(1, 3), keepdims=True)
+        total += float((phase**2).sum())
+        count += phase.size
+    return float(np.sqrt(total / max(count, 1)))
+
+
+def parse_config(text: str) -> tuple[str, int, str]:
+    """``PRESET/SIZE/UPSAMPLE`` (``tiny/64/resize``) -> its parts."""
+    preset, size, upsample = text.split("/")
+    return preset, int(size), upsample
+
+
+def spec_of(config: str) -> str:
+    preset, size, upsample = parse_config(config)
+    return f"recycle+preset={preset},size={size},upsample={upsample}"
+
+
+# -- phase 1: the speed of each configuration on the whole machine ---------------------
+
+
+def probe_speed(config: str, a_dir: str, b_dir: str, out: Path, seconds: float, threads: int) -> float:
+    """Steps per second of ``config`` trained alone for ``seconds`` at ``threads`` threads (runs in a worker)."""
+    import torch
+
+    from retarget.progress import console
+    from retarget.train import train
+
+    torch.set_num_threads(threads)
+    preset, size, _ = parse_config(config)
+    cfg = budget_config(spec_of(config), preset, size, a_dir, b_dir, str(out), 0, seconds, threads)
+    with console.capture():
+        result = train(cfg)
+    return result.steps / seconds  # the run stops at the first step past the budget: within one step of it
+
+
+# -- phase 2: one job = one configuration, budget, instance and seed --------------------
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train ``job['steps']`` steps at one thread, render the test clip, score it; returns the result row."""
+    import torch
+
+    from retarget.progress import console
+    from retarget.train import train
+
+    torch.set_num_threads(1)
+    preset, size, _ = parse_config(job["config"])
+    cfg = budget_config(
+        spec_of(job["config"]), preset, size, job["a_dir"], job["b_dir"], job["run"], job["seed"], 0, 1, job["steps"]
+    )
+    t0 = time.perf_counter()
+    with console.capture():
+        result = train(cfg)
+    seconds = time.perf_counter() - t0
+    if result.interrupted or result.steps != job["steps"]:  # a killed job is no result
+        raise SystemExit(f"{job['run']}: stopped at step {result.steps} of {job['steps']}")
+    inst = _load_instance(Path(job["instance"]))
+    outs = render_clip(job["run"], inst.clip, "full")
+    model_wh = outs["model"].shape[2], outs["model"].shape[1]
+    scores = score_all({"source/bilinear": outs["source/bilinear"], "model": outs["model"]}, inst, model_wh)
+    truth_m = np.stack([cv2.resize(f, model_wh, interpolation=cv2.INTER_AREA) for f in inst.truth])
+    row = {**{k: v for k, v in job.items() if k not in ("a_dir", "b_dir")}, "seconds_1_thread": seconds}
+    row["source"] = scores["source/bilinear @source"]
+    row["model"] = scores["model @model"]
+    row["grid"] = grid_energy(outs["model"]) / max(grid_energy(truth_m), 1e-6)
+    mid = len(inst.clip) // 2
+    cv2.imwrite(str(Path(job["result"]).with_suffix(".png")), outs["source/bilinear"][mid][:, :, ::-1])
+    return row
+
+
+def _load_instance(folder: Path) -> Instance:
+    z = np.load(folder / "clip.npz")
+    info = json.loads((folder / "instance.json").read_text())
+    return Instance(info.pop("dirs"), z["clip"], z["truth"], info)
+
+
+def prepare(name: str, work: Path, extract_size: int, clip: int) -> Path:
+    """The instance ``CLIP:LOOK`` extracted into ``work/NAME`` once (reused by later calls)."""
+    folder = work / name.replace(":", "_")
+    if (folder / "instance.json").exists():
+        return folder
+    video, look = name.split(":")
+    folder.mkdir(parents=True, exist_ok=True)
+    inst = build_instance(str(CLIPS[video]), look, extract_size, folder, 0.5, clip, modes=("full",))
+    np.savez(folder / "clip.npz", clip=inst.clip, truth=inst.truth)
+    baseline = score_all({"source/bilinear": inst.clip}, inst, (inst.clip.shape[2], inst.clip.shape[1]))
+    info = {**inst.info, "dirs": inst.dirs, "input": baseline["source/bilinear @source"]}
+    info["input_grid"] = grid_energy(inst.clip) / max(grid_energy(inst.truth), 1e-6)
+    (folder / "instance.json").write_text(json.dumps(info, indent=2))
+    return folder
+
+
+def run_pool(jobs: list[dict[str, Any]], parallel: int) -> None:
+    """Run ``python budget_table.py --worker JOB`` for every job, ``parallel`` at a time."""
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < parallel:
+            job = pending.pop(0)
+            spec = Path(job["result"]).with_suffix(".job.json")
+            spec.write_text(json.dumps(job))
+            running.append((subprocess.Popen([sys.executable, __file__, "--worker", str(spec)]), job))
+        time.sleep(2)
+        for proc, job in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, job))
+                state = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+                print(f"{job['config']} {job['budget']:g}s {job['instance_name']} seed {job['seed']}: {state}",
+                      flush=True)  # fmt: skip
+
+
+def speeds(args: argparse.Namespace, work: Path, first: Path) -> dict[str, float]:
+    """Steps per second of every configuration on the whole machine, measured once and kept in ``work``:
+    the faster of one thread and ``--threads`` threads, as ``retarget train`` picks when ``--threads`` is not given."""
+    path = work / "speeds.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.setdefault("_threads", {})
+    info = json.loads((first / "instance.json").read_text())
+    a_dir, b_dir = info["dirs"]["full"]
+    for config in args.configs:
+        if config in known:
+            continue
+        measured = {}
+        for threads in sorted({1, args.threads}):
+            out = work / "probe" / f"{config.replace('/', '_')}_{threads}"
+            code = (
+                f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import budget_table as b; "
+                f"print(b.probe_speed({config!r}, {a_dir!r}, {b_dir!r}, __import__('pathlib').Path({str(out)!r}), "
+                f"{args.probe}, {threads}))"
+            )
+            done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+            measured[threads] = float(done.stdout.split()[-1])
+        best = max(measured, key=lambda n: measured[n])
+        known[config], known["_threads"][config] = measured[best], best
+        print(f"{config}: " + ", ".join(f"{v:.2f} steps/s at {n} threads" for n, v in measured.items()), flush=True)
+        path.write_text(json.dumps({**known, "_machine": environment(args.threads)}, indent=2))
+    return known
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        job = json.loads(Path(argv[1]).read_text())
+        row = run_job(job)
+        Path(job["result"]).write_text(json.dumps(row, indent=2))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", required=True, help="datasets, runs and results (kept; a rerun skips what is done)")
+    ap.add_argument("--instances", nargs="+", default=list(INSTANCES), help="CLIP:LOOK, CLIP one of bikes, carphone")
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), help="PRESET/SIZE/UPSAMPLE")
+    ap.add_argument("--budgets", type=float, nargs="+", default=[300, 1200], help="2-core budgets (s)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--extract-size", type=int, default=128, help="extract --size of both domains")
+    ap.add_argument("--clip", type=int, default=60, help="test clip length (frames)")
+    ap.add_argument("--probe", type=float, default=40.0, help="seconds each configuration trains to time it")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the speed probe (the budget's machine)")
+    ap.add_argument("--parallel", type=int, default=2, help="jobs at a time, one thread each")
+    ap.add_argument("--report", action="store_true", help="only print the table of what is done")
+    ap.add_argument("--speeds-only", action="store_true", help="only time the configurations")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    (work / "results").mkdir(parents=True, exist_ok=True)
+    folders = {name: prepare(name, work, args.extract_size, args.clip) for name in args.instances}
+    if not args.report:
+        its = speeds(args, work, folders[args.instances[0]])
+        if args.speeds_only:
+            return
+        jobs = []
+        for budget, config, name, seed in itertools.product(args.budgets, args.configs, args.instances, args.seeds):
+            key = f"{config.replace('/', '_')}_{budget:g}_{name.replace(':', '_')}_{seed}"
+            result = work / "results" / f"{key}.json"
+            if result.exists():
+                continue
+            dirs = json.loads((folders[name] / "instance.json").read_text())["dirs"]["full"]
+            jobs.append(dict(config=config, budget=budget, instance_name=name, seed=seed, a_dir=dirs[0],
+                             b_dir=dirs[1], steps=max(1, round(its[config] * budget)), run=str(work / "runs" / key),
+                             instance=str(folders[name]), result=str(result), its_2_threads=its[config]))  # fmt: skip
+        run_pool(jobs, args.parallel)
+    print(report(work))
+
+
+def report(work: Path) -> str:
+    """The markdown tables of every result in ``work``: one per budget, a row per configuration."""
+    rows = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json")) if ".job." not in p.name]
+    names = sorted({r["instance_name"] for r in rows})
+    lines = []
+    for name in names:
+        info = json.loads((work / name.replace(":", "_") / "instance.json").read_text())
+        i = info["input"]
+        lines.append(f"- {name}: input unchanged {i['psnr']:.2f} dB, flicker {i['flicker']:.2f}, warp {i['warp']:.2f}")
+    lines.append("")
+    for budget in sorted({r["budget"] for r in rows}):
+        lines.append(f"**{budget / 60:g} minutes on 2 cores** (PSNR dB / flicker / warping error / grid; steps)\n")
+        lines.append("| configuration | " + " | ".join(names) + " | mean PSNR |")
+        lines.append("|---|" + "---|" * len(names) + "---:|")
+        for config in sorted({r["config"] for r in rows if r["budget"] == budget}):
+            cells, psnrs = [], []
+            for name in names:
+                mine = [
+                    r for r in rows if r["budget"] == budget and r["config"] == config and r["instance_name"] == name
+                ]
+                if not mine:
+                    cells.append("-")
+                    continue
+                s = {k: float(np.mean([r["source"][k] for r in mine])) for k in ("psnr", "flicker", "warp")}
+                grid = float(np.mean([r["grid"] for r in mine]))
+                psnrs.append(s["psnr"])
+                cells.append(f"{s['psnr']:.2f} / {s['flicker']:.2f} / {s['warp']:.2f} / {grid:.2f}; {mine[0]['steps']}")
+            mean = f"{np.mean(psnrs):.2f}" if len(psnrs) == len(names) else "-"
+            lines.append(f"| {config} | " + " | ".join(cells) + f" | {mean} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
