@@ -230,6 +230,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--parallel", type=int, default=2, help="jobs at a time, one thread each")
     ap.add_argument("--report", action="store_true", help="only print the table of what is done")
     ap.add_argument("--speeds-only", action="store_true", help="only time the configurations")
+    ap.add_argument("--montage", help="also write the middle frames of each budget to MONTAGE_<minutes>min.jpg")
     args = ap.parse_args(argv)
     work = Path(args.work)
     (work / "results").mkdir(parents=True, exist_ok=True)
@@ -250,6 +251,42 @@ def main(argv: Optional[list[str]] = None) -> None:
                              instance=str(folders[name]), result=str(result), its_2_threads=its[config]))  # fmt: skip
         run_pool(jobs, args.parallel)
     print(report(work))
+    if args.montage:
+        for path in montage(work, args.montage):
+            print(f"wrote {path}")
+
+
+def montage(work: Path, stem: str, width: int = 320) -> list[Path]:
+    """Per budget, one picture: a row per instance, the truth, the input and each configuration's middle frame."""
+    rows = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json")) if ".job." not in p.name]
+    written = []
+    for budget in sorted({r["budget"] for r in rows}):
+        configs = sorted({r["config"] for r in rows if r["budget"] == budget})
+        lines = []
+        for name in sorted({r["instance_name"] for r in rows}):
+            inst = _load_instance(work / name.replace(":", "_"))
+            mid = len(inst.clip) // 2
+            tiles = [("truth", inst.truth[mid][:, :, ::-1]), ("input", inst.clip[mid][:, :, ::-1])]
+            for config in configs:
+                mine = [
+                    r for r in rows if r["budget"] == budget and r["config"] == config and r["instance_name"] == name
+                ]
+                pic = cv2.imread(str(Path(mine[0]["result"]).with_suffix(".png"))) if mine else None
+                tiles.append((config, pic if pic is not None else np.zeros_like(tiles[0][1])))
+            lines.append(np.concatenate([_label(t, text, width) for text, t in tiles], axis=1))
+        out = Path(f"{stem}_{budget / 60:g}min.jpg")
+        cv2.imwrite(str(out), np.concatenate(lines, axis=0), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        written.append(out)
+    return written
+
+
+def _label(image: np.ndarray, text: str, width: int) -> np.ndarray:
+    """``image`` (BGR) scaled to ``width`` px wide with ``text`` written in its top-left corner."""
+    h = round(image.shape[0] * width / image.shape[1])
+    tile = cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
 
 
 def report(work: Path) -> str:

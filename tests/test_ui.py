@@ -113,6 +113,16 @@ def test_training_form_is_checked_before_any_process(root: Root) -> None:
     assert actions.default_run(("data/a", "data/b")) == "models/a-to-b"
 
 
+def test_the_auto_preset_leaves_preset_and_size_to_train(root: Root) -> None:
+    actions.extract_videos(root, ["videos/a.mp4"], "data/a", size=32)
+    actions.extract_videos(root, ["videos/b.mp4"], "data/b", size=32)
+    _, auto = actions._train_args(root, actions.TrainForm(datasets=("data/a", "data/b"), time_limit=300), None)
+    assert "--preset" not in auto and "--size" not in auto and auto[-2:] == ["--time-limit", "300"]
+    form = actions.TrainForm(datasets=("data/a", "data/b"), preset="tiny", size=32)
+    _, given = actions._train_args(root, form, None)
+    assert given[given.index("--preset") + 1] == "tiny" and given[given.index("--size") + 1] == "32"
+
+
 def test_a_job_runs_in_its_own_process_and_records_its_status(root: Root) -> None:
     run = root.path / "models" / "r"
     job = jobs.start(root.app_dir, run, ["--version"], root.path)

@@ -120,8 +120,8 @@ class TrainForm:
 
     datasets: tuple[str, ...]
     out: str = ""  # run folder; "" = default_run(datasets)
-    preset: str = "default"
-    size: int = 128
+    preset: str = "auto"  # auto: preset and size picked for the device and time limit (retarget train without both)
+    size: int = 128  # not with auto
     steps: int = 10000
     time_limit: Optional[float] = None  # seconds; None or 0 = steps only
     preview_every: int = 500
@@ -140,14 +140,17 @@ def _train_args(root: Root, form: TrainForm, init_from: Optional[Path]) -> tuple
     out = root.inside(form.out or default_run(form.datasets), "run folder")
     limit = _positive(form.time_limit, "time limit")
     try:
-        arch = model_preset(form.preset, size=int(form.size))  # type: ignore[arg-type]
+        auto = form.preset == "auto"
+        preset = "default" if auto else form.preset
+        arch = model_preset(preset, size=int(form.size))  # type: ignore[arg-type]
         cfg = TrainConfig(
             a_dir=str(data[0]),
             b_dir=str(data[1]),
             more=tuple(str(d) for d in data[2:]),
             out=str(out),
-            preset=form.preset,  # type: ignore[arg-type]
+            preset=preset,  # type: ignore[arg-type]
             model=arch,
+            auto=auto,
             loss=LossConfig(),
             steps=int(form.steps),
             time_limit=limit,
@@ -160,7 +163,8 @@ def _train_args(root: Root, form: TrainForm, init_from: Optional[Path]) -> tuple
     except ValueError as exc:
         raise RetargetError(str(exc)) from None
     check_output(out, kind="run", inputs=[*data, init_from], overwrite=form.overwrite, command="train")
-    args = ["train", *map(str, data), "--out", str(out), "--preset", form.preset, "--size", str(int(form.size))]
+    args = ["train", *map(str, data), "--out", str(out)]
+    args += [] if auto else ["--preset", form.preset, "--size", str(int(form.size))]
     args += ["--steps", str(int(form.steps)), "--preview-every", str(int(form.preview_every))]
     args += ["--checkpoint-every", str(int(form.checkpoint_every))]
     args += ["--time-limit", f"{limit:g}"] if limit else []

@@ -120,9 +120,11 @@ def _train_form(root: Root) -> dict[str, Any]:
     form: dict[str, Any] = {}
     form["datasets"] = gr.Dropdown(root.datasets(), multiselect=True, label="Datasets: A, B (more: one model)")
     form["out"] = gr.Textbox(label="Run folder", placeholder="models/<A>-to-<B>")
-    form["preset"] = gr.Radio(["tiny", "default", "official"], value="default", label="Preset")
+    form["preset"] = gr.Radio(
+        ["auto", "tiny", "default", "official"], value="auto", label="Preset (auto: picked for the device and time)"
+    )
     with gr.Row():
-        form["size"] = gr.Number(128, label="Size (px)", precision=0, minimum=16)
+        form["size"] = gr.Number(128, label="Size (px; not with auto)", precision=0, minimum=16)
         form["steps"] = gr.Number(10000, label="Steps", precision=0, minimum=1)
         form["time_limit"] = gr.Number(0, label="Time limit (s, 0: none)", minimum=0)
     with gr.Row():
