@@ -281,7 +281,7 @@ def train(
         Optional[int], _train_opt("blocks", help="Residual blocks per generator.", rich_help_panel=MODEL)
     ] = None,
     upsample: Annotated[
-        Literal["transpose", "resize"],
+        Literal["transpose", "resize", "blur"],
         typer.Option(
             help="Generator up-sampling: transposed convolutions (the release) or resize + convolution (no checkerboard).",
             rich_help_panel=MODEL,

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 AlignMode = Literal["none", "face"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
-Upsample = Literal["transpose", "resize"]
+Upsample = Literal["transpose", "resize", "blur"]
 ContentNorm = Literal["minus1_1", "0_1", "imagenet"]
 FaceBackendName = Literal["dlib", "fan"]
 FacePick = Literal["tracked", "largest"]

@@ -150,7 +150,7 @@ def test_resize_upsampling_has_no_checkerboard_and_the_same_parameters():
 
     x = torch.rand(4, 3, 64, 64) * 2 - 1
     shares = {}
-    for up in ("transpose", "resize"):
+    for up in ("transpose", "resize", "blur"):
         torch.manual_seed(0)
         g = init_weights(ResnetGenerator(3, 3, 16, 2, up))
         with torch.no_grad():
@@ -159,8 +159,8 @@ def test_resize_upsampling_has_no_checkerboard_and_the_same_parameters():
         shares[up] = _nyquist_share(y)
         assert count_parameters(g) == count_parameters(ResnetGenerator(3, 3, 16, 2))
     # at initialisation transposed convolutions put a fifth of the output's energy in the
-    # checkerboard frequency; resize + convolution almost none
-    assert shares["transpose"] > 0.1 and shares["resize"] < 0.02
+    # checkerboard frequency; resize + convolution and the filtered transposed ones almost none
+    assert shares["transpose"] > 0.1 and shares["resize"] < 0.02 and shares["blur"] < 0.02
     cond = ConditionalGenerator(3, "modulate", 8, 1, "resize")
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in cond.modules())
     with pytest.raises(ValueError, match="upsample"):
@@ -174,3 +174,15 @@ def test_the_upsample_option_reaches_the_generators_and_old_configs_mean_transpo
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in nets["G_AB"].modules())
     old = {k: v for k, v in to_dict(ModelConfig()).items() if k != "upsample"}
     assert from_dict(ModelConfig, old).upsample == "transpose"
+
+
+def test_the_blur_filter_removes_a_period_two_pattern_and_keeps_a_flat_picture():
+    from retarget.nn.blocks import Blur2d
+
+    blur = Blur2d(2)
+    flat = torch.full((1, 2, 8, 8), 0.7)
+    assert torch.allclose(blur(flat), flat)
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0  # +-1 every other pixel
+    out = blur(checker.expand(1, 2, 8, 8).clone())
+    assert out[..., 1:-1, 1:-1].abs().max() < 1e-6  # inside: gone (the reflected border keeps a trace)
+    assert not list(blur.parameters()) and "kernel" not in blur.state_dict()

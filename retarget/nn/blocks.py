@@ -41,19 +41,43 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+class Blur2d(nn.Module):
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass on every channel, reflection-padded; shape preserved.
+
+    Its response at the Nyquist frequency is 0 (1 - 2 + 1), so it removes any pattern that
+    repeats every 2 pixels, the checkerboard a stride-2 transposed convolution draws where
+    its kernel overlaps unevenly (StyleGAN2 filters its transposed convolutions the same
+    way). No parameters: the kernel is a buffer outside the state dict.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).clone(), persistent=False)
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.conv2d(self.pad(x), self.kernel.to(x.dtype), groups=x.shape[1])
+
+
 def up_layer(ch_in: int, ch_out: int, upsample: str = "transpose") -> list[nn.Module]:
     """A x2 up-sampling convolution of the generator (without its norm and activation).
 
     ``transpose``: the release's 3x3 transposed convolution, stride 2. ``resize``: nearest
     x2 resize then a reflection-padded 3x3 convolution (Odena et al., "Deconvolution and
     checkerboard artifacts", 2016): every output pixel sees the same number of input
-    pixels, so no checkerboard; the same parameter count.
+    pixels, so no checkerboard; the same parameter count. ``blur``: the transposed
+    convolution followed by :class:`Blur2d`, which removes its checkerboard at the cost of
+    a depthwise 3x3 filter; the same parameters as ``transpose`` (docs/benchmarks.md,
+    "quality per budget").
     """
-    if upsample == "transpose":
-        return [nn.ConvTranspose2d(ch_in, ch_out, 3, stride=2, padding=1, output_padding=1)]
+    if upsample in ("transpose", "blur"):
+        conv = nn.ConvTranspose2d(ch_in, ch_out, 3, stride=2, padding=1, output_padding=1)
+        return [conv, Blur2d(ch_out)] if upsample == "blur" else [conv]
     if upsample == "resize":
         return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(ch_in, ch_out, 3)]
-    raise ValueError(f"unknown upsample {upsample!r}; choose transpose or resize")
+    raise ValueError(f"unknown upsample {upsample!r}; choose transpose, resize or blur")
 
 
 class ResnetGenerator(nn.Module):
@@ -63,7 +87,7 @@ class ResnetGenerator(nn.Module):
         in_ch, out_ch: image channels (3).
         ngf: filters of the first layer; ×2 and ×4 after the two down-samplings.
         blocks: residual blocks at 1/4 resolution (6 or 9 in the release).
-        upsample: ``transpose`` (the release) or ``resize`` (:func:`up_layer`).
+        upsample: ``transpose`` (the release), ``resize`` or ``blur`` (:func:`up_layer`).
 
     Shapes: ``[B, in_ch, H, W]`` in [-1, 1] -> ``[B, out_ch, H, W]`` in [-1, 1] (tanh);
     H and W must be multiples of 4.
