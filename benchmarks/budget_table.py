@@ -129,19 +129,44 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     if result.interrupted or result.steps != job["steps"]:  # a killed job is no result
         raise SystemExit(f"{job['run']}: stopped at step {result.steps} of {job['steps']}")
-    inst = _load_instance(Path(job["instance"]))
-    outs = render_clip(job["run"], inst.clip, "full")
-    model_wh = outs["model"].shape[2], outs["model"].shape[1]
-    scores = score_all({"source/bilinear": outs["source/bilinear"], "model": outs["model"]}, inst, model_wh)
-    truth_m = np.stack([cv2.resize(f, model_wh, interpolation=cv2.INTER_AREA) for f in inst.truth])
     row = {**{k: v for k, v in job.items() if k not in ("a_dir", "b_dir")}, "seconds_1_thread": seconds}
-    row["source"] = scores["source/bilinear @source"]
-    row["model"] = scores["model @model"]
-    row["grid"] = grid_energy(outs["model"])
-    row["grid_truth"] = grid_energy(truth_m)
+    return {**row, **score_run(job["run"], _load_instance(Path(job["instance"])), Path(job["result"]))}
+
+
+def score_run(run: str, inst: Instance, result: Path) -> dict[str, Any]:
+    """The test clip through ``run`` as ``retarget render`` renders it by default, scored; its middle frame saved.
+
+    ``source``: the default render (for a run with transposed convolutions, its grid
+    filtered: :mod:`retarget.render.degrid`); ``raw``: the generator's output as it is
+    (the same for other runs). ``grid`` (:func:`grid_energy`) is of the default render at model scale.
+    """
+    from retarget.geometry import full_cut, place_back
+    from retarget.render.degrid import degrid, wants_degrid
+    from retarget.run import open_run
+
+    outs = render_clip(run, inst.clip, "full")
+    raw = outs["model"]
+    opened = open_run(run)
+    model = raw
+    if wants_degrid(None, opened.model_cfg.upsample, "none", "full"):
+        model = np.stack([degrid(f) for f in raw])
+    h, w = inst.clip.shape[1:3]
+    cut = full_cut(w, h, opened.data_of("A").scale)
+    source = np.stack([place_back(f, r, cut.matrix) for f, r in zip(inst.clip, model)])
+    wh = raw.shape[2], raw.shape[1]
+    scores = score_all({"source/bilinear": source, "model": model}, inst, wh)
+    plain = score_all({"source/bilinear": outs["source/bilinear"], "model": raw}, inst, wh)
+    truth_m = np.stack([cv2.resize(f, wh, interpolation=cv2.INTER_AREA) for f in inst.truth])
     mid = len(inst.clip) // 2
-    cv2.imwrite(str(Path(job["result"]).with_suffix(".png")), outs["source/bilinear"][mid][:, :, ::-1])
-    return row
+    cv2.imwrite(str(result.with_suffix(".png")), source[mid][:, :, ::-1])
+    return {
+        "source": scores["source/bilinear @source"],
+        "model": scores["model @model"],
+        "raw": plain["source/bilinear @source"],
+        "grid": grid_energy(model),
+        "grid_raw": grid_energy(raw),
+        "grid_truth": grid_energy(truth_m),
+    }
 
 
 def _load_instance(folder: Path) -> Instance:
@@ -261,16 +286,12 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 def rescore(work: Path) -> None:
-    """The grid measure of every finished job, again from its run (after a change of :func:`grid_energy`)."""
+    """Every finished job scored again from its run (after a change of :func:`score_run`)."""
     for path in sorted((work / "results").glob("*.json")):
         if ".job." in path.name:
             continue
         row = json.loads(path.read_text())
-        inst = _load_instance(Path(row["instance"]))
-        model = render_clip(row["run"], inst.clip, "full")["model"]
-        wh = model.shape[2], model.shape[1]
-        row["grid"] = grid_energy(model)
-        row["grid_truth"] = grid_energy(np.stack([cv2.resize(f, wh, interpolation=cv2.INTER_AREA) for f in inst.truth]))
+        row.update(score_run(row["run"], _load_instance(Path(row["instance"])), path))
         path.write_text(json.dumps(row, indent=2))
 
 

@@ -708,6 +708,13 @@ def render(
             help="Temporal smoothing along the source's motion: 0 = off, 1 = full (see docs/render.md).",
         ),
     ] = RenderConfig.stabilize,
+    degrid: Annotated[
+        Optional[bool],
+        typer.Option(
+            help="Filter the checkerboard of transposed convolutions out of the generator's output "
+            "\\[default: on for whole frames of runs trained with --upsample transpose].",
+        ),
+    ] = RenderConfig.degrid,
     start: Annotated[
         Optional[float],
         _render_opt("start", help="Translate from this second on; earlier frames are copied unchanged."),

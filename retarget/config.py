@@ -325,6 +325,9 @@ class RenderConfig:
         "auto", only=RUN_ONLY
     )  # mixed precision: auto = bf16 where native (CUDA, CPU), fp16 on older GPUs, else off
     stabilize: float = opt(1.0, min=0, max=1)  # flow-guided temporal smoothing: 0 = off, 1 = full (docs/benchmarks.md)
+    # filter the transposed convolutions' checkerboard out of the generator's output (retarget/render/degrid.py);
+    # None: on for whole frames (frame full) of runs trained with --upsample transpose, else off
+    degrid: Optional[bool] = opt(None, only=(RUN_ONLY, FRAMES_ONLY))
     # a face dataset of the target person (extract --align face): swap every face for theirs, no trained run
     target_faces: Optional[str] = None
     enhancer: Optional[str] = opt(

@@ -52,7 +52,8 @@ def test_the_measured_table_is_consistent():
     """The shipped table: every row builds, the input baseline is below the best row, the look threshold is set."""
     assert tb.TABLE and tb.LOOK_STEPS > 0
     for row in tb.TABLE:
-        assert row.model().size == row.size and row.its > 0 and row.psnr
+        assert row.model().size == row.size and row.its > 0
+    assert any(row.psnr for row in tb.TABLE)
     for budget in {b for row in tb.TABLE for b in row.psnr}:
         best, used = tb.best_at(budget)
         assert used == budget and best.psnr[budget] == max(r.psnr[budget] for r in tb.TABLE if budget in r.psnr)

@@ -166,7 +166,8 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(domains, tmp_path):
     real_make = launch._make_step
 
     def spy(nets, *a):
-        result_nets.update(nets)
+        if not result_nets:  # the run's own networks (the forecast then times steps of copies)
+            result_nets.update(nets)
         return real_make(nets, *a)
 
     launch._make_step = spy

@@ -28,6 +28,7 @@ from retarget.errors import RetargetError
 from retarget.geometry import square_cut
 from retarget.options import check_effects
 from retarget.progress import console
+from retarget.render.degrid import Degrid, wants_degrid
 from retarget.render.stream import Plan, Prepared, generator_stage, prepare, whole_frame_cut
 
 __all__ = ["LOAD_FACTOR", "check_effect", "make_translator", "plan_render", "plan_run", "plan_swap"]
@@ -103,6 +104,8 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
     where = "" if cfg.model else " (newest run under ./models)"
     console.print(f"model: {run.path}{where}" + (f" ({way.text})" if way.target is not None else ""), markup=False)
     translator = make_translator(cfg, net, device)
+    if wants_degrid(cfg.degrid, run.model_cfg.upsample, align, frame):  # the transposed convolutions' grid
+        translator = Degrid(translator)
     aligner = enhance = None
     if align == "face":
         from retarget.faces.aligner import face_aligner

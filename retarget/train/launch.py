@@ -180,9 +180,7 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     cfg = resolve_domains(cfg)  # a multi-domain run's names and model.domains, or a one-line refusal
     device = resolve_device(cfg.device, ctx.local_rank)
     if cfg.auto and not cfg.resume:  # neither --preset nor --size given: picked for the device and budget
-        cfg = apply_pick(cfg, device.type, frames=_frames_only(cfg))
-        if ctx.is_main:
-            console.print(f"architecture: {cfg.picked}", soft_wrap=True, markup=False, highlight=False)
+        cfg = apply_pick(cfg, device.type, frames=_frames_only(cfg))  # said once the run can start (below)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
@@ -196,6 +194,8 @@ def _train(cfg: TrainConfig, ctx: ddp.DistContext, hooks: Sequence[Hook]) -> Tra
     prepare_run_dir(cfg, run_dir)
     init = read_init(cfg)  # --init-from: read and checked before the run folder is touched
     created = first_missing(run_dir)
+    if cfg.picked and not cfg.resume and ctx.is_main:
+        console.print(f"architecture: {cfg.picked}", soft_wrap=True, markup=False, highlight=False)
     ddp.barrier(ctx)
     try:
         trainer = _setup(cfg, ctx, device, run_dir, hooks, init)
