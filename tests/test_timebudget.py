@@ -56,7 +56,16 @@ def test_the_measured_table_is_consistent():
     assert any(row.psnr for row in tb.TABLE)
     for budget in {b for row in tb.TABLE for b in row.psnr}:
         best, used = tb.best_at(budget)
-        assert used == budget and best.psnr[budget] == max(r.psnr[budget] for r in tb.TABLE if budget in r.psnr)
+        rows = [r for r in tb.TABLE if budget in r.psnr and r.upsample == "transpose"]
+        assert used == budget and best.upsample == "transpose"
+        assert not rows or best.psnr[budget] == max(r.psnr[budget] for r in rows)
+
+
+def test_the_pick_compares_the_rows_of_the_runs_upsampler(fake_table, monkeypatch):
+    monkeypatch.setattr(tb, "TABLE", (*FAKE, Measured("tiny", 48, "resize", its=9.0, psnr={300.0: 30.0})))
+    assert tb.pick_architecture("cpu", 300, True, False).size == 64  # the resize row is not a transpose run's
+    assert tb.pick_architecture("cpu", 300, True, False, upsample="resize").size == 48
+    assert tb.pick_architecture("cpu", 300, True, False, upsample="blur").size == 48  # none measured: any
 
 
 def test_apply_pick_keeps_what_was_given(fake_table):

@@ -90,17 +90,19 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 10 or minutes == int(minutes) else f"{minutes:.1f} min"
 
 
-def best_at(budget: float) -> tuple[Measured, float]:
-    """The table's best configuration for ``budget`` seconds: at the largest measured budget within it
-    (the smallest measured one below that), with the budget used."""
-    budgets = sorted({b for m in TABLE for b in m.psnr})
+def best_at(budget: float, upsample: str = "transpose") -> tuple[Measured, float]:
+    """The table's best configuration with ``upsample`` (any, when none has it) for ``budget`` seconds: at the
+    largest measured budget within it (the smallest measured one below that), with the budget used."""
+    rows = [m for m in TABLE if m.psnr and m.upsample == upsample] or [m for m in TABLE if m.psnr]
+    budgets = sorted({b for m in rows for b in m.psnr})
     within = [b for b in budgets if b <= budget]
     used = within[-1] if within else budgets[0]
-    rows = [m for m in TABLE if used in m.psnr]
-    return max(rows, key=lambda m: m.psnr[used]), used
+    return max((m for m in rows if used in m.psnr), key=lambda m: m.psnr[used]), used
 
 
-def pick_architecture(device: str, time_limit: Optional[float], frames: bool, multi: bool) -> Pick:
+def pick_architecture(
+    device: str, time_limit: Optional[float], frames: bool, multi: bool, upsample: str = "transpose"
+) -> Pick:
     """The preset and size of a run that gave neither.
 
     Args:
@@ -108,6 +110,7 @@ def pick_architecture(device: str, time_limit: Optional[float], frames: bool, mu
         time_limit: the run's ``--time-limit`` (s), or None.
         frames: the datasets hold whole frames or frames without faces (``extract --align none``).
         multi: a multi-domain run.
+        upsample: the run's up-sampler (kept): the table's rows with it are compared.
     """
     default = ModelConfig()
     if device != "cpu":
@@ -118,7 +121,7 @@ def pick_architecture(device: str, time_limit: Optional[float], frames: bool, mu
             "default", default.size, f"the default preset at {default.size} px (the CPU budget table has no {what})"
         )
     budget = time_limit if time_limit else DEFAULT_BUDGET
-    best, used = best_at(budget)
+    best, used = best_at(budget, upsample)
     stated = f"--time-limit {_minutes(budget)}" if time_limit else f"no --time-limit: picked for {_minutes(budget)}"
     why = (
         f"{best.label} ({stated} on the CPU; the best of the budget table at {_minutes(used)}, "
@@ -132,7 +135,7 @@ def apply_pick(cfg: TrainConfig, device: str, frames: bool) -> TrainConfig:
     its reason in ``cfg.picked``; unchanged otherwise."""
     if not cfg.auto:
         return cfg
-    pick = pick_architecture(device, cfg.time_limit, frames, cfg.is_multi)
+    pick = pick_architecture(device, cfg.time_limit, frames, cfg.is_multi, cfg.model.upsample)
     keep = {f: getattr(cfg.model, f) for f in ("model", "upsample", "condition", "p_residual", "domains")}
     model = dataclasses.replace(model_preset(pick.preset, size=pick.size), **keep)  # type: ignore[arg-type]
     return dataclasses.replace(cfg, preset=pick.preset, model=model, picked=pick.why)
@@ -181,7 +184,7 @@ def _too_small(cfg: TrainConfig, its: float, reach: float) -> str:
         f"{what} is far too small for this configuration here: about {int(reach):,} steps, and no look of the "
         f"budget table showed in fewer than {LOOK_STEPS:,}"
     )
-    best, used = best_at(budget)
+    best, used = best_at(budget, cfg.model.upsample)
     if measured(cfg.model) != best:
         own = measured(cfg.model)
         ratio = best.its / own.its if own else None  # this machine's speed carried over to the alternative
