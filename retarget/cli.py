@@ -32,6 +32,7 @@ from retarget.config import (
     RenderConfig,
     TrainConfig,
     check_train_config,
+    UNCAPPED_STEPS,
     model_preset,
 )
 from retarget.errors import RetargetError
@@ -376,7 +377,10 @@ def train(
             "cls", help="Multi-domain: D's domain classification terms (StarGAN's lambda_cls).", rich_help_panel=LOSS
         ),
     ] = LossConfig.cls,
-    steps: Annotated[int, _train_opt("steps", help="Optimisation steps.", rich_help_panel=RUN)] = TrainConfig.steps,
+    steps: Annotated[
+        int,
+        _train_opt("steps", help="Optimisation steps (with --time-limit and no --steps: no cap).", rich_help_panel=RUN),
+    ] = TrainConfig.steps,
     time_limit: Annotated[
         Optional[float],
         _train_opt(
@@ -521,6 +525,8 @@ def train(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         flags["preset"] = preset or TrainConfig.preset
+        if time_limit is not None and not _given(ctx, "steps"):  # a budget and no --steps: the time decides
+            flags["steps"] = UNCAPPED_STEPS
         cfg = _config(TrainConfig, flags, model=arch, loss=_config(LossConfig, flags), resume=False, auto=auto)
     try:
         check_train_config(cfg)  # open bounds (0 <= beta < 1, lr > 0) typer cannot express
@@ -531,6 +537,11 @@ def train(
     result = _run(lambda: run_train(cfg))
     if result.interrupted:  # saved; scripts and schedulers see how it stopped: 130 Ctrl-C, 143 SIGTERM
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (not its default)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
 
 
 def _dataset_fields(datasets: Optional[list[str]]) -> dict[str, Any]:

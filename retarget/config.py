@@ -180,6 +180,9 @@ class LossConfig:
     )  # multi-domain only: D names the domain of reals, G's fakes that of dst (StarGAN's lambda_cls)
 
 
+#: ``--steps`` of a new run given a ``--time-limit`` and no ``--steps`` (the CLI): the time decides
+UNCAPPED_STEPS = 10**9
+
 #: identity weight per unit of cycle weight when ``LossConfig.identity`` is None
 IDENTITY_PER_CYCLE = 0.5
 #: the same for a new run whose datasets hold whole frames (``extract --frame full``): there

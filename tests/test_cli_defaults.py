@@ -18,6 +18,7 @@ from retarget.config import (
     LossConfig,
     ModelConfig,
     RenderConfig,
+    UNCAPPED_STEPS,
     TrainConfig,
     model_preset,
 )
@@ -82,6 +83,17 @@ def test_the_default_preset_is_modelconfig():
         (["train", "a", "b"], "retarget.train.launch.train", TrainConfig("a", "b", auto=True)),
         (["train", "a", "b", "--size", "128"], "retarget.train.launch.train", TrainConfig("a", "b")),
         (["train", "a", "b", "--preset", "default"], "retarget.train.launch.train", TrainConfig("a", "b")),
+        # a budget without --steps: the time decides; with --steps, both bound the run
+        (
+            ["train", "a", "b", "--time-limit", "60"],
+            "retarget.train.launch.train",
+            TrainConfig("a", "b", auto=True, time_limit=60.0, steps=UNCAPPED_STEPS),
+        ),
+        (
+            ["train", "a", "b", "--time-limit", "60", "--steps", "500"],
+            "retarget.train.launch.train",
+            TrainConfig("a", "b", auto=True, time_limit=60.0, steps=500),
+        ),  # fmt: skip
         (["render", "in.mp4", "out.mp4"], "retarget.render.render.render", RenderConfig("in.mp4", "out.mp4")),
         (["extract", "v.mp4"], "retarget.dataset.extract.extract", ExtractConfig(videos=("v.mp4",))),
         (["demo"], "retarget.demo.demo.demo", DemoConfig()),

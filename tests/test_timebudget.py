@@ -180,3 +180,21 @@ def test_the_run_takes_the_faster_thread_count_and_puts_it_back(tmp_path, monkey
         assert ("(1 torch thread: 5.00 with 2)" in text) == (expected == 1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_time_limited_progress_bar_counts_to_the_steps_its_pace_reaches():
+    from types import SimpleNamespace
+
+    from retarget.train.hooks import Progress
+
+    bar = Progress()
+    cfg = SimpleNamespace(time_limit=100.0, steps=10**9)
+    trainer = SimpleNamespace(cfg=cfg, step=0, elapsed=0.0)
+    assert bar._total(trainer) == 10**9  # nothing to go by yet
+    bar.start, bar.clock = 0, 0.0
+    trainer.step, trainer.elapsed = 50, 10.0  # 5 steps/s, 90 s left
+    assert bar._total(trainer) == 50 + 450
+    trainer.cfg = SimpleNamespace(time_limit=100.0, steps=200)
+    assert bar._total(trainer) == 200  # --steps still bounds it
+    trainer.cfg = SimpleNamespace(time_limit=None, steps=300)
+    assert bar._total(trainer) == 300

@@ -108,12 +108,22 @@ class Progress(Hook):
 
     def before_train(self, trainer: Trainer) -> None:
         self.progress = trainer.resources.enter_context(make_progress(unit="it", extra="{task.fields[losses]}"))
-        self.task = self.progress.add_task("train", total=trainer.cfg.steps, completed=trainer.step, losses="")
+        self.task = self.progress.add_task("train", total=self._total(trainer), completed=trainer.step, losses="")
+        self.start, self.clock = trainer.step, trainer.elapsed
 
     def after_step(self, trainer: Trainer) -> None:
         losses = trainer.losses
         main = " ".join(f"{k[5:]}={losses[k]:.3f}" for k in ("loss_G", "loss_D") if k in losses)
-        self.progress.update(self.task, completed=trainer.step, losses=main)
+        self.progress.update(self.task, completed=trainer.step, total=self._total(trainer), losses=main)
+
+    def _total(self, trainer: Trainer) -> int:
+        """``--steps``, or with a time limit the steps this run's pace reaches in it (at most ``--steps``)."""
+        limit, steps = trainer.cfg.time_limit, trainer.cfg.steps
+        spent = trainer.elapsed - getattr(self, "clock", trainer.elapsed)
+        if not limit or spent <= 0 or trainer.step <= self.start:
+            return steps
+        pace = (trainer.step - self.start) / spent
+        return min(steps, trainer.step + max(0, round(pace * (limit - trainer.elapsed))))
 
 
 class Previews(Hook):
