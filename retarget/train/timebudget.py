@@ -69,6 +69,8 @@ LOOK_STEPS = 1700
 DEFAULT_BUDGET = 1200.0
 #: Steps of throwaway training timed before the first step (after one warm-up step) ...
 PROBE_STEPS = 4
+#: ... or more, up to this many seconds, for a run with a time limit (whose forecast counts its steps) ...
+PROBE_MIN_SECONDS = 1.5
 #: ... or fewer, when they take longer than this (s).
 PROBE_SECONDS = 6.0
 
@@ -285,19 +287,23 @@ def probe_speeds(
         speeds = {}
         for n in counts:
             torch.set_num_threads(n)
-            speeds[n] = _time_steps(stepper, trainer.loader.batches, trainer.step, trainer.device)
+            least = PROBE_MIN_SECONDS if trainer.cfg.time_limit else 0.0
+            speeds[n] = _time_steps(stepper, trainer.loader.batches, trainer.step, trainer.device, least)
         return speeds
     finally:
         torch.set_num_threads(own)
         ckpt.set_rng_state(state)
 
 
-def _time_steps(stepper: Any, batches: Any, step: int, device: torch.device) -> float:
-    """Steps per second of ``stepper`` over :data:`PROBE_STEPS` steps (or :data:`PROBE_SECONDS`) after one warm-up
-    step (first-call allocations and kernel choice), on the batches of the run's steps from ``step``."""
+def _time_steps(stepper: Any, batches: Any, step: int, device: torch.device, least: float = 0.0) -> float:
+    """Steps per second of ``stepper`` after one warm-up step (first-call allocations and kernel choice), on the
+    batches of the run's steps from ``step``: over :data:`PROBE_STEPS` steps and at least ``least`` seconds,
+    stopping after :data:`PROBE_SECONDS`."""
     stepper.step(batches.to_device(batches.raw(step), device))
     t0, timed = time.perf_counter(), 0
-    while timed < PROBE_STEPS and (timed == 0 or time.perf_counter() - t0 < PROBE_SECONDS):
+    while True:
         timed += 1
         stepper.step(batches.to_device(batches.raw(step + timed), device))
-    return timed / max(time.perf_counter() - t0, 1e-9)
+        spent = time.perf_counter() - t0
+        if spent > PROBE_SECONDS or (timed >= PROBE_STEPS and spent >= least):
+            return timed / max(spent, 1e-9)
