@@ -295,7 +295,7 @@ def rescore(work: Path) -> None:
         path.write_text(json.dumps(row, indent=2))
 
 
-def montage(work: Path, stem: str, width: int = 320) -> list[Path]:
+def montage(work: Path, stem: str, width: int = 240) -> list[Path]:
     """Per budget, one picture: a row per instance, the truth, the input and each configuration's middle frame."""
     rows = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json")) if ".job." not in p.name]
     written = []
