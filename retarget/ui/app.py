@@ -124,7 +124,7 @@ def _train_form(root: Root) -> dict[str, Any]:
         ["auto", "tiny", "default", "official"], value="auto", label="Preset (auto: picked for the device and time)"
     )
     with gr.Row():
-        form["size"] = gr.Number(128, label="Size (px; not with auto)", precision=0, minimum=16)
+        form["size"] = gr.Number(128, label="Size (px)", info="not with auto", precision=0, minimum=16)
         form["steps"] = gr.Number(10000, label="Steps", precision=0, minimum=1)
         form["time_limit"] = gr.Number(0, label="Time limit (s, 0: none)", minimum=0)
     with gr.Row():
