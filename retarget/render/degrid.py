@@ -6,8 +6,9 @@ unevenly, leaving patterns that repeat every 2 and every 4 output pixels. A whol
 render scales the output up to the source (often 3-6x), where the grid shows. The filter
 here, ``[1, 2, 2, 2, 1] / 8`` along each axis (a 2-pixel box times a 4-pixel box), has
 zero response at exactly those two periods and passes the low frequencies the upscaling
-keeps. On the CPU budget table's transposed-convolution runs it raised PSNR against the
-truth by 0.1-0.4 dB and lowered the warping error by 23-43% (docs/benchmarks.md,
+keeps. On the CPU budget table's eleven transposed-convolution runs it lowered the
+warping error by 20-46% in every one; PSNR against the truth moved by +0.07 to +0.68 dB
+after 5 minutes of training and by -0.94 to +0.29 dB after 20 (docs/benchmarks.md,
 "quality per budget"). Face renders (pasted near their own size) and runs trained with
 ``resize`` or ``blur`` up-sampling (no grid) are left alone.
 """
