@@ -569,11 +569,7 @@ def _resume_config(ctx: typer.Context, run_dir: str, flags: dict[str, Any]) -> T
     """The run's own configuration, with the options typed on the command line (refused unless resumable)."""
     from retarget.train.resume import resume_config
 
-    typed = {}
-    for name, value in flags.items():
-        source = ctx.get_parameter_source(name) if name not in ("ctx", "resume") else None
-        if getattr(source, "name", None) == "COMMANDLINE":
-            typed[name] = value
+    typed = {name: value for name, value in flags.items() if name not in ("ctx", "resume") and _given(ctx, name)}
     if "datasets" in typed:  # the datasets given again must be the run's own
         typed.update({k: v for k, v in _dataset_fields(typed.pop("datasets")).items() if v is not None})
     return resume_config(run_dir, **typed)
@@ -755,8 +751,7 @@ def render(
 
     With -o DIR, render many videos into DIR: an interrupted batch goes on where it stopped.
     """
-    typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
-    if typed and to_domain is not None:
+    if _given(ctx, "direction") and to_domain is not None:
         _usage_error(f"--direction {direction} --to {to_domain}: both pick the target; give one of them")
     if out_dir is None:
         if len(paths) != 2:
@@ -802,8 +797,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = ExportConfig.overwrite,
 ) -> None:
     """Write a run's translator as an ONNX file (dynamic height and width), for onnxruntime and other runtimes."""
-    typed = getattr(ctx.get_parameter_source("direction"), "name", None) == "COMMANDLINE"
-    if typed and to_domain is not None:
+    if _given(ctx, "direction") and to_domain is not None:
         _usage_error(f"--direction {direction} --to {to_domain}: both pick the target; give one of them")
     if not output:
         _usage_error("export: give the file to write with -o FILE.onnx")

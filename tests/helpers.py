@@ -384,3 +384,14 @@ def tiny_train_config(tmp_path: Path, out: Path, **kw):
     base = dict(preset="tiny", pool=0, preview_every=100, preview_frames=0, log_every=1, device="cpu")
     base.update(kw)
     return TrainConfig(str(a), str(b), out=str(out), model=model_preset("tiny", model="cyclegan", size=32), **base)
+
+
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (the scripts are not a package), imported without running it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module

@@ -18,18 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_video
+from helpers import load_script, make_video
 
 CHROMIUM = Path(os.environ.get("RETARGET_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = load_script("ui_screenshots").ARGS  # the flags the screenshots use, one list
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser: {CHROMIUM} absent (apt-get install chromium)"),
