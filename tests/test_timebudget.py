@@ -198,3 +198,9 @@ def test_a_time_limited_progress_bar_counts_to_the_steps_its_pace_reaches():
     assert bar._total(trainer) == 200  # --steps still bounds it
     trainer.cfg = SimpleNamespace(time_limit=None, steps=300)
     assert bar._total(trainer) == 300
+
+
+def test_a_run_bounded_by_its_steps_is_named_by_them_and_the_alternative_by_the_time(fake_table):
+    cfg = TrainConfig("a", "b", time_limit=1200, steps=2, model=model_preset("default", size=128))
+    small = tb.forecast(cfg, its=0.5)[1][0]
+    assert small.startswith("--steps 2 is far too small") and "makes about 3,600 steps here" in small

@@ -181,7 +181,8 @@ def forecast(cfg: TrainConfig, its: float, done: int = 0, elapsed: float = 0.0) 
 
 def _too_small(cfg: TrainConfig, its: float, reach: float) -> str:
     budget = cfg.time_limit or reach / max(its, 1e-9)
-    what = f"--time-limit {_minutes(budget)}" if cfg.time_limit else f"--steps {cfg.steps:,}"
+    capped = not cfg.time_limit or reach >= cfg.steps  # --steps, not the time, ends the run
+    what = f"--steps {cfg.steps:,}" if capped else f"--time-limit {_minutes(budget)}"
     text = (
         f"{what} is far too small for this configuration here: about {int(reach):,} steps, and no look of the "
         f"budget table showed in fewer than {LOOK_STEPS:,}"
@@ -189,16 +190,17 @@ def _too_small(cfg: TrainConfig, its: float, reach: float) -> str:
     best, used = best_at(budget, cfg.model.upsample)
     if measured(cfg.model) != best:
         own = measured(cfg.model)
-        ratio = best.its / own.its if own else None  # this machine's speed carried over to the alternative
+        ratio = best.its / own.its if own else None
+        # in the same time: this machine's speed carried over by the benchmark's ratio
         steps = (
-            f"about {int(reach * ratio):,} steps here"
+            f"about {int(its * ratio * budget):,} steps here"
             if ratio
             else f"{int(best.its * budget):,} steps on the benchmark"
         )
         text += f"; {best.label} (--preset {best.preset} --size {best.size}) makes {steps}"
         text += f" and gave {best.psnr[used]:.1f} dB in {_minutes(used)}"
     else:
-        text += "; give a longer --time-limit"
+        text += "; give a longer --time-limit" if not capped else "; give more --steps"
     return text
 
 
