@@ -671,6 +671,22 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.target_faces,
+    mouth: Annotated[
+        Literal["target", "source"],
+        typer.Option(
+            help="A swap's mouth: the target's own, or the input's mouth interior (teeth, tongue) "
+            "inside the target's lips, colour-matched.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.mouth,
+    refiner: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="FOLDER",
+            help="Clean each swapped face with this refiner (train-refiner on the target's face dataset).",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.refiner,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,

@@ -41,6 +41,9 @@ FRAMES_ONLY = _opts.Only("align", ("none",))
 RUN_ONLY = _opts.Only(
     "target_faces", (None,), why="--target-faces swaps faces without a trained run: it does not apply"
 )
+SWAP_ONLY = _opts.Only(
+    "target_faces", test=lambda own, t: t is not None, why="applies to a face swap (--target-faces) only"
+)
 RECYCLE_ONLY = _opts.Only("model.model", ("recycle",))
 CONTENT_ONLY = _opts.Only(
     "loss",
@@ -333,6 +336,11 @@ class RenderConfig:
     degrid: Optional[bool] = opt(None, only=(RUN_ONLY, FRAMES_ONLY))
     # a face dataset of the target person (extract --align face): swap every face for theirs, no trained run
     target_faces: Optional[str] = None
+    # a swap's mouth: the target's own (its nearest frame, warped), or the source's mouth interior
+    # (teeth, tongue) pasted inside the target's lips, colour-matched
+    mouth: Literal["target", "source"] = opt("target", only=SWAP_ONLY)
+    # a swap's refiner folder (train-refiner): learnt from the target's own video, it cleans each swapped face
+    refiner: Optional[str] = opt(None, only=SWAP_ONLY)
     enhancer: Optional[str] = opt(
         None, only=(RUN_ONLY, FACES_ONLY)
     )  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste
