@@ -34,7 +34,8 @@ Two reference rows come first: "input unchanged" scores the clip as its own outp
 brought down to the training resolution and back up (a perfect model at S px: how far
 the loss of detail alone moves the identity; a blurred face drifts towards everyone).
 The table is printed and written, as Markdown, to ``OUT/results.md``; everything to
-``OUT/results.json``.
+``OUT/results.json``. ``--self`` runs benchmarks/faces_self.py instead (each person driven by
+their own earlier frames, scored against the real held-out frames), with its options.
 """
 
 from __future__ import annotations
@@ -439,6 +440,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker(argv[1])
+    if "--self" in argv:  # the self-reenactment benchmark, with ground truth (benchmarks/faces_self.py)
+        import faces_self
+
+        return faces_self.main([a for a in argv if a != "--self"])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), help="A:B video names (default: %(default)s)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of the videos (default: %(default)s)")
