@@ -23,6 +23,7 @@ from retarget import __version__
 from retarget.config import (
     DemoConfig,
     EnhancerConfig,
+    RefinerConfig,
     EvalConfig,
     ExportConfig,
     ExtractConfig,
@@ -142,6 +143,7 @@ _render_opt = _limited(RenderConfig)
 _eval_opt = _limited(EvalConfig)
 _demo_opt = _limited(DemoConfig)
 _enh_opt = _limited(EnhancerConfig)
+_ref_opt = _limited(RefinerConfig)
 _export_opt = _limited(ExportConfig)
 
 
@@ -861,6 +863,50 @@ def train_enhancer(
     """Learn a face enhancer from the target person's frames: render --enhancer sharpens the pasted faces with it."""
     cfg = _config(EnhancerConfig, locals())
     from retarget.train.enhancer import train_enhancer as run_train
+
+    _run(lambda: run_train(cfg))
+
+
+# Longer than 60 lines on purpose: one Typer parameter per option.
+@app.command("train-refiner")
+def train_refiner(
+    data: Annotated[str, typer.Argument(help="Face dataset of the target person: the one render --target-faces uses.")],
+    out: Annotated[
+        Optional[str],
+        typer.Option("-o", "--out", help="Refiner folder \\[default: models/refiner_<dataset name>]."),
+    ] = RefinerConfig.out,
+    exclude: Annotated[
+        int, _ref_opt("exclude", help="Frames either side of a training frame that may not be its input.")
+    ] = RefinerConfig.exclude,
+    factor: Annotated[int, _ref_opt("factor", help="The network works at 1/factor of the crop side.")] = (
+        RefinerConfig.factor
+    ),
+    width: Annotated[int, _ref_opt("width", help="Channels of the network.")] = RefinerConfig.width,
+    blocks: Annotated[int, _ref_opt("blocks", help="Residual blocks.")] = RefinerConfig.blocks,
+    steps: Annotated[int, _ref_opt("steps", help="Optimisation steps at most.")] = RefinerConfig.steps,
+    time_limit: Annotated[
+        Optional[float], _ref_opt("time_limit", help="Stop after this many seconds of training.")
+    ] = RefinerConfig.time_limit,
+    batch_size: Annotated[int, _ref_opt("batch_size", help="Patches per step.")] = RefinerConfig.batch_size,
+    patch: Annotated[int, _ref_opt("patch", help="Patch side (px).")] = RefinerConfig.patch,
+    lr: Annotated[float, _ref_opt("lr", help="Adam learning rate.")] = RefinerConfig.lr,
+    max_frames: Annotated[
+        int, _ref_opt("max_frames", help="Faces turned into training pairs (evenly spaced).")
+    ] = RefinerConfig.max_frames,
+    holdout: Annotated[
+        float, _ref_opt("holdout", help="Share of the faces (the last) kept out of training to score it.")
+    ] = RefinerConfig.holdout,
+    seed: Annotated[int, _ref_opt("seed", help="Random seed.")] = RefinerConfig.seed,
+    threads: Annotated[Optional[int], _ref_opt("threads", help="Torch threads.")] = RefinerConfig.threads,
+    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], typer.Option(help="Device.")] = RefinerConfig.device,
+    amp: Annotated[
+        Literal["auto", "bf16", "fp16", "off"], typer.Option(help="Mixed precision, as for train.")
+    ] = RefinerConfig.amp,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing refiner folder.")] = RefinerConfig.overwrite,
+) -> None:
+    """Learn a swap refiner from the target person's own video: render --target-faces B --refiner R cleans each face."""
+    cfg = _config(RefinerConfig, locals())
+    from retarget.train.refiner import train_refiner as run_train
 
     _run(lambda: run_train(cfg))
 

@@ -375,6 +375,31 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class RefinerConfig:
+    """Options of ``retarget train-refiner``: a swap refiner learnt from the target person's own video."""
+
+    data: str  # face dataset of the target person (extract --align face), the one render --target-faces uses
+    out: Optional[str] = None  # refiner folder to write; default models/refiner_<dataset folder name>
+    # frames either side of each training frame that may not be its input (they are the frame itself, barely moved)
+    exclude: int = opt(10, min=1)
+    factor: int = opt(2, min=1, max=8)  # the network works at 1/factor of the crop side (pixel unshuffle)
+    width: int = opt(32, min=4)  # channels of the network's body
+    blocks: int = opt(6, min=1)  # residual blocks
+    steps: int = opt(20000, min=1)  # optimisation steps at most
+    time_limit: Optional[float] = opt(300.0, min=1)  # stop after this many seconds of training; None = steps only
+    batch_size: int = opt(8, min=1)  # patches per step
+    patch: int = opt(128, min=16)  # side of the training patches (px)
+    lr: float = opt(5e-4, min=0, min_open=True, max=1)  # Adam learning rate, halved over the last quarter
+    max_frames: int = opt(1500, min=2)  # frames of the dataset turned into pairs (evenly spaced)
+    holdout: float = opt(0.1, min=0, max=0.5)  # share of the frames (the last ones) kept out of training to score it
+    seed: int = opt(0, min=0)  # patches, flips and the initial weights
+    threads: Optional[int] = opt(None, min=1)  # torch threads; None = torch's default
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # where to train
+    amp: AmpMode = "auto"  # mixed precision, as for train
+    overwrite: bool = False  # replace an existing refiner folder
+
+
+@dataclass(frozen=True)
 class EnhancerConfig:
     """Options of ``retarget train-enhancer``: a face enhancer learnt from one person's frames."""
 
@@ -524,6 +549,7 @@ CONFIGS: tuple[type, ...] = (
     EvalConfig,
     DemoConfig,
     EnhancerConfig,
+    RefinerConfig,
     ExportConfig,
 )
 

@@ -39,6 +39,7 @@ KINDS = {
     "dataset": ("extract", "a retarget dataset"),
     "run": ("train", "a training run"),
     "enhancer": ("train-enhancer", "an enhancer folder"),
+    "refiner": ("train-refiner", "a refiner folder"),
     "demo": ("demo", "a demo output"),
     "video": ("render", "a video file"),
     "onnx": ("export", "an ONNX file"),
@@ -61,6 +62,7 @@ MANIFEST = "manifest.json"  # a dataset's
 RUN_CONFIG, RUN_METRICS, RUN_PREVIEWS = "config.json", "metrics.jsonl", "previews"  # a run's
 RUN_CHECKPOINTS, RUN_WEIGHTS = "checkpoints", "weights.safetensors"
 ENHANCER_WEIGHTS = "enhancer.safetensors"  # an enhancer folder's
+REFINER_WEIGHTS = "refiner.safetensors"  # a refiner folder's
 
 
 def _is_run(folder: Path) -> bool:
@@ -75,7 +77,7 @@ def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
 
     ``"demo"`` (a folder with :data:`DEMO_MARKER`), ``"dataset"`` (a folder with the
     manifest extract writes; a plain folder of images is the user's, None),
-    ``"enhancer"`` (a folder with the enhancer's weights), ``"run"`` (see
+    ``"enhancer"`` / ``"refiner"`` (a folder with that network's weights), ``"run"`` (see
     :func:`_is_run`), ``"video"`` (a file with a video suffix); None for anything
     else, a missing path included.
     """
@@ -96,6 +98,8 @@ def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
         return None
     if (path / ENHANCER_WEIGHTS).is_file():
         return "enhancer"
+    if (path / REFINER_WEIGHTS).is_file():
+        return "refiner"
     return "run" if _is_run(path) else None
 
 
@@ -155,6 +159,8 @@ def _enclosing_product(out: Path) -> Optional[tuple[Path, str]]:
             return folder, "dataset"
         if (folder / ENHANCER_WEIGHTS).is_file():
             return folder, "enhancer"
+        if (folder / REFINER_WEIGHTS).is_file():
+            return folder, "refiner"
         if (folder / RUN_CONFIG).is_file() and _trained_here(folder):
             return folder, "run"
     return None

@@ -22,7 +22,7 @@ def test_all_commands_registered():
     import typer.main
 
     # the commands the docs describe
-    names = ("extract", "train", "train-enhancer", "render", "export", "eval", "demo", "runs", "ui")
+    names = ("extract", "train", "train-enhancer", "train-refiner", "render", "export", "eval", "demo", "runs", "ui")
     assert sorted(typer.main.get_command(app).commands) == sorted(names)
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

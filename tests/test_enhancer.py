@@ -127,7 +127,7 @@ def test_training_refuses_other_data_and_an_existing_folder_in_one_line(tmp_path
 
 
 def test_an_enhancer_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    import retarget.run.enhancer as store
+    import retarget.run.netfolder as store
 
     net = FaceEnhancer(4, 8, 1)
     cfg = EnhancerConfig(data="d", width=8, blocks=1)

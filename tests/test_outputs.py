@@ -324,6 +324,9 @@ def test_the_names_products_are_known_by_are_those_their_writers_use():
     )
     assert (outputs.RUN_CHECKPOINTS, outputs.RUN_WEIGHTS) == (layout.CHECKPOINTS, layout.WEIGHTS)
     assert outputs.ENHANCER_WEIGHTS == layout.ENHANCER_WEIGHTS
+    from retarget.run import refiner
+
+    assert outputs.REFINER_WEIGHTS == refiner.WEIGHTS
     assert layout._STEP_PREFIX == "step_"  # outputs.py globs checkpoints/step_*/
 
 

@@ -177,6 +177,13 @@ def crop_matrix(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
     return estimate_similarity(np.asarray(landmarks, np.float64)[STABLE_POINTS], dst, _STABLE_WEIGHTS)
 
 
+#: Interpolation of every resampling of a face picture (the crop, the swap's warp, the paste back).
+#: A face is resampled three times between the video and the output; bilinear at each step
+#: kept 0.14 of the face's fine detail (Laplacian variance, a real 480 px face, 256 px crops),
+#: Lanczos (8 x 8) 0.56 and bicubic 0.42 (docs/benchmarks.md, "sharp and steady").
+RESAMPLE = cv2.INTER_LANCZOS4
+
+
 def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Cut the aligned crop out of an image.
 
@@ -190,7 +197,7 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         networks never see hard black borders.
     """
     return cv2.warpAffine(
-        image, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        image, np.asarray(matrix, np.float64), (size, size), flags=RESAMPLE, borderMode=cv2.BORDER_REFLECT_101
     )
 
 

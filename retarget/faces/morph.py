@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from retarget.faces.align import RESAMPLE
+
 __all__ = ["border_points", "triangulate", "warp_picture"]
 
 
@@ -79,5 +81,5 @@ def warp_picture(image: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles:
     map_x = m[..., 0, 0] * xs + m[..., 0, 1] * ys + m[..., 0, 2]
     map_y = m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2]
     return cv2.remap(
-        image, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        image, map_x.astype(np.float32), map_y.astype(np.float32), RESAMPLE, borderMode=cv2.BORDER_REFLECT_101
     )

@@ -20,7 +20,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from retarget.faces.align import apply, invert, warp_crop
+from retarget.faces.align import RESAMPLE, apply, invert, warp_crop
 
 __all__ = [
     "BLENDS",
@@ -283,7 +283,9 @@ def paste_back(
     m_roi = m.copy()
     m_roi[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    face = cv2.warpAffine(crop, m_roi, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    face = cv2.warpAffine(
+        crop, m_roi, (x1 - x0, y1 - y0), flags=RESAMPLE | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
     a = cv2.warpAffine(alpha, m_roi, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     region = out[y0:y1, x0:x1]
     if blend == "seamless":

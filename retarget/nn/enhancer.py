@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FaceEnhancer", "PreBlur", "degrade", "gaussian_blur"]
+__all__ = ["FaceEnhancer", "PlainBlock", "PreBlur", "degrade", "gaussian_blur"]
 
 
-class _Block(nn.Module):
+class PlainBlock(nn.Module):
     """``x + conv(relu(conv(x)))``, 3x3 convolutions, no norm (a norm would wash out contrast)."""
 
     def __init__(self, channels: int) -> None:
@@ -54,7 +54,7 @@ class FaceEnhancer(nn.Module):
             raise ValueError(f"scale must be a power of two >= 2, got {scale}")
         self.scale = scale
         self.head = nn.Conv2d(3, width, 3, padding=1)
-        self.body = nn.Sequential(*[_Block(width) for _ in range(blocks)])
+        self.body = nn.Sequential(*[PlainBlock(width) for _ in range(blocks)])
         self.ups = nn.ModuleList(nn.Conv2d(width, 4 * width, 3, padding=1) for _ in range(int(math.log2(scale))))
         self.tail = nn.Conv2d(width, 3, 3, padding=1)
         with torch.no_grad():  # start as bilinear upsampling: the residual is zero

@@ -201,9 +201,13 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         f"target faces: {index.root} ({len(index)} faces, {index.size} px, margin {face.margin:g})", markup=False
     )
     info = ready.info
+    stage = functools.partial(swap_items, swap=FaceSwap(index), mouth=cfg.mouth)
+    if cfg.refiner is not None:  # learnt from the target's own video: after the warp, before the paste
+        from retarget.render.refine import refine_items, swap_refiner
+
+        stage = functools.partial(refine_items, stage=stage, refine=swap_refiner(cfg.refiner, index))
     return Plan(
-        cfg, ready.src, ready.out, info, index.size,
-        functools.partial(swap_items, swap=FaceSwap(index)),
+        cfg, ready.src, ready.out, info, index.size, stage,
         square_cut(info.width, info.height, index.size, None),
         aligner=face_aligner(face, index.size, cfg.face_ref),
         encoder_threads=1,

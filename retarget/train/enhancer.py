@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from retarget.atomic import clean_stale_temps
 from retarget.nn.budget import check_enhancer
-from retarget.config import EnhancerConfig
+from retarget.config import EnhancerConfig, RefinerConfig
 from retarget.dataset.manifest import Dataset, read_dataset
 from retarget.device import amp_dtype, precision_name, resolve_amp, resolve_device
 from retarget.errors import RetargetError
@@ -107,17 +107,19 @@ def score(net: FaceEnhancer, frames: torch.Tensor, cfg: EnhancerConfig, device: 
     return psnr(out, hi), psnr(base, hi)
 
 
-def _learning_rate(cfg: EnhancerConfig, step: int, elapsed: float) -> float:
+def learning_rate(cfg: EnhancerConfig | RefinerConfig, step: int, elapsed: float) -> float:
     done = max(step / cfg.steps, elapsed / cfg.time_limit if cfg.time_limit else 0.0)
     return cfg.lr * (1.0 if done < DECAY_FROM else 1.0 - 0.5 * (done - DECAY_FROM) / (1.0 - DECAY_FROM))
 
 
-def _check_loss(loss: torch.Tensor, step: int, cfg: EnhancerConfig) -> None:
+def check_loss(
+    loss: torch.Tensor, step: int, cfg: EnhancerConfig | RefinerConfig, command: str = "train-enhancer"
+) -> None:
     """RetargetError when the loss of step ``step + 1`` is NaN or infinite (training diverged: nothing is saved)."""
     value = float(loss.detach())
     if not math.isfinite(value):
         raise RetargetError(
-            f"train-enhancer: the loss is not finite ({value}) at step {step + 1}; training stopped, nothing was "
+            f"{command}: the loss is not finite ({value}) at step {step + 1}; training stopped, nothing was "
             f"written (try a lower --lr than {cfg.lr:g}, or --amp off)"
         )
 
@@ -163,11 +165,11 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
             lo = degrade(hi, cfg.scale, cfg.blur, cfg.noise, gen)
             hi, lo = hi.to(device), lo.to(device)
             for group in opt.param_groups:
-                group["lr"] = _learning_rate(cfg, step, time.perf_counter() - started)
+                group["lr"] = learning_rate(cfg, step, time.perf_counter() - started)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out_hi = net(lo)
             loss = (out_hi.float() - hi).abs().mean()
-            _check_loss(loss, step, cfg)
+            check_loss(loss, step, cfg)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -1,0 +1,175 @@
+"""The swap refiner: its network, its self-supervised pairs, train-refiner, its folder, render --refiner."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from retarget.config import FaceConfig, RefinerConfig
+from retarget.dataset.faceindex import face_index
+from retarget.dataset.manifest import Dataset, FrameRecord, write_manifest
+from retarget.errors import RetargetError
+from retarget.faces.align import template_points
+from retarget.faces.retrieval import FaceIndex
+from retarget.faces.selfpairs import nearest_other, self_pairs
+from retarget.nn.refiner import FaceRefiner
+from retarget.run.info import DataInfo
+
+SIZE = 32
+MARGIN = 0.2
+
+
+def _face(mouth: float, size: int = SIZE) -> np.ndarray:
+    p = template_points(size, MARGIN).copy()
+    p[[65, 66, 67, 55, 56, 57, 58, 59], 1] += mouth * size * 0.2  # the lower lip drops
+    return p
+
+
+def _picture(points: np.ndarray, size: int = SIZE, stripes: bool = True) -> np.ndarray:
+    """Skin with a dark mouth and eyes, and (``stripes``) a fine stripe texture (what warps blur)."""
+    img = np.full((size, size, 3), (200, 160, 140), np.uint8)
+    if stripes:
+        img[np.arange(size) % 4 < 2, :, 1] = 120
+    cv2.fillConvexPoly(img, np.round(points[60:68]).astype(np.int32), (40, 10, 10))
+    for eye in (points[36:42], points[42:48]):
+        cv2.fillConvexPoly(img, np.round(eye).astype(np.int32), (20, 20, 60))
+    return img
+
+
+def _dataset(root, openings, size: int = SIZE, segments=None) -> None:
+    (root / "frames").mkdir(parents=True)
+    frames = []
+    for i, m in enumerate(openings):
+        crop_pts = _face(m, size)
+        matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the crop is the frame
+        cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), cv2.cvtColor(_picture(crop_pts, size), cv2.COLOR_RGB2BGR))
+        seg = 0 if segments is None else segments[i]
+        frames.append(FrameRecord(f"frames/{i:06d}.png", seg, 0, i, i / 25, matrix, crop_pts.astype(np.float32)))
+    write_manifest(Dataset(root, size, "face", FaceConfig(margin=MARGIN), frames, [], "png", {}))
+
+
+def _index(openings, segments=None, size: int = SIZE) -> FaceIndex:
+    return FaceIndex(
+        root=None,  # type: ignore[arg-type]
+        files=[None] * len(openings),  # type: ignore[list-item]
+        points=np.stack([_face(m, size) for m in openings]),
+        segments=np.array(segments or [0] * len(openings)),
+        size=size,
+        face=FaceConfig(margin=MARGIN),
+    )
+
+
+def test_an_untrained_refiner_changes_nothing_and_keeps_the_shape():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    for factor in (1, 2, 4):
+        net = FaceRefiner(factor, width=8, blocks=2)
+        assert torch.equal(net(x), x)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        FaceRefiner(4, 8, 1)(torch.zeros(1, 3, 18, 16))
+
+
+def test_the_input_of_a_frame_is_never_its_own_neighbourhood():
+    # frame 2 and 3 share frame 0's expression; frame 1 is close in time to 0
+    index = _index([0.0, 0.05, 0.3, 0.0, 0.3], segments=[0, 0, 0, 1, 1])
+    assert nearest_other(index, 0, exclude=1) == 3  # 1 is within one frame of 0; 3 (another segment) is its twin
+    assert nearest_other(index, 0, exclude=0) == 3
+    assert nearest_other(index, 3, exclude=5) == 0  # another segment: time does not exclude it
+    assert nearest_other(index, 2, exclude=1) == 4
+    with pytest.raises(ValueError, match="no other face"):
+        nearest_other(_index([0.0, 0.1]), 0, exclude=3)
+
+
+def test_pairs_warp_the_other_frame_onto_the_frame(monkeypatch):
+    index = _index([0.0, 0.1, 0.25, 0.5, 0.9, 0.05], size=64)
+    pictures = [_picture(p, 64, stripes=False) for p in index.points]
+    monkeypatch.setattr(index, "image", lambda k: pictures[k])
+    pairs = self_pairs(index, np.array([3, 0]), exclude=0)
+    assert pairs.inputs.shape == (2, 64, 64, 3) and pairs.masks.dtype == np.uint8
+    assert list(pairs.picks) == [2, 5]  # the nearest other mouth opening
+    mouth = np.zeros((64, 64), np.uint8)
+    cv2.fillConvexPoly(mouth, np.round(index.points[3][48:60]).astype(np.int32), 1)
+    near = cv2.dilate(mouth, np.ones((5, 5), np.uint8)).astype(bool)
+    err = lambda a, b: np.abs(a.astype(int) - b.astype(int))[near].mean()  # noqa: E731
+    # the narrower mouth of frame 2 is moved onto frame 3's lips: nearer frame 3 than frame 2 itself was
+    assert err(pairs.inputs[0], pairs.targets[0]) < 0.5 * err(pictures[2], pictures[3])
+    assert np.array_equal(pairs.targets[1], pictures[0])
+    assert (pairs.masks[0] > 0).mean() > 0.2 and pairs.masks[0, 0, 0] == 0  # the face, not the corners
+
+
+def _train(tmp_path, **kw):
+    from retarget.train.refiner import train_refiner
+
+    torch.set_num_threads(1)
+    _dataset(tmp_path / "b", [0.03 * i for i in range(24)])
+    cfg = dict(data=str(tmp_path / "b"), out=str(tmp_path / "ref"), exclude=2, width=16, blocks=2, steps=400)
+    cfg.update(patch=SIZE, batch_size=4, lr=2e-3, time_limit=None, holdout=0.2, device="cpu", amp="off")
+    cfg.update(kw)
+    return train_refiner(RefinerConfig(**cfg))
+
+
+def test_training_learns_what_the_warp_loses_and_writes_a_folder_that_loads(tmp_path):
+    from retarget.run.refiner import load_refiner
+    from retarget.train.refiner import score, split_frames
+
+    res = _train(tmp_path)
+    assert res.steps == 400 and (tmp_path / "ref" / "refiner.safetensors").is_file()
+    assert (
+        res.psnr > res.psnr_warp + 0.15
+    )  # on held-out faces, inside the mask (+0.4 to +0.5 dB measured, seeds 0 and 1)
+    ref = load_refiner(tmp_path / "ref")
+    assert ref.steps == 400 and ref.data.size == SIZE and ref.config.width == 16
+    assert ref.scores["psnr"] == pytest.approx(res.psnr)
+    index = face_index(str(tmp_path / "b"))
+    train_at, held_at = split_frames(index, ref.config)
+    assert list(held_at) == [19, 20, 21, 22, 23] and len(train_at) == 19  # the last 20% never trained on
+    held = self_pairs(index, held_at, exclude=2)
+    got, warp = score(ref.net, held, torch.device("cpu"))
+    assert got == pytest.approx(res.psnr, abs=0.05) and warp == pytest.approx(res.psnr_warp, abs=1e-6)
+
+
+def test_train_refiner_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path):
+    from retarget.train.refiner import train_refiner
+
+    _dataset(tmp_path / "b", [0.0, 0.1, 0.2])
+    cases = [
+        (dict(data=str(tmp_path / "missing")), "missing"),
+        (dict(data=str(tmp_path / "b"), exclude=5), "no other face"),
+        (dict(data=str(tmp_path / "b"), factor=3), "do not divide by --factor 3"),
+        (dict(data=str(tmp_path / "b"), out=str(tmp_path / "b")), "input"),
+    ]
+    for extra, message in cases:
+        cfg = RefinerConfig(**{"out": str(tmp_path / "ref"), **extra})
+        with pytest.raises(RetargetError, match=message) as err:
+            train_refiner(cfg)
+        assert "\n" not in str(err.value) and not (tmp_path / "ref").exists()
+
+
+def test_a_refiner_folder_is_whole_or_absent_and_checked_on_reading(tmp_path, monkeypatch):
+    import retarget.run.netfolder as store
+    from retarget.run.refiner import load_refiner, save_refiner
+
+    net, cfg = FaceRefiner(2, 8, 1), RefinerConfig(data="d", width=8, blocks=1)
+    data = DataInfo(align="face", size=SIZE, face=FaceConfig(margin=MARGIN))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "save_file", broken)
+    with pytest.raises(OSError):
+        save_refiner(tmp_path / "r", net, cfg, data, 3, {})
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    save_refiner(tmp_path / "r", net, cfg, data, 3, {"psnr": 30.0, "psnr_warp": 29.0})
+    assert load_refiner(tmp_path / "r").steps == 3
+    from retarget.run.enhancer import load_enhancer
+
+    with pytest.raises(RetargetError, match="not an enhancer folder"):
+        load_enhancer(tmp_path / "r")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "refiner.safetensors").write_bytes(b"junk")
+    for path, message in ((tmp_path / "bad", "not a readable"), (tmp_path / "none", "refiner not found")):
+        with pytest.raises(RetargetError, match=message):
+            load_refiner(path)
