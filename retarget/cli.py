@@ -881,6 +881,9 @@ def train_refiner(
     factor: Annotated[int, _ref_opt("factor", help="The network works at 1/factor of the crop side.")] = (
         RefinerConfig.factor
     ),
+    smooth: Annotated[
+        bool, typer.Option(help="Correct at 1/factor only: the face's fine detail passes unchanged (sharper).")
+    ] = RefinerConfig.smooth,
     width: Annotated[int, _ref_opt("width", help="Channels of the network.")] = RefinerConfig.width,
     blocks: Annotated[int, _ref_opt("blocks", help="Residual blocks.")] = RefinerConfig.blocks,
     steps: Annotated[int, _ref_opt("steps", help="Optimisation steps at most.")] = RefinerConfig.steps,

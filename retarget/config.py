@@ -382,7 +382,10 @@ class RefinerConfig:
     out: Optional[str] = None  # refiner folder to write; default models/refiner_<dataset folder name>
     # frames either side of each training frame that may not be its input (they are the frame itself, barely moved)
     exclude: int = opt(10, min=1)
-    factor: int = opt(2, min=1, max=8)  # the network works at 1/factor of the crop side (pixel unshuffle)
+    factor: int = opt(4, min=1, max=8)  # the network works at 1/factor of the crop side (pixel unshuffle)
+    # correct at 1/factor only (upsampled): the face's fine detail passes unchanged; off: corrections at every
+    # scale, +0.3 dB more on held-out faces but a face half as sharp (docs/benchmarks.md)
+    smooth: bool = True
     width: int = opt(32, min=4)  # channels of the network's body
     blocks: int = opt(6, min=1)  # residual blocks
     steps: int = opt(20000, min=1)  # optimisation steps at most

@@ -27,11 +27,11 @@ def _face(mouth: float, size: int = SIZE) -> np.ndarray:
     return p
 
 
-def _picture(points: np.ndarray, size: int = SIZE, stripes: bool = True) -> np.ndarray:
-    """Skin with a dark mouth and eyes, and (``stripes``) a fine stripe texture (what warps blur)."""
-    img = np.full((size, size, 3), (200, 160, 140), np.uint8)
+def _picture(points: np.ndarray, size: int = SIZE, stripes: bool = True, light: int = 0) -> np.ndarray:
+    """Skin (brighter by ``light``) with a dark mouth and eyes, and (``stripes``) a fine stripe texture."""
+    img = np.full((size, size, 3), (120 + light, 80 + light, 60 + light), np.uint8)
     if stripes:
-        img[np.arange(size) % 4 < 2, :, 1] = 120
+        img[np.arange(size) % 4 < 2, :, 1] = 50 + light
     cv2.fillConvexPoly(img, np.round(points[60:68]).astype(np.int32), (40, 10, 10))
     for eye in (points[36:42], points[42:48]):
         cv2.fillConvexPoly(img, np.round(eye).astype(np.int32), (20, 20, 60))
@@ -44,7 +44,10 @@ def _dataset(root, openings, size: int = SIZE, segments=None) -> None:
     for i, m in enumerate(openings):
         crop_pts = _face(m, size)
         matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the crop is the frame
-        cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), cv2.cvtColor(_picture(crop_pts, size), cv2.COLOR_RGB2BGR))
+        # the light changes with the mouth (as a head's shading changes with its pose): what a warp carries
+        # over wrongly from another frame, and what the refiner can learn from the face's shape
+        picture = _picture(crop_pts, size, stripes=False, light=int(round(200 * m)))
+        cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         seg = 0 if segments is None else segments[i]
         frames.append(FrameRecord(f"frames/{i:06d}.png", seg, 0, i, i / 25, matrix, crop_pts.astype(np.float32)))
     write_manifest(Dataset(root, size, "face", FaceConfig(margin=MARGIN), frames, [], "png", {}))
@@ -65,8 +68,9 @@ def test_an_untrained_refiner_changes_nothing_and_keeps_the_shape():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 16, 24) * 2 - 1
     for factor in (1, 2, 4):
-        net = FaceRefiner(factor, width=8, blocks=2)
-        assert torch.equal(net(x), x)
+        for smooth in (False, True):
+            net = FaceRefiner(factor, width=8, blocks=2, smooth=smooth)
+            assert torch.equal(net(x), x)
     with pytest.raises(ValueError, match="multiples of 4"):
         FaceRefiner(4, 8, 1)(torch.zeros(1, 3, 18, 16))
 
@@ -103,31 +107,62 @@ def _train(tmp_path, **kw):
     from retarget.train.refiner import train_refiner
 
     torch.set_num_threads(1)
-    _dataset(tmp_path / "b", [0.03 * i for i in range(24)])
-    cfg = dict(data=str(tmp_path / "b"), out=str(tmp_path / "ref"), exclude=2, width=16, blocks=2, steps=400)
+    _dataset(tmp_path / "b", list(np.random.default_rng(0).uniform(0.0, 0.6, 24)))
+    cfg = dict(data=str(tmp_path / "b"), out=str(tmp_path / "ref"), exclude=2, width=16, blocks=2, steps=300)
     cfg.update(patch=SIZE, batch_size=4, lr=2e-3, time_limit=None, holdout=0.2, device="cpu", amp="off")
     cfg.update(kw)
     return train_refiner(RefinerConfig(**cfg))
 
 
-def test_training_learns_what_the_warp_loses_and_writes_a_folder_that_loads(tmp_path):
+def _darker(monkeypatch) -> None:
+    """Every warped input comes out 30% darker than its frame: a correction a refiner must learn."""
+    import retarget.train.refiner as trainer
+
+    real = trainer.self_pairs
+
+    def darker(index, frames, exclude):
+        pairs = real(index, frames, exclude)
+        pairs.inputs = (pairs.targets.astype(np.float32) * 0.7).astype(np.uint8)
+        return pairs
+
+    monkeypatch.setattr(trainer, "self_pairs", darker)
+
+
+def test_training_learns_the_correction_and_writes_a_folder_that_loads(tmp_path, monkeypatch):
     from retarget.run.refiner import load_refiner
     from retarget.train.refiner import score, split_frames
 
+    _darker(monkeypatch)
     res = _train(tmp_path)
-    assert res.steps == 400 and (tmp_path / "ref" / "refiner.safetensors").is_file()
-    assert (
-        res.psnr > res.psnr_warp + 0.15
-    )  # on held-out faces, inside the mask (+0.4 to +0.5 dB measured, seeds 0 and 1)
+    assert res.steps == 300 and (tmp_path / "ref" / "refiner.safetensors").is_file()
+    assert res.psnr > res.psnr_warp + 6.0  # on held-out faces, inside the mask
     ref = load_refiner(tmp_path / "ref")
-    assert ref.steps == 400 and ref.data.size == SIZE and ref.config.width == 16
+    assert ref.steps == 300 and ref.data.size == SIZE and ref.config.width == 16 and ref.config.smooth
     assert ref.scores["psnr"] == pytest.approx(res.psnr)
     index = face_index(str(tmp_path / "b"))
     train_at, held_at = split_frames(index, ref.config)
     assert list(held_at) == [19, 20, 21, 22, 23] and len(train_at) == 19  # the last 20% never trained on
-    held = self_pairs(index, held_at, exclude=2)
-    got, warp = score(ref.net, held, torch.device("cpu"))
+    import retarget.train.refiner as trainer
+
+    got, warp = score(ref.net, trainer.self_pairs(index, held_at, 2), torch.device("cpu"))
     assert got == pytest.approx(res.psnr, abs=0.05) and warp == pytest.approx(res.psnr_warp, abs=1e-6)
+
+
+def test_a_smooth_refiner_leaves_fine_detail_alone():
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    detail = lambda t: (t - torch.nn.functional.avg_pool2d(t, 3, 1, 1))[..., 4:-4, 4:-4].abs().mean()  # noqa: E731
+    share = {}
+    for smooth in (True, False):
+        torch.manual_seed(0)
+        net = FaceRefiner(4, width=8, blocks=1, smooth=smooth)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.normal_(0, 0.2)
+        with torch.no_grad():
+            change = net(x) - x
+        assert change.abs().mean() > 0.05  # it does change the picture
+        share[smooth] = float(detail(change) / change.abs().mean())  # how much of the change is fine detail
+    assert share[True] < 0.3 * share[False]
 
 
 def test_train_refiner_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path):
@@ -151,7 +186,7 @@ def test_a_refiner_folder_is_whole_or_absent_and_checked_on_reading(tmp_path, mo
     import retarget.run.netfolder as store
     from retarget.run.refiner import load_refiner, save_refiner
 
-    net, cfg = FaceRefiner(2, 8, 1), RefinerConfig(data="d", width=8, blocks=1)
+    net, cfg = FaceRefiner(4, 8, 1), RefinerConfig(data="d", width=8, blocks=1)
     data = DataInfo(align="face", size=SIZE, face=FaceConfig(margin=MARGIN))
 
     def broken(*args, **kwargs):

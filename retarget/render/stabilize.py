@@ -73,13 +73,17 @@ class Link:
     Attributes:
         map_x, map_y: ``H x W`` float32 sample positions in the previous frame
             (``x + backward flow``), for :func:`cv2.remap`.
-        weight: ``H x W`` float32 in ``[0, S * W_MAX]``, the blend weight of the warped
+        weight: ``H x W`` float32 in ``[0, S * W_MAX * pixels]``, the blend weight of the warped
             previous output.
+        trust: ``H x W`` float32 in [0, 1], the reliability of the flow alone (:func:`reliability`),
+            for what follows the motion without blending pixels (a swap's landmarks,
+            :class:`~retarget.faces.steady.SteadyLandmarks`); None where not kept.
     """
 
     map_x: np.ndarray
     map_y: np.ndarray
     weight: np.ndarray
+    trust: Optional[np.ndarray] = None
 
 
 def reliability(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -111,12 +115,17 @@ class Stabilizer:
     Args:
         strength: S in [0, 1]; 0 leaves every frame unchanged, 1 is full strength.
         preset: DIS preset of the flow (``ultrafast``, ``fast``, ``medium``).
+        pixels: share of S given to blending pixels, in [0, 1] (a face swap steadies its
+            geometry with the flow and blends pixels less: :data:`retarget.render.swap.PIXELS`).
     """
 
-    def __init__(self, strength: float, preset: str = FLOW_PRESET) -> None:
+    def __init__(self, strength: float, preset: str = FLOW_PRESET, pixels: float = 1.0) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"stabilize strength must be in [0, 1], got {strength}")
+        if not 0.0 <= pixels <= 1.0:
+            raise ValueError(f"the pixels' share must be in [0, 1], got {pixels}")
         self.strength = float(strength)
+        self.pixels = float(pixels)
         self._flow = FlowEstimator(preset)
         self._prev_source: Optional[np.ndarray] = None  # prepare side
         self._prev_output: Optional[np.ndarray] = None  # blend side, float32
@@ -146,9 +155,9 @@ class Stabilizer:
         h, w = source.shape[:2]
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-        weight = reliability(prev, source, m.backward, m.valid)
-        weight *= self.strength * W_MAX
-        return Link(self._grid[0] + m.backward[..., 0], self._grid[1] + m.backward[..., 1], weight)
+        trust = reliability(prev, source, m.backward, m.valid)
+        weight = trust * (self.strength * W_MAX * self.pixels)
+        return Link(self._grid[0] + m.backward[..., 0], self._grid[1] + m.backward[..., 1], weight, trust)
 
     def blend(self, output: np.ndarray, link: Optional[Link]) -> np.ndarray:
         """Blend this frame's translation with the previous stabilized output.

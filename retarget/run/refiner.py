@@ -28,7 +28,12 @@ __all__ = ["KIND", "describe", "load_refiner", "save_refiner"]
 FORMAT = "retarget-refiner/1"
 WEIGHTS = "refiner.safetensors"
 KIND = Kind(
-    "refiner", WEIGHTS, FORMAT, RefinerConfig, lambda c: FaceRefiner(c.factor, c.width, c.blocks), "train-refiner"
+    "refiner",
+    WEIGHTS,
+    FORMAT,
+    RefinerConfig,
+    lambda c: FaceRefiner(c.factor, c.width, c.blocks, c.smooth),
+    "train-refiner",
 )
 
 

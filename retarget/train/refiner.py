@@ -178,7 +178,7 @@ def train_refiner(cfg: RefinerConfig) -> RefinerResult:
         pairs = _make_pairs(index, train_at, cfg, "extract more of the target's video")
         held = _make_pairs(index, held_at, cfg, "extract more of the target's video") if len(held_at) else pairs
     torch.manual_seed(cfg.seed)
-    net = FaceRefiner(cfg.factor, cfg.width, cfg.blocks).to(device)
+    net = FaceRefiner(cfg.factor, cfg.width, cfg.blocks, cfg.smooth).to(device)
     steps = _fit(net, pairs, cfg, device, amp)
     got, warp = score(net, held, device)
     seconds = time.perf_counter() - started
