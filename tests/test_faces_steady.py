@@ -55,3 +55,22 @@ def test_untrusted_flow_and_resets_pass_the_detection_through():
     assert np.array_equal(SteadyLandmarks(0.0)(moved, *_maps(1.0, 1.0)), moved)
     with pytest.raises(ValueError, match="gain"):
         SteadyLandmarks(1.5)
+
+
+def test_tracks_are_smoothed_within_segments_only():
+    from retarget.faces.steady import smooth_tracks
+
+    rng = np.random.default_rng(0)
+    t = np.arange(30, dtype=np.float64)
+    line = np.stack([t, 2 * t], axis=1)[:, None, :].repeat(3, axis=1)  # three points moving steadily
+    noisy = line + rng.normal(0, 1.0, line.shape)
+    segments = np.array([0] * 15 + [1] * 15)
+    got = smooth_tracks(noisy, segments, sigma=2.0)
+    inner = np.r_[4:11, 19:26]  # away from the segments' ends
+    assert np.abs(got - line)[inner].mean() < 0.5 * np.abs(noisy - line)[inner].mean()
+    # a jump between segments stays a jump: nothing leaks across
+    jump = np.zeros((10, 1, 2))
+    jump[5:] = 100.0
+    got = smooth_tracks(jump, np.array([0] * 5 + [1] * 5), sigma=2.0)
+    assert np.array_equal(got, jump)
+    assert np.array_equal(smooth_tracks(noisy, segments, sigma=0.0), noisy)

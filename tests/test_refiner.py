@@ -208,3 +208,52 @@ def test_a_refiner_folder_is_whole_or_absent_and_checked_on_reading(tmp_path, mo
     for path, message in ((tmp_path / "bad", "not a readable"), (tmp_path / "none", "refiner not found")):
         with pytest.raises(RetargetError, match=message):
             load_refiner(path)
+
+
+def test_swap_items_refine_the_swapped_faces_before_the_mouth_and_steady_the_points(monkeypatch):
+    from types import SimpleNamespace
+
+    from retarget.faces.retrieval import FaceSwap
+    from retarget.faces.steady import SteadyLandmarks
+    from retarget.render.swap import swap_items
+
+    index = _index([0.0, 0.2, 0.4], size=64)
+    pictures = [_picture(p, 64, stripes=False) for p in index.points]
+    monkeypatch.setattr(index, "image", lambda k: pictures[k])
+    seen = []
+
+    def refine(crops):
+        seen.append(len(crops))
+        return [np.clip(c.astype(int) + 40, 0, 255).astype(np.uint8) for c in crops]
+
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    ys, xs = np.mgrid[0:64, 0:64].astype(np.float32)
+
+    def item(t, link=None):
+        source = _face(0.3, 64) + [0.0, 0.5 * t]  # the face moves down half a pixel per frame
+        crop = _picture(source, 64, stripes=False)
+        return SimpleNamespace(net_input=crop, landmarks=source, matrix=identity, track=0, link=link, result=None)
+
+    plain = swap_items([item(0), item(1)], FaceSwap(index), refine=refine)
+    assert seen == [2]  # one call for the whole batch
+    assert all(i.result.mean() > 30 + pictures[0].mean() for i in plain)  # the refiner's output is pasted
+    # the mouth of the source goes in after the refiner: its interior is the source's own, not brightened
+    mouthed = swap_items([item(0)], FaceSwap(index), mouth="source", refine=refine)[0]
+    inner = np.zeros((64, 64), np.uint8)
+    cv2.fillConvexPoly(inner, np.round(_face(0.3, 64)[60:68]).astype(np.int32), 1)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
+    assert mouthed.result[inner].mean() < plain[0].result[inner].mean() - 20
+    # with the flow (half a pixel down, trusted), jittery detections are pulled onto the motion
+    link = SimpleNamespace(map_x=xs, map_y=ys - 0.5, trust=np.ones((64, 64), np.float32))
+    steady = SteadyLandmarks(1.0)
+    first, second = item(0), item(1, link)
+    second.landmarks = second.landmarks + 2.0  # the detector jumps by 2 px
+    followed = []
+
+    class Recording(FaceSwap):
+        def __call__(self, points):
+            followed.append(np.asarray(points).copy())
+            return super().__call__(points)
+
+    swap_items([first, second], Recording(index), steady=steady)
+    assert np.allclose(followed[1], _face(0.3, 64) + [0.0, 0.5], atol=0.05)  # the flow's, not the jump

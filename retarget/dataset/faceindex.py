@@ -14,12 +14,14 @@ import numpy as np
 from retarget.errors import RetargetError
 from retarget.faces.align import apply
 from retarget.faces.retrieval import FaceIndex
+from retarget.faces.steady import smooth_tracks
 
 __all__ = ["face_index"]
 
 
 def face_index(path: str) -> FaceIndex:
-    """The faces of a dataset written by ``retarget extract --align face``, landmarks in crop pixels.
+    """The faces of a dataset written by ``retarget extract --align face``, landmarks in crop pixels,
+    smoothed over time within each segment (:func:`~retarget.faces.steady.smooth_tracks`).
 
     Raises:
         RetargetError: not a dataset, not face-aligned, without landmarks, or under 2 faces.
@@ -38,11 +40,12 @@ def face_index(path: str) -> FaceIndex:
     if len(kept) < 2:
         raise RetargetError(f"{path}: {len(kept)} faces with landmarks; the swap needs at least 2")
     points = np.stack([apply(np.asarray(f.matrix, np.float64), f.landmarks) for f in kept])
+    segments = np.array([f.segment for f in kept])
     return FaceIndex(
         root=ds.root,
         files=[ds.root / f.file for f in kept],
-        points=points.astype(np.float64),
-        segments=np.array([f.segment for f in kept]),
+        points=smooth_tracks(points, segments),  # the detector's jitter would shimmer in the swap
+        segments=segments,
         size=int(ds.size),
         face=ds.face,
     )

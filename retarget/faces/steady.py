@@ -27,7 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-__all__ = ["GAIN", "SteadyLandmarks", "follow_flow"]
+__all__ = ["GAIN", "TRACK_SIGMA", "SteadyLandmarks", "follow_flow", "smooth_tracks"]
 
 #: Default gain ``g``: the share of the flow's prediction where the flow is fully trusted.
 GAIN = 0.9
@@ -108,3 +108,36 @@ class SteadyLandmarks:
             out = d + (self.gain * r)[:, None] * (predicted - d)
         self._previous = out.copy()
         return out
+
+
+#: Default ``sigma`` of :func:`smooth_tracks` (frames): a target's landmarks jitter by a pixel
+#: or two from frame to frame, which a swap drawing from consecutive frames would show.
+TRACK_SIGMA = 2.0
+
+
+def smooth_tracks(points: np.ndarray, segments: np.ndarray, sigma: float = TRACK_SIGMA) -> np.ndarray:
+    """Landmarks smoothed over time with a Gaussian of ``sigma`` frames, within each segment.
+
+    Args:
+        points: ``(N, K, 2)`` landmarks of consecutive frames.
+        segments: ``(N,)`` segment of each frame; frames of one segment are consecutive in
+            time, and no smoothing reaches across segments (a cut, a lost face).
+        sigma: in frames; 0 returns a copy.
+
+    Returns:
+        ``(N, K, 2)`` float64; each segment's ends are extended by their own values.
+    """
+    pts = np.asarray(points, np.float64)
+    out = pts.copy()
+    if sigma <= 0:
+        return out
+    radius = int(np.ceil(3 * sigma))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-(offsets**2) / (2.0 * sigma * sigma))
+    kernel /= kernel.sum()
+    segments = np.asarray(segments)
+    for seg in np.unique(segments):
+        idx = np.flatnonzero(segments == seg)
+        where = np.clip(np.arange(len(idx))[:, None] + offsets[None], 0, len(idx) - 1)
+        out[idx] = np.tensordot(pts[idx][where], kernel, axes=(1, 0))
+    return out

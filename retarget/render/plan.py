@@ -187,7 +187,8 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     """
     from retarget.faces.aligner import face_aligner
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
-    from retarget.render.swap import face_index, swap_items
+    from retarget.faces.steady import GAIN, SteadyLandmarks
+    from retarget.render.swap import PIXELS, face_index, swap_items
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -201,16 +202,18 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         f"target faces: {index.root} ({len(index)} faces, {index.size} px, margin {face.margin:g})", markup=False
     )
     info = ready.info
-    stage = functools.partial(swap_items, swap=FaceSwap(index), mouth=cfg.mouth)
+    refine = None
     if cfg.refiner is not None:  # learnt from the target's own video: after the warp, before the paste
-        from retarget.render.refine import refine_items, swap_refiner
+        from retarget.render.refine import swap_refiner
 
-        stage = functools.partial(refine_items, stage=stage, refine=swap_refiner(cfg.refiner, index))
+        refine = swap_refiner(cfg.refiner, index)
+    steady = SteadyLandmarks(GAIN * cfg.stabilize) if cfg.stabilize > 0 else None  # the geometry, along the flow
+    stage = functools.partial(swap_items, swap=FaceSwap(index), mouth=cfg.mouth, steady=steady, refine=refine)
     return Plan(
         cfg, ready.src, ready.out, info, index.size, stage,
         square_cut(info.width, info.height, index.size, None),
         aligner=face_aligner(face, index.size, cfg.face_ref),
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
-        model=str(index.root), direction="swap",
+        model=str(index.root), direction="swap", pixels=PIXELS,
     )  # fmt: skip

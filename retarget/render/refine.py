@@ -2,19 +2,20 @@
 
 The refiner (:mod:`retarget.nn.refiner`, trained by ``retarget train-refiner`` on B's face
 dataset) turns a warped face of B into what B's camera would have seen: it is applied to
-each swapped crop after the warp and before the paste (:func:`refine_items`).
+each swapped crop after the warp and before the mouth and the paste
+(:func:`retarget.render.swap.swap_items`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.faces.retrieval import FaceIndex
 
-__all__ = ["refine_items", "swap_refiner"]
+__all__ = ["swap_refiner"]
 
 
 def swap_refiner(path: str, index: FaceIndex) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
@@ -39,12 +40,3 @@ def swap_refiner(path: str, index: FaceIndex) -> Callable[[list[np.ndarray]], li
         )
     console.print(describe(ref), markup=False)
     return Translator(ref.net, device, "auto")
-
-
-def refine_items(batch: list[Any], stage: Callable[[list[Any]], list[Any]], refine: Callable) -> list[Any]:
-    """Run the swap ``stage`` on ``batch``, then ``refine`` every item's swapped face (``item.result``) at once."""
-    batch = stage(batch)
-    faces = [item for item in batch if item.result is not None]
-    for item, refined in zip(faces, refine([item.result for item in faces])):
-        item.result = refined
-    return batch
