@@ -188,7 +188,7 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.faces.aligner import face_aligner
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
     from retarget.faces.steady import GAIN, SteadyLandmarks
-    from retarget.render.swap import PIXELS, face_index, swap_items
+    from retarget.render.swap import face_index, swap_items
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -215,5 +215,5 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         aligner=face_aligner(face, index.size, cfg.face_ref),
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
-        model=str(index.root), direction="swap", pixels=PIXELS,
+        model=str(index.root), direction="swap",
     )  # fmt: skip

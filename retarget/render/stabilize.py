@@ -64,6 +64,11 @@ W_MAX = 0.9
 SOURCE_TOLERANCE = 8.0
 #: DIS preset of the stabilizer's flow (see :data:`retarget.video.flow.PRESETS`).
 FLOW_PRESET = "medium"
+#: Interpolation of the history's warp along the flow. The history is resampled at every
+#: frame, so a bilinear warp compounds into a blur over the ~10 frames it spans: bicubic
+#: kept 1.2-1.5x the face detail of bilinear on the face-swap pairs at the same flicker
+#: (docs/benchmarks.md, "sharp and steady").
+HISTORY_RESAMPLE = cv2.INTER_CUBIC
 
 
 @dataclass
@@ -73,7 +78,7 @@ class Link:
     Attributes:
         map_x, map_y: ``H x W`` float32 sample positions in the previous frame
             (``x + backward flow``), for :func:`cv2.remap`.
-        weight: ``H x W`` float32 in ``[0, S * W_MAX * pixels]``, the blend weight of the warped
+        weight: ``H x W`` float32 in ``[0, S * W_MAX]``, the blend weight of the warped
             previous output.
         trust: ``H x W`` float32 in [0, 1], the reliability of the flow alone (:func:`reliability`),
             for what follows the motion without blending pixels (a swap's landmarks,
@@ -115,17 +120,12 @@ class Stabilizer:
     Args:
         strength: S in [0, 1]; 0 leaves every frame unchanged, 1 is full strength.
         preset: DIS preset of the flow (``ultrafast``, ``fast``, ``medium``).
-        pixels: share of S given to blending pixels, in [0, 1] (a face swap steadies its
-            geometry with the flow and blends pixels less: :data:`retarget.render.swap.PIXELS`).
     """
 
-    def __init__(self, strength: float, preset: str = FLOW_PRESET, pixels: float = 1.0) -> None:
+    def __init__(self, strength: float, preset: str = FLOW_PRESET) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"stabilize strength must be in [0, 1], got {strength}")
-        if not 0.0 <= pixels <= 1.0:
-            raise ValueError(f"the pixels' share must be in [0, 1], got {pixels}")
         self.strength = float(strength)
-        self.pixels = float(pixels)
         self._flow = FlowEstimator(preset)
         self._prev_source: Optional[np.ndarray] = None  # prepare side
         self._prev_output: Optional[np.ndarray] = None  # blend side, float32
@@ -156,7 +156,7 @@ class Stabilizer:
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
         trust = reliability(prev, source, m.backward, m.valid)
-        weight = trust * (self.strength * W_MAX * self.pixels)
+        weight = trust * (self.strength * W_MAX)
         return Link(self._grid[0] + m.backward[..., 0], self._grid[1] + m.backward[..., 1], weight, trust)
 
     def blend(self, output: np.ndarray, link: Optional[Link]) -> np.ndarray:
@@ -173,7 +173,7 @@ class Stabilizer:
         prev, self._prev_output = self._prev_output, cur
         if link is None or prev is None or prev.shape != cur.shape or link.weight.shape != cur.shape[:2]:
             return output
-        warped = cv2.remap(prev, link.map_x, link.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(prev, link.map_x, link.map_y, HISTORY_RESAMPLE, borderMode=cv2.BORDER_REPLICATE)
         res = cur + link.weight[..., None] * (warped - cur)
         self._prev_output = res
         return np.clip(res + 0.5, 0, 255).astype(np.uint8)

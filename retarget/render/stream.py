@@ -124,7 +124,6 @@ class Plan:
     model: str = ""  # the run folder, or the swap's face dataset
     direction: str = "a2b"  # "a2b", "b2a", a multi-domain run's "FROM->TO", or "swap"
     faceless_ok: bool = False  # face mode: a video with no face anywhere is copied (else refused, nothing written)
-    pixels: float = 1.0  # --stabilize: share of the strength that blends pixels (a swap steadies its geometry instead)
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ def _stages(plan: Plan) -> tuple[Source, Composer, Any]:
     if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
         from retarget.render.stabilize import Stabilizer
 
-        stabilizer = Stabilizer(cfg.stabilize, pixels=plan.pixels)
+        stabilizer = Stabilizer(cfg.stabilize)
     paste = face_paste(cfg, plan.enhance, plan.forehead) if plan.aligner is not None else None
     compose = Composer(plan.cut, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
