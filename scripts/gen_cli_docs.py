@@ -29,6 +29,8 @@ GUIDES = {
     "demo": "../quickstart.md",
     "runs": "../train.md",
     "ui": "../ui.md",
+    "train-enhancer": "../faces.md",
+    "train-refiner": "../faces.md",
 }
 
 
