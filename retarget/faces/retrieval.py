@@ -29,6 +29,11 @@ below datasets in the layers).
    chin moved), since a source that talks with its mouth open most of the time has an open
    mean, and its deviation from it alone would keep the target's mouth shut. During a fade every
    target frame shown is warped to that same shape and they are mixed.
+4. **Eyes** (``eyes``, :mod:`retarget.faces.eyes`): a second pick, by eye openings and pose
+   alone, nearest the shape drawn, with its own hold and fade, warped to the same shape
+   and blended into the eye region; where the shape closes an eye further than every target
+   frame can, that eye is warped less closed and its upper lid lowered over it (the lid
+   skin stretched down) instead of an open eye squashed into a dark slit.
 
 :func:`mask_points` gives the paste a face outline inside both faces, so the target's
 background never comes along where the source's face is wider, and the paste's mask reaches
@@ -48,9 +53,29 @@ import numpy as np
 from retarget.imageio import read_image
 from retarget.config import FaceConfig
 from retarget.errors import RetargetError
+from retarget.faces.eyes import (
+    CLOSE_MARGIN,
+    EYE_HOLD,
+    close_eyes,
+    closure,
+    eye_cost,
+    eye_region,
+    keep_or_pick,
+    lids_apart,
+    open_lids,
+)
 from retarget.faces.morph import border_points, triangulate, warp_picture
 
-__all__ = ["FEATURES", "FaceIndex", "FaceSwap", "Swapped", "expression_features", "mask_points", "set_mouth_opening"]
+__all__ = [
+    "FEATURES",
+    "FaceIndex",
+    "FaceSwap",
+    "Fader",
+    "Swapped",
+    "expression_features",
+    "mask_points",
+    "set_mouth_opening",
+]
 
 #: What :func:`expression_features` measures, in order.
 FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
@@ -63,12 +88,15 @@ PERSONAL = np.array([False, False, True, False, False, True, True])
 HOLD = 3.0
 #: Default ``smooth``: weight of the previous frame in the source's smoothed expression.
 SMOOTH = 0.5
+#: Default ``eye_smooth``: the same for the eyes' landmarks (with ``eyes`` on; a blink lasts a
+#: few frames, and the lag would halve it).
+EYE_SMOOTH = 0.0
 #: How far above the brows the swap's paste mask reaches (``forehead`` of
 #: :func:`retarget.faces.paste.paste_back`, a share of the eye-to-chin height; the paste's default
 #: is :data:`~retarget.faces.paste.FOREHEAD`): enough for the brows, not the target's hair.
 BROW_REACH = 0.2
-#: Target faces :meth:`FaceIndex.image` keeps in memory (a cross-fade shows a few at once).
-CACHED = 8
+#: Target faces :meth:`FaceIndex.image` keeps in memory (cross-fades of the face and the eyes show a few at once).
+CACHED = 12
 #: Default ``fade``: frames a new pick takes to replace the previous one.
 FADE = 4
 #: Lower-lip landmarks (outer 55-59, inner 65-67), moved to open or close the mouth.
@@ -200,12 +228,39 @@ class FaceIndex:
 
 @dataclass
 class Swapped:
-    """One swapped face: ``image`` (``S x S x 3`` uint8), its landmarks ``points`` (crop px) and
-    the index of the target frame it was made from (``pick``)."""
+    """One swapped face: ``image`` (``S x S x 3`` uint8), its landmarks ``points`` (crop px), the
+    index of the target frame it was made from (``pick``) and of the one its eyes were made
+    from (``eye_pick``; None with ``eyes`` off)."""
 
     image: np.ndarray
     points: np.ndarray
     pick: int
+    eye_pick: Optional[int] = None
+
+
+class Fader:
+    """Which target frames are shown, and how much, as picks change: a new pick fades in over
+    ``fade`` frames (1 = a cut) while those it replaced fade out linearly."""
+
+    def __init__(self, fade: int = FADE) -> None:
+        self.fade = max(1, int(fade))
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing shown yet (a new track)."""
+        self.shown: Optional[int] = None  # the last pick drawn
+        self.fading: list[tuple[int, float]] = []  # picks it replaced, and their weights now
+
+    def __call__(self, k: int) -> list[tuple[int, float]]:
+        """The frames to show with pick ``k`` and their weights (summing to 1), the pick first."""
+        step = 1.0 / self.fade
+        older = [(j, w - step) for j, w in self.fading if w - step > 1e-6 and j != k]
+        if self.shown is not None and self.shown != k:
+            left = 1.0 - sum(w for _, w in self.fading)  # what the last pick had
+            older = [(j, w) for j, w in older if j != self.shown] + [(self.shown, left - step)]
+            older = [(j, w) for j, w in older if w > 1e-6]
+        self.fading, self.shown = older, k
+        return [(k, 1.0 - sum(w for _, w in older)), *older]
 
 
 class FaceSwap:
@@ -217,13 +272,24 @@ class FaceSwap:
         smooth: weight of the previous frame in the source's smoothed expression, in [0, 1).
         fade: frames over which a new pick replaces the previous one (a cross-fade, both
             warped to the same shape); 1 = a cut.
+        eyes: a second pick for the eye region (:mod:`retarget.faces.eyes`): the target frame
+            of nearest eye openings and pose, blended into the eyes and lids, and the lid
+            lowered where no target frame closes its eyes as far as the source does.
+        eye_hold: the eye pick's ``hold``.
+        eye_smooth: ``smooth`` of the eyes' landmarks, with ``eyes`` on (blinks are short).
     """
 
-    def __init__(self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH, fade: int = FADE) -> None:
+    def __init__(
+        self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH, fade: int = FADE, eyes: bool = True,
+        eye_hold: float = EYE_HOLD, eye_smooth: float = EYE_SMOOTH,
+    ) -> None:  # fmt: skip
         self.index = index
         self.hold = float(hold)
         self.smooth = float(smooth)
         self.fade = max(1, int(fade))
+        self.eyes = bool(eyes)
+        self.eye_hold = float(eye_hold)
+        self.eye_smooth = float(eye_smooth)
         self.border = border_points(index.size)
         # one triangulation (of the target's mean shape) for every frame: re-triangulating
         # the moving points would flip edges from frame to frame, and the warp would jump
@@ -232,15 +298,17 @@ class FaceSwap:
         self._seen = 0  # the source's faces so far (its running means)
         self._points_sum = np.zeros((68, 2))
         self._features_sum = np.zeros(len(FEATURES))
+        self._fader, self._eye_fader = Fader(self.fade), Fader(self.fade)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the previous pick and expression (a new track); the source's means stay."""
+        """Forget the previous picks and expression (a new track); the source's means stay."""
         self.previous: Optional[int] = None
+        self.eye_previous: Optional[int] = None
         self._motion: Optional[np.ndarray] = None
         self._opening = 0.0  # the source's smoothed inner mouth opening
-        self._shown: Optional[int] = None  # the last pick drawn
-        self._fading: list[tuple[int, float]] = []  # picks it replaced, and their weights now
+        self._fader.reset()
+        self._eye_fader.reset()
 
     def pick(self, features: np.ndarray) -> int:
         """The target frame for a source face of these features (updates the continuity)."""
@@ -258,18 +326,6 @@ class FaceSwap:
         self.previous = best
         return best
 
-    def _fades(self, k: int) -> list[tuple[int, float]]:
-        """The target frames shown this frame and their weights (summing to 1): the pick, and
-        those it replaced within the last ``fade`` frames, fading out linearly."""
-        step = 1.0 / self.fade
-        older = [(j, w - step) for j, w in self._fading if w - step > 1e-6 and j != k]
-        if self._shown is not None and self._shown != k:
-            left = 1.0 - sum(w for _, w in self._fading)  # what the last pick had
-            older = [(j, w) for j, w in older if j != self._shown] + [(self._shown, left - step)]
-            older = [(j, w) for j, w in older if w > 1e-6]
-        self._fading, self._shown = older, k
-        return [(k, 1.0 - sum(w for _, w in older)), *older]
-
     def __call__(self, points: np.ndarray) -> Swapped:
         """Swap one source face given its ``(68, 2)`` landmarks in crop pixels (the index's crop geometry)."""
         pts = np.asarray(points, np.float64)
@@ -280,14 +336,58 @@ class FaceSwap:
         k = self.pick(features)
         motion, opening = pts - self._points_sum / self._seen, float(features[0])
         if self._motion is not None:
-            motion = self.smooth * self._motion + (1.0 - self.smooth) * motion
+            smooth = np.full((68, 1), self.smooth)
+            if self.eyes:
+                smooth[36:48] = self.eye_smooth  # a blink lasts a few frames: less lag
+            motion = smooth * self._motion + (1.0 - smooth) * motion
             opening = self.smooth * self._opening + (1.0 - self.smooth) * opening
         self._motion, self._opening = motion, opening
         # the mouth as open as the source's own, not as open as its deviation from its mean says
         target = set_mouth_opening(self.index.mean_points + motion, opening)
+        if self.eyes:
+            target = lids_apart(target)
         dst = np.vstack([target, self.border])
+        warped: dict[int, np.ndarray] = {}  # target frame -> warped to dst (float32), this frame
+        fades = self._fader(k)  # a new pick fades in over a few frames
+        total = self._mix(fades, dst, warped)
+        eye_pick = None
+        if self.eyes:
+            total, eye_pick = self._blend_eyes(total, target, dst, k, fades, warped)
+        return Swapped(np.clip(total + 0.5, 0, 255).astype(np.uint8), target, k, eye_pick)
+
+    def _mix(self, fades: list[tuple[int, float]], dst: np.ndarray, warped: dict[int, np.ndarray]) -> np.ndarray:
+        """The target frames of ``fades`` warped to ``dst`` (kept in ``warped``) and mixed: ``S x S x 3`` float32."""
         total = np.zeros((self.index.size, self.index.size, 3), np.float32)
-        for j, weight in self._fades(k):  # a new pick fades in over a few frames
-            src = np.vstack([self.index.points[j], self.border])
-            total += weight * warp_picture(self.index.image(j), src, dst, self.triangles).astype(np.float32)
-        return Swapped(np.clip(total + 0.5, 0, 255).astype(np.uint8), target, k)
+        for j, weight in fades:
+            if j not in warped:
+                src = np.vstack([self.index.points[j], self.border])
+                warped[j] = warp_picture(self.index.image(j), src, dst, self.triangles).astype(np.float32)
+            total += weight * warped[j]
+        return total
+
+    def _blend_eyes(
+        self, total: np.ndarray, target: np.ndarray, dst: np.ndarray, k: int, fades: list[tuple[int, float]],
+        warped: dict[int, np.ndarray],
+    ) -> tuple[np.ndarray, int]:  # fmt: skip
+        """``total`` (the main picks mixed, float32) with the eye pick's eyes (:mod:`retarget.faces.eyes`):
+        its eye region blended in where it differs from the main picks; an eye the target's
+        frames cannot close as far as ``target``'s is warped less closed, and its lid lowered
+        over it. Returns it and the eye pick."""
+        idx = self.index
+        want = expression_features(target)
+        cost = eye_cost(idx.features, idx.spread, want)
+        e = keep_or_pick(cost, self.eye_previous, k, idx.segments, self.eye_hold)
+        self.eye_previous = e
+        eye_fades = self._eye_fader(e)
+        have = idx.features[e, 3:5]
+        amounts = closure(have, want[3:5])
+        closing = bool(amounts.max() > 0.0)
+        drawn = open_lids(target, np.maximum(want[3:5], have * (1.0 - CLOSE_MARGIN))) if closing else target
+        if eye_fades != fades or closing:
+            mask = eye_region(target, idx.size)[..., None]
+            eyes = self._mix(eye_fades, np.vstack([drawn, self.border]), {} if closing else warped)
+            total = total * (1.0 - mask) + eyes * mask
+        if closing:
+            image = np.clip(total + 0.5, 0, 255).astype(np.uint8)
+            total = close_eyes(image, drawn, target, amounts).astype(np.float32)
+        return total, e

@@ -6,70 +6,69 @@ pose, warped to move as the input's face moves (:class:`~retarget.faces.retrieva
 The input is aligned with the dataset's face options at its size, so the crops match, and
 the rest is render's usual face path (the plan: :func:`retarget.render.plan.plan_swap`): paste along the mask (an outline inside both faces,
 :func:`~retarget.faces.retrieval.mask_points`, reaching just above the brows), colour match, blend, ``--stabilize``,
-``--start/--end``, sound kept.
+``--start/--end``, sound kept. ``--mouth source`` puts the input's own mouth interior
+(teeth, tongue) inside the swapped lips (:mod:`retarget.faces.mouth`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from retarget.errors import RetargetError
+from retarget.dataset.faceindex import face_index
 from retarget.faces.align import apply, invert
-from retarget.faces.retrieval import FaceIndex, FaceSwap, mask_points
+from retarget.faces.mouth import paste_mouth
+from retarget.faces.retrieval import FaceSwap, mask_points
+from retarget.faces.steady import SteadyLandmarks
 
 __all__ = ["face_index", "swap_items"]
 
 
-def face_index(path: str) -> FaceIndex:
-    """The faces of a dataset written by ``retarget extract --align face``, landmarks in crop pixels.
-
-    Raises:
-        RetargetError: not a dataset, not face-aligned, without landmarks, or under 2 faces.
-    """
-    from pathlib import Path
-
-    from retarget.dataset.manifest import read_dataset
-
-    if Path(path).is_file():
-        raise RetargetError(
-            f"{path}: a file, not a face dataset; extract the target first: "
-            f"retarget extract {path} -o FOLDER --align face --size 256"
-        )
-    ds = read_dataset(path)  # RetargetError for a missing folder or a broken manifest
-    if ds.align != "face" or ds.face is None or ds.plain:
-        raise RetargetError(f"{path}: not a face dataset; extract the target with --align face")
-    kept = [f for f in ds.frames if f.landmarks is not None and f.matrix is not None]
-    if len(kept) < 2:
-        raise RetargetError(f"{path}: {len(kept)} faces with landmarks; the swap needs at least 2")
-    points = np.stack([apply(np.asarray(f.matrix, np.float64), f.landmarks) for f in kept])
-    return FaceIndex(
-        root=ds.root,
-        files=[ds.root / f.file for f in kept],
-        points=points.astype(np.float64),
-        segments=np.array([f.segment for f in kept]),
-        size=int(ds.size),
-        face=ds.face,
-    )
-
-
-def swap_items(batch: list[Any], swap: FaceSwap) -> list[Any]:
+def swap_items(
+    batch: list[Any],
+    swap: FaceSwap,
+    mouth: str = "target",
+    steady: Optional[SteadyLandmarks] = None,
+    refine: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
+) -> list[Any]:
     """The translate stage of a swap: set ``result`` and ``mask_landmarks`` of each item with a face.
+
+    Args:
+        batch: pipeline items; ``net_input`` is the source's aligned crop (``S x S x 3``
+            uint8 RGB), ``landmarks`` and ``matrix`` its landmarks (frame px) and frame -> crop
+            matrix, ``link`` (with ``--stabilize``) the flow from the previous crop.
+        swap: the swap following this video.
+        mouth: ``"target"``: the target's own mouth, as picked and warped; ``"source"``: the
+            source's mouth interior pasted inside the swapped face's inner lips
+            (:func:`~retarget.faces.mouth.paste_mouth`).
+        steady: moves the source's landmarks along the flow before the swap follows them; None: as detected.
+        refine: the refiner (``render --refiner``): swapped crops -> cleaner crops, before the mouth paste.
 
     A frame without a face, or a face of a new track, starts the swap's continuity afresh.
     Returns ``batch``.
     """
+    done = []
     for item in batch:
-        if item.net_input is None or item.landmarks is None:
+        faceless = item.net_input is None or item.landmarks is None
+        if faceless or swap.track != item.track:  # the continuity starts afresh
             swap.reset()
-            continue
-        if swap.track != item.track:
-            swap.reset()
+            if steady is not None:
+                steady.reset()
+            if faceless:
+                continue
             swap.track = item.track
+        points = apply(np.asarray(item.matrix, np.float64), np.asarray(item.landmarks, np.float64))
+        link = getattr(item, "link", None)
+        if steady is not None:
+            maps = (link.map_x, link.map_y, link.trust) if link is not None else (None, None, None)
+            points = steady(points, *maps)
+        done.append((item, swap(points), points))
+    refined = refine([out.image for _, out, _ in done]) if refine is not None and done else None
+    for k, (item, out, points) in enumerate(done):
+        item.result = out.image if refined is None else refined[k]
+        if mouth == "source":
+            item.result = paste_mouth(item.result, out.points, np.asarray(item.net_input), points)
         matrix = np.asarray(item.matrix, np.float64)
-        points = apply(matrix, np.asarray(item.landmarks, np.float64))
-        out = swap(points)
-        item.result = out.image
         item.mask_landmarks = apply(invert(matrix), mask_points(points, out.points)).astype(np.float32)
     return batch
