@@ -21,7 +21,19 @@ def test_cli_pages_match_current_help():
     gen = _gen()
     pages = gen.render_pages()
     # one page per command and one for `retarget` itself, and no page left from an old command
-    expected = {"retarget", "extract", "train", "train-enhancer", "train-refiner", "render", "export", "eval", "runs", "demo", "ui"}
+    expected = {
+        "retarget",
+        "extract",
+        "train",
+        "train-enhancer",
+        "train-refiner",
+        "render",
+        "export",
+        "eval",
+        "runs",
+        "demo",
+        "ui",
+    }
     assert {p.stem for p in pages} == expected
     assert {p.stem for p in (ROOT / "docs" / "cli").glob("*.md")} == expected
     for path, text in pages.items():
