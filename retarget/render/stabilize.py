@@ -66,7 +66,7 @@ SOURCE_TOLERANCE = 8.0
 FLOW_PRESET = "medium"
 #: Interpolation of the history's warp along the flow. The history is resampled at every
 #: frame, so a bilinear warp compounds into a blur over the ~10 frames it spans: bicubic
-#: kept 1.2-1.5x the face detail of bilinear on the face-swap pairs at the same flicker
+#: kept 1.2-1.6x the face detail of bilinear on the face-swap pairs at the same flicker
 #: (docs/benchmarks.md, "sharp and steady").
 HISTORY_RESAMPLE = cv2.INTER_CUBIC
 
