@@ -395,3 +395,18 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+class FixedFace:
+    """An aligned face that is always at the same place: what a made-up aligner returns in render tests.
+
+    ``matrix``: (2, 3) frame -> crop; ``landmarks``: (68, 2) frame px; ``crop``: the frame's ``size`` px crop.
+    """
+
+    track = 0
+
+    def __init__(self, image: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray, size: int) -> None:
+        from retarget.faces.align import warp_crop
+
+        self.matrix, self.raw_matrix, self.landmarks = matrix, matrix, landmarks
+        self.crop = warp_crop(image, matrix, size)

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import make_video
+from helpers import FixedFace, make_video
 from retarget.config import FaceConfig, RenderConfig
 from retarget.dataset.manifest import Dataset, FrameRecord, write_manifest
-from retarget.faces.align import crop_matrix, invert, apply, template_points, warp_crop
+from retarget.faces.align import crop_matrix, invert, apply, template_points
 from retarget.faces.mouth import OPEN, mouth_mask, mouth_open, open_weight, paste_mouth
 from retarget.faces.retrieval import FaceSwap
 
@@ -190,17 +190,10 @@ def test_render_with_the_sources_mouth(tmp_path):
     landmarks = (template_points(60, 0.0) + [34, 26]).astype(np.float32)
     matrix = crop_matrix(landmarks, SIZE, MARGIN)
 
-    class FakeFace:
-        track = 0
-
-        def __init__(self, image):
-            self.matrix, self.raw_matrix, self.landmarks = matrix, matrix, landmarks
-            self.crop = warp_crop(image, matrix, SIZE)
-
     cfg = RenderConfig(input=str(src), output=str(tmp_path / "o.mp4"), color_match="none", stabilize=0, mouth="source")
     ready = prepare(cfg)
     stage = functools.partial(swap_items, swap=FaceSwap(index), mouth=cfg.mouth)
-    aligner = lambda image, time: FakeFace(image)  # noqa: E731
+    aligner = lambda image, time: FixedFace(image, matrix, landmarks, SIZE)  # noqa: E731
     plan = Plan(cfg, ready.src, ready.out, ready.info, SIZE, stage, square_cut(w, h, SIZE, None), aligner=aligner)
     summary = stream(plan, quiet=True)
     assert summary.frames == 4 and summary.faces == 4

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import make_video
+from helpers import FixedFace, make_video
 from retarget.config import FaceConfig, RenderConfig
 from retarget.dataset.manifest import Dataset, FrameRecord, write_manifest
 from retarget.errors import RetargetError
-from retarget.faces.align import crop_matrix, template_points, warp_crop
+from retarget.faces.align import crop_matrix, template_points
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import FOREHEAD, face_outline
 from retarget.faces.retrieval import (
@@ -232,16 +232,9 @@ def test_swap_render_pastes_the_target_inside_the_face(tmp_path):
     landmarks = (template_points(40, 0.0) + [28, 20]).astype(np.float32)
     matrix = crop_matrix(landmarks, SIZE, MARGIN)
 
-    class FakeFace:
-        track = 0
-
-        def __init__(self, image):
-            self.matrix, self.raw_matrix, self.landmarks = matrix, matrix, landmarks
-            self.crop = warp_crop(image, matrix, SIZE)
-
     class FakeAligner:
         def __call__(self, image, time):
-            return FakeFace(image) if time < 0.15 else None
+            return FixedFace(image, matrix, landmarks, SIZE) if time < 0.15 else None
 
         def reset(self):
             pass
