@@ -8,7 +8,8 @@ import pytest
 
 from retarget.eval.faces import FaceComparer, FaceComparison
 from retarget.eval.metrics import PSNR_CAP, ssim
-from retarget.eval.reenact import ReenactScorer, face_region, region_psnr, region_ssim, score_videos, ssim_map
+from retarget.eval.metrics import ssim_map
+from retarget.eval.reenact import ReenactScorer, face_region, region_psnr, region_ssim, score_videos
 
 H, W = 96, 128
 

@@ -50,19 +50,14 @@ def luma(image: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
-def ssim(output: np.ndarray, truth: np.ndarray) -> float:
-    """Structural similarity (Wang et al. 2004) of the frames' luma, in [-1, 1] (1 = identical).
+def ssim_map(output: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The per-pixel structural similarity (Wang et al. 2004) of the frames' luma, ``H x W`` in [-1, 1].
 
     Local means, variances and covariance come from an 11 x 11 Gaussian window
-    (sigma 1.5, OpenCV ``GaussianBlur``, reflected borders); the SSIM map is averaged
-    over the pixels whose window lies inside the frame (a 5 px border is dropped when
-    the frame is larger than the window).
+    (sigma 1.5, OpenCV ``GaussianBlur``, reflected borders).
 
     Args:
         output, truth: ``H x W x 3`` uint8 RGB (or ``H x W`` gray) frames of one shape.
-
-    Returns:
-        The mean SSIM.
     """
     _same_size(output, truth)
     x, y = luma(output), luma(truth)
@@ -76,7 +71,21 @@ def ssim(output: np.ndarray, truth: np.ndarray) -> float:
     cxy = blur(x * y) - mx * my
     num = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)
     den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    smap = num / den
+    return num / den
+
+
+def ssim(output: np.ndarray, truth: np.ndarray) -> float:
+    """Structural similarity of the frames' luma, in [-1, 1] (1 = identical): :func:`ssim_map`
+    averaged over the pixels whose window lies inside the frame (a 5 px border is dropped
+    when the frame is larger than the window).
+
+    Args:
+        output, truth: ``H x W x 3`` uint8 RGB (or ``H x W`` gray) frames of one shape.
+
+    Returns:
+        The mean SSIM.
+    """
+    smap = ssim_map(output, truth)
     r = SSIM_WINDOW // 2
     h, w = smap.shape
     if h > 2 * r and w > 2 * r:

@@ -38,7 +38,7 @@ import numpy as np
 from retarget.eval.expression import SHARPNESS_INNER, face_sharpness
 from retarget.eval.faces import FaceComparer, FaceComparison
 from retarget.eval.frames import common_size, fit
-from retarget.eval.metrics import PSNR_CAP, SSIM_C1, SSIM_C2, SSIM_SIGMA, SSIM_WINDOW, luma
+from retarget.eval.metrics import PSNR_CAP, SSIM_WINDOW, ssim_map
 from retarget.eval.temporal import pair_warping_error
 from retarget.video.flow import FlowEstimator, motion
 
@@ -71,25 +71,8 @@ def region_psnr(output: np.ndarray, truth: np.ndarray, region: np.ndarray, cap: 
     return float(cap) if mse <= 0.0 else float(min(cap, 10.0 * math.log10(255.0**2 / mse)))
 
 
-def ssim_map(output: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """The per-pixel SSIM of the frames' luma, ``H x W`` float32 in [-1, 1].
-
-    The window, sigma and constants of :func:`retarget.eval.metrics.ssim` (reflected
-    borders); that function's value is this map's mean without its 5 px border.
-    """
-    x, y = luma(output), luma(truth)
-
-    def blur(img: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(img, (SSIM_WINDOW, SSIM_WINDOW), SSIM_SIGMA, borderType=cv2.BORDER_REFLECT)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    num = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)
-    return num / ((mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2))
-
-
 def region_ssim(output: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
-    """:func:`ssim_map` averaged over ``region`` (``H x W`` bool); NaN for an empty region.
+    """:func:`~retarget.eval.metrics.ssim_map` averaged over ``region`` (``H x W`` bool); NaN for an empty region.
 
     Only the region's bounding box plus the window's radius is computed: the values
     inside the box are those of the whole frame's map.

@@ -56,12 +56,8 @@ def follow_flow(points: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.
     """
     q = np.asarray(points, np.float64)
     x = q.copy()
-    h, w = map_x.shape
-    xs = np.arange(w, dtype=np.float32)[None].repeat(h, 0)
-    ys = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)
-    flow_x, flow_y = map_x - xs, map_y - ys
-    for _ in range(ITERATIONS):
-        x = q - np.stack([_sample(flow_x, x), _sample(flow_y, x)], axis=1)
+    for _ in range(ITERATIONS):  # the flow at x is map(x) - x: sampled at the points only
+        x = q - (np.stack([_sample(map_x, x), _sample(map_y, x)], axis=1) - x)
     return x
 
 

@@ -112,6 +112,14 @@ def learning_rate(cfg: EnhancerConfig | RefinerConfig, step: int, elapsed: float
     return cfg.lr * (1.0 if done < DECAY_FROM else 1.0 - 0.5 * (done - DECAY_FROM) / (1.0 - DECAY_FROM))
 
 
+def update(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimiser step on ``loss`` through ``scaler`` (a no-op scaler outside fp16)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def check_loss(
     loss: torch.Tensor, step: int, cfg: EnhancerConfig | RefinerConfig, command: str = "train-enhancer"
 ) -> None:
@@ -170,10 +178,7 @@ def train_enhancer(cfg: EnhancerConfig) -> EnhancerResult:
                 out_hi = net(lo)
             loss = (out_hi.float() - hi).abs().mean()
             check_loss(loss, step, cfg)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            update(loss, opt, scaler)
             step += 1
             progress.advance(task)
     seconds = time.perf_counter() - started

@@ -30,7 +30,7 @@ from retarget.faces.selfpairs import SelfPairs, self_pairs
 from retarget.nn.refiner import FaceRefiner
 from retarget.options import check_config
 from retarget.progress import console, make_progress
-from retarget.train.enhancer import check_loss, learning_rate
+from retarget.train.enhancer import check_loss, learning_rate, update
 
 __all__ = ["RefinerResult", "masked_psnr", "sample", "split_frames", "train_refiner"]
 
@@ -141,10 +141,7 @@ def _fit(net: FaceRefiner, pairs: SelfPairs, cfg: RefinerConfig, device: torch.d
                 out = net(x)
             loss = masked_l1(out, y, m)
             check_loss(loss, step, cfg, command="train-refiner")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            update(loss, opt, scaler)
             step += 1
             progress.advance(task)
     return step
