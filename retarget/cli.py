@@ -689,6 +689,14 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.refiner,
+    max_faces: Annotated[
+        int,
+        _render_opt(
+            "max_faces",
+            help="A swap: faces swapped in each frame at most, each followed on its own (--face-ref: one person's).",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.max_faces,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,

@@ -44,6 +44,7 @@ RUN_ONLY = _opts.Only(
 SWAP_ONLY = _opts.Only(
     "target_faces", test=lambda own, t: t is not None, why="applies to a face swap (--target-faces) only"
 )
+ONE_PERSON = _opts.Only("face_ref", (None,), why="does not apply with --face-ref, which swaps one person's face only")
 RECYCLE_ONLY = _opts.Only("model.model", ("recycle",))
 CONTENT_ONLY = _opts.Only(
     "loss",
@@ -341,6 +342,8 @@ class RenderConfig:
     mouth: Literal["target", "source"] = opt("target", only=SWAP_ONLY)
     # a swap's refiner folder (train-refiner): learnt from the target's own video, it cleans each swapped face
     refiner: Optional[str] = opt(None, only=SWAP_ONLY)
+    # a swap: faces swapped in each frame at most, each followed on its own (largest first when more appear)
+    max_faces: int = opt(4, min=1, max=64, only=(SWAP_ONLY, ONE_PERSON))
     enhancer: Optional[str] = opt(
         None, only=(RUN_ONLY, FACES_ONLY)
     )  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste

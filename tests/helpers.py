@@ -410,3 +410,33 @@ class FixedFace:
 
         self.matrix, self.raw_matrix, self.landmarks = matrix, matrix, landmarks
         self.crop = warp_crop(image, matrix, size)
+
+
+class ScriptedFaces:
+    """A face backend whose faces (68 landmarks each, frame px) a test sets per frame.
+
+    ``detect`` gives their boxes scaled to the image it is handed (the aligner's smaller copy),
+    ``landmarks`` the face nearest the box (or, with none, a crumpled shape in the box, as a
+    real predictor answers); ``detect_runs`` counts detector calls. ``width``: the frame's.
+    """
+
+    name = "scripted"
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.faces: list[np.ndarray] = []
+        self.detect_runs = 0
+
+    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+        self.detect_runs += 1
+        s = image.shape[1] / self.width
+        return [np.concatenate([f.min(0), f.max(0)]).astype(np.float64) * s for f in self.faces]
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        s = image.shape[1] / self.width
+        if not self.faces:
+            rng = np.random.default_rng(7)
+            return (box[:2] + rng.uniform(0, 1, (68, 2)) * (box[2:] - box[:2])).astype(np.float32)
+        c = (box[:2] + box[2:]) / 2 / s
+        near = min(self.faces, key=lambda f: float(np.linalg.norm(f.mean(0) - c)))
+        return (near * s).astype(np.float32)

@@ -72,6 +72,8 @@ class AlignedFace:
         track: number of the continuous track this face belongs to; it changes when the
             aligner starts over (after a lost face, a switch of face or a reset).
         detected: True if the detector ran on this frame (False: tracked).
+        lane: with several faces (:class:`~retarget.faces.crowd.CrowdAligner`), the lane of
+            this face: the same while it is followed; 0 otherwise.
     """
 
     matrix: np.ndarray
@@ -80,6 +82,7 @@ class AlignedFace:
     crop: np.ndarray
     track: int = 0
     detected: bool = False
+    lane: int = 0
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The compose stage of render: an item -> the output picture.
 
 :class:`Composer` puts a translation back the way it was taken: an aligned face is pasted
-along its mask (:func:`retarget.faces.paste.paste_back`), a square or whole-frame cut is
+along its mask (:func:`retarget.faces.paste.paste_back`; every face of the frame in turn), a square or whole-frame cut is
 upscaled into its region of the frame (``--upscale bilinear`` or ``detail``, see
 :mod:`retarget.render.upscale`; outside the region the frame keeps the input), or, with
 ``--output-size model``, the translation is the picture; ``--side-by-side`` puts the input
@@ -97,11 +97,14 @@ class Composer:
         """The output picture of ``item`` (a :class:`retarget.render.source.Item`), ``H x W x 3`` uint8."""
         if self.output_size == "model":
             picture = item.result if item.result is not None else self.fallback.apply(item.image)
+        elif self.paste is not None:
+            picture = item.image
+            for face in item.faces() if hasattr(item, "faces") else [item]:  # every face of the frame, in turn
+                if face.result is not None:
+                    outline = face.landmarks if getattr(face, "mask_landmarks", None) is None else face.mask_landmarks
+                    picture = self.paste(picture, face.result, face.matrix, outline)
         elif item.result is None:
             picture = item.image
-        elif self.paste is not None:
-            outline = item.landmarks if getattr(item, "mask_landmarks", None) is None else item.mask_landmarks
-            picture = self.paste(item.image, item.result, item.matrix, outline)
         elif self.upscale == "detail":
             from retarget.render.upscale import place_back_detail
 

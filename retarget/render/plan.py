@@ -186,7 +186,9 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
             dataset with landmarks, or cut with another margin than ``cfg.face``'s.
     """
     from retarget.faces.aligner import face_aligner
+    from retarget.faces.crowd import CrowdAligner
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
+    from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
     from retarget.render.swap import face_index, swap_items
 
@@ -207,12 +209,18 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         from retarget.render.refine import swap_refiner
 
         refine = swap_refiner(cfg.refiner, index)
-    steady = SteadyLandmarks(GAIN * cfg.stabilize) if cfg.stabilize > 0 else None  # the geometry, along the flow
-    stage = functools.partial(swap_items, swap=FaceSwap(index), mouth=cfg.mouth, steady=steady, refine=refine)
+    # one swap, and one steadying of the geometry along the flow, per face lane
+    steady = Lanes(functools.partial(SteadyLandmarks, GAIN * cfg.stabilize)) if cfg.stabilize > 0 else None
+    swaps = Lanes(functools.partial(FaceSwap, index))
+    stage = functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine)
+    if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
+        aligner: Any = CrowdAligner(face, index.size, cfg.max_faces)
+    else:  # --face-ref: that person's face only
+        aligner = face_aligner(face, index.size, cfg.face_ref)
     return Plan(
         cfg, ready.src, ready.out, info, index.size, stage,
         square_cut(info.width, info.height, index.size, None),
-        aligner=face_aligner(face, index.size, cfg.face_ref),
+        aligner=aligner,
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
         model=str(index.root), direction="swap",

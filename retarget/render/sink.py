@@ -3,7 +3,7 @@
 :class:`Sink` is called with each translated batch, in order, in the encode thread: with
 ``--stabilize`` it blends every translation with the previous one warped along the
 source's motion (:meth:`retarget.render.stabilize.Stabilizer.blend`, which must see the
-frames in order), composes the output picture (:class:`retarget.render.compose.Composer`)
+frames in order; each face of a frame with its own lane's stabilizer), composes the output picture (:class:`retarget.render.compose.Composer`)
 and hands it to ``write`` (:meth:`retarget.video.writer.VideoWriter.write`, or a list's
 ``append`` in a test) with the frame's timestamp.
 """
@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from retarget.render.source import Lanes
+
 
 class Sink:
     """Write translated items in order (see the module).
@@ -21,7 +23,8 @@ class Sink:
     Args:
         write: ``write(picture, pts)``; picture ``H x W x 3`` uint8 RGB.
         compose: item -> picture.
-        stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` (its ``blend`` half), or None.
+        stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` (its ``blend`` half),
+            :class:`~retarget.render.source.Lanes` of them (one per face lane), or None.
         advance: called with the number of frames written after each batch (progress).
 
     Attributes:
@@ -44,8 +47,11 @@ class Sink:
     def __call__(self, batch: list) -> None:
         """Stabilize, compose and write the items of ``batch`` (:class:`~retarget.render.source.Item` s)."""
         for item in batch:
-            if self.stabilizer is not None and item.result is not None:
-                item.result = self.stabilizer.blend(item.result, item.link)
+            if self.stabilizer is not None:
+                stabilizers = Lanes.of(self.stabilizer)
+                for face in item.faces():
+                    if face.result is not None:
+                        face.result = stabilizers[face.lane].blend(face.result, face.link)
             self.write(self.compose(item), item.pts)
         self.frames += len(batch)
         if self.advance is not None:

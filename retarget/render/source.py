@@ -12,7 +12,11 @@ midway is resized to its first size, so the output size stays fixed).
 - with ``--stabilize``, the stabilizer's half that measures the source's motion
   (:meth:`retarget.render.stabilize.Stabilizer.prepare`), so it overlaps the generator;
 - with ``--start`` / ``--end``, frames outside that time span get no network input: they
-  pass through unchanged (the aligner never sees them).
+  pass through unchanged (the aligner never sees them);
+- several faces (an aligner that returns a list, :class:`retarget.faces.crowd.CrowdAligner`):
+  the first face fills the frame's item, the others ride along in ``item.more``, each an
+  :class:`Item` of its own with its face's ``lane``. Per-face state (the stabilizer here, a
+  swap's continuity) is kept by lane in :class:`Lanes`.
 
 Frames are plain :class:`retarget.video.reader.Frame` s, so a test can feed arrays.
 """
@@ -20,9 +24,9 @@ Frames are plain :class:`retarget.video.reader.Frame` s, so a test can feed arra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
 import cv2
 import numpy as np
@@ -50,6 +54,8 @@ class Item:
         track: face mode: the aligner's track number of this face (a new number: a new track).
         mask_landmarks: landmarks (source pixels) the paste's mask follows instead of
             ``landmarks`` (set by a translate stage whose faces have another outline).
+        lane: several faces: the lane of this face (the same while it is followed); else 0.
+        more: the frame's further faces, one item each (same frame; the first face is this item's).
     """
 
     index: int
@@ -62,6 +68,34 @@ class Item:
     link: Any = None
     track: Any = None
     mask_landmarks: Optional[np.ndarray] = None
+    lane: int = 0
+    more: list["Item"] = field(default_factory=list)
+
+    def faces(self) -> list["Item"]:
+        """This item and the frame's further faces (``more``), in lane order."""
+        return [self, *self.more]
+
+
+class Lanes(Generic[T]):
+    """One ``T`` per face lane, made by ``make()`` on first use (per-face state with several faces)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self.make = make
+        self._by_lane: dict[int, T] = {}
+
+    @classmethod
+    def of(cls, obj: Any) -> "Lanes":
+        """``obj`` if it is :class:`Lanes`, else lanes that all share ``obj`` (one face per frame)."""
+        return obj if isinstance(obj, Lanes) else cls(lambda: obj)
+
+    def __getitem__(self, lane: int) -> T:
+        if lane not in self._by_lane:
+            self._by_lane[lane] = self.make()
+        return self._by_lane[lane]
+
+    def made(self) -> dict[int, T]:
+        """The lanes made so far and their ``T``."""
+        return dict(self._by_lane)
 
 
 @dataclass(frozen=True)
@@ -115,7 +149,7 @@ class Source:
             a :class:`CutAligner`.
         face: face mode (count faces; reset the aligner at breaks).
         stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` whose ``prepare`` runs
-            here, or None.
+            here, :class:`Lanes` of them (several faces: one per lane), or None.
         scene_threshold: scene-cut threshold (face mode and the stabilizer).
         start, end: translate only frames whose time (s) is at least ``start`` and below
             ``end`` (None: unbounded); the others pass through.
@@ -156,31 +190,49 @@ class Source:
             detector = SceneDetector(self.scene_threshold)
             # every decoded frame is rendered: no time gaps; the aligner (if any) resets at breaks
             continuity = Continuity(self.aligner if self.face else None)
-        track = None  # face track of the previous frame (--stabilize restarts on a new one)
+        stabilizers = Lanes.of(self.stabilizer) if self.stabilizer is not None else None
+        tracks: dict[int, Any] = {}  # lane -> its face's track in the previous frame (a new one restarts)
         for frame in frames:
-            image = frame.image
             if not self.within(frame.time):  # outside --start/--end: as it is
-                item = Item(frame.index, frame.pts, image, None)
-                if self.stabilizer is not None:
-                    item.link = self.stabilizer.prepare(None, reset=True)
+                item = Item(frame.index, frame.pts, frame.image, None)
+                if stabilizers is not None:
+                    self._link(item, stabilizers, tracks, True)
                 yield item
                 continue
             self.inside += 1
             # as extract: smoothing must not blend across a cut or a decode hole
-            broken = continuity is not None and continuity(detector(image), bad_frames(), frame.time)
-            found = self.aligner(image, frame.time)
-            if found is None:
-                item = Item(frame.index, frame.pts, image, None)
-            else:
-                self.faces += 1 if self.face else 0
-                item = Item(frame.index, frame.pts, image, found.crop, np.asarray(found.matrix), found.landmarks)
-                item.track = getattr(found, "track", None)
-            if self.stabilizer is not None:
-                now = getattr(found, "track", None)
-                new_track = self.face and now != track
-                track = now if self.face and found is not None else None
-                item.link = self.stabilizer.prepare(item.net_input, reset=broken or new_track)
+            broken = continuity is not None and continuity(detector(frame.image), bad_frames(), frame.time)
+            item = self._item(frame, self.aligner(frame.image, frame.time))
+            if stabilizers is not None:
+                self._link(item, stabilizers, tracks, broken)
             yield item
+
+    def _item(self, frame: Frame, found: Any) -> Item:
+        """The item of ``frame`` from what the aligner found: None, one face or cut, or a list of faces."""
+        faces = found if isinstance(found, list) else ([] if found is None else [found])
+        parts = [
+            Item(frame.index, frame.pts, frame.image, f.crop, np.asarray(f.matrix), f.landmarks,
+                 track=getattr(f, "track", None), lane=int(getattr(f, "lane", 0)))
+            for f in faces
+        ]  # fmt: skip
+        if not parts:
+            return Item(frame.index, frame.pts, frame.image, None)
+        self.faces += 1 if self.face else 0
+        parts[0].more = parts[1:]
+        return parts[0]
+
+    def _link(self, item: Item, stabilizers: Lanes, tracks: dict[int, Any], broken: bool) -> None:
+        """The stabilizer's measuring half for each face of ``item`` (by lane); lanes without a face start over."""
+        faces = item.faces() if item.net_input is not None else []
+        for f in faces:
+            new_track = self.face and f.track != tracks.get(f.lane)
+            f.link = stabilizers[f.lane].prepare(f.net_input, reset=broken or new_track)
+            tracks[f.lane] = f.track if self.face else None
+        present = {f.lane for f in faces}
+        for lane, stabilizer in stabilizers.made().items():
+            if lane not in present:
+                stabilizer.prepare(None, reset=True)
+                tracks[lane] = None
 
 
 def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

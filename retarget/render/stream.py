@@ -29,7 +29,7 @@ from retarget.faces.paste import FOREHEAD
 from retarget.render.compose import Composer, face_paste
 from retarget.render.stages import run_stages
 from retarget.render.sink import Sink
-from retarget.render.source import CutAligner, Decoded, Source, batches
+from retarget.render.source import CutAligner, Decoded, Lanes, Source, batches
 from retarget.options import check_config
 from retarget.render.translate import FitTranslate, translate_items
 from retarget.video.reader import VideoInfo, probe
@@ -191,7 +191,7 @@ def _stages(plan: Plan) -> tuple[Source, Composer, Any]:
     if cfg.stabilize > 0:  # flow in the source stage (overlaps the generator), blend in the sink (in order)
         from retarget.render.stabilize import Stabilizer
 
-        stabilizer = Stabilizer(cfg.stabilize)
+        stabilizer = Lanes(functools.partial(Stabilizer, cfg.stabilize))  # one per face lane
     paste = face_paste(cfg, plan.enhance, plan.forehead) if plan.aligner is not None else None
     compose = Composer(plan.cut, cfg.output_size, cfg.side_by_side, cfg.upscale, paste)
     source = Source(
@@ -229,7 +229,8 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
                 sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
                 decoded = Decoded(src, info)
                 items = source.items(decoded, lambda: decoded.bad_frames)
-                run_stages(batches(items, max(1, int(cfg.batch_size))), plan.stage, sink, depth=2)
+                stage = functools.partial(every_face, stage=plan.stage)
+                run_stages(batches(items, max(1, int(cfg.batch_size))), stage, sink, depth=2)
             if not source.inside:  # the container did not say how long the video is
                 raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
             if face and not source.faces and not plan.faceless_ok:  # the output would be the input
@@ -242,6 +243,12 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
     if not quiet:
         _print_summary(summary)
     return summary
+
+
+def every_face(batch: list, stage: Callable[[list], list]) -> list:
+    """``stage`` on every face of ``batch``'s frames (each item and its ``more``) at once; returns ``batch``."""
+    stage([face for item in batch for face in item.faces()])
+    return batch
 
 
 def generator_stage(translate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], cfg: RenderConfig) -> Callable:

@@ -6,7 +6,9 @@ pose, warped to move as the input's face moves (:class:`~retarget.faces.retrieva
 The input is aligned with the dataset's face options at its size, so the crops match, and
 the rest is render's usual face path (the plan: :func:`retarget.render.plan.plan_swap`): paste along the mask (an outline inside both faces,
 :func:`~retarget.faces.retrieval.mask_points`, reaching just above the brows), colour match, blend, ``--stabilize``,
-``--start/--end``, sound kept. ``--mouth source`` puts the input's own mouth interior
+``--start/--end``, sound kept. Every face of a frame is swapped, up to ``--max-faces``
+(:class:`~retarget.faces.crowd.CrowdAligner`), each with its own swap continuity; ``--face-ref``
+keeps one person's. ``--mouth source`` puts the input's own mouth interior
 (teeth, tongue) inside the swapped lips (:mod:`retarget.faces.mouth`).
 """
 
@@ -21,49 +23,59 @@ from retarget.faces.align import apply, invert
 from retarget.faces.mouth import paste_mouth
 from retarget.faces.retrieval import FaceSwap, mask_points
 from retarget.faces.steady import SteadyLandmarks
+from retarget.render.source import Lanes
 
 __all__ = ["face_index", "swap_items"]
 
 
 def swap_items(
     batch: list[Any],
-    swap: FaceSwap,
+    swap: FaceSwap | Lanes[FaceSwap],
     mouth: str = "target",
-    steady: Optional[SteadyLandmarks] = None,
+    steady: SteadyLandmarks | Lanes[SteadyLandmarks] | None = None,
     refine: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
 ) -> list[Any]:
     """The translate stage of a swap: set ``result`` and ``mask_landmarks`` of each item with a face.
 
     Args:
-        batch: pipeline items; ``net_input`` is the source's aligned crop (``S x S x 3``
-            uint8 RGB), ``landmarks`` and ``matrix`` its landmarks (frame px) and frame -> crop
-            matrix, ``link`` (with ``--stabilize``) the flow from the previous crop.
-        swap: the swap following this video.
+        batch: pipeline items, one per face (a frame's further faces, ``item.more``, are
+            items of this list too: :func:`retarget.render.stream.every_face`);
+            ``net_input`` is the source's aligned crop (``S x S x 3`` uint8 RGB),
+            ``landmarks`` and ``matrix`` its landmarks (frame px) and frame -> crop matrix,
+            ``link`` (with ``--stabilize``) the flow from the previous crop, ``lane`` the face's lane.
+        swap: the swap following this video's face, or :class:`~retarget.render.source.Lanes`
+            of swaps, one per face lane (several faces).
         mouth: ``"target"``: the target's own mouth, as picked and warped; ``"source"``: the
             source's mouth interior pasted inside the swapped face's inner lips
             (:func:`~retarget.faces.mouth.paste_mouth`).
-        steady: moves the source's landmarks along the flow before the swap follows them; None: as detected.
+        steady: moves the source's landmarks along the flow before the swap follows them (or
+            lanes of them, as ``swap``); None: as detected.
         refine: the refiner (``render --refiner``): swapped crops -> cleaner crops, before the mouth paste.
 
-    A frame without a face, or a face of a new track, starts the swap's continuity afresh.
+    A frame without a face starts every lane's continuity afresh; a face of a new track its own lane's.
     Returns ``batch``.
     """
+    swaps, steadies = Lanes.of(swap), (Lanes.of(steady) if steady is not None else None)
     done = []
     for item in batch:
-        faceless = item.net_input is None or item.landmarks is None
-        if faceless or swap.track != item.track:  # the continuity starts afresh
-            swap.reset()
-            if steady is not None:
-                steady.reset()
-            if faceless:
-                continue
-            swap.track = item.track
+        if item.net_input is None or item.landmarks is None:  # no face: every lane starts afresh
+            for lanes in (swaps, steadies) if steadies is not None else (swaps,):
+                for state in lanes.made().values():
+                    state.reset()
+            continue
+        lane = getattr(item, "lane", 0)
+        face_swap, face_steady = swaps[lane], (steadies[lane] if steadies is not None else None)
+        if face_swap.track != item.track:  # a new track: its continuity starts afresh
+            face_swap.reset()
+            if face_steady is not None:
+                face_steady.reset()
+            face_swap.track = item.track
         points = apply(np.asarray(item.matrix, np.float64), np.asarray(item.landmarks, np.float64))
         link = getattr(item, "link", None)
-        if steady is not None:
+        if face_steady is not None:
             maps = (link.map_x, link.map_y, link.trust) if link is not None else (None, None, None)
-            points = steady(points, *maps)
-        done.append((item, swap(points), points))
+            points = face_steady(points, *maps)
+        done.append((item, face_swap(points), points))
     refined = refine([out.image for _, out, _ in done]) if refine is not None and done else None
     for k, (item, out, points) in enumerate(done):
         item.result = out.image if refined is None else refined[k]
