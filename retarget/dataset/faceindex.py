@@ -16,7 +16,7 @@ from retarget.faces.align import apply
 from retarget.faces.retrieval import FaceIndex
 from retarget.faces.steady import smooth_tracks
 
-__all__ = ["face_index"]
+__all__ = ["crop_scale", "face_index"]
 
 
 def face_index(path: str) -> FaceIndex:
@@ -49,3 +49,16 @@ def face_index(path: str) -> FaceIndex:
         size=int(ds.size),
         face=ds.face,
     )
+
+
+def crop_scale(path: str) -> float:
+    """Crop pixels per video pixel of a face dataset's faces (the median; under 1: the video held
+    each face at more pixels than the crop keeps). 1.0 when the dataset has no face matrices."""
+    from retarget.dataset.manifest import read_dataset
+
+    scales = [
+        float(np.hypot(*np.asarray(f.matrix, np.float64)[:, 0]))
+        for f in read_dataset(path).frames
+        if f.matrix is not None
+    ]
+    return float(np.median(scales)) if scales else 1.0

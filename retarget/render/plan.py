@@ -190,7 +190,8 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
     from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
-    from retarget.render.swap import face_index, swap_items
+    from retarget.dataset.faceindex import crop_scale
+    from retarget.render.swap import PasteScale, face_index, swap_items
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -212,7 +213,8 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     # one swap, and one steadying of the geometry along the flow, per face lane
     steady = Lanes(functools.partial(SteadyLandmarks, GAIN * cfg.stabilize)) if cfg.stabilize > 0 else None
     swaps = Lanes(functools.partial(FaceSwap, index))
-    stage = functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine)
+    stage = PasteScale(functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine))
+    target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep
     if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
         aligner: Any = CrowdAligner(face, index.size, cfg.max_faces)
     else:  # --face-ref: that person's face only
@@ -224,4 +226,5 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
         model=str(index.root), direction="swap",
+        notes=lambda: stage.hint(str(index.root), index.size, target_scale),
     )  # fmt: skip

@@ -124,6 +124,7 @@ class Plan:
     model: str = ""  # the run folder, or the swap's face dataset
     direction: str = "a2b"  # "a2b", "b2a", a multi-domain run's "FROM->TO", or "swap"
     faceless_ok: bool = False  # face mode: a video with no face anywhere is copied (else refused, nothing written)
+    notes: Optional[Callable[[], list[str]]] = None  # lines said after the summary (what the render saw)
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,8 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
     summary.model, summary.direction = plan.model, plan.direction
     if not quiet:
         _print_summary(summary)
+        for line in plan.notes() if plan.notes is not None else []:
+            console.print(line, markup=False)
     return summary
 
 
