@@ -697,6 +697,13 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.max_faces,
+    glasses: Annotated[
+        Literal["clear", "keep"],
+        typer.Option(
+            help="A swap: paint the input's glasses (rims, arms) out where the target's face does not cover them.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.glasses,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,

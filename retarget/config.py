@@ -344,6 +344,8 @@ class RenderConfig:
     refiner: Optional[str] = opt(None, only=SWAP_ONLY)
     # a swap: faces swapped in each frame at most, each followed on its own (largest first when more appear)
     max_faces: int = opt(4, min=1, max=64, only=(SWAP_ONLY, ONE_PERSON))
+    # a swap: paint the input's glasses (rims, arms) out where the target's face does not cover them, or keep them
+    glasses: Literal["clear", "keep"] = opt("clear", only=SWAP_ONLY)
     enhancer: Optional[str] = opt(
         None, only=(RUN_ONLY, FACES_ONLY)
     )  # face mode: an enhancer folder (train-enhancer) sharpening faces before the paste

@@ -174,8 +174,11 @@ def test_plan_swap_passes_the_mouth_option(tmp_path):
         cfg = RenderConfig(
             input=str(src), output=str(tmp_path / "o.mp4"), target_faces=str(tmp_path / "b"), mouth=mouth
         )
-        plan = plan_swap(cfg, prepare(cfg))
-        assert isinstance(plan.stage, functools.partial) and plan.stage.keywords["mouth"] == mouth
+        stage = plan_swap(cfg, prepare(cfg)).stage.stage  # the swap, inside the paste's watch
+        assert isinstance(stage, functools.partial) and stage.keywords["mouth"] == mouth
+        assert stage.keywords["glasses"] is not None  # --glasses clear, the default
+    cfg = RenderConfig(input=str(src), output=str(tmp_path / "o.mp4"), target_faces=str(tmp_path / "b"), glasses="keep")
+    assert plan_swap(cfg, prepare(cfg)).stage.stage.keywords["glasses"] is None
 
 
 def test_render_with_the_sources_mouth(tmp_path):

@@ -59,3 +59,61 @@ def test_a_plans_notes_are_said_after_the_summary(tmp_path):
         stream(plan)
     lines = said.get().strip().splitlines()
     assert lines[-1] == "hint: a line of what it saw" and lines[-2].startswith("wrote ")
+
+
+def test_a_swap_paints_the_inputs_glasses_out_of_the_frame_it_pastes_onto():
+    from retarget.faces.align import crop_matrix
+    from retarget.faces.rims import GATE_FRAMES, GlassesGate
+    from retarget.render.source import Item
+    from retarget.render.swap import swap_items
+    from test_faces_rims import FACE, glasses, skin
+
+    class StubSwap:  # the target's face: grey, shaped as the input's
+        track = None
+
+        def reset(self):
+            pass
+
+        def __call__(self, points):
+            return SimpleNamespace(image=np.full((32, 32, 3), 128, np.uint8), points=points)
+
+    matrix = crop_matrix(FACE.astype(np.float32), 32, 0.2)
+
+    def frames(picture, n=4):
+        return [
+            Item(k, k, picture.copy(), np.zeros((32, 32, 3), np.uint8), matrix, FACE.astype(np.float32))
+            for k in range(n)
+        ]
+
+    worn, bare = frames(glasses(skin())), frames(skin())
+    swap_items(worn, StubSwap(), glasses=GlassesGate())
+    swap_items(bare, StubSwap(), glasses=GlassesGate())
+    assert [it.backdrop is None for it in worn] == [True] * (GATE_FRAMES - 1) + [False] * (5 - GATE_FRAMES)
+    assert GATE_FRAMES == 1  # from the first frame
+    last = worn[-1]
+    assert np.abs(last.backdrop.astype(int) - last.image.astype(int)).max() > 40  # rims gone from the backdrop
+    assert all(it.backdrop is None for it in bare)  # no glasses: the frame itself
+    kept = frames(glasses(skin()))
+    swap_items(kept, StubSwap())  # --glasses keep
+    assert all(it.backdrop is None for it in kept)
+
+
+def test_the_composer_pastes_every_face_onto_the_backdrop():
+    from retarget.geometry import square_cut
+    from retarget.render.compose import Composer
+    from retarget.render.source import Item
+
+    bases = []
+
+    def paste(frame, crop, matrix, landmarks):
+        bases.append(frame)
+        return frame + 1
+
+    image, backdrop = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 5, np.uint8)
+    crop, m = np.zeros((4, 4, 3), np.uint8), np.eye(2, 3)
+    first, second = Item(0, 0, image, crop, m, np.zeros((68, 2))), Item(0, 0, image, crop, m, np.zeros((68, 2)), lane=1)
+    first.more = [second]
+    first.result = second.result = crop
+    first.backdrop = backdrop
+    picture = Composer(square_cut(8, 8, 4, None), paste=paste)(first)
+    assert bases[0] is backdrop and np.array_equal(picture, backdrop + 2)  # both faces, in turn, on the backdrop

@@ -98,7 +98,7 @@ class Composer:
         if self.output_size == "model":
             picture = item.result if item.result is not None else self.fallback.apply(item.image)
         elif self.paste is not None:
-            picture = item.image
+            picture = item.image if getattr(item, "backdrop", None) is None else item.backdrop
             for face in item.faces() if hasattr(item, "faces") else [item]:  # every face of the frame, in turn
                 if face.result is not None:
                     outline = face.landmarks if getattr(face, "mask_landmarks", None) is None else face.mask_landmarks

@@ -188,6 +188,7 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.faces.aligner import face_aligner
     from retarget.faces.crowd import CrowdAligner
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
+    from retarget.faces.rims import GlassesGate
     from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
     from retarget.dataset.faceindex import crop_scale
@@ -213,7 +214,9 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     # one swap, and one steadying of the geometry along the flow, per face lane
     steady = Lanes(functools.partial(SteadyLandmarks, GAIN * cfg.stabilize)) if cfg.stabilize > 0 else None
     swaps = Lanes(functools.partial(FaceSwap, index))
-    stage = PasteScale(functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine))
+    glasses = Lanes(GlassesGate) if cfg.glasses == "clear" else None  # the input's rims beyond the face
+    swap = functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses)
+    stage = PasteScale(swap)
     target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep
     if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
         aligner: Any = CrowdAligner(face, index.size, cfg.max_faces)

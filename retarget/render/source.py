@@ -55,6 +55,8 @@ class Item:
         mask_landmarks: landmarks (source pixels) the paste's mask follows instead of
             ``landmarks`` (set by a translate stage whose faces have another outline).
         lane: several faces: the lane of this face (the same while it is followed); else 0.
+        backdrop: the frame the faces are pasted onto where it is not ``image`` (a swap paints
+            the input's glasses out of it); None: ``image``.
         more: the frame's further faces, one item each (same frame; the first face is this item's).
     """
 
@@ -70,6 +72,7 @@ class Item:
     mask_landmarks: Optional[np.ndarray] = None
     lane: int = 0
     more: list["Item"] = field(default_factory=list)
+    backdrop: Optional[np.ndarray] = None
 
     def faces(self) -> list["Item"]:
         """This item and the frame's further faces (``more``), in lane order."""

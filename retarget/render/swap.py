@@ -22,6 +22,7 @@ from retarget.dataset.faceindex import face_index
 from retarget.faces.align import apply, invert
 from retarget.faces.mouth import paste_mouth
 from retarget.faces.retrieval import FaceSwap, mask_points
+from retarget.faces.rims import GlassesGate, clear_rims
 from retarget.faces.steady import SteadyLandmarks
 from retarget.render.source import Lanes
 
@@ -41,6 +42,7 @@ def swap_items(
     mouth: str = "target",
     steady: SteadyLandmarks | Lanes[SteadyLandmarks] | None = None,
     refine: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
+    glasses: GlassesGate | Lanes[GlassesGate] | None = None,
 ) -> list[Any]:
     """The translate stage of a swap: set ``result`` and ``mask_landmarks`` of each item with a face.
 
@@ -58,25 +60,34 @@ def swap_items(
         steady: moves the source's landmarks along the flow before the swap follows them (or
             lanes of them, as ``swap``); None: as detected.
         refine: the refiner (``render --refiner``): swapped crops -> cleaner crops, before the mouth paste.
+        glasses: ``--glasses clear``: per face, whether it wears glasses (or lanes of them, as
+            ``swap``); where it does, its rims and arms are painted out of the frame the faces
+            are pasted onto (``item.backdrop``, :func:`~retarget.faces.rims.clear_rims`). None: kept.
 
     A frame without a face starts every lane's continuity afresh; a face of a new track its own lane's.
     Returns ``batch``.
     """
-    swaps, steadies = Lanes.of(swap), (Lanes.of(steady) if steady is not None else None)
+    swaps = Lanes.of(swap)
+    steadies = Lanes.of(steady) if steady is not None else None
+    gates = Lanes.of(glasses) if glasses is not None else None
+    others = [lanes for lanes in (steadies, gates) if lanes is not None]  # per-face state besides the swap
     done = []
+    backdrops: dict[int, np.ndarray] = {}  # id of a frame -> that frame with glasses painted out
     for item in batch:
         if item.net_input is None or item.landmarks is None:  # no face: every lane starts afresh
-            for lanes in (swaps, steadies) if steadies is not None else (swaps,):
+            for lanes in (swaps, *others):
                 for state in lanes.made().values():
                     state.reset()
             continue
         lane = getattr(item, "lane", 0)
         face_swap, face_steady = swaps[lane], (steadies[lane] if steadies is not None else None)
         if face_swap.track != item.track:  # a new track: its continuity starts afresh
-            face_swap.reset()
-            if face_steady is not None:
-                face_steady.reset()
+            for state in [face_swap] + [lanes[lane] for lanes in others]:
+                state.reset()
             face_swap.track = item.track
+        if gates is not None and (bridge := gates[lane](item.image, item.landmarks)) is not None:
+            base = backdrops.get(id(item.image), item.image)
+            backdrops[id(item.image)] = clear_rims(base, np.asarray(item.landmarks, np.float64), bridge)
         points = apply(np.asarray(item.matrix, np.float64), np.asarray(item.landmarks, np.float64))
         link = getattr(item, "link", None)
         if face_steady is not None:
@@ -90,6 +101,9 @@ def swap_items(
             item.result = paste_mouth(item.result, out.points, np.asarray(item.net_input), points)
         matrix = np.asarray(item.matrix, np.float64)
         item.mask_landmarks = apply(invert(matrix), mask_points(points, out.points)).astype(np.float32)
+    for item in batch if backdrops else []:  # every face of a frame is pasted onto its painted copy
+        if id(item.image) in backdrops:
+            item.backdrop = backdrops[id(item.image)]
     return batch
 
 
