@@ -18,8 +18,10 @@ from retarget.faces.retrieval import (
     FEATURES,
     FaceIndex,
     FaceSwap,
+    RunningRest,
     expression_features,
     mask_points,
+    rest_frames,
     set_mouth_opening,
 )
 from retarget.faces.steady import smooth_tracks
@@ -186,6 +188,40 @@ def test_swap_moves_the_target_face_as_the_source_moves(monkeypatch):
     assert expression_features(wide)[0] == pytest.approx(expression_features(_face(0.4))[0], abs=1e-6)
     dark = lambda img: (img.sum(axis=2) < 200).sum()  # noqa: E731
     assert dark(outs[-1].image) > dark(outs[0].image)  # more dark mouth drawn
+
+
+def _o_mouth(narrow: float, size: int = SIZE) -> np.ndarray:
+    """An "O": the mouth opened wide and its corners drawn in by ``narrow`` pixels each."""
+    p = _face(0.4, size=size)
+    p[[48, 60], 0] += narrow
+    p[[54, 64], 0] -= narrow
+    return p
+
+
+def test_rest_frames_ignore_open_mouths_and_blinks():
+    faces = [_face(), _face(0.4), _face(eyes=0.2), _face(), _face(0.3)]
+    features = np.stack([expression_features(p) for p in faces])
+    assert rest_frames(features).tolist() == [True, False, False, True, False]
+    assert rest_frames(features[[1, 4]]).all()  # none at rest: all of them (the mean)
+    index = _index([0.4, 0.0, 0.4, 0.4, 0.4])  # mostly open mouths: the rest is the closed one
+    np.testing.assert_allclose(index.rest_points, _face(0.0))
+    running = RunningRest()
+    running.add(_face(0.4), expression_features(_face(0.4)))
+    np.testing.assert_allclose(running.rest()[0], _face(0.4))  # no rest seen yet: the mean
+    for p in (_face(0.0), _face(0.4), _face(0.4)):
+        running.add(p, expression_features(p))
+    np.testing.assert_allclose(running.rest()[0], _face(0.0))
+
+
+def test_a_clip_of_mostly_o_mouths_still_draws_an_o(monkeypatch):
+    index = _index([0.0, 0.0, 0.4, 0.4])
+    monkeypatch.setattr(index, "image", lambda k: _picture(index.points[k]))
+    swap = FaceSwap(index, smooth=0.0)
+    outs = [swap(p) for p in [_face(0.0)] + [_o_mouth(2.0)] * 8]
+    width = expression_features(outs[-1].points)[2]
+    # the corners move in as far as the source's from its closed mouth, not from its "O" mean
+    assert width == pytest.approx(expression_features(_o_mouth(2.0))[2], abs=1e-6)
+    assert width < expression_features(index.rest_points)[2] - 0.05
 
 
 def _face_dataset(root, n: int = 6, size: int = SIZE) -> None:

@@ -16,14 +16,19 @@ below datasets in the layers).
    both eyes' openings (each relative to the eye distance or the eye's width), yaw and
    pitch proxies (nose tip against the jaw and against eyes and chin). Features whose rest
    value differs from person to person (:data:`PERSONAL`: mouth width, yaw, pitch) are
-   compared as offsets from each person's mean; openings are compared as they are (a closed
-   mouth is closed on everyone).
+   compared as offsets from each person's rest; openings are compared as they are (a closed
+   mouth is closed on everyone). A person's **rest** (:func:`rest_frames`) is the mean of
+   their faces with the mouth closed and the eyes open, not the mean of all: a short clip of
+   "O" mouths has an "O" mean, against which an "O" would look like rest. The target's is
+   taken from its whole dataset, the source's from its faces so far (:class:`RunningRest`);
+   until the source has shown one, both sides use their plain means (like for like: a
+   closed rest against an open mean would bias the offsets).
 2. **Pick**: the nearest target frame in squared distance scaled by the target's spread per
    feature and :data:`WEIGHTS`; the previous pick, or the frame after it in the target's
    video, is kept unless another is nearer by more than ``hold``, so the texture does not
    jump every frame; a new pick fades in over ``fade`` frames.
-3. **Warp**: the target's mean face shape plus the source's deviation from its own running
-   mean shape (smoothed over frames by ``smooth``, as is the mouth opening below) is where the picked frame's landmarks go.
+3. **Warp**: the target's rest face shape plus the source's deviation from its own rest
+   shape so far (smoothed over frames by ``smooth``, as is the mouth opening below) is where the picked frame's landmarks go.
    The target keeps its face shape; the source gives the motion. The mouth is then opened
    or closed to the source's own inner opening (:func:`set_mouth_opening`: lower lip and
    chin moved), since a source that talks with its mouth open most of the time has an open
@@ -71,9 +76,11 @@ __all__ = [
     "FaceIndex",
     "FaceSwap",
     "Fader",
+    "RunningRest",
     "Swapped",
     "expression_features",
     "mask_points",
+    "rest_frames",
     "set_mouth_opening",
 ]
 
@@ -81,8 +88,17 @@ __all__ = [
 FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
 #: Weight of each feature in the match (the mouth first: it carries speech).
 WEIGHTS = np.array([2.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0])
-#: Features compared as offsets from each person's mean (their rest value is personal).
+#: Features compared as offsets from each person's rest (:func:`rest_frames`; their rest value is personal).
 PERSONAL = np.array([False, False, True, False, False, True, True])
+#: Inner mouth opening (per eye distance) under which a face counts as at rest (:func:`rest_frames`).
+#: The rest instead of the mean (benchmarks/faces_self.py, 5 people): face PSNR 26.72 -> 27.41 dB,
+#: landmark distance 2.98 -> 2.52 % of the eye distance. On a quick proxy (the swapped crop
+#: against the truth's crop) 0.05 and 0.1 did alike; 0.15 let half-open mouths in (one
+#: person's short, always-open clip then lost 3 dB).
+REST_OPENING = 0.1
+#: A face at rest has both eyes open at least this share of the person's mean eye opening (a
+#: blink or a squint is not rest); without it one person with half-closed eyes lost 0.4 dB on the proxy.
+REST_EYES = 0.8
 #: Default ``hold``: how much nearer (squared, in target standard deviations, weighted) another
 #: frame must be before the pick leaves the previous one or its successor.
 HOLD = 3.0
@@ -146,6 +162,25 @@ def expression_features(points: np.ndarray) -> np.ndarray:
     )
 
 
+def rest_frames(features: np.ndarray) -> np.ndarray:
+    """Which faces show a person at rest: mouth closed (inner opening under :data:`REST_OPENING`)
+    and eyes open (at least :data:`REST_EYES` of the mean eye opening); all faces where none does.
+
+    Their mean is the person's rest shape and rest features: the plain mean of a short clip is
+    biased by what it shows (a clip of "O" mouths has an "O" mean, and an "O" then looks like rest).
+
+    Args:
+        features: ``(N, 7)`` :func:`expression_features` of one person's faces.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    f = np.asarray(features, np.float64)
+    eyes = f[:, 3:5].mean(1)
+    rest = (f[:, 0] < REST_OPENING) & (eyes >= REST_EYES * eyes.mean())
+    return rest if rest.any() else np.ones(len(f), bool)
+
+
 def set_mouth_opening(points: np.ndarray, opening: float) -> np.ndarray:
     """``points`` with the lower lip and chin moved down (or up) so the inner mouth opening is
     ``opening`` (per eye distance, as :func:`expression_features` measures it); upright faces.
@@ -193,6 +228,9 @@ class FaceIndex:
         segments: ``(N,)`` the dataset's segment of each face (consecutive frames share one).
         size: crop side (px).
         face: the face options the dataset was extracted with (margin, backend...).
+
+    Derived: ``features`` ``(N, 7)``, their ``mean_features`` and ``spread``, ``mean_points``,
+    and the rest (:func:`rest_frames`): ``rest_points`` ``(68, 2)`` and ``rest_features``.
     """
 
     root: Path
@@ -207,6 +245,8 @@ class FaceIndex:
         self.mean_features = self.features.mean(0)
         self.spread = self.features.std(0) + 1e-3
         self.mean_points = self.points.mean(0)
+        rest = rest_frames(self.features)
+        self.rest_points, self.rest_features = self.points[rest].mean(0), self.features[rest].mean(0)
         self._cached: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -224,6 +264,34 @@ class FaceIndex:
             self._cached.pop(next(iter(self._cached)))  # the oldest
         self._cached[k] = rgb
         return rgb
+
+
+class RunningRest:
+    """The source's rest shape and features as its faces come (:func:`rest_frames`, one face at a
+    time): the mean of the faces so far with the mouth closed and the eyes open (at least
+    :data:`REST_EYES` of the mean eye opening so far, judged as each face comes); the mean of all
+    of them until one is."""
+
+    def __init__(self) -> None:
+        self.seen, self.at_rest = 0, 0
+        self._eyes = 0.0  # the sum of the eye openings seen
+        self._all = (np.zeros((68, 2)), np.zeros(len(FEATURES)))  # sums of points and features
+        self._rest = (np.zeros((68, 2)), np.zeros(len(FEATURES)))
+
+    def add(self, points: np.ndarray, features: np.ndarray) -> None:
+        """Count one face: its ``(68, 2)`` landmarks and :func:`expression_features`."""
+        eyes = float(features[3:5].mean())
+        self.seen += 1
+        self._eyes += eyes
+        self._all = (self._all[0] + points, self._all[1] + features)
+        if features[0] < REST_OPENING and eyes >= REST_EYES * self._eyes / self.seen:
+            self.at_rest += 1
+            self._rest = (self._rest[0] + points, self._rest[1] + features)
+
+    def rest(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rest landmarks ``(68, 2)`` and features ``(7,)`` (zeros before any face)."""
+        n, (points, features) = (self.at_rest, self._rest) if self.at_rest else (max(self.seen, 1), self._all)
+        return points / n, features / n
 
 
 @dataclass
@@ -295,14 +363,12 @@ class FaceSwap:
         # the moving points would flip edges from frame to frame, and the warp would jump
         self.triangles = triangulate(np.vstack([index.mean_points, self.border]), index.size)
         self.track: object = None  # the caller's name for the track being followed (render: the aligner's)
-        self._seen = 0  # the source's faces so far (its running means)
-        self._points_sum = np.zeros((68, 2))
-        self._features_sum = np.zeros(len(FEATURES))
+        self._rest = RunningRest()  # the source's rest so far
         self._fader, self._eye_fader = Fader(self.fade), Fader(self.fade)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the previous picks and expression (a new track); the source's means stay."""
+        """Forget the previous picks and expression (a new track); the source's rest stays."""
         self.previous: Optional[int] = None
         self.eye_previous: Optional[int] = None
         self._motion: Optional[np.ndarray] = None
@@ -310,11 +376,17 @@ class FaceSwap:
         self._fader.reset()
         self._eye_fader.reset()
 
+    def _index_rest(self) -> tuple[np.ndarray, np.ndarray]:
+        """The target's rest landmarks and features, like for like with the source's: its rest
+        where the source has shown one, its mean where the source's is still a mean."""
+        idx = self.index
+        return (idx.rest_points, idx.rest_features) if self._rest.at_rest else (idx.mean_points, idx.mean_features)
+
     def pick(self, features: np.ndarray) -> int:
         """The target frame for a source face of these features (updates the continuity)."""
         idx = self.index
         query = features.copy()
-        query[PERSONAL] += (idx.mean_features - self._features_sum / max(self._seen, 1))[PERSONAL]
+        query[PERSONAL] += (self._index_rest()[1] - self._rest.rest()[1])[PERSONAL]
         cost = ((((idx.features - query) / idx.spread) ** 2) * WEIGHTS).sum(1)
         best = int(np.argmin(cost))
         p = self.previous
@@ -329,12 +401,10 @@ class FaceSwap:
     def __call__(self, points: np.ndarray) -> Swapped:
         """Swap one source face given its ``(68, 2)`` landmarks in crop pixels (the index's crop geometry)."""
         pts = np.asarray(points, np.float64)
-        self._seen += 1
-        self._points_sum += pts
         features = expression_features(pts)
-        self._features_sum += features
+        self._rest.add(pts, features)
         k = self.pick(features)
-        motion, opening = pts - self._points_sum / self._seen, float(features[0])
+        motion, opening = pts - self._rest.rest()[0], float(features[0])
         if self._motion is not None:
             smooth = np.full((68, 1), self.smooth)
             if self.eyes:
@@ -343,7 +413,7 @@ class FaceSwap:
             opening = self.smooth * self._opening + (1.0 - self.smooth) * opening
         self._motion, self._opening = motion, opening
         # the mouth as open as the source's own, not as open as its deviation from its mean says
-        target = set_mouth_opening(self.index.mean_points + motion, opening)
+        target = set_mouth_opening(self._index_rest()[0] + motion, opening)
         if self.eyes:
             target = lids_apart(target)
         dst = np.vstack([target, self.border])
