@@ -73,3 +73,12 @@ def test_clear_rims_paints_the_rims_out_and_leaves_the_rest():
     cv2.rectangle(browed, (90, 62), (140, 74), (60, 45, 40), -1)
     kept = clear_rims(browed, FACE, 30.0)
     assert np.abs(kept[64:72, 95:135].astype(int) - browed[64:72, 95:135].astype(int)).max() < 12
+
+
+def test_wears_glasses_is_the_median_over_a_persons_faces():
+    from retarget.faces.rims import wears_glasses
+
+    worn, bare = glasses(skin()), skin()
+    assert wears_glasses([(worn, FACE)] * 3) and not wears_glasses([(bare, FACE)] * 3)
+    assert wears_glasses([(worn, FACE), (worn, FACE), (bare, FACE)])  # a frame without them: still theirs
+    assert not wears_glasses([])

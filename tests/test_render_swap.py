@@ -117,3 +117,21 @@ def test_the_composer_pastes_every_face_onto_the_backdrop():
     first.backdrop = backdrop
     picture = Composer(square_cut(8, 8, 4, None), paste=paste)(first)
     assert bases[0] is backdrop and np.array_equal(picture, backdrop + 2)  # both faces, in turn, on the backdrop
+
+
+def test_a_target_who_wears_glasses_keeps_the_inputs():
+    from retarget.render.swap import target_wears_glasses
+    from test_faces_rims import FACE, glasses, skin
+
+    class Index:  # the few faces of a target, as a face index gives them
+        def __init__(self, picture):
+            self.picture, self.points = picture, np.stack([FACE] * 40)
+
+        def __len__(self):
+            return 40
+
+        def image(self, k):
+            return self.picture
+
+    assert target_wears_glasses(Index(glasses(skin())))
+    assert not target_wears_glasses(Index(skin()))

@@ -15,18 +15,22 @@ is pasted onto:
 - :func:`clear_rims`: thin lines (a morphological top-hat and black-hat about a tenth of
   the eye distance across) in a band around the eyes and within reach of the face, above
   a share of the bridge's contrast, painted out of a copy of the frame with the mean of
-  the skin around them (a normalised convolution, steady from frame to frame). Inside the pasted face the painting is covered; what shows is the rims and
-  arms beyond it, gone.
+  the skin around them (a normalised convolution, steadier from frame to frame than a
+  per-pixel inpainting). Inside the pasted face the painting is covered; what shows is the
+  rims and arms beyond it, gone;
+- :func:`wears_glasses`: whether the *target* wears glasses (the median bridge over some of
+  their faces). Then the input's are kept: their arms carry the target's rims on to the
+  ears, where painted out they would leave the target's glasses floating without arms.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
-__all__ = ["GlassesGate", "WEARS_GLASSES", "bridge_line", "clear_rims"]
+__all__ = ["GlassesGate", "WEARS_GLASSES", "bridge_line", "clear_rims", "wears_glasses"]
 
 #: Running-median bridge contrast (grey levels) above which a face wears glasses.
 WEARS_GLASSES = 10.0
@@ -110,6 +114,13 @@ class GlassesGate:
         level = float(np.median(self.values))
         self.on = level >= (self.off if self.on else self.threshold)
         return level if self.on else None
+
+
+def wears_glasses(faces: Sequence[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Whether the person of these faces wears glasses: the median :func:`bridge_line` of
+    ``(image, landmarks)`` pairs (``S x S x 3`` uint8 RGB, ``(68, 2)`` px) reaches :data:`WEARS_GLASSES`."""
+    values = [bridge_line(image, points) for image, points in faces]
+    return bool(values) and float(np.median(values)) >= WEARS_GLASSES
 
 
 def clear_rims(image: np.ndarray, landmarks: np.ndarray, bridge: float) -> np.ndarray:

@@ -192,7 +192,7 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
     from retarget.dataset.faceindex import crop_scale
-    from retarget.render.swap import PasteScale, face_index, swap_items
+    from retarget.render.swap import PasteScale, face_index, swap_items, target_wears_glasses
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -214,7 +214,9 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     # one swap, and one steadying of the geometry along the flow, per face lane
     steady = Lanes(functools.partial(SteadyLandmarks, GAIN * cfg.stabilize)) if cfg.stabilize > 0 else None
     swaps = Lanes(functools.partial(FaceSwap, index))
-    glasses = Lanes(GlassesGate) if cfg.glasses == "clear" else None  # the input's rims beyond the face
+    glasses = None  # the input's rims beyond the face: painted out unless the target's glasses need them
+    if cfg.glasses == "clear" and not target_wears_glasses(index):
+        glasses = Lanes(GlassesGate)
     swap = functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses)
     stage = PasteScale(swap)
     target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep

@@ -21,12 +21,12 @@ import numpy as np
 from retarget.dataset.faceindex import face_index
 from retarget.faces.align import apply, invert
 from retarget.faces.mouth import paste_mouth
-from retarget.faces.retrieval import FaceSwap, mask_points
-from retarget.faces.rims import GlassesGate, clear_rims
+from retarget.faces.retrieval import FaceIndex, FaceSwap, mask_points
+from retarget.faces.rims import GlassesGate, clear_rims, wears_glasses
 from retarget.faces.steady import SteadyLandmarks
 from retarget.render.source import Lanes
 
-__all__ = ["PasteScale", "face_index", "swap_items"]
+__all__ = ["PasteScale", "face_index", "swap_items", "target_wears_glasses"]
 
 #: :class:`PasteScale` suggests a larger target dataset when the input's faces and the target's
 #: video both hold a face at more than this many times the crop's pixels (a face cut at 256 px
@@ -143,3 +143,10 @@ class PasteScale:
             f"{cut_down:.1f}x smaller than its video holds them: extract it again with --size {suggest} "
             "for a sharper face"
         ]
+
+
+def target_wears_glasses(index: FaceIndex, count: int = 24) -> bool:
+    """Whether the target person of ``index`` wears glasses (:func:`~retarget.faces.rims.wears_glasses`
+    on up to ``count`` of their faces, evenly spread); then the input's are kept (``--glasses``)."""
+    picks = np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))
+    return wears_glasses([(index.image(int(k)), index.points[int(k)]) for k in picks])
