@@ -14,10 +14,9 @@ is pasted onto:
   :data:`WEARS_GLASSES` lies between the two groups;
 - :func:`clear_rims`: thin lines (a morphological top-hat and black-hat about a tenth of
   the eye distance across) in a band around the eyes and within reach of the face, above
-  a share of the bridge's contrast, painted out of a copy of the frame with the mean of
-  the skin around them (a normalised convolution, steadier from frame to frame than a
-  per-pixel inpainting). Inside the pasted face the painting is covered; what shows is the
-  rims and arms beyond it, gone;
+  a share of the bridge's contrast, painted out of a copy of the frame (:func:`cv2.inpaint`,
+  Telea). Inside the pasted face the painting is covered; what shows is the rims and arms
+  beyond it, gone;
 - :func:`wears_glasses`: whether the *target* wears glasses (the median bridge over some of
   their faces). Then the input's are kept: their arms carry the target's rims on to the
   ears, where painted out they would leave the target's glasses floating without arms.
@@ -53,6 +52,9 @@ PROBE = 0.1
 REACH_SIDE, REACH_UP, REACH_DOWN = 0.7, 0.15, 0.1
 #: How far from the face outline a line may lie and still be the glasses' (eye distances).
 NEAR_FACE = 0.5
+#: Telea's inpainting radius (px). A smooth fill (a normalised convolution) measured the same
+#: steadiness on d19:d18 (warping-error ratio 1.13 against 1.12) and smeared the face's edge more.
+INPAINT_RADIUS = 3
 
 
 def _eye_distance(landmarks: np.ndarray) -> float:
@@ -156,21 +158,5 @@ def clear_rims(image: np.ndarray, landmarks: np.ndarray, bridge: float) -> np.nd
     near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
     lines = cv2.dilate(lines * near, np.ones((5, 5), np.uint8))  # with the lines' soft edges
     if lines.any():
-        out[y0:y1, x0:x1] = _fill(region, lines, k)
+        out[y0:y1, x0:x1] = cv2.inpaint(region, lines, INPAINT_RADIUS, cv2.INPAINT_TELEA)
     return out
-
-
-def _fill(region: np.ndarray, lines: np.ndarray, width: int) -> np.ndarray:
-    """``region`` with the pixels of ``lines`` (uint8 0/1) filled from around them, softly.
-
-    The fill is a normalised convolution (the mean of the pixels that are not lines, under a
-    Gaussian of ``width`` px): smooth, so from frame to frame it changes only as the skin
-    around it does, where a per-pixel inpainting would flicker with the mask's outline.
-    """
-    keep = (1 - lines).astype(np.float32)
-    sigma = max(1.5, width / 2.0)
-    weight = cv2.GaussianBlur(keep, (0, 0), sigma)
-    mean = cv2.GaussianBlur(region.astype(np.float32) * keep[..., None], (0, 0), sigma)
-    fill = mean / np.maximum(weight, 1e-3)[..., None]
-    alpha = np.clip(cv2.GaussianBlur(lines.astype(np.float32), (0, 0), 1.0) * 1.5, 0.0, 1.0)[..., None]
-    return np.clip(region * (1.0 - alpha) + fill * alpha + 0.5, 0, 255).astype(np.uint8)
