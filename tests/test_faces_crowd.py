@@ -253,3 +253,41 @@ def test_a_swap_follows_every_face_unless_one_person_or_one_face_is_asked_for(tm
     with pytest.raises(RetargetError, match=r"^--max-faces 2: applies to a face swap"):
         render(RenderConfig(input=str(src), output=str(tmp_path / "r.mp4"), model=str(run), device="cpu", max_faces=2))
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "r.mp4").exists()
+
+
+def test_a_swaps_look_ahead_numbers_the_faces_as_the_render_does(tmp_path, monkeypatch):
+    """plan_swap reads the first seconds with a fresh aligner: its tracks are the render's."""
+    import retarget.faces.aligner as aligner_mod
+    import retarget.faces.crowd as crowd_mod
+    from helpers import make_video
+    from retarget.config import RenderConfig
+    from retarget.faces.align import template_points
+    from retarget.render.plan import plan_swap
+    from retarget.render.stream import prepare, stream
+    from test_face_swap import _face_dataset
+
+    w, h = 160, 80
+    faces = [(template_points(40, 0.0) + [14 + 90 * k, 20]).astype(np.float32) for k in range(2)]
+
+    def scripted(name):
+        fake = ScriptedFaces(w)
+        fake.faces = faces  # two faces, mouths closed: both rest from the first frame
+        return fake
+
+    for mod in (aligner_mod, crowd_mod):
+        monkeypatch.setattr(mod, "get_backend", scripted)
+    _face_dataset(tmp_path / "b")
+    src = make_video(tmp_path / "two.mp4", frames=8, size=(w, h))
+    cfg = RenderConfig(input=str(src), output=str(tmp_path / "o.mp4"), target_faces=str(tmp_path / "b"))
+    plan = plan_swap(cfg, prepare(cfg))
+    rests = plan.stage.stage.keywords["rests"]
+    seen: set = set()
+    inner = plan.stage
+
+    def watch(batch):
+        seen.update(item.track for item in batch if item.net_input is not None)
+        return inner(batch)
+
+    plan.stage = watch
+    assert stream(plan, quiet=True).faces == 8
+    assert len(rests) == 2 and set(rests) == seen  # the same two tracks, by the same numbers

@@ -135,3 +135,55 @@ def test_a_target_who_wears_glasses_keeps_the_inputs():
 
     assert target_wears_glasses(Index(glasses(skin())))
     assert not target_wears_glasses(Index(skin()))
+
+
+def _faces_at(points_by_track: dict, lane_of: dict | None = None):
+    """Items of one frame: a face item per track, with crop px = frame px (identity matrix)."""
+    from retarget.render.source import Item
+
+    items = [
+        Item(0, 0, np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.eye(2, 3), p.astype(np.float32),
+             track=t, lane=(lane_of or {}).get(t, 0))
+        for t, p in points_by_track.items()
+    ]  # fmt: skip
+    items[0].more = items[1:]
+    return items[0]
+
+
+def test_look_ahead_keeps_the_rest_of_each_track_that_rested():
+    from retarget.faces.retrieval import MIN_REST
+    from retarget.render.source import Item
+    from retarget.render.swap import look_ahead
+    from test_face_swap import _face
+
+    closed, open_ = _face(0.0), _face(0.4)
+    frames = [_faces_at({0: open_, 1: open_})] * 3 + [Item(9, 9, np.zeros((8, 8, 3), np.uint8), None)]
+    frames += [_faces_at({0: closed, 1: open_})] * MIN_REST
+    rests = look_ahead(frames)
+    assert list(rests) == [0]  # track 1 never rested: it keeps its running mean
+    assert rests[0].seen == 3 + MIN_REST and rests[0].rested
+    np.testing.assert_allclose(rests[0].rest()[0], closed)
+
+
+def test_a_swap_told_the_rest_ahead_warps_its_first_frames_against_it(monkeypatch):
+    from retarget.faces.retrieval import MIN_REST, FaceSwap, RunningRest, expression_features
+    from retarget.render.swap import swap_items
+    from test_face_swap import _face, _index, _o_mouth, _picture
+
+    index = _index([0.0, 0.0, 0.4, 0.4])
+    monkeypatch.setattr(index, "image", lambda k: _picture(index.points[k]))
+    rest = RunningRest()
+    for _ in range(MIN_REST):
+        rest.add(_face(0.0), expression_features(_face(0.0)))
+    told, blind = FaceSwap(index, smooth=0.0), FaceSwap(index, smooth=0.0)
+    told.know(rest)
+    o_mouth = _o_mouth(2.0)  # a round "O" from the first frame on
+    width = lambda swap: expression_features(swap(o_mouth).points)[2]  # noqa: E731
+    # told: narrower than the rest it was given, as the source's is; blind: its own mean, nothing to narrow
+    assert width(told) < width(blind) - 0.05
+    primed = FaceSwap(index)  # swap_items tells a new track's swap its rest
+    swap_items([_faces_at({7: _face(0.4)})], primed, rests={7: rest})
+    assert primed._rest.seen == MIN_REST + 1 and primed._rest.rested
+    plain = FaceSwap(index)
+    swap_items([_faces_at({8: _face(0.4)})], plain, rests={7: rest})  # another track: not told
+    assert plain._rest.seen == 1

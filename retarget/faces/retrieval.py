@@ -48,6 +48,7 @@ would come along.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -99,6 +100,10 @@ REST_OPENING = 0.1
 #: A face at rest has both eyes open at least this share of the person's mean eye opening (a
 #: blink or a squint is not rest); without it one person with half-closed eyes lost 0.4 dB on the proxy.
 REST_EYES = 0.8
+#: Faces at rest a source must show before its rest replaces its mean (:class:`RunningRest`):
+#: one frame can be a landmark glitch (one person's clip, mouth open throughout, had a single
+#: "closed" frame, turned aside; warped against it, the whole clip's landmarks fell 2.3x further off).
+MIN_REST = 5
 #: Default ``hold``: how much nearer (squared, in target standard deviations, weighted) another
 #: frame must be before the pick leaves the previous one or its successor.
 HOLD = 3.0
@@ -270,7 +275,7 @@ class RunningRest:
     """The source's rest shape and features as its faces come (:func:`rest_frames`, one face at a
     time): the mean of the faces so far with the mouth closed and the eyes open (at least
     :data:`REST_EYES` of the mean eye opening so far, judged as each face comes); the mean of all
-    of them until one is."""
+    of them until :data:`MIN_REST` are."""
 
     def __init__(self) -> None:
         self.seen, self.at_rest = 0, 0
@@ -288,9 +293,14 @@ class RunningRest:
             self.at_rest += 1
             self._rest = (self._rest[0] + points, self._rest[1] + features)
 
+    @property
+    def rested(self) -> bool:
+        """Whether enough faces were at rest (:data:`MIN_REST`) for their mean to be the rest."""
+        return self.at_rest >= MIN_REST
+
     def rest(self) -> tuple[np.ndarray, np.ndarray]:
         """The rest landmarks ``(68, 2)`` and features ``(7,)`` (zeros before any face)."""
-        n, (points, features) = (self.at_rest, self._rest) if self.at_rest else (max(self.seen, 1), self._all)
+        n, (points, features) = (self.at_rest, self._rest) if self.rested else (max(self.seen, 1), self._all)
         return points / n, features / n
 
 
@@ -367,6 +377,12 @@ class FaceSwap:
         self._fader, self._eye_fader = Fader(self.fade), Fader(self.fade)
         self.reset()
 
+    def know(self, rest: RunningRest) -> None:
+        """Start from a rest the caller measured ahead on this face's track (render's look-ahead):
+        its frames before the first at rest then warp and pick against it, not against a mean
+        of the few frames seen so far."""
+        self._rest = copy.deepcopy(rest)
+
     def reset(self) -> None:
         """Forget the previous picks and expression (a new track); the source's rest stays."""
         self.previous: Optional[int] = None
@@ -380,7 +396,7 @@ class FaceSwap:
         """The target's rest landmarks and features, like for like with the source's: its rest
         where the source has shown one, its mean where the source's is still a mean."""
         idx = self.index
-        return (idx.rest_points, idx.rest_features) if self._rest.at_rest else (idx.mean_points, idx.mean_features)
+        return (idx.rest_points, idx.rest_features) if self._rest.rested else (idx.mean_points, idx.mean_features)
 
     def pick(self, features: np.ndarray) -> int:
         """The target frame for a source face of these features (updates the continuity)."""

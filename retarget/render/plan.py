@@ -178,6 +178,24 @@ def face_enhancer(cfg: RenderConfig, size: int, face: FaceConfig, device: Any) -
     return Translator(PreBlur(enh.net, cfg.enhancer_blur), device, cfg.amp)
 
 
+def _rests_ahead(cfg: RenderConfig, ready: Prepared, aligner: Any) -> dict:
+    """The swap's look-ahead: each face track's rest over the first seconds the render will
+    translate (:func:`retarget.render.swap.look_ahead`), with ``aligner`` (a fresh one like the
+    render's, so the tracks are numbered as the render's will be)."""
+    import itertools
+
+    from retarget.render.source import Decoded, Source
+    from retarget.render.swap import LOOK_AHEAD, look_ahead
+
+    source = Source(aligner, face=True, start=cfg.start, end=cfg.end)  # as stream's, without a stabilizer
+    decoded = Decoded(ready.src, ready.info)
+    until = (cfg.start or 0.0) + LOOK_AHEAD
+    frames = itertools.takewhile(lambda frame: frame.time < until, decoded)
+    rests = look_ahead(source.items(frames, lambda: decoded.bad_frames))
+    console.print(f"looked ahead {LOOK_AHEAD:g} s: {len(rests)} face(s) seen at rest", markup=False)
+    return rests
+
+
 def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     """The plan of a face swap for ``cfg.target_faces`` (:mod:`retarget.render.swap`): no run, faces only.
 
@@ -217,13 +235,17 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     glasses = None  # the input's rims beyond the face: painted out unless the target's glasses need them
     if cfg.glasses == "clear" and not target_wears_glasses(index):
         glasses = Lanes(GlassesGate)
-    swap = functools.partial(swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses)
+    if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
+        make_aligner: Any = functools.partial(CrowdAligner, face, index.size, cfg.max_faces)
+    else:  # --face-ref: that person's face only
+        make_aligner = functools.partial(face_aligner, face, index.size, cfg.face_ref)
+    rests = _rests_ahead(cfg, ready, make_aligner())  # each face's rest, read ahead
+    swap = functools.partial(
+        swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses, rests=rests
+    )
     stage = PasteScale(swap)
     target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep
-    if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
-        aligner: Any = CrowdAligner(face, index.size, cfg.max_faces)
-    else:  # --face-ref: that person's face only
-        aligner = face_aligner(face, index.size, cfg.face_ref)
+    aligner = make_aligner()
     return Plan(
         cfg, ready.src, ready.out, info, index.size, stage,
         square_cut(info.width, info.height, index.size, None),
