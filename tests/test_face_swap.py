@@ -366,3 +366,17 @@ def test_a_new_pick_fades_in_over_fade_frames(monkeypatch):
     assert centre == [40, 40, 80, 120, 160, 200, 200]
     cut = FaceSwap(index, hold=0.0, fade=1)
     assert [int(cut(_face(m)).image[0, 0, 0]) for m in (0.0, 0.4)] == [40, 200]
+
+
+def test_a_feature_no_target_face_comes_near_does_not_decide_the_pick():
+    from retarget.faces.retrieval import MISMATCH_CAP, WEIGHTS, match_cost
+
+    spread = np.full(7, 0.1)
+    open_mouth, closed = np.array([0.3, 0.3, 1.0, 0.3, 0.3, 0.1, 0.3]), np.array([0.0, 0.0, 1.0, 0.3, 0.3, 0.3, 0.3])
+    query = np.array([0.3, 0.3, 1.0, 0.3, 0.3, 1.5, 0.3])  # the mouth open, turned further than any target face
+    cost = match_cost(np.stack([open_mouth, closed]), query, spread)
+    assert np.argmin(cost) == 0  # the open mouth, though the closed one is turned nearer
+    # each capped term counts at most MISMATCH_CAP times its weight
+    assert cost[0] == pytest.approx(WEIGHTS[5] * MISMATCH_CAP)
+    uncapped = (((np.stack([open_mouth, closed]) - query) / spread) ** 2 * WEIGHTS).sum(1)
+    assert np.argmin(uncapped) == 1  # without the cap the pose alone would pick the closed mouth
