@@ -190,9 +190,10 @@ def _rests_ahead(cfg: RenderConfig, ready: Prepared, aligner: Any) -> dict:
     source = Source(aligner, face=True, start=cfg.start, end=cfg.end)  # as stream's, without a stabilizer
     decoded = Decoded(ready.src, ready.info)
     until = (cfg.start or 0.0) + LOOK_AHEAD
+    until = until if cfg.end is None else min(until, cfg.end)  # nothing past --end is translated
     frames = itertools.takewhile(lambda frame: frame.time < until, decoded)
     rests = look_ahead(source.items(frames, lambda: decoded.bad_frames))
-    console.print(f"looked ahead {LOOK_AHEAD:g} s: {len(rests)} face(s) seen at rest", markup=False)
+    console.print(f"looked ahead {until - (cfg.start or 0.0):g} s: {len(rests)} face(s) seen at rest", markup=False)
     return rests
 
 
