@@ -19,7 +19,8 @@ import numpy as np
 
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import face_mask
-from retarget.faces.retrieval import BROW_REACH, WEIGHTS, FaceIndex
+from retarget.faces import retrieval
+from retarget.faces.retrieval import BROW_REACH, FaceIndex
 
 __all__ = ["SelfPairs", "match_cost", "nearest_other", "self_pairs"]
 
@@ -33,7 +34,7 @@ def match_cost(index: FaceIndex, features: np.ndarray) -> np.ndarray:
     Returns:
         ``(N,)`` float64, weighted squared distance in the index's spreads (0 = same expression and pose).
     """
-    return ((((index.features - features) / index.spread) ** 2) * WEIGHTS).sum(1)
+    return retrieval.match_cost(index.features, features, index.spread)
 
 
 def nearest_other(index: FaceIndex, t: int, exclude: int) -> int:
