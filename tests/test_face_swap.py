@@ -13,18 +13,8 @@ from retarget.errors import RetargetError
 from retarget.faces.align import crop_matrix, template_points
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import FOREHEAD, face_outline
-from retarget.faces.retrieval import (
-    BROW_REACH,
-    FEATURES,
-    FaceIndex,
-    FaceSwap,
-    MIN_REST,
-    RunningRest,
-    expression_features,
-    mask_points,
-    rest_frames,
-    set_mouth_opening,
-)
+from retarget.faces.features import FEATURES, MIN_REST, RunningRest, expression_features, rest_frames, set_mouth_opening
+from retarget.faces.retrieval import BROW_REACH, FaceIndex, FaceSwap, mask_points
 from retarget.faces.steady import smooth_tracks
 from retarget.render.swap import face_index
 
@@ -369,7 +359,7 @@ def test_a_new_pick_fades_in_over_fade_frames(monkeypatch):
 
 
 def test_a_feature_no_target_face_comes_near_does_not_decide_the_pick():
-    from retarget.faces.retrieval import MISMATCH_CAP, WEIGHTS, match_cost
+    from retarget.faces.features import MISMATCH_CAP, WEIGHTS, match_cost
 
     spread = np.full(7, 0.1)
     open_mouth, closed = np.array([0.3, 0.3, 1.0, 0.3, 0.3, 0.1, 0.3]), np.array([0.0, 0.0, 1.0, 0.3, 0.3, 0.3, 0.3])

@@ -151,7 +151,7 @@ def _faces_at(points_by_track: dict, lane_of: dict | None = None):
 
 
 def test_look_ahead_keeps_the_rest_of_each_track_that_rested():
-    from retarget.faces.retrieval import MIN_REST
+    from retarget.faces.features import MIN_REST
     from retarget.render.source import Item
     from retarget.render.swap import look_ahead
     from test_face_swap import _face
@@ -166,7 +166,8 @@ def test_look_ahead_keeps_the_rest_of_each_track_that_rested():
 
 
 def test_a_swap_told_the_rest_ahead_warps_its_first_frames_against_it(monkeypatch):
-    from retarget.faces.retrieval import MIN_REST, FaceSwap, RunningRest, expression_features
+    from retarget.faces.features import MIN_REST, RunningRest, expression_features
+    from retarget.faces.retrieval import FaceSwap
     from retarget.render.swap import swap_items
     from test_face_swap import _face, _index, _o_mouth, _picture
 

@@ -85,21 +85,16 @@ def swap_items(
                     state.reset()
             continue
         lane = getattr(item, "lane", 0)
-        face_swap, face_steady = swaps[lane], (steadies[lane] if steadies is not None else None)
+        face_swap = swaps[lane]
         if face_swap.track != item.track:  # a new track: its continuity starts afresh
             for state in [face_swap] + [lanes[lane] for lanes in others]:
                 state.reset()
             face_swap.track = item.track
             if rests is not None and item.track in rests:
                 face_swap.know(rests[item.track])
-        if gates is not None and (bridge := gates[lane](item.image, item.landmarks)) is not None:
-            base = backdrops.get(id(item.image), item.image)
-            backdrops[id(item.image)] = clear_rims(base, np.asarray(item.landmarks, np.float64), bridge)
-        points = apply(np.asarray(item.matrix, np.float64), np.asarray(item.landmarks, np.float64))
-        link = getattr(item, "link", None)
-        if face_steady is not None:
-            maps = (link.map_x, link.map_y, link.trust) if link is not None else (None, None, None)
-            points = face_steady(points, *maps)
+        if gates is not None:
+            _paint_glasses(item, gates[lane], backdrops)
+        points = _source_points(item, steadies[lane] if steadies is not None else None)
         done.append((item, face_swap(points), points))
     refined = refine([out.image for _, out, _ in done]) if refine is not None and done else None
     for k, (item, out, points) in enumerate(done):
@@ -157,6 +152,24 @@ def target_wears_glasses(index: FaceIndex, count: int = 24) -> bool:
     on up to ``count`` of their faces, evenly spread); then the input's are kept (``--glasses``)."""
     picks = np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))
     return wears_glasses([(index.image(int(k)), index.points[int(k)]) for k in picks])
+
+
+def _source_points(item: Any, steady: Optional[SteadyLandmarks]) -> np.ndarray:
+    """The face's ``(68, 2)`` landmarks in crop px, carried along the flow by ``steady`` if given."""
+    points = apply(np.asarray(item.matrix, np.float64), np.asarray(item.landmarks, np.float64))
+    if steady is None:
+        return points
+    link = getattr(item, "link", None)
+    maps = (link.map_x, link.map_y, link.trust) if link is not None else (None, None, None)
+    return steady(points, *maps)
+
+
+def _paint_glasses(item: Any, gate: GlassesGate, backdrops: dict[int, np.ndarray]) -> None:
+    """Where the face wears glasses, paint them out of its frame's backdrop (``backdrops``, by frame id)."""
+    bridge = gate(item.image, item.landmarks)
+    if bridge is not None:
+        base = backdrops.get(id(item.image), item.image)
+        backdrops[id(item.image)] = clear_rims(base, np.asarray(item.landmarks, np.float64), bridge)
 
 
 def look_ahead(items: Iterable[Any]) -> dict[Any, RunningRest]:
