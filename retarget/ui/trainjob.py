@@ -16,11 +16,12 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     """Run ``retarget argv[1:]``; write its status into the job file ``argv[0]``; return the status."""
-    from retarget.cli import main as cli_main
     from retarget.ui.jobs import read_job, write_job
 
     path = Path(argv[0])
     try:
+        from retarget.cli import main as cli_main  # torch loads here: a Stop pressed meanwhile is a stop too
+
         cli_main(argv[1:])
         rc = 0
     except SystemExit as exc:
