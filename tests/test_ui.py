@@ -192,3 +192,24 @@ def test_ui_without_gradio_says_how_to_get_it(monkeypatch, capsys) -> None:
         main(["ui", "--no-browser"])
     assert code.value.code == 1
     assert capsys.readouterr().err.strip() == f"error: {MISSING}"
+
+
+def test_a_stop_reaches_a_training_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell's background job inherits SIGINT ignored; the app's Stop (SIGINT) must still stop it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `retarget ui &`\n"
+        "import retarget.cli\n"
+        "def slow(argv):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # Stop, before the trainer has a handler of its own\n"
+        "    time.sleep(20)\n"
+        "retarget.cli.main = slow\n"
+        "from retarget.ui import trainjob\n"
+        "sys.exit(trainjob.main([sys.argv[1], 'train']))\n"
+    )
+    started = time.time()
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "job.json")], timeout=60)
+    assert done.returncode == 130 and time.time() - started < 15  # stopped, not slept through

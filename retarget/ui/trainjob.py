@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,10 @@ def main(argv: list[str]) -> int:
     """Run ``retarget argv[1:]``; write its status into the job file ``argv[0]``; return the status."""
     from retarget.ui.jobs import read_job, write_job
 
+    # Stop is a SIGINT. A process started in the background of a shell inherits SIGINT ignored
+    # (`retarget ui &`, CI scripts), and then a Stop before the trainer installs its own handler
+    # would be lost and the training would go on: take Python's Ctrl-C back first.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     path = Path(argv[0])
     try:
         from retarget.cli import main as cli_main  # torch loads here: a Stop pressed meanwhile is a stop too
