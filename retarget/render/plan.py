@@ -27,7 +27,7 @@ from retarget.config import FaceConfig, RenderConfig
 from retarget.errors import RetargetError
 from retarget.geometry import square_cut
 from retarget.options import check_effects
-from retarget.progress import console
+from retarget.progress import console, make_progress
 from retarget.render.degrid import Degrid, wants_degrid
 from retarget.render.stream import Plan, Prepared, generator_stage, prepare, whole_frame_cut
 
@@ -192,7 +192,11 @@ def _rests_ahead(cfg: RenderConfig, ready: Prepared, aligner: Any) -> dict:
     until = (cfg.start or 0.0) + LOOK_AHEAD
     until = until if cfg.end is None else min(until, cfg.end)  # nothing past --end is translated
     frames = itertools.takewhile(lambda frame: frame.time < until, decoded)
-    rests = look_ahead(source.items(frames, lambda: decoded.bad_frames))
+    total = round((until - (cfg.start or 0.0)) * ready.info.fps) if ready.info.fps else None
+    with make_progress("frames") as progress:
+        task = progress.add_task("look ahead", total=total)
+        counted = (progress.advance(task) or frame for frame in frames)
+        rests = look_ahead(source.items(counted, lambda: decoded.bad_frames))
     console.print(f"looked ahead {until - (cfg.start or 0.0):g} s: {len(rests)} face(s) seen at rest", markup=False)
     return rests
 

@@ -40,18 +40,16 @@ class Sink:
     ) -> None:
         self.write = write
         self.compose = compose
-        self.stabilizer = stabilizer
+        self.stabilizer = Lanes.of(stabilizer) if stabilizer is not None else None  # per face lane
         self.advance = advance
         self.frames = 0
 
     def __call__(self, batch: list) -> None:
         """Stabilize, compose and write the items of ``batch`` (:class:`~retarget.render.source.Item` s)."""
         for item in batch:
-            if self.stabilizer is not None:
-                stabilizers = Lanes.of(self.stabilizer)
-                for face in item.faces():
-                    if face.result is not None:
-                        face.result = stabilizers[face.lane].blend(face.result, face.link)
+            for face in item.faces() if self.stabilizer is not None else []:
+                if face.result is not None:
+                    face.result = self.stabilizer[face.lane].blend(face.result, face.link)
             self.write(self.compose(item), item.pts)
         self.frames += len(batch)
         if self.advance is not None:
