@@ -704,6 +704,20 @@ def render(
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.glasses,
+    detail: Annotated[
+        Literal["match", "keep"],
+        typer.Option(
+            help="A swap: match each face's fine detail to the face it replaces (sharpen or soften), or keep the target's.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.detail,
+    gaze: Annotated[
+        Literal["follow", "keep"],
+        typer.Option(
+            help="A swap: move the target's irises where the input's face looks, or keep where the target looked.",
+            rich_help_panel=FACE,
+        ),
+    ] = RenderConfig.gaze,
     mask: Annotated[
         Literal["hull", "ellipse"], typer.Option(help="Face blend mask.", rich_help_panel=FACE)
     ] = RenderConfig.mask,

@@ -119,6 +119,33 @@ def test_source_compose_and_sink_on_arrays():
     assert written == [(100 * i, (h, w, 3)) for i in range(5)] and sink.frames == 5
 
 
+def test_the_sinks_finish_sees_each_stabilized_face_before_the_paste():
+    import types
+
+    class Steady:
+        def blend(self, result, link):
+            return result + 1
+
+    def face(lane, value):
+        return types.SimpleNamespace(lane=lane, link=None, result=np.full((4, 4, 3), value, np.uint8))
+
+    first, second = face(0, 10), face(1, 20)
+    frame = types.SimpleNamespace(pts=0, more=[second], faces=lambda: [first, second])
+    frame.result, frame.lane, frame.link = first.result, 0, None
+    finished, written = [], []
+
+    def finish(f):
+        finished.append(int(f.result[0, 0, 0]))
+        f.result = f.result * 2
+
+    def compose(item):
+        return np.concatenate([f.result for f in item.faces()])
+
+    Sink(lambda pic, pts: written.append(pic), compose, Steady(), finish=finish)([frame])
+    assert finished == [11, 21]  # stabilized first, then finished, each face of the frame
+    assert int(written[0][0, 0, 0]) == 22 and int(written[0][4, 0, 0]) == 42  # the paste sees the finished faces
+
+
 def test_source_resets_the_stabilizer_at_a_cut():
     from retarget.render.stabilize import Stabilizer
 

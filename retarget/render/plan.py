@@ -211,11 +211,12 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.faces.aligner import face_aligner
     from retarget.faces.crowd import CrowdAligner
     from retarget.faces.retrieval import BROW_REACH, FaceSwap
+    from retarget.faces.gaze import GazeFollow
     from retarget.faces.rims import GlassesGate
     from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
     from retarget.dataset.faceindex import crop_scale
-    from retarget.render.swap import PasteScale, face_index, swap_items, target_wears_glasses
+    from retarget.render.swap import FaceDetail, PasteScale, face_index, gaze_of, swap_items, target_wears_glasses
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -240,13 +241,17 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     glasses = None  # the input's rims beyond the face: painted out unless the target's glasses need them
     if cfg.glasses == "clear" and not target_wears_glasses(index):
         glasses = Lanes(GlassesGate)
+    gaze = None  # the source's gaze carried onto the target's eyes
+    looks = gaze_of(index) if cfg.gaze == "follow" else None
+    if looks is not None:
+        gaze = Lanes(functools.partial(GazeFollow, looks))
     if cfg.face_ref is None and cfg.max_faces > 1:  # every face, each followed on its own
         make_aligner: Any = functools.partial(CrowdAligner, face, index.size, cfg.max_faces)
     else:  # --face-ref: that person's face only
         make_aligner = functools.partial(face_aligner, face, index.size, cfg.face_ref)
     rests = _rests_ahead(cfg, ready, make_aligner())  # each face's rest, read ahead
     swap = functools.partial(
-        swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses, rests=rests
+        swap_items, swap=swaps, mouth=cfg.mouth, steady=steady, refine=refine, glasses=glasses, rests=rests, gaze=gaze
     )
     stage = PasteScale(swap)
     target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep
@@ -259,4 +264,5 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
         model=str(index.root), direction="swap",
         notes=lambda: stage.hint(str(index.root), index.size, target_scale),
+        finish=FaceDetail() if cfg.detail == "match" else None,
     )  # fmt: skip

@@ -26,6 +26,8 @@ class Sink:
         stabilizer: a :class:`~retarget.render.stabilize.Stabilizer` (its ``blend`` half),
             :class:`~retarget.render.source.Lanes` of them (one per face lane), or None.
         advance: called with the number of frames written after each batch (progress).
+        finish: called with each face item that has a result, after the stabilizer, before the
+            paste (a swap's detail match, :class:`~retarget.render.swap.FaceDetail`); it may replace ``result``.
 
     Attributes:
         frames: items written so far.
@@ -37,19 +39,25 @@ class Sink:
         compose: Callable[[Any], np.ndarray],
         stabilizer: Any = None,
         advance: Optional[Callable[[int], Any]] = None,
+        finish: Optional[Callable[[Any], None]] = None,
     ) -> None:
         self.write = write
         self.compose = compose
         self.stabilizer = Lanes.of(stabilizer) if stabilizer is not None else None  # per face lane
         self.advance = advance
+        self.finish = finish
         self.frames = 0
 
     def __call__(self, batch: list) -> None:
         """Stabilize, compose and write the items of ``batch`` (:class:`~retarget.render.source.Item` s)."""
         for item in batch:
-            for face in item.faces() if self.stabilizer is not None else []:
-                if face.result is not None:
+            for face in item.faces() if self.stabilizer is not None or self.finish is not None else []:
+                if face.result is None:
+                    continue
+                if self.stabilizer is not None:
                     face.result = self.stabilizer[face.lane].blend(face.result, face.link)
+                if self.finish is not None:
+                    self.finish(face)
             self.write(self.compose(item), item.pts)
         self.frames += len(batch)
         if self.advance is not None:

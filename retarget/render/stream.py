@@ -125,6 +125,7 @@ class Plan:
     direction: str = "a2b"  # "a2b", "b2a", a multi-domain run's "FROM->TO", or "swap"
     faceless_ok: bool = False  # face mode: a video with no face anywhere is copied (else refused, nothing written)
     notes: Optional[Callable[[], list[str]]] = None  # lines said after the summary (what the render saw)
+    finish: Optional[Callable[[Any], None]] = None  # face mode: each face's last step, stabilized, before the paste
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
             writer = VideoWriter(tmp, *out_size, info.time_base, info.fps, crf=cfg.crf, audio_from=src,
                                  threads=plan.encoder_threads)  # fmt: skip
             with writer:
-                sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task))
+                sink = Sink(writer.write, compose, stabilizer, functools.partial(progress.advance, task), plan.finish)
                 decoded = Decoded(src, info)
                 items = source.items(decoded, lambda: decoded.bad_frames)
                 stage = functools.partial(every_face, stage=plan.stage)

@@ -9,7 +9,9 @@ the rest is render's usual face path (the plan: :func:`retarget.render.plan.plan
 ``--start/--end``, sound kept. Every face of a frame is swapped, up to ``--max-faces``
 (:class:`~retarget.faces.crowd.CrowdAligner`), each with its own swap continuity; ``--face-ref``
 keeps one person's. ``--mouth source`` puts the input's own mouth interior
-(teeth, tongue) inside the swapped lips (:mod:`retarget.faces.mouth`).
+(teeth, tongue) inside the swapped lips (:mod:`retarget.faces.mouth`); ``--gaze follow`` moves
+the irises where the input looks (:mod:`retarget.faces.gaze`); ``--detail match`` sharpens each
+face, after the stabilizer, to the input face's fine detail (:class:`FaceDetail`, :mod:`retarget.faces.detail`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ import numpy as np
 
 from retarget.dataset.faceindex import face_index
 from retarget.faces.align import apply, invert
+from retarget.faces.detail import DetailMatch
+from retarget.faces.gaze import GazeFollow, target_gaze
 from retarget.faces.mouth import paste_mouth
 from retarget.faces.retrieval import FaceIndex, FaceSwap, RunningRest, expression_features, mask_points
 from retarget.faces.rims import GlassesGate, clear_rims, wears_glasses
 from retarget.faces.steady import SteadyLandmarks
 from retarget.render.source import Lanes
 
-__all__ = ["LOOK_AHEAD", "PasteScale", "face_index", "look_ahead", "swap_items", "target_wears_glasses"]
+__all__ = [
+    "LOOK_AHEAD",
+    "FaceDetail",
+    "PasteScale",
+    "gaze_of",
+    "face_index",
+    "look_ahead",
+    "swap_items",
+    "target_wears_glasses",
+]
 
 #: :class:`PasteScale` suggests a larger target dataset when the input's faces and the target's
 #: video both hold a face at more than this many times the crop's pixels (a face cut at 256 px
@@ -46,6 +59,7 @@ def swap_items(
     refine: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
     glasses: GlassesGate | Lanes[GlassesGate] | None = None,
     rests: Optional[dict[Any, RunningRest]] = None,
+    gaze: GazeFollow | Lanes[GazeFollow] | None = None,
 ) -> list[Any]:
     """The translate stage of a swap: set ``result`` and ``mask_landmarks`` of each item with a face.
 
@@ -68,6 +82,8 @@ def swap_items(
             are pasted onto (``item.backdrop``, :func:`~retarget.faces.rims.clear_rims`). None: kept.
         rests: per face track, the source's rest measured ahead (:func:`look_ahead`); a
             track's swap starts from it (:meth:`~retarget.faces.retrieval.FaceSwap.know`).
+        gaze: ``--gaze follow``: moves the swapped face's irises where the source looks
+            (:class:`~retarget.faces.gaze.GazeFollow`; or lanes of them, as ``swap``); None: the target's stay.
 
     A frame without a face starts every lane's continuity afresh; a face of a new track its own lane's.
     Returns ``batch``.
@@ -75,7 +91,8 @@ def swap_items(
     swaps = Lanes.of(swap)
     steadies = Lanes.of(steady) if steady is not None else None
     gates = Lanes.of(glasses) if glasses is not None else None
-    others = [lanes for lanes in (steadies, gates) if lanes is not None]  # per-face state besides the swap
+    gazes = Lanes.of(gaze) if gaze is not None else None
+    others = [lanes for lanes in (steadies, gates, gazes) if lanes is not None]  # per-face state besides the swap
     done = []
     backdrops: dict[int, np.ndarray] = {}  # id of a frame -> that frame with glasses painted out
     for item in batch:
@@ -99,6 +116,8 @@ def swap_items(
     refined = refine([out.image for _, out, _ in done]) if refine is not None and done else None
     for k, (item, out, points) in enumerate(done):
         item.result = out.image if refined is None else refined[k]
+        if gazes is not None:
+            item.result = gazes[getattr(item, "lane", 0)](item.result, out.points, np.asarray(item.net_input), points)
         if mouth == "source":
             item.result = paste_mouth(item.result, out.points, np.asarray(item.net_input), points)
         matrix = np.asarray(item.matrix, np.float64)
@@ -145,6 +164,34 @@ class PasteScale:
             f"{cut_down:.1f}x smaller than its video holds them: extract it again with --size {suggest} "
             "for a sharper face"
         ]
+
+
+class FaceDetail:
+    """``--detail match``: the sink's last step for a swapped face, after the stabilizer (whose
+    blend softens too): its fine detail matched to the input face's
+    (:class:`~retarget.faces.detail.DetailMatch`, one per lane, afresh at each new track).
+    """
+
+    def __init__(self) -> None:
+        self.matches: Lanes[DetailMatch] = Lanes(DetailMatch)
+        self.tracks: dict[int, Any] = {}
+
+    def __call__(self, face: Any) -> None:
+        """Replace ``face.result`` (``S x S x 3`` uint8) by its matched copy; ``face.net_input`` is the input's crop."""
+        lane = getattr(face, "lane", 0)
+        match = self.matches[lane]
+        if lane not in self.tracks or self.tracks[lane] != face.track:
+            match.reset()
+            self.tracks[lane] = face.track
+        points = apply(np.asarray(face.matrix, np.float64), np.asarray(face.landmarks, np.float64))
+        face.result = match(face.result, np.asarray(face.net_input), points)
+
+
+def gaze_of(index: FaceIndex, count: int = 60) -> Optional[np.ndarray]:
+    """The target's usual iris offset (:func:`~retarget.faces.gaze.target_gaze`) over up to
+    ``count`` of their faces, evenly spread; None when no iris could be measured."""
+    picks = np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))
+    return target_gaze([index.image(int(k)) for k in picks], [index.points[int(k)] for k in picks])
 
 
 def target_wears_glasses(index: FaceIndex, count: int = 24) -> bool:
