@@ -200,3 +200,20 @@ def test_render_with_the_sources_mouth(tmp_path):
     plan = Plan(cfg, ready.src, ready.out, ready.info, SIZE, stage, square_cut(w, h, SIZE, None), aligner=aligner)
     summary = stream(plan, quiet=True)
     assert summary.frames == 4 and summary.faces == 4
+
+
+def test_plan_swap_passes_the_detail_and_gaze_options(tmp_path):
+    from retarget.render.plan import plan_swap
+    from retarget.render.stream import prepare
+    from retarget.render.swap import FaceDetail
+
+    _index(tmp_path)
+    src = make_video(tmp_path / "a.mp4", frames=3, size=(64, 48))
+
+    def plan(**kw):
+        cfg = RenderConfig(input=str(src), output=str(tmp_path / "o.mp4"), target_faces=str(tmp_path / "b"), **kw)
+        return plan_swap(cfg, prepare(cfg))
+
+    assert isinstance(plan().finish, FaceDetail)  # --detail match, the default: after the stabilizer
+    assert plan(detail="keep").finish is None
+    assert plan(gaze="keep").stage.stage.keywords["gaze"] is None

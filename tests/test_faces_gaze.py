@@ -100,3 +100,35 @@ def test_a_new_track_does_not_move_until_its_own_gaze_is_known():
         follow(shown, p, _face(p, (0.12, 0.0)), p)
     follow.reset()
     assert follow(shown, p, _face(p, (-0.12, 0.0)), p) is shown
+
+
+def test_the_swap_stage_moves_each_faces_irises_where_its_input_looks():
+    from types import SimpleNamespace
+
+    from retarget.render.source import Item, Lanes
+    from retarget.render.swap import swap_items
+
+    p = _points()
+    shown = _face(p)
+
+    class StubSwap:  # the target's face looks ahead, shaped as the input's
+        track = None
+
+        def reset(self):
+            pass
+
+        def __call__(self, points):
+            return SimpleNamespace(image=shown.copy(), points=points)
+
+    matrix = np.float32([[1, 0, 0], [0, 1, 0]])  # crop px = frame px
+
+    def frames(look, n):
+        return [Item(k, k, _face(p, look), _face(p, look), matrix, p.astype(np.float32)) for k in range(n)]
+
+    gaze = Lanes(lambda: GazeFollow(np.zeros((2, 2))))
+    swap = StubSwap()
+    swap_items(frames((0.0, 0.0), MIN_FRAMES + 1), swap, gaze=gaze)
+    aside = swap_items(frames((-0.15, 0.0), 4), swap, gaze=gaze)
+    assert iris_offset(aside[-1].result, p)[:, 0].max() < -0.06
+    kept = swap_items(frames((-0.15, 0.0), 2), StubSwap())  # --gaze keep
+    np.testing.assert_array_equal(kept[-1].result, shown)
