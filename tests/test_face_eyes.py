@@ -165,3 +165,33 @@ def test_a_blink_reaches_the_shape_without_the_expressions_lag(monkeypatch):
         return float(expression_features(swap(_face(0.0, 0.1)).points)[3])
 
     assert shut(eye_smooth=0.0) < shut(eyes=False) - 0.05  # smoothed as the rest: half the blink
+
+
+def test_set_eye_openings_moves_the_lids_only():
+    from retarget.faces.features import set_eye_openings
+
+    p = _face(0.0, 1.0)
+    out = set_eye_openings(p, np.array([0.1, 0.4]))
+    assert expression_features(out)[3:5] == pytest.approx([0.1, 0.4], abs=1e-6)
+    lids = [37, 38, 40, 41, 43, 44, 46, 47]
+    rest = np.setdiff1d(np.arange(68), lids)
+    np.testing.assert_array_equal(out[rest], p[rest])  # corners, brows, mouth: where they were
+    shut = set_eye_openings(p, np.zeros(2))
+    assert expression_features(shut)[3:5] == pytest.approx([0.0, 0.0], abs=1e-9)
+
+
+def test_a_squint_closes_the_targets_eye_in_proportion(monkeypatch):
+    # the target's eyes are twice as open at rest as the source's: a squint to half the source's
+    # rest must draw the target's at half of theirs, not at their rest less the source's few pixels
+    target = [_face(0.0, 2.0)] * 3
+    index = _index(target, monkeypatch)
+    rest_target = expression_features(target[0])[3:5]
+
+    def squint(relative: bool) -> np.ndarray:
+        swap = FaceSwap(index, smooth=0.0, fade=1, relative_eyes=relative)
+        for _ in range(8):
+            swap(_face(0.0, 1.0))
+        return expression_features(swap(_face(0.0, 0.5)).points)[3:5]
+
+    assert squint(True) == pytest.approx(rest_target * 0.5, rel=0.05)
+    assert (squint(False) > rest_target * 0.6).all()  # the source's motion added as it is: a lesser squint

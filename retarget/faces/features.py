@@ -28,6 +28,9 @@ __all__ = [
 
 #: What :func:`expression_features` measures, in order.
 FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
+#: Per eye (image-left first): its (upper, lower) lid point pairs and its corners.
+EYE_LIDS = (((37, 41), (38, 40)), ((43, 47), (44, 46)))
+EYE_CORNERS = ((36, 39), (42, 45))
 #: Weight of each feature in the match (the mouth first: it carries speech).
 WEIGHTS = np.array([2.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0])
 #: Features compared as offsets from each person's rest (:func:`rest_frames`; their rest value is personal).
@@ -145,6 +148,26 @@ def set_mouth_opening(points: np.ndarray, opening: float) -> np.ndarray:
     shift = (max(opening, 0.0) - features[0]) * eyes
     p[LOWER_LIP, 1] += shift
     p[CHIN, 1] += shift * CHIN_SHARE
+    return p
+
+
+def set_eye_openings(points: np.ndarray, openings: np.ndarray) -> np.ndarray:
+    """``points`` with each eye's lids moved apart (or together) about their middles so its
+    opening is ``openings[e]`` (per eye width, as :func:`expression_features` 3 and 4 measure it).
+
+    Returns:
+        ``(68, 2)`` float64; an eye drawn shut stays shut (its lids meet, never cross).
+    """
+    p = np.asarray(points, np.float64).copy()
+    for e, pairs in enumerate(EYE_LIDS):
+        width = max(_dist(p, *EYE_CORNERS[e]), 1e-6)
+        now = np.mean([_dist(p, u, l) for u, l in pairs]) / width
+        if now <= 1e-6:
+            continue
+        factor = max(float(openings[e]), 0.0) / now
+        for u, l in pairs:
+            mid = (p[u] + p[l]) / 2.0
+            p[u], p[l] = mid + (p[u] - mid) * factor, mid + (p[l] - mid) * factor
     return p
 
 

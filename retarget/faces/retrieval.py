@@ -78,6 +78,7 @@ from retarget.faces.features import (
     expression_features,
     match_cost,
     rest_frames,
+    set_eye_openings,
     set_mouth_opening,
 )
 from retarget.faces.morph import border_points, triangulate, warp_picture
@@ -99,7 +100,8 @@ __all__ = [
 #: Default ``hold``: how much nearer (squared, in target standard deviations, weighted) another
 #: frame must be before the pick leaves the previous one or its successor.
 HOLD = 3.0
-#: Default ``smooth``: weight of the previous frame in the source's smoothed expression.
+#: Default ``smooth``: weight of the previous frame in the source's smoothed expression (render
+#: uses 0 when ``--stabilize`` steadies the landmarks along the flow first).
 SMOOTH = 0.5
 #: Default ``eye_smooth``: the same for the eyes' landmarks (with ``eyes`` on; a blink lasts a
 #: few frames, and the lag would halve it).
@@ -236,11 +238,14 @@ class FaceSwap:
             lowered where no target frame closes its eyes as far as the source does.
         eye_hold: the eye pick's ``hold``.
         eye_smooth: ``smooth`` of the eyes' landmarks, with ``eyes`` on (blinks are short).
+        relative_eyes: open each eye as far, relative to the target's rest, as the source's is
+            relative to its own (a squint of a narrow-eyed source closes a wide-eyed target's
+            eye as far in proportion); False adds the source's lid motion as it is.
     """
 
     def __init__(
         self, index: FaceIndex, hold: float = HOLD, smooth: float = SMOOTH, fade: int = FADE, eyes: bool = True,
-        eye_hold: float = EYE_HOLD, eye_smooth: float = EYE_SMOOTH,
+        eye_hold: float = EYE_HOLD, eye_smooth: float = EYE_SMOOTH, relative_eyes: bool = True,
     ) -> None:  # fmt: skip
         self.index = index
         self.hold = float(hold)
@@ -249,6 +254,7 @@ class FaceSwap:
         self.eyes = bool(eyes)
         self.eye_hold = float(eye_hold)
         self.eye_smooth = float(eye_smooth)
+        self.relative_eyes = bool(relative_eyes)
         self.border = border_points(index.size)
         # one triangulation (of the target's mean shape) for every frame: re-triangulating
         # the moving points would flip edges from frame to frame, and the warp would jump
@@ -311,6 +317,10 @@ class FaceSwap:
         self._motion, self._opening = motion, opening
         # the mouth as open as the source's own, not as open as its deviation from its mean says
         target = set_mouth_opening(self._index_rest()[0] + motion, opening)
+        if self.relative_eyes:  # each eye as open, in proportion to the target's rest, as the source's to its own
+            rest_points, rest_features = self._rest.rest()
+            ratio = expression_features(rest_points + motion)[3:5] / np.maximum(rest_features[3:5], 1e-6)
+            target = set_eye_openings(target, self._index_rest()[1][3:5] * ratio)
         if self.eyes:
             target = lids_apart(target)
         dst = np.vstack([target, self.border])
