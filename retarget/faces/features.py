@@ -161,13 +161,13 @@ def set_eye_openings(points: np.ndarray, openings: np.ndarray) -> np.ndarray:
     p = np.asarray(points, np.float64).copy()
     for e, pairs in enumerate(EYE_LIDS):
         width = max(_dist(p, *EYE_CORNERS[e]), 1e-6)
-        now = np.mean([_dist(p, u, l) for u, l in pairs]) / width
+        now = np.mean([_dist(p, up, low) for up, low in pairs]) / width
         if now <= 1e-6:
             continue
         factor = max(float(openings[e]), 0.0) / now
-        for u, l in pairs:
-            mid = (p[u] + p[l]) / 2.0
-            p[u], p[l] = mid + (p[u] - mid) * factor, mid + (p[l] - mid) * factor
+        for up, low in pairs:
+            mid = (p[up] + p[low]) / 2.0
+            p[up], p[low] = mid + (p[up] - mid) * factor, mid + (p[low] - mid) * factor
     return p
 
 
