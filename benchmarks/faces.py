@@ -79,6 +79,7 @@ COLUMNS = (
     ("distance_a", "dist A", 3),
     ("mouth_r", "mouth r", 2),
     ("eye_r", "eye r", 2),
+    ("gaze_r", "gaze r", 2),
     ("sharpness", "sharp", 3),
     ("warp_ratio", "warp ratio", 2),
     ("steps", "steps", 0),
@@ -257,11 +258,17 @@ def score(output: str, clip: str, target: Any) -> dict[str, Any]:
         "distance_a": ident["distance_a"],
         "mouth_r": expr["mouth_correlation"],
         "eye_r": expr["eye_correlation"],
+        "gaze_r": expr.get("gaze_correlation"),
+        "gaze_moves": _share(expr.get("gaze_output_sd"), expr.get("gaze_source_sd")),
         "mouth_source_sd": expr["mouth_source_sd"],
         "sharpness": f["sharpness"]["ratio"],
         "warp_ratio": w.get("ratio"),
         "eval_s": res.seconds,
     }
+
+
+def _share(part: Optional[float], whole: Optional[float]) -> Optional[float]:
+    return None if part is None or whole is None or whole <= 1e-9 else part / whole
 
 
 def write_low_resolution(clip: str, size: int, path: Path, margin: float = MARGIN) -> None:

@@ -132,3 +132,18 @@ def test_the_swap_stage_moves_each_faces_irises_where_its_input_looks():
     assert iris_offset(aside[-1].result, p)[:, 0].max() < -0.06
     kept = swap_items(frames((-0.15, 0.0), 2), StubSwap())  # --gaze keep
     np.testing.assert_array_equal(kept[-1].result, shown)
+
+
+def test_eval_scores_the_gaze_in_step_and_how_far():
+    from retarget.eval.expression import ExpressionTrack
+    from retarget.eval.faces import FaceComparison
+
+    p = _points()
+    track = ExpressionTrack()
+    for look in (-0.12, -0.06, 0.0, 0.06, 0.12, 0.0):
+        found = FaceComparison(True, True, 0.0, source_points=p, output_points=p)
+        track.add(_face(p, (look, 0.0)), _face(p, (look / 2, 0.0)), found)  # in step, half as far
+    expr = track.summary()["expression"]
+    assert expr["gaze_correlation"] > 0.95
+    assert expr["gaze_output_sd"] / expr["gaze_source_sd"] == pytest.approx(0.5, abs=0.15)
+    assert track.per_frame()["gaze_source"][2] == pytest.approx(0.0, abs=0.03)

@@ -267,6 +267,7 @@ def _face_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
             "output's mouth opening vs the source's, 1 = in step",
         ),
         ("eye correlation", _fmt(e.get("eye_correlation"), 3), "output's eye opening vs the source's, 1 = in step"),
+        ("gaze correlation", _fmt(e.get("gaze_correlation"), 3), "output's iris offset along the eye vs the source's"),
         ("face sharpness ratio", _fmt(sh.get("ratio"), 3), "output / source detail, face box centre; <1 blurred"),
     ]
     if i:

@@ -91,6 +91,15 @@ def face_sharpness(image: np.ndarray, box: np.ndarray, inner: float = 1.0) -> fl
     return float(cv2.Laplacian(patch, cv2.CV_64F).var())
 
 
+def _gaze(image: np.ndarray, points: np.ndarray) -> Optional[float]:
+    """The irises' mean offset along the eyes (eye widths, :func:`retarget.faces.gaze.iris_offset`); None
+    when an eye is shut or shows no iris."""
+    from retarget.faces.gaze import iris_offset
+
+    offset = iris_offset(image, points)
+    return None if offset is None else float(offset[:, 0].mean())
+
+
 def _finite_pairs(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> tuple[np.ndarray, np.ndarray]:
     pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
     arr = np.asarray(pairs, np.float64).reshape(-1, 2)
@@ -123,7 +132,10 @@ class ExpressionTrack:
     comparison), then read :meth:`summary` and :meth:`per_frame`.
     """
 
-    KEYS = ("mouth_source", "mouth_output", "eyes_source", "eyes_output", "sharp_source", "sharp_output")
+    KEYS = (
+        "mouth_source", "mouth_output", "eyes_source", "eyes_output", "sharp_source", "sharp_output",
+        "gaze_source", "gaze_output",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.values: dict[str, list[Optional[float]]] = {k: [] for k in self.KEYS}
@@ -137,6 +149,9 @@ class ExpressionTrack:
         if found is not None and found.output_points is not None:
             row["mouth_output"] = mouth_opening(found.output_points)
             row["eyes_output"] = eye_opening(found.output_points)
+        if found is not None and found.source_points is not None and found.output_points is not None:
+            row["gaze_source"] = _gaze(source, found.source_points)
+            row["gaze_output"] = _gaze(output, found.output_points)
         if found is not None and found.source_box is not None:
             row["sharp_source"] = face_sharpness(source, found.source_box, SHARPNESS_INNER)
             row["sharp_output"] = face_sharpness(output, found.source_box, SHARPNESS_INNER)
@@ -156,6 +171,7 @@ class ExpressionTrack:
         mouth = _finite_pairs(v["mouth_source"], v["mouth_output"])
         eyes = _finite_pairs(v["eyes_source"], v["eyes_output"])
         sharp = _finite_pairs(v["sharp_source"], v["sharp_output"])
+        gaze = _finite_pairs(v["gaze_source"], v["gaze_output"])
         src, out = (float(s.mean()) if len(s) else None for s in sharp)
         return {
             "expression": {
@@ -168,6 +184,10 @@ class ExpressionTrack:
                 # how much the source moves: a correlation with a nearly still mouth (sd under ~0.02) is noise
                 "mouth_source_sd": float(mouth[0].std()) if len(mouth[0]) else None,
                 "eyes_source_sd": float(eyes[0].std()) if len(eyes[0]) else None,
+                # where the irises look, along the eye (retarget.faces.gaze.iris_offset): in step, and how far
+                "gaze_correlation": pearson(*gaze),
+                "gaze_source_sd": float(gaze[0].std()) if len(gaze[0]) else None,
+                "gaze_output_sd": float(gaze[1].std()) if len(gaze[0]) else None,
                 "frames": len(mouth[0]),
             },
             "sharpness": {
