@@ -269,6 +269,7 @@ def check_effects(
     given: Optional[Collection[str]] = None,
     warn: Optional[Callable[[str], None]] = None,
     *,
+    deciders: Optional[Collection[str]] = None,
     _root: Any = None,
     _prefix: str = "",
 ) -> list[str]:
@@ -280,6 +281,9 @@ def check_effects(
     read from ``context`` (values a command resolved itself, e.g. render's ``align``
     from the run's data) or else from ``cfg``. Nested configs are checked too, their
     deciders read from the top-level config.
+
+    ``deciders``: check only the rules decided by these fields (dotted names), e.g. those a
+    command can judge before it has resolved the rest; None checks every rule.
 
     Returns:
         the warnings given (each also passed to ``warn``).
@@ -296,13 +300,15 @@ def check_effects(
         value = getattr(cfg, f.name)
         path = _prefix + f.name
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            warned += check_effects(value, context, given, warn, _root=root, _prefix=path + ".")
+            warned += check_effects(value, context, given, warn, deciders=deciders, _root=root, _prefix=path + ".")
         rules = f.metadata.get(_ONLY, ())
         default = _default(f)
         is_given = path in given if given is not None else (default is MISSING or value != default)
         if not rules or not is_given or (value is None and default is None):
             continue
         for rule in rules:
+            if deciders is not None and rule.on not in deciders:
+                continue
             decider, flag = _lookup(root, context, rule.on)
             if rule.acts(value, decider):
                 continue

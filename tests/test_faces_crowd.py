@@ -253,6 +253,13 @@ def test_a_swap_follows_every_face_unless_one_person_or_one_face_is_asked_for(tm
     with pytest.raises(RetargetError, match=r"^--max-faces 2: applies to a face swap"):
         render(RenderConfig(input=str(src), output=str(tmp_path / "r.mp4"), model=str(run), device="cpu", max_faces=2))
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "r.mp4").exists()
+    for option in (
+        {"mouth": "source"},
+        {"gaze": "keep"},
+        {"detail": "keep"},
+    ):  # no run at all: the option is the mistake
+        with pytest.raises(RetargetError, match=r"^--(mouth|gaze|detail) \w+: applies to a face swap"):
+            render(RenderConfig(input=str(src), output=str(tmp_path / "r.mp4"), model=str(tmp_path / "none"), **option))
 
 
 def test_a_swaps_look_ahead_numbers_the_faces_as_the_render_does(tmp_path, monkeypatch):

@@ -44,7 +44,9 @@ def test_a_render_checks_each_option_once(tmp_path, run_dir, monkeypatch):
     cfg = RenderConfig(str(src), str(tmp_path / "out.mp4"), model=str(run_dir), device="cpu", stabilize=0.5)
     summary = render(cfg)
     assert summary.frames == 6
-    assert calls == {"check_config": 1, "check_paths": 1, "check_options": 1, "probe": 1, "check_effects": 1}
+    # check_effects twice: the swap's options before the run is opened (a swap option without
+    # --target-faces names itself, not a missing run), then the rest with the run's alignment
+    assert calls == {"check_config": 1, "check_paths": 1, "check_options": 1, "probe": 1, "check_effects": 2}
 
 
 def test_a_swap_plan_owns_only_face_options(tmp_path):
@@ -122,6 +124,9 @@ def test_the_no_effect_rule_refuses_names_the_decider_and_can_warn():
     with pytest.raises(OptionError):  # the command line says what was typed, even at the default
         check_effects(Cfg(), given={"quality"})
     check_effects(Cfg(quality=50), context={"fmt": "jpg"})  # a decider the command resolved itself
+    check_effects(Cfg(quality=50), deciders=("other",))  # only the rules of the deciders named
+    with pytest.raises(OptionError):
+        check_effects(Cfg(quality=50), deciders=("fmt",))
 
 
 def test_every_command_applies_the_rule():

@@ -70,6 +70,8 @@ def plan_run(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.render.direction import pick_direction
     from retarget.run import load_networks, open_run
 
+    # a swap's options name their mistake before a missing run does
+    check_effects(cfg, deciders=("target_faces",))  # (a warning among them is said once, by check_effect below)
     run = open_run(cfg.model, step=cfg.step)
     way = pick_direction(run, cfg)
     data = run.data_of(way.source)
