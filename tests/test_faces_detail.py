@@ -100,3 +100,18 @@ def test_the_render_step_keeps_a_gain_per_lane_and_restarts_at_a_new_track():
     assert skin_detail(a.result, region) > skin_detail(soft, region)
     step(face(0, 2, sharp, soft))  # lane 0's face is a new track: its gain starts afresh
     assert step.matches[0].gain == pytest.approx(1.0)
+
+
+def test_the_render_says_when_the_targets_faces_stay_softer_than_the_input():
+    p = _points()
+    matrix = np.float64([[1, 0, 0], [0, 1, 0]])
+    soft, sharp = _skin(6, blur=2.5), _skin(6, blur=0.6)  # far more detail in the input than 2x gives
+    step = FaceDetail()
+    assert step.hint("data/bob") == []  # no face seen
+    for k in range(4):
+        step(types.SimpleNamespace(lane=0, track=1, result=soft, net_input=sharp, matrix=matrix, landmarks=p))
+    (line,) = step.hint("data/bob")
+    assert line.startswith("note: 100% of the swapped faces stayed softer") and "data/bob" in line
+    same = FaceDetail()
+    same(types.SimpleNamespace(lane=0, track=1, result=sharp, net_input=sharp, matrix=matrix, landmarks=p))
+    assert same.hint("data/bob") == []  # as sharp as the input: nothing to say

@@ -131,11 +131,14 @@ class DetailMatch:
 
     Attributes:
         gain: the running gain (None before the first measured frame).
+        measured, short: frames measured, and of them those that needed more than :data:`MAX_GAIN`
+            (the face stayed softer than the input's), over the object's life.
     """
 
     def __init__(self, memory: float = GAIN_MEMORY) -> None:
         self.memory = memory
         self.gain: Optional[float] = None
+        self.measured = self.short = 0
 
     def reset(self) -> None:
         self.gain = None
@@ -150,6 +153,8 @@ class DetailMatch:
         """
         need = needed_gain(face, reference, skin_region(points, face.shape[:2]))
         if need is not None:
+            self.measured += 1
+            self.short += need > MAX_GAIN
             log_need = math.log(min(MAX_GAIN, max(MIN_GAIN, need)))
             if self.gain is None:
                 self.gain = math.exp(log_need)

@@ -261,6 +261,8 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     stage = PasteScale(swap)
     target_scale = crop_scale(cfg.target_faces)  # how much of the target's video its crops keep
     aligner = make_aligner()
+    detail = FaceDetail() if cfg.detail == "match" else None
+    root = str(index.root)
     return Plan(
         cfg, ready.src, ready.out, info, index.size, stage,
         square_cut(info.width, info.height, index.size, None),
@@ -268,6 +270,6 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
         model=str(index.root), direction="swap",
-        notes=lambda: stage.hint(str(index.root), index.size, target_scale),
-        finish=FaceDetail() if cfg.detail == "match" else None,
+        notes=lambda: stage.hint(root, index.size, target_scale) + (detail.hint(root) if detail else []),
+        finish=detail,
     )  # fmt: skip

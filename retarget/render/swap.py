@@ -22,7 +22,7 @@ import numpy as np
 
 from retarget.dataset.faceindex import face_index
 from retarget.faces.align import apply, invert
-from retarget.faces.detail import DetailMatch
+from retarget.faces.detail import MAX_GAIN, DetailMatch
 from retarget.faces.gaze import GazeFollow, target_gaze
 from retarget.faces.mouth import paste_mouth
 from retarget.faces.retrieval import FaceIndex, FaceSwap, RunningRest, expression_features, mask_points
@@ -47,6 +47,8 @@ __all__ = [
 UPSCALE_HINT = 1.25
 #: The largest ``--size`` :class:`PasteScale` suggests (px).
 LARGEST_HINT = 1024
+#: :meth:`FaceDetail.hint` speaks when at least this share of the faces needed more than the largest gain.
+SOFT_SHARE = 0.5
 #: Seconds of the input :func:`look_ahead` reads before the render, for each face's rest.
 LOOK_AHEAD = 10.0
 
@@ -185,6 +187,19 @@ class FaceDetail:
             self.tracks[lane] = face.track
         points = apply(np.asarray(face.matrix, np.float64), np.asarray(face.landmarks, np.float64))
         face.result = match(face.result, np.asarray(face.net_input), points)
+
+    def hint(self, root: str) -> list[str]:
+        """A line when most faces stayed softer than the input's at the largest gain (the target's video
+        is softer than the input's); else none."""
+        matches = self.matches.made().values()
+        measured, short = sum(m.measured for m in matches), sum(m.short for m in matches)
+        if measured == 0 or short < SOFT_SHARE * measured:
+            return []
+        return [
+            f"note: {short / measured:.0%} of the swapped faces stayed softer than the input's even at the most "
+            f"sharpening allowed ({MAX_GAIN:g}x): a sharper video of the target person than {root} came from, "
+            "or a larger cut of it, gives a sharper face"
+        ]
 
 
 def gaze_of(index: FaceIndex, count: int = 60) -> Optional[np.ndarray]:
