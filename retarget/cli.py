@@ -707,7 +707,7 @@ def render(
     detail: Annotated[
         Literal["match", "keep"],
         typer.Option(
-            help="A swap: match each face's fine detail to the face it replaces (sharpen or soften), or keep the target's.",
+            help="A swap: sharpen each face to the fine detail of the face it replaces (never softer), or keep the target's.",
             rich_help_panel=FACE,
         ),
     ] = RenderConfig.detail,

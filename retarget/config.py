@@ -346,7 +346,7 @@ class RenderConfig:
     max_faces: int = opt(4, min=1, max=64, only=(SWAP_ONLY, ONE_PERSON))
     # a swap: paint the input's glasses (rims, arms) out where the target's face does not cover them, or keep them
     glasses: Literal["clear", "keep"] = opt("clear", only=SWAP_ONLY)
-    # a swap: each face's fine detail matched to the input face's (an unsharp mask or a blur, steady per face), or
+    # a swap: each face sharpened to the input face's fine detail (an unsharp mask, gain 1-2, steady per face), or
     # the target's own kept
     detail: Literal["match", "keep"] = opt("match", only=SWAP_ONLY)
     # a swap: move the target's irises where the source looks (follow), or keep where the target looked

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from retarget.eval.faces import FaceComparison, inter_ocular
+from retarget.faces.gaze import iris_offset
 
 #: Middles of the upper and lower inner lip.
 MOUTH_INNER = (62, 66)
@@ -94,8 +95,6 @@ def face_sharpness(image: np.ndarray, box: np.ndarray, inner: float = 1.0) -> fl
 def _gaze(image: np.ndarray, points: np.ndarray) -> Optional[float]:
     """The irises' mean offset along the eyes (eye widths, :func:`retarget.faces.gaze.iris_offset`); None
     when an eye is shut or shows no iris."""
-    from retarget.faces.gaze import iris_offset
-
     offset = iris_offset(image, points)
     return None if offset is None else float(offset[:, 0].mean())
 

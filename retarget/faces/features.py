@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from retarget.faces.eyes import EYES, LIDS
+
 __all__ = [
     "FEATURES",
     "MIN_REST",
@@ -23,14 +25,12 @@ __all__ = [
     "expression_features",
     "match_cost",
     "rest_frames",
+    "set_eye_openings",
     "set_mouth_opening",
 ]
 
 #: What :func:`expression_features` measures, in order.
 FEATURES = ("mouth_inner", "mouth_outer", "mouth_width", "eye_left", "eye_right", "yaw", "pitch")
-#: Per eye (image-left first): its (upper, lower) lid point pairs and its corners.
-EYE_LIDS = (((37, 41), (38, 40)), ((43, 47), (44, 46)))
-EYE_CORNERS = ((36, 39), (42, 45))
 #: Weight of each feature in the match (the mouth first: it carries speech).
 WEIGHTS = np.array([2.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0])
 #: Features compared as offsets from each person's rest (:func:`rest_frames`; their rest value is personal).
@@ -159,8 +159,9 @@ def set_eye_openings(points: np.ndarray, openings: np.ndarray) -> np.ndarray:
         ``(68, 2)`` float64; an eye drawn shut stays shut (its lids meet, never cross).
     """
     p = np.asarray(points, np.float64).copy()
-    for e, pairs in enumerate(EYE_LIDS):
-        width = max(_dist(p, *EYE_CORNERS[e]), 1e-6)
+    for e, eye in enumerate(EYES):
+        pairs = LIDS[2 * e : 2 * e + 2]
+        width = max(_dist(p, eye[0], eye[3]), 1e-6)
         now = np.mean([_dist(p, up, low) for up, low in pairs]) / width
         if now <= 1e-6:
             continue

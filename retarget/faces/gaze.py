@@ -24,10 +24,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from retarget.faces.eyes import EYES
+from retarget.faces.features import expression_features
+
 __all__ = ["GazeFollow", "iris_offset", "move_iris", "target_gaze"]
 
-#: The landmarks of each eye (image-left first), corners 36/39 and 42/45, as dlib orders them.
-EYES = (np.arange(36, 42), np.arange(42, 48))
 #: An eye more closed than this (lid distance per eye width) shows too little iris to measure or move.
 MIN_OPENING = 0.15
 #: Percentiles of the eye's grey levels taken as its dark (iris, pupil) and bright (sclera) levels.
@@ -49,12 +50,6 @@ def _width(points: np.ndarray, eye: np.ndarray) -> float:
     return max(float(np.hypot(*(p[eye[3]] - p[eye[0]]))), 1.0)
 
 
-def _opening(points: np.ndarray, eye: np.ndarray) -> float:
-    p = np.asarray(points, np.float64)
-    lids = (np.hypot(*(p[eye[1]] - p[eye[5]])) + np.hypot(*(p[eye[2]] - p[eye[4]]))) / 2
-    return float(lids) / _width(p, eye)
-
-
 def _eye_mask(points: np.ndarray, eye: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(_polygon(points, eye) * 4).astype(np.int32)], 1, shift=2)
@@ -72,11 +67,11 @@ def iris_offset(image: np.ndarray, points: np.ndarray) -> Optional[np.ndarray]:
         ``(2, 2)`` float64 (eye, (x, y)) in eye widths (x along the image's rows), or None
         when an eye is too closed (:data:`MIN_OPENING`) or too small to measure.
     """
+    if expression_features(points)[3:5].min() < MIN_OPENING:
+        return None
     grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
     out = np.zeros((2, 2))
     for e, eye in enumerate(EYES):
-        if _opening(points, eye) < MIN_OPENING:
-            return None
         inside = _eye_mask(points, eye, grey.shape)
         values = grey[inside]
         if values.size < 12:

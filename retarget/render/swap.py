@@ -205,15 +205,19 @@ class FaceDetail:
 def gaze_of(index: FaceIndex, count: int = 60) -> Optional[np.ndarray]:
     """The target's usual iris offset (:func:`~retarget.faces.gaze.target_gaze`) over up to
     ``count`` of their faces, evenly spread; None when no iris could be measured."""
-    picks = np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))
-    return target_gaze([index.image(int(k)) for k in picks], [index.points[int(k)] for k in picks])
+    picks = _spread(index, count)
+    return target_gaze([index.image(k) for k in picks], [index.points[k] for k in picks])
 
 
 def target_wears_glasses(index: FaceIndex, count: int = 24) -> bool:
     """Whether the target person of ``index`` wears glasses (:func:`~retarget.faces.rims.wears_glasses`
     on up to ``count`` of their faces, evenly spread); then the input's are kept (``--glasses``)."""
-    picks = np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))
-    return wears_glasses([(index.image(int(k)), index.points[int(k)]) for k in picks])
+    return wears_glasses([(index.image(k), index.points[k]) for k in _spread(index, count)])
+
+
+def _spread(index: FaceIndex, count: int) -> list[int]:
+    """Up to ``count`` of the target's frames, evenly spread over ``index``."""
+    return [int(k) for k in np.unique(np.linspace(0, len(index) - 1, min(count, len(index))).round().astype(int))]
 
 
 def _source_points(item: Any, steady: Optional[SteadyLandmarks]) -> np.ndarray:
