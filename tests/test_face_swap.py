@@ -370,3 +370,60 @@ def test_a_feature_no_target_face_comes_near_does_not_decide_the_pick():
     assert cost[0] == pytest.approx(WEIGHTS[5] * MISMATCH_CAP)
     uncapped = (((np.stack([open_mouth, closed]) - query) / spread) ** 2 * WEIGHTS).sum(1)
     assert np.argmin(uncapped) == 1  # without the cap the pose alone would pick the closed mouth
+
+
+def test_faces_past_the_targets_footage_are_counted_and_named(monkeypatch):
+    from retarget.render.swap import reach_hint
+
+    index = _index([0.0, 0.1, 0.2])
+    inside = index.features[1]
+    assert not index.beyond(inside).any()  # within the target's faces: 0
+    wide = inside.copy()
+    wide[0] = index.high[0] + 3 * index.spread[0]
+    assert index.beyond(wide)[0] == pytest.approx(3.0)
+    monkeypatch.setattr(index, "image", lambda k: _picture(index.points[k]))
+    swap = FaceSwap(index)
+    for opening in (0.0, 0.1, 0.2, 1.5, 1.5):  # the last two: a mouth opened far wider than any of the target's
+        swap(_face(opening))
+    assert swap.asked == 5 and swap.beyond == {"pose": 0, "mouth": 2}
+    lines = reach_hint([swap], "B")
+    assert len(lines) == 1 and "40% of the faces the mouth opened wider" in lines[0] and "--mouth source" in lines[0]
+    assert reach_hint([swap], "B", mouth="source") == []  # the input's own mouth is shown: nothing to say
+    quiet = FaceSwap(index)
+    for opening in (0.0, 0.1, 0.2, 0.1, 0.0):
+        quiet(_face(opening))
+    assert reach_hint([quiet], "B") == [] and reach_hint([], "B") == []
+    swap.beyond["pose"] = 4  # a head turned past every face of the target's, most of the time
+    assert any("head turned or tipped further" in line for line in reach_hint([swap, quiet], "B"))
+
+
+def test_face_speed_is_the_motion_between_neighbours_within_a_segment():
+    from retarget.dataset.faceindex import face_speed
+
+    face = template_points(100, MARGIN)
+    eyes = float(np.linalg.norm(face[36:42].mean(0) - face[42:48].mean(0)))
+    steps = np.array([0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 6.0])  # still, then 2 px a frame, then a new segment
+    points = np.stack([face + [x, 0.0] for x in steps])
+    segments = np.array([0, 0, 0, 0, 0, 0, 1])
+    speed = face_speed(points, segments)
+    assert speed[:2] == pytest.approx([0.0, 0.0])
+    assert speed[4] == pytest.approx(2.0 / eyes)  # (6 - 2) px over two frames
+    assert speed[5] == pytest.approx(2.0 / eyes)  # the segment's end: itself and the one before
+    assert speed[6] == 0.0  # alone in its segment
+
+
+def test_of_two_alike_target_faces_the_still_one_is_picked():
+    face = _face(0.0)
+    index = FaceIndex(
+        root=None,  # type: ignore[arg-type]
+        files=[None, None],  # type: ignore[list-item]
+        points=np.stack([face, face]),
+        segments=np.array([0, 1]),
+        size=SIZE,
+        face=FaceConfig(margin=MARGIN),
+        speed=np.array([0.3, 0.01]),  # the first was caught turning its head: blurred
+    )
+    assert index.still_cost[0] > index.still_cost[1]
+    assert FaceSwap(index).pick(expression_features(face)) == 1
+    unknown = FaceIndex(index.root, index.files, index.points, index.segments, SIZE, index.face)
+    assert not unknown.still_cost.any()  # no speeds known: no face preferred

@@ -16,7 +16,34 @@ from retarget.faces.align import apply
 from retarget.faces.retrieval import FaceIndex
 from retarget.faces.steady import smooth_tracks
 
-__all__ = ["crop_scale", "face_index"]
+__all__ = ["crop_scale", "face_index", "face_speed"]
+
+#: Landmarks that move with the head only: the nose (27-35) and the eyes' corners.
+RIGID = np.r_[27:36, 36, 39, 42, 45]
+
+
+def face_speed(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """How fast each face moves in its video: the mean displacement of its rigid landmarks
+    (:data:`RIGID`: nose and eye corners, not a talking mouth or a blink) between its
+    neighbours in the same segment, per frame, in the face's eye distances.
+
+    Args:
+        points: ``(N, 68, 2)`` landmarks in the video's pixels, in the dataset's order.
+        segments: ``(N,)`` the segment of each face (consecutive frames share one).
+
+    Returns:
+        ``(N,)`` float64 >= 0 (0 for a face alone in its segment).
+    """
+    n = len(points)
+    before = np.arange(n) - 1
+    after = np.arange(n) + 1
+    before[0], after[-1] = 0, n - 1
+    before = np.where(segments[before] == segments, before, np.arange(n))
+    after = np.where(segments[after] == segments, after, np.arange(n))
+    steps = np.maximum(after - before, 1)
+    moved = np.linalg.norm(points[after][:, RIGID] - points[before][:, RIGID], axis=2).mean(1) / steps
+    eyes = np.linalg.norm(points[:, 36:42].mean(1) - points[:, 42:48].mean(1), axis=1)
+    return moved / np.maximum(eyes, 1e-6)
 
 
 def face_index(path: str) -> FaceIndex:
@@ -41,6 +68,7 @@ def face_index(path: str) -> FaceIndex:
         raise RetargetError(f"{path}: {len(kept)} faces with landmarks; the swap needs at least 2")
     points = np.stack([apply(np.asarray(f.matrix, np.float64), f.landmarks) for f in kept])
     segments = np.array([f.segment for f in kept])
+    speed = face_speed(np.stack([np.asarray(f.landmarks, np.float64) for f in kept]), segments)
     return FaceIndex(
         root=ds.root,
         files=[ds.root / f.file for f in kept],
@@ -48,6 +76,7 @@ def face_index(path: str) -> FaceIndex:
         segments=segments,
         size=int(ds.size),
         face=ds.face,
+        speed=speed,
     )
 
 

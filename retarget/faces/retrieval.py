@@ -27,7 +27,8 @@ below datasets in the layers).
    feature, each capped (:data:`~retarget.faces.features.MISMATCH_CAP`: a feature no target frame comes near does not
    decide alone) and weighted by :data:`~retarget.faces.features.WEIGHTS` (:func:`~retarget.faces.features.match_cost`); the previous pick, or the frame after it in the target's
    video, is kept unless another is nearer by more than ``hold``, so the texture does not
-   jump every frame; a new pick fades in over ``fade`` frames.
+   jump every frame; a new pick fades in over ``fade`` frames. A target frame caught moving
+   fast (its ``speed`` past :data:`STILL`) costs more, and so does its eye region: it is blurred.
 3. **Warp**: the target's rest face shape plus the source's deviation from its own rest
    shape so far (smoothed over frames by ``smooth``, as is the mouth opening below) is where the picked frame's landmarks go.
    The target keeps its face shape; the source gives the motion. The mouth is then opened
@@ -73,6 +74,7 @@ from retarget.faces.eyes import (
 )
 from retarget.faces.features import (
     FEATURES,
+    MISMATCH_CAP,
     PERSONAL,
     RunningRest,
     expression_features,
@@ -114,6 +116,17 @@ BROW_REACH = 0.2
 CACHED = 12
 #: Default ``fade``: frames a new pick takes to replace the previous one.
 FADE = 4
+#: A target face's motion in its video (eye distances per frame) up to which it counts as still
+#: (a talking head's own sway and the detector's jitter: 0.006-0.02 in the shared videos' medians)...
+STILL = 0.03
+#: ...and past it, the cost it adds to every pick: ``MOTION_WEIGHT * ((speed - STILL) / MOTION_SCALE)^2``,
+#: capped as a feature's mismatch: a face caught moving fast is blurred along its motion.
+MOTION_WEIGHT, MOTION_SCALE = 0.25, 0.05
+#: What a target's footage may not reach, for render's note: name -> features
+#: (:data:`~retarget.faces.features.FEATURES`' order) of which any counts.
+REACH = {"pose": (5, 6), "mouth": (0,)}
+#: A face counts as beyond the target's footage this many target spreads past its extreme.
+BEYOND = 2.0
 #: Landmarks of the face outline (jaw 0-16, brows 17-26): the paste mask's hull.
 OUTLINE = np.arange(27)
 
@@ -149,9 +162,14 @@ class FaceIndex:
         segments: ``(N,)`` the dataset's segment of each face (consecutive frames share one).
         size: crop side (px).
         face: the face options the dataset was extracted with (margin, backend...).
+        speed: ``(N,)`` how fast each face moves in its video (landmarks, eye distances per
+            frame), or None (not known: no face is preferred for being still).
 
-    Derived: ``features`` ``(N, 7)``, their ``mean_features`` and ``spread``, ``mean_points``,
-    and the rest (:func:`~retarget.faces.features.rest_frames`): ``rest_points`` ``(68, 2)`` and ``rest_features``.
+    Derived: ``still_cost`` ``(N,)``, added to every pick's cost (:data:`MOTION_WEIGHT`: a face
+    caught moving fast is blurred along its motion); ``features`` ``(N, 7)``, their
+    ``mean_features``, ``spread``, ``low`` and ``high`` (per feature, over the target's faces);
+    ``mean_points``; and the rest (:func:`~retarget.faces.features.rest_frames`):
+    ``rest_points`` ``(68, 2)`` and ``rest_features``.
     """
 
     root: Path
@@ -160,11 +178,17 @@ class FaceIndex:
     segments: np.ndarray
     size: int
     face: FaceConfig
+    speed: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
+        self.still_cost = np.zeros(len(self.points))
+        if self.speed is not None:
+            past = np.maximum(np.asarray(self.speed, np.float64) - STILL, 0.0) / MOTION_SCALE
+            self.still_cost = MOTION_WEIGHT * np.minimum(past**2, MISMATCH_CAP)
         self.features = np.stack([expression_features(p) for p in self.points])
         self.mean_features = self.features.mean(0)
         self.spread = self.features.std(0) + 1e-3
+        self.low, self.high = self.features.min(0), self.features.max(0)
         self.mean_points = self.points.mean(0)
         rest = rest_frames(self.features)
         self.rest_points, self.rest_features = self.points[rest].mean(0), self.features[rest].mean(0)
@@ -172,6 +196,11 @@ class FaceIndex:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def beyond(self, query: np.ndarray) -> np.ndarray:
+        """How far ``query`` (``(7,)`` features) lies outside the target's faces, per feature, in
+        the target's spreads: 0 within ``low``-``high``, else the distance past the nearer end."""
+        return np.maximum(np.maximum(self.low - query, query - self.high), 0.0) / self.spread
 
     def image(self, k: int) -> np.ndarray:
         """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last few read are kept)."""
@@ -241,6 +270,12 @@ class FaceSwap:
         relative_eyes: open each eye as far, relative to the target's rest, as the source's is
             relative to its own (a squint of a narrow-eyed source closes a wide-eyed target's
             eye as far in proportion); False adds the source's lid motion as it is.
+
+    Attributes:
+        asked: faces picked for so far (over the object's life, across tracks).
+        beyond: of them, per :data:`REACH` name, those past the target's footage (:data:`BEYOND`
+            of its spreads past the furthest of its faces, :meth:`FaceIndex.beyond`): a head
+            turned further, a mouth opened wider than any face of the target.
     """
 
     def __init__(
@@ -259,6 +294,8 @@ class FaceSwap:
         # one triangulation (of the target's mean shape) for every frame: re-triangulating
         # the moving points would flip edges from frame to frame, and the warp would jump
         self.triangles = triangulate(np.vstack([index.mean_points, self.border]), index.size)
+        self.asked = 0  # faces picked for, over the object's life...
+        self.beyond = dict.fromkeys(REACH, 0)  # ...and of them, those beyond the target's footage, per REACH
         self.track: object = None  # the caller's name for the track being followed (render: the aligner's)
         self._rest = RunningRest()  # the source's rest so far
         self._fader, self._eye_fader = Fader(self.fade), Fader(self.fade)
@@ -290,7 +327,11 @@ class FaceSwap:
         idx = self.index
         query = features.copy()
         query[PERSONAL] += (self._index_rest()[1] - self._rest.rest()[1])[PERSONAL]
-        cost = match_cost(idx.features, query, idx.spread)
+        cost = match_cost(idx.features, query, idx.spread) + idx.still_cost
+        past = idx.beyond(query) > BEYOND
+        self.asked += 1
+        for name, features in REACH.items():
+            self.beyond[name] += bool(past[list(features)].any())
         best = int(np.argmin(cost))
         p = self.previous
         if p is not None:
@@ -352,7 +393,7 @@ class FaceSwap:
         over it. Returns it and the eye pick."""
         idx = self.index
         want = expression_features(target)
-        cost = eye_cost(idx.features, idx.spread, want)
+        cost = eye_cost(idx.features, idx.spread, want) + idx.still_cost
         e = keep_or_pick(cost, self.eye_previous, k, idx.segments, self.eye_hold)
         self.eye_previous = e
         eye_fades = self._eye_fader(e)

@@ -218,7 +218,9 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
     from retarget.render.source import Lanes
     from retarget.faces.steady import GAIN, SteadyLandmarks
     from retarget.dataset.faceindex import crop_scale
-    from retarget.render.swap import FaceDetail, PasteScale, face_index, gaze_of, swap_items, target_wears_glasses
+    from retarget.render.swap import (
+        FaceDetail, PasteScale, face_index, gaze_of, reach_hint, swap_items, target_wears_glasses,
+    )  # fmt: skip
 
     check_effect(cfg, "face")
     assert cfg.target_faces is not None
@@ -270,6 +272,10 @@ def plan_swap(cfg: RenderConfig, ready: Prepared) -> Plan:
         encoder_threads=1,
         forehead=BROW_REACH,  # the mask stops above the brows: the target's hair stays out
         model=str(index.root), direction="swap",
-        notes=lambda: stage.hint(root, index.size, target_scale) + (detail.hint(root) if detail else []),
+        notes=lambda: (
+            stage.hint(root, index.size, target_scale)
+            + (detail.hint(root) if detail else [])
+            + reach_hint(swaps.made().values(), root, cfg.mouth)
+        ),
         finish=detail,
     )  # fmt: skip

@@ -37,6 +37,7 @@ __all__ = [
     "gaze_of",
     "face_index",
     "look_ahead",
+    "reach_hint",
     "swap_items",
     "target_wears_glasses",
 ]
@@ -49,6 +50,8 @@ UPSCALE_HINT = 1.25
 LARGEST_HINT = 1024
 #: :meth:`FaceDetail.hint` speaks when at least this share of the faces needed more than the largest gain.
 SOFT_SHARE = 0.5
+#: :func:`reach_hint` speaks of what at least this share of the faces asked past the target's footage.
+REACH_SHARE = 0.2
 #: Seconds of the input :func:`look_ahead` reads before the render, for each face's rest.
 LOOK_AHEAD = 10.0
 
@@ -128,6 +131,30 @@ def swap_items(
         if id(item.image) in backdrops:
             item.backdrop = backdrops[id(item.image)]
     return batch
+
+
+def reach_hint(swaps: Iterable[FaceSwap], root: str, mouth: str = "target") -> list[str]:
+    """Lines naming what many of the input's faces asked past the target's footage (``root``):
+    head turns and tilts, mouth openings (:attr:`~retarget.faces.retrieval.FaceSwap.beyond`),
+    each with what helps; none under :data:`REACH_SHARE` of the faces, and none for the mouth
+    with ``mouth == "source"`` (the input's own mouth is shown there)."""
+    swaps = list(swaps)
+    asked = sum(s.asked for s in swaps)
+    if asked == 0:
+        return []
+    share = {name: sum(s.beyond[name] for s in swaps) / asked for name in swaps[0].beyond}
+    lines = []
+    if share.get("pose", 0.0) >= REACH_SHARE:
+        lines.append(
+            f"note: in {share['pose']:.0%} of the faces the head turned or tipped further than in any face of "
+            f"{root}: the warp stretches the nearest one there; a video of the target moving their head more helps"
+        )
+    if mouth != "source" and share.get("mouth", 0.0) >= REACH_SHARE:
+        lines.append(
+            f"note: in {share['mouth']:.0%} of the faces the mouth opened wider than in any face of {root}: "
+            "--mouth source shows the input's own mouth inside the target's lips, or give a video of the target talking"
+        )
+    return lines
 
 
 class PasteScale:
