@@ -134,8 +134,10 @@ def test_render_with_the_onnx_engine_keeps_the_frames(tmp_path, pair, monkeypatc
     outs = {}
     for engine in ("torch", "onnx"):
         outs[engine] = tmp_path / f"{engine}.mp4"
+        # lossless: two lossy encodes of the same frames need not agree (libx264's decisions
+        # varied under CPU load, 4.5 levels apart on average for this clip)
         cfg = RenderConfig(str(src), str(outs[engine]), model=str(pair), device="cpu", stabilize=0, engine=engine,
-                           amp="off" if engine == "torch" else "auto")  # fmt: skip
+                           amp="off" if engine == "torch" else "auto", crf=0)  # fmt: skip
         summary = render(cfg)
         assert summary.frames == 6 and summary.precision == "fp32"
     assert probe(outs["onnx"]).frame_count == 6
@@ -145,7 +147,7 @@ def test_render_with_the_onnx_engine_keeps_the_frames(tmp_path, pair, monkeypatc
     b = np.stack([f.image for f in VideoReader(outs["onnx"])]).astype(float)
     source = np.stack([f.image for f in VideoReader(src)]).astype(float)
     assert sum(calls) == 6  # onnxruntime translated every frame (the torch render not one)
-    # pixels one level apart at most before the encoder; it may spread a level a little
+    # pixels one level apart at most before the encoder (lossless, but YUV 4:2:0 may spread a level a little)
     assert a.shape == b.shape and np.abs(a - b).mean() < 0.5
     assert np.abs(a - source).mean() > 5  # and the frames were translated: the comparison means something
 
