@@ -1,4 +1,4 @@
-"""A face dataset as the swap's :class:`~retarget.faces.retrieval.FaceIndex`: its faces, landmarks in crop pixels.
+"""A face dataset as the swap's :class:`~retarget.faces.index.FaceIndex`: its faces, landmarks in crop pixels.
 
 Read by ``render --target-faces`` (:mod:`retarget.render.swap`) and ``train-refiner``
 (:mod:`retarget.train.refiner`), which both need the target person's aligned faces with
@@ -13,7 +13,7 @@ import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.faces.align import apply
-from retarget.faces.retrieval import FaceIndex
+from retarget.faces.index import FaceIndex
 from retarget.faces.steady import smooth_tracks
 
 __all__ = ["crop_scale", "face_index", "face_speed"]

@@ -9,8 +9,8 @@ show expressions the target's footage contains, which the warp then adjusts.
 
 Per source face (landmarks in crop pixels, the same crop geometry as the dataset's):
 
-The index is built from a dataset by :func:`retarget.render.swap.face_index` (faces sit
-below datasets in the layers).
+The index (:class:`~retarget.faces.index.FaceIndex`) is built from a dataset by
+:func:`retarget.dataset.faceindex.face_index` (faces sit below datasets in the layers).
 
 1. **Features** (:func:`~retarget.faces.features.expression_features`): inner and outer mouth opening, mouth width,
    both eyes' openings (each relative to the eye distance or the eye's width), yaw and
@@ -28,7 +28,7 @@ below datasets in the layers).
    decide alone) and weighted by :data:`~retarget.faces.features.WEIGHTS` (:func:`~retarget.faces.features.match_cost`); the previous pick, or the frame after it in the target's
    video, is kept unless another is nearer by more than ``hold``, so the texture does not
    jump every frame; a new pick fades in over ``fade`` frames. A target frame caught moving
-   fast (its ``speed`` past :data:`STILL`) costs more, and so does its eye region: it is blurred.
+   fast (its ``speed`` past :data:`~retarget.faces.index.STILL`) costs more, and so does its eye region: it is blurred.
 3. **Warp**: the target's rest face shape plus the source's deviation from its own rest
    shape so far (smoothed over frames by ``smooth``, as is the mouth opening below) is where the picked frame's landmarks go.
    The target keeps its face shape; the source gives the motion. The mouth is then opened
@@ -52,15 +52,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
-from retarget.imageio import read_image
-from retarget.config import FaceConfig
-from retarget.errors import RetargetError
 from retarget.faces.eyes import (
     CLOSE_MARGIN,
     EYE_HOLD,
@@ -74,7 +69,6 @@ from retarget.faces.eyes import (
 )
 from retarget.faces.features import (
     FEATURES,
-    MISMATCH_CAP,
     PERSONAL,
     RunningRest,
     expression_features,
@@ -83,6 +77,7 @@ from retarget.faces.features import (
     set_eye_openings,
     set_mouth_opening,
 )
+from retarget.faces.index import FaceIndex
 from retarget.faces.morph import border_points, triangulate, warp_picture
 
 __all__ = [
@@ -112,16 +107,8 @@ EYE_SMOOTH = 0.0
 #: :func:`retarget.faces.paste.paste_back`, a share of the eye-to-chin height; the paste's default
 #: is :data:`~retarget.faces.paste.FOREHEAD`): enough for the brows, not the target's hair.
 BROW_REACH = 0.2
-#: Target faces :meth:`FaceIndex.image` keeps in memory (cross-fades of the face and the eyes show a few at once).
-CACHED = 12
 #: Default ``fade``: frames a new pick takes to replace the previous one.
 FADE = 4
-#: A target face's motion in its video (eye distances per frame) up to which it counts as still
-#: (a talking head's own sway and the detector's jitter: 0.006-0.02 in the shared videos' medians)...
-STILL = 0.03
-#: ...and past it, the cost it adds to every pick: ``MOTION_WEIGHT * ((speed - STILL) / MOTION_SCALE)^2``,
-#: capped as a feature's mismatch: a face caught moving fast is blurred along its motion.
-MOTION_WEIGHT, MOTION_SCALE = 0.25, 0.05
 #: What a target's footage may not reach, for render's note: name -> features
 #: (:data:`~retarget.faces.features.FEATURES`' order) of which any counts.
 REACH = {"pose": (5, 6), "mouth": (0,)}
@@ -149,71 +136,6 @@ def mask_points(source: np.ndarray, swapped: np.ndarray) -> np.ndarray:
     nearer = np.linalg.norm(src[OUTLINE] - centre, axis=1) < np.linalg.norm(out[OUTLINE] - centre, axis=1)
     out[OUTLINE[nearer]] = src[OUTLINE[nearer]]
     return out
-
-
-@dataclass
-class FaceIndex:
-    """A target person's aligned faces, with landmarks in crop pixels and their features.
-
-    Attributes:
-        root: the dataset folder.
-        files: one image per face, in the dataset's order.
-        points: ``(N, 68, 2)`` float64 landmarks in crop pixels.
-        segments: ``(N,)`` the dataset's segment of each face (consecutive frames share one).
-        size: crop side (px).
-        face: the face options the dataset was extracted with (margin, backend...).
-        speed: ``(N,)`` how fast each face moves in its video (landmarks, eye distances per
-            frame), or None (not known: no face is preferred for being still).
-
-    Derived: ``still_cost`` ``(N,)``, added to every pick's cost (:data:`MOTION_WEIGHT`: a face
-    caught moving fast is blurred along its motion); ``features`` ``(N, 7)``, their
-    ``mean_features``, ``spread``, ``low`` and ``high`` (per feature, over the target's faces);
-    ``mean_points``; and the rest (:func:`~retarget.faces.features.rest_frames`):
-    ``rest_points`` ``(68, 2)`` and ``rest_features``.
-    """
-
-    root: Path
-    files: list[Path]
-    points: np.ndarray
-    segments: np.ndarray
-    size: int
-    face: FaceConfig
-    speed: Optional[np.ndarray] = None
-
-    def __post_init__(self) -> None:
-        self.still_cost = np.zeros(len(self.points))
-        if self.speed is not None:
-            past = np.maximum(np.asarray(self.speed, np.float64) - STILL, 0.0) / MOTION_SCALE
-            self.still_cost = MOTION_WEIGHT * np.minimum(past**2, MISMATCH_CAP)
-        self.features = np.stack([expression_features(p) for p in self.points])
-        self.mean_features = self.features.mean(0)
-        self.spread = self.features.std(0) + 1e-3
-        self.low, self.high = self.features.min(0), self.features.max(0)
-        self.mean_points = self.points.mean(0)
-        rest = rest_frames(self.features)
-        self.rest_points, self.rest_features = self.points[rest].mean(0), self.features[rest].mean(0)
-        self._cached: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def beyond(self, query: np.ndarray) -> np.ndarray:
-        """How far ``query`` (``(7,)`` features) lies outside the target's faces, per feature, in
-        the target's spreads: 0 within ``low``-``high``, else the distance past the nearer end."""
-        return np.maximum(np.maximum(self.low - query, query - self.high), 0.0) / self.spread
-
-    def image(self, k: int) -> np.ndarray:
-        """Face ``k`` as ``size x size x 3`` uint8 RGB (read from disk; the last few read are kept)."""
-        if k in self._cached:
-            return self._cached[k]
-        bgr = read_image(self.files[k])
-        if bgr is None or bgr.shape[:2] != (self.size, self.size):
-            raise RetargetError(f"{self.files[k]}: unreadable or not a {self.size} px face of {self.root}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if len(self._cached) >= CACHED:
-            self._cached.pop(next(iter(self._cached)))  # the oldest
-        self._cached[k] = rgb
-        return rgb
 
 
 @dataclass

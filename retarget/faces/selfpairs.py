@@ -1,6 +1,6 @@
 """Training pairs for the swap refiner from one person's own video: a warped other frame -> the real frame.
 
-For frame ``t`` of a target's face dataset (:class:`~retarget.faces.retrieval.FaceIndex`)
+For frame ``t`` of a target's face dataset (:class:`~retarget.faces.index.FaceIndex`)
 the input is what the swap would paste if the source made ``t``'s expression: the frame
 of nearest expression and pose (the swap's own match: :func:`match_cost`), with the
 ``exclude`` frames either side of ``t`` in its segment left out (they are ``t`` itself,
@@ -20,7 +20,8 @@ import numpy as np
 from retarget.faces.morph import border_points, triangulate, warp_picture
 from retarget.faces.paste import face_mask
 from retarget.faces import retrieval
-from retarget.faces.retrieval import BROW_REACH, FaceIndex
+from retarget.faces.index import FaceIndex
+from retarget.faces.retrieval import BROW_REACH
 
 __all__ = ["SelfPairs", "match_cost", "nearest_other", "self_pairs"]
 

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from retarget.errors import RetargetError
-from retarget.faces.retrieval import FaceIndex
+from retarget.faces.index import FaceIndex
 
 __all__ = ["swap_refiner"]
 

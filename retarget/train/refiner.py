@@ -25,7 +25,7 @@ from retarget.atomic import clean_stale_temps
 from retarget.config import RefinerConfig
 from retarget.device import amp_dtype, precision_name, resolve_amp, resolve_device
 from retarget.errors import RetargetError
-from retarget.faces.retrieval import FaceIndex
+from retarget.faces.index import FaceIndex
 from retarget.faces.selfpairs import SelfPairs, self_pairs
 from retarget.nn.refiner import FaceRefiner
 from retarget.options import check_config
