@@ -33,6 +33,10 @@ render, default G, 912x512, batch 2          927 MB    995 MB    1.07
 enhancer x4 width 32, batch 8 / 32           210 MB    193 MB    0.92
                                              470 MB    465 MB    0.99
 enhancer x2 width 64, batch 16               631 MB    830 MB    1.32
+enhancer x4 width 4, patch 32, batch 4000    890 MB    900 MB    1.02
+enhancer x4 width 4, patch 32, batch 16000   3.25 GB   3.31 GB   1.02
+enhancer x8 width 4, patch 32, batch 8000    1.68 GB   1.68 GB   1.00
+enhancer x2 width 8, patch 64, batch 2000    1.99 GB   2.38 GB   1.20
 ===========================================  ========  ========  =====
 
 bf16 autocast used less (train, default, 128 px, batch 1: 1.84 GB), so the float32
@@ -76,6 +80,10 @@ OUTPUT_BUFFERS = 3
 #: bytes per counted enhancer activation value: its pixel shuffles, ReLUs and sums are not
 #: leaf modules (7.4 and 9.6 measured at scale 2 and 4)
 ENHANCER_ACT_BYTES = 10.0
+#: bytes per value of a batch's full-size patches (``patch^2 * 3``) outside the network's leaf
+#: modules: the patches gathered and flipped, their small inputs, the bilinear base, the loss's
+#: differences and the output's gradient (34-36 measured with a narrow network, where they dominate)
+ENHANCER_PATCH_BYTES = 36.0
 
 
 def available_memory(device: torch.device | str = "cpu") -> int:

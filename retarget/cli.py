@@ -242,7 +242,7 @@ def train(
         typer.Argument(
             metavar="DATASETS",
             help="One dataset per domain (extract output or a folder of images): A_DIR B_DIR for a pair; "
-            "three or more (or two with --multi) train one multi-domain model; not with --resume.",
+            "three or more (or two with --multi) train one multi-domain model; with --resume, only the run's own.",
         ),
     ] = None,
     out: Annotated[

@@ -47,7 +47,16 @@ KINDS = {
 #: The kinds that are single files (the others are folders).
 FILE_KINDS = ("video", "onnx")
 
-__all__ = ["DEMO_MARKER", "FILE_KINDS", "KINDS", "VIDEO_SUFFIXES", "check_distinct", "check_output", "product_kind"]
+__all__ = [
+    "DEMO_MARKER",
+    "FILE_KINDS",
+    "KINDS",
+    "VIDEO_SUFFIXES",
+    "check_distinct",
+    "check_output",
+    "check_outside_products",
+    "product_kind",
+]
 
 
 def _entries(folder: Path) -> list[str]:
@@ -59,10 +68,31 @@ def _entries(folder: Path) -> list[str]:
 #: write them (layers: docs/architecture.md), so it names them itself; tests/test_outputs.py
 #: holds them equal to retarget.dataset.manifest's and retarget.run.layout's.
 MANIFEST = "manifest.json"  # a dataset's
+DATASET_FORMAT = "retarget-dataset"  # its "format"
+DATASET_FRAMES = "frames"  # its folder of frames
 RUN_CONFIG, RUN_METRICS, RUN_PREVIEWS = "config.json", "metrics.jsonl", "previews"  # a run's
 RUN_CHECKPOINTS, RUN_WEIGHTS = "checkpoints", "weights.safetensors"
 ENHANCER_WEIGHTS = "enhancer.safetensors"  # an enhancer folder's
 REFINER_WEIGHTS = "refiner.safetensors"  # a refiner folder's
+#: What a folder product replaced whole by ``--overwrite`` holds: any other name in it is the
+#: user's, and the folder is then not replaced (a run is cleared file by file, by its own names).
+OWN_NAMES = {
+    "dataset": {MANIFEST, DATASET_FRAMES},
+    "enhancer": {ENHANCER_WEIGHTS, RUN_CONFIG},
+    "refiner": {REFINER_WEIGHTS, RUN_CONFIG},
+}
+
+
+def _is_dataset(folder: Path) -> bool:
+    """A folder whose ``manifest.json`` is a retarget dataset's (its ``format``): a web app's or
+    another tool's manifest, or a broken one, makes no dataset (and is never replaced as one)."""
+    import json
+
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == DATASET_FORMAT
 
 
 def _is_run(folder: Path) -> bool:
@@ -89,7 +119,7 @@ def product_kind(path: str | os.PathLike[str]) -> Optional[str]:
         return None
     if (path / DEMO_MARKER).is_file():
         return "demo"
-    if (path / MANIFEST).is_file():
+    if _is_dataset(path):
         return "dataset"
     try:
         if not _entries(path):
@@ -115,7 +145,7 @@ def _describe(path: Path) -> str:
     return "is a file" if path.is_file() else "is not a regular file or folder"
 
 
-def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+def check_apart(out: Path, inputs: Iterable[str | os.PathLike[str] | None]) -> None:
     """RetargetError when ``out`` is, holds or lies inside one of ``inputs`` (symbolic links resolved)."""
     where = out.resolve()
     for given in inputs:
@@ -155,7 +185,7 @@ def _enclosing_product(out: Path) -> Optional[tuple[Path, str]]:
     another tool is not taken for a run. A demo folder holds datasets and runs by design.
     """
     for folder in out.resolve().parents:
-        if (folder / MANIFEST).is_file():
+        if (folder / MANIFEST).is_file() and _is_dataset(folder):
             return folder, "dataset"
         if (folder / ENHANCER_WEIGHTS).is_file():
             return folder, "enhancer"
@@ -185,6 +215,20 @@ def _check_existing(out: Path, kind: str, overwrite: bool, reuse: bool) -> None:
         raise RetargetError(f"{out}: {_describe(out)}, not {wanted}; refusing to {act} it: choose another output")
     if not (overwrite or reuse):
         raise RetargetError(f"{out}: already exists (pass --overwrite to replace it)")
+    if overwrite and kind in OWN_NAMES and out.is_dir():
+        _check_own(out, kind)
+
+
+def _check_own(out: Path, kind: str) -> None:
+    """RetargetError when the folder product ``out``, about to be replaced whole, holds names its command
+    did not write (:data:`OWN_NAMES`): the user's files put beside it would go with it."""
+    foreign = sorted(set(_entries(out)) - OWN_NAMES[kind])
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RetargetError(
+            f"{out}: holds {shown}, which retarget {KINDS[kind][0]} did not write; refusing to --overwrite it: "
+            "move them out or choose another output"
+        )
 
 
 def _check_writable(out: Path) -> None:
@@ -238,7 +282,7 @@ def check_output(
 
     Raises:
         RetargetError: one line naming ``out``: empty; is, holds or lies inside an input;
-            lies inside a dataset, a run or an enhancer (a folder output);
+            lies inside a dataset, a run, an enhancer or a refiner (a folder output);
             exists as something other than ``kind`` (with or without ``overwrite``);
             exists without ``overwrite`` or ``reuse``; cannot be written there.
     """
@@ -249,17 +293,25 @@ def check_output(
         what = "file" if kind in FILE_KINDS else "folder"
         raise RetargetError(f"{command} {option} {str(out)!r}: empty output path; give a {what} name")
     path = Path(out)
-    _check_inputs(path, inputs)
-    inside = _enclosing_product(path) if kind not in FILE_KINDS else None
-    if inside is not None:  # a dataset's reader, a run's resume, an enhancer's loader would meet it there
-        folder, what = inside
-        raise RetargetError(
-            f"{out}: lies inside {folder}, {KINDS[what][1]} (made by retarget {KINDS[what][0]}); choose another output"
-        )
+    check_apart(path, inputs)
+    if kind not in FILE_KINDS:  # a file beside a product's own is fine: its --overwrite leaves it (OWN_NAMES)
+        check_outside_products(path)
     if path.exists() or path.is_symlink():
         _check_existing(path, kind, overwrite, reuse)
     _check_writable(path)
     return path
+
+
+def check_outside_products(out: str | os.PathLike[str]) -> None:
+    """RetargetError when ``out`` lies inside a dataset, a run, an enhancer or a refiner folder: its
+    reader, a run's resume or a loader would meet the file there, and the product's own
+    ``--overwrite`` would take it away."""
+    inside = _enclosing_product(Path(out))
+    if inside is not None:
+        folder, what = inside
+        raise RetargetError(
+            f"{out}: lies inside {folder}, {KINDS[what][1]} (made by retarget {KINDS[what][0]}); choose another output"
+        )
 
 
 def check_distinct(paths: Iterable[str | os.PathLike[str]], what: str = "dataset") -> None:

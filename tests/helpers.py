@@ -292,6 +292,19 @@ def make_audio_only(path: Union[str, Path], seconds: float = 0.5, codec: str = "
     return path
 
 
+def faststart(src: Union[str, Path], dest: Union[str, Path]) -> Path:
+    """The video stream of ``src`` remuxed with its index first (``movflags=faststart``), as web and
+    phone videos are: cut short, such a file still says its whole length."""
+    with av.open(str(src)) as inp, av.open(str(dest), "w", options={"movflags": "faststart"}) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    return Path(dest)
+
+
 def truncate(path: Union[str, Path], fraction: float = 0.6, dest: Union[str, Path, None] = None) -> Path:
     """Keep the first ``fraction`` of a file's bytes (a download cut short); returns the copy."""
     path = Path(path)

@@ -64,6 +64,11 @@ def test_other_estimates_scale_with_their_options():
     e2, e4 = enhancer_bytes(replace(cfg, batch_size=16), 256, 0), enhancer_bytes(replace(cfg, batch_size=32), 256, 0)
     assert e4 - e2 == pytest.approx(2 * (e2 - e1), rel=1e-6)
     assert enhancer_bytes(cfg, 256, 1000) - enhancer_bytes(cfg, 256, 0) == 1000 * 256 * 256 * 3
+    # a narrow network's batch is mostly its patches and their loss (3.25 GB measured at this size)
+    narrow = replace(cfg, width=4, blocks=1, patch=32, batch_size=16000)
+    assert 3.0 * GB < enhancer_bytes(narrow, 128, 0) < 3.6 * GB
+    with pytest.raises(RetargetError, match=r"--batch-size 100000: needs about (19|2\d) GB"):
+        check_enhancer(replace(narrow, batch_size=100000), 128, 0, "cpu", available=16 * GB)
     ext = ExtractConfig(("v.mp4",))
     small = extract_bytes(replace(ext, size=1000), [(64, 48)])
     large = extract_bytes(replace(ext, size=2000), [(64, 48)])

@@ -184,3 +184,6 @@ def test_cli_export_and_its_output_checks(tmp_path, pair):
     suffix = runner.invoke(app, ["export", str(pair), "-o", str(tmp_path / "x.pt")])
     assert suffix.exit_code == 1 and "ending in .onnx" in suffix.output
     assert runner.invoke(app, ["export", str(pair)]).exit_code == 2
+    past = runner.invoke(app, ["export", str(pair), "-o", str(tmp_path / "new.onnx"), "--opset", "999"])
+    assert past.exit_code == 1 and "--opset 999: torch" in past.output and "graph" not in past.output
+    assert len(past.output.strip().splitlines()) == 1 and not (tmp_path / "new.onnx").exists()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import make_audio_only, make_video, read_code, truncate, write_text_file
+from helpers import faststart, make_audio_only, make_video, read_code, truncate, write_text_file
 from retarget.cli import app
 from retarget.config import ExtractConfig, FaceConfig
 from retarget.dataset.extract import extract
@@ -316,6 +316,17 @@ def test_truncated_video_writes_what_decodes_and_warns(tmp_path, capsys):
     assert read_dataset(tmp_path / "ds").videos[0].bad_frames == s.bad_frames
     err = capsys.readouterr().err
     assert "long_truncated.avi" in err and "failed to decode" in err
+
+
+def test_a_video_cut_short_behind_its_index_is_extracted_with_a_warning(tmp_path, capsys):
+    whole = faststart(make_video(tmp_path / "v.mp4", frames=40, size=(48, 48)), tmp_path / "fast.mp4")
+    cut = truncate(whole, 0.5)
+    s = extract(_cfg([cut], tmp_path / "ds"))
+    assert 5 < s.frames_written < 40
+    err = capsys.readouterr().err
+    assert "fast_truncated.mp4: the video ends at" in err and "may be cut short" in err
+    extract(_cfg([whole], tmp_path / "ds2"))
+    assert "cut short" not in capsys.readouterr().err
 
 
 def test_unwritable_output(tmp_path, cut_video):

@@ -152,3 +152,17 @@ def test_forehead_sets_how_far_the_mask_reaches_above_the_brows():
     assert rows(low)[0] >= np.floor(lm[17:27, 1].min()) - 1  # stops at the brows
     up = np.linalg.norm(lm[36:48].mean(0) - lm[8])
     assert rows(full)[0] == pytest.approx(lm[17:27, 1].min() - FOREHEAD * up, abs=1.5)
+
+
+def test_a_grow_past_the_crop_fills_or_empties_it_without_a_giant_kernel():
+    """--mask-dilate / --mask-erode of any size: a grow past the crop's diagonal is the whole crop or
+    nothing (a kernel that size would need gigabytes), and it agrees with the kernel just below it."""
+    _, lm, m = scene()
+    pts = apply(m, lm)
+    inside = 1.0 - face_mask(pts, SIZE, feather=0.0, grow=-(10**9))
+    full = face_mask(pts, SIZE, feather=0.0, grow=10**9)
+    assert inside.min() == 1.0  # eroded away
+    assert full[1:-1, 1:-1].min() == 1.0 and full[0].max() == 0.0  # everything but the crop's border
+    near = math.ceil(SIZE * math.sqrt(2)) - 1
+    np.testing.assert_array_equal(face_mask(pts, SIZE, feather=0.0, grow=near), full)
+    assert face_mask(pts, SIZE, feather=0.0, grow=-near).max() == 0.0

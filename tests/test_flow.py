@@ -51,6 +51,22 @@ def test_estimator_shape_and_sizes():
     assert np.abs(f).max() < 0.5
 
 
+def test_frames_too_small_for_dis_still_get_their_flow():
+    """DIS refuses frames under 12 px; they are measured enlarged, and the shift comes back in their pixels."""
+    est = FlowEstimator()
+    big = _texture(80, 80)
+    import cv2
+
+    small = cv2.resize(big, (10, 10), interpolation=cv2.INTER_AREA)
+    moved = cv2.resize(np.roll(big, 8, axis=1), (10, 10), interpolation=cv2.INTER_AREA)  # 1 small px right
+    f = est(moved, small)  # moved(x) ~ small(x + f): f points 1 px left
+    assert f.shape == (10, 10, 2) and f.dtype == np.float32
+    assert abs(float(np.median(f[3:7, 3:7, 0])) + 1) < 0.35
+    for h, w in ((1, 1), (5, 40), (11, 200)):
+        a = np.zeros((h, w, 3), np.uint8)
+        assert est(a, a).shape == (h, w, 2)
+
+
 def test_warping_error_of_consistent_and_noisy_outputs():
     from retarget.eval.temporal import warping_errors
 

@@ -341,6 +341,11 @@ def test_render_never_writes_over_into_or_around_its_inputs(world, tmp_path):
         (dict(output=str(clip)), "is the input"),  # over the input itself
         (dict(output=str(world / "in" / "videos")), "holds the input"),  # the input inside the output
         (dict(output=str(faces / "o.mp4"), target_faces=str(faces)), "lies inside the input"),  # into an input
+        (dict(output=str(world / "products" / "run" / "o.mp4"), model=str(world / "products" / "run")), "lies inside"),
+        (
+            dict(output=str(world / "products" / "enhancer" / "o.mp4"), refiner=str(world / "products" / "enhancer")),
+            "inside",
+        ),
         (dict(output=str(world / "products" / "run")), "is a folder; give an output file name"),  # a run
         (dict(output=str(world / "products" / "dataset")), "is a folder"),  # a dataset
         (dict(output=""), "empty"),
@@ -367,6 +372,43 @@ def test_a_new_folder_inside_a_dataset_run_or_enhancer_is_refused_but_not_inside
     (project / "config.json").write_text('{"lr": 0.1}')
     assert check_output(project / "data", kind="dataset") == project / "data"
     assert check_output(world / "products" / "run" / "clip.mp4", kind="video")  # a file beside a run's: fine
+
+
+def test_another_tool_s_manifest_makes_no_dataset_and_overwrite_never_takes_it(world, tmp_path):
+    """A web app's manifest.json (or a broken one) is not a dataset: extract --overwrite refuses the folder."""
+    from retarget.outputs import check_output, product_kind
+
+    for text in ('{"name": "My Web App", "icons": []}', "{", '{"format": "retarget-dataset"'):
+        project = tmp_path / f"project{len(text)}"
+        (project / "src").mkdir(parents=True)
+        (project / "manifest.json").write_text(text)
+        (project / "precious.txt").write_text("keep me")
+        assert product_kind(project) is None
+        before = _snapshot(project)
+        with pytest.raises(RetargetError, match="holds files retarget did not make"):
+            _extract(world, project, overwrite=True)
+        assert _snapshot(project) == before
+        assert check_output(project / "data", kind="dataset") == project / "data"  # not inside a dataset either
+
+
+def test_overwrite_never_takes_the_user_s_files_put_inside_a_dataset_or_network_folder(world, tmp_path):
+    """A real dataset (or enhancer) folder with a file of the user's beside its own: --overwrite refuses it."""
+    import shutil
+
+    from retarget.outputs import check_output
+
+    for kind, product in (("dataset", "dataset"), ("enhancer", "enhancer")):
+        folder = tmp_path / product
+        shutil.copytree(world / "products" / product, folder)
+        assert check_output(folder, kind=kind, overwrite=True) == folder  # its own files only: replaced
+        (folder / "notes.txt").write_text("mine")
+        before = _snapshot(folder)
+        with pytest.raises(RetargetError, match=r"holds notes.txt, which retarget .* did not write"):
+            check_output(folder, kind=kind, overwrite=True)
+        if kind == "dataset":
+            with pytest.raises(RetargetError, match="notes.txt"):
+                _extract(world, folder, overwrite=True)
+        assert _snapshot(folder) == before
 
 
 def test_an_onnx_file_is_export_s_product(world, tmp_path):

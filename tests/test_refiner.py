@@ -174,6 +174,7 @@ def test_train_refiner_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path
         (dict(data=str(tmp_path / "b"), exclude=5), "no other face"),
         (dict(data=str(tmp_path / "b"), factor=3), "do not divide by --factor 3"),
         (dict(data=str(tmp_path / "b"), out=str(tmp_path / "b")), "input"),
+        (dict(data=str(tmp_path / "b"), max_frames=2), r"^--max-frames 2: train-refiner needs at least 3 faces$"),
     ]
     for extra, message in cases:
         cfg = RefinerConfig(**{"out": str(tmp_path / "ref"), **extra})

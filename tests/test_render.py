@@ -13,6 +13,7 @@ import torch
 
 from helpers import (
     audio_codecs,
+    faststart,
     frame_times,
     make_audio_only,
     make_video,
@@ -21,6 +22,7 @@ from helpers import (
     restamp_pts_as_dts,
     stream_durations,
     tiny_pair_run,
+    truncate,
     write_text_file,
 )
 from retarget.config import FaceConfig, RenderConfig, model_preset
@@ -92,6 +94,23 @@ def test_vfr_odd_size_and_no_audio(tmp_path, run_dir):
     assert (summary.width, summary.height) == (46, 36)
     frames = _frames(out)
     assert len(frames) == 6 and frames[0].shape == (36, 46, 3)
+
+
+def test_a_damaged_input_renders_what_decodes_and_says_what_it_lost(tmp_path, run_dir, capsys):
+    """A file cut short behind its index, and one whose frames fail to decode: each renders the
+    frames it holds, and a warning line after the summary names the file and the loss."""
+    whole = faststart(make_video(tmp_path / "v.mp4", frames=40, size=(32, 32)), tmp_path / "fast.mp4")
+    out = tmp_path / "short.out.mp4"
+    _render(truncate(whole, 0.5), out, run_dir)
+    err = capsys.readouterr().err
+    assert 5 < len(_frames(out)) < 40
+    assert "warning: " in err and "fast_truncated.mp4: the video ends at" in err and "cut short" in err
+    broken = truncate(make_video(tmp_path / "long.avi", frames=40, size=(32, 32), codec="mpeg4"), 0.5)
+    _render(broken, tmp_path / "broken.out.mp4", run_dir)
+    err = capsys.readouterr().err
+    assert "long_truncated.avi: " in err and "failed to decode; the output keeps the rest" in err
+    _render(whole, tmp_path / "whole.out.mp4", run_dir)
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_output_size_model_and_side_by_side_with_rotation(tmp_path, run_dir):

@@ -139,6 +139,11 @@ def test_the_output_folder_must_not_be_an_inputs_folder_or_collide(tmp_path, cli
     (tmp_path / "file").write_text("x")
     with pytest.raises(RetargetError, match="is a file"):
         render_many(_cfg(run_dir, tmp_path / "file"), [str(clips / "a.mp4")])
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    for into in (run_dir, run_dir / "renders"):  # the run it renders with: its own folder or one inside
+        with pytest.raises(RetargetError, match="is the input|lies inside the input"):
+            render_many(_cfg(run_dir, into), [str(clips / "a.mp4")])
+    assert sorted(p.name for p in run_dir.rglob("*")) == before
 
 
 def test_jobs_render_in_parallel_processes(tmp_path, clips, run_dir):

@@ -97,8 +97,12 @@ def test_a_span_after_a_video_of_unknown_length_is_one_line_and_writes_nothing(t
     src = make_video(tmp_path / "in.mp4", frames=10)
     info = dataclasses.replace(probe(src), duration=0.0)  # a container that does not say
     cfg = RenderConfig(str(src), str(tmp_path / "out.mp4"), start=3.0)
-    with pytest.raises(RetargetError, match=r"^--start 3: no frame of \S+ lies between --start and --end$"):
+    with pytest.raises(RetargetError, match=r"^--start 3: no frame of \S+ lies in that window$"):
         translate_video(cfg, _invert, SIZE, info=info, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    cfg = RenderConfig(str(src), str(tmp_path / "out.mp4"), end=0.0)  # the option named is the one given
+    with pytest.raises(RetargetError, match=r"^--end 0: no frame of \S+ lies in that window$"):
+        translate_video(cfg, _invert, SIZE, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

@@ -11,6 +11,7 @@ import pytest
 from retarget.errors import RetargetError
 from retarget.video.reader import VideoReader, probe
 from helpers import (
+    faststart,
     frame_times,
     make_audio_only,
     make_video,
@@ -219,6 +220,22 @@ def test_truncated_mp4_without_index_is_a_clear_error(tmp_path):
     cut = truncate(make_video(tmp_path / "full.mp4", frames=20, size=SIZE), 0.5)
     with pytest.raises(RetargetError, match=r"full_truncated\.mp4"):
         probe(cut)
+
+
+def test_a_cut_short_file_whose_index_survived_says_so(tmp_path):
+    """An mp4 with its index first, cut in half: the frames it holds decode, and the reader tells
+    that the stream ends well before its header's length; the whole file does not."""
+    whole = faststart(make_video(tmp_path / "v.mp4", frames=40, size=SIZE), tmp_path / "fast.mp4")
+    reader = VideoReader(whole)
+    assert len(list(reader)) == 40 and reader.stats.cut_short(25.0) is None
+    cut = truncate(whole, 0.5)
+    reader = VideoReader(cut)
+    frames = list(reader)
+    assert 5 < len(frames) < 40
+    why = reader.stats.cut_short(25.0)
+    assert why is not None and "of the 1.60 s its header gives: the file may be cut short" in why
+    stopped = VideoReader(whole, max_frames=10)  # a caller that stops early: nothing to say
+    assert len(list(stopped)) == 10 and stopped.stats.cut_short(25.0) is None
 
 
 @pytest.fixture(scope="module")

@@ -223,6 +223,9 @@ class _Run:
                 f"[yellow]warning:[/] {path}: {stats.bad_frames} packet(s)/frame(s) failed to decode; "
                 f"kept the {stats.decoded} that did"
             )
+        short = stats.cut_short(info.fps or 25.0)
+        if short:
+            console.print(f"[yellow]warning:[/] {path}: {short}; kept the {stats.decoded} frames it holds")
         self.videos.append(video_record(info, sha, stats.bad_frames))
 
 

@@ -97,7 +97,9 @@ def face_mask(
         cv2.ellipse(hard, ((cx, cy), (ew, eh), ang), 255, thickness=-1)
     else:
         raise ValueError(f"unknown mask {mask!r}; choose hull or ellipse")
-    if grow:
+    if abs(grow) >= size * math.sqrt(2):  # past the crop's diagonal: the whole crop, or nothing
+        hard[:] = 255 if grow > 0 and hard.any() else 0
+    elif grow:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(grow) + 1, 2 * abs(grow) + 1))
         hard = cv2.dilate(hard, kernel) if grow > 0 else cv2.erode(hard, kernel)
     # The crop border is an edge too: without it a face leaving the crop gets a hard seam.

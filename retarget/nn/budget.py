@@ -16,6 +16,7 @@ import torch
 from retarget.budget import (
     ACT_BYTES,
     ENHANCER_ACT_BYTES,
+    ENHANCER_PATCH_BYTES,
     OVERHEAD,
     PARAM_BYTES,
     PICTURE_COPIES,
@@ -55,10 +56,12 @@ def render_bytes(model: ModelConfig, picture: tuple[int, int], batch_size: int, 
 
 def enhancer_bytes(cfg: EnhancerConfig, frame_side: int, frames: int) -> int:
     """Bytes of enhancer training: the frames kept (uint8, ``frame_side`` px square, at most
-    ``max_frames``), parameters with Adam state, and ``batch_size`` patches' activations."""
+    ``max_frames``), parameters with Adam state, and ``batch_size`` patches' activations and the
+    patches themselves with their loss."""
     params, acts = enhancer_counts(cfg.scale, cfg.width, cfg.blocks, max(1, cfg.patch // cfg.scale))
     kept = min(frames, cfg.max_frames) * frame_side * frame_side * 3
-    return int(OVERHEAD + kept + params * PARAM_BYTES + cfg.batch_size * acts * ENHANCER_ACT_BYTES)
+    patches = cfg.batch_size * cfg.patch * cfg.patch * 3 * ENHANCER_PATCH_BYTES
+    return int(OVERHEAD + kept + params * PARAM_BYTES + cfg.batch_size * acts * ENHANCER_ACT_BYTES + patches)
 
 
 def _model_knob(flag: str, name: str, **kw: Any) -> Knob:

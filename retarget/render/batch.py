@@ -37,7 +37,7 @@ from typing import Iterable, Optional, Sequence
 from retarget.atomic import atomic_file
 from retarget.config import RenderConfig, to_dict
 from retarget.errors import RetargetError
-from retarget.outputs import VIDEO_SUFFIXES
+from retarget.outputs import FILE_KINDS, KINDS, VIDEO_SUFFIXES, check_apart, product_kind
 from retarget.progress import console
 from retarget.render.stream import OUTPUT_SUFFIXES
 
@@ -175,10 +175,16 @@ def render_clip(cfg: RenderConfig, src: Path, out: Path, quiet: bool = False) ->
     return ClipResult(str(src), str(out), DONE, summary.frames, summary.seconds)
 
 
-def _check_out_dir(out_dir: Path, inputs: Sequence[Path]) -> None:
-    """RetargetError when ``out_dir`` is a file, or the folder of an input (outputs would mix with inputs)."""
+def _check_out_dir(out_dir: Path, inputs: Sequence[Path], others: Sequence[Optional[str]] = ()) -> None:
+    """RetargetError when ``out_dir`` is a file, the folder of an input video (outputs would mix with
+    inputs), is, holds or lies inside one of ``others`` (the run, the networks, the target's faces),
+    or holds a dataset, a run or a network of its own."""
     if out_dir.exists() and not out_dir.is_dir():
         raise RetargetError(f"-o {out_dir}: is a file; give a folder for the outputs of several inputs")
+    check_apart(out_dir, others)
+    kind = product_kind(out_dir)
+    if kind is not None and kind not in FILE_KINDS:
+        raise RetargetError(f"-o {out_dir}: holds {KINDS[kind][1]}; write the outputs to another folder")
     where = out_dir.resolve()
     for src in inputs:
         if src.resolve().parent == where:
@@ -221,7 +227,7 @@ def render_many(cfg: RenderConfig, inputs: Sequence[str]) -> BatchSummary:
         raise RetargetError("render -o '': give the folder the outputs go to")
     sources = collect_inputs(inputs)
     folder = Path(cfg.out_dir)
-    _check_out_dir(folder, sources)
+    _check_out_dir(folder, sources, (cfg.model, cfg.enhancer, cfg.refiner, cfg.target_faces, cfg.face_ref))
     folder.mkdir(parents=True, exist_ok=True)
     pairs = [(src, output_for(src, folder)) for src in sources]
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+from rich.markup import escape
 
 from retarget.atomic import atomic_file, clean_stale_temps, write_errors
 from retarget.config import RenderConfig
@@ -68,8 +69,8 @@ def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     """Validate input/output paths before any work; returns (input, output) paths.
 
     The output is checked by the rule every command shares (:func:`retarget.outputs.check_output`):
-    never an input (the video, the enhancer, the face reference, the target's faces) nor
-    inside one, never another command's folder, replaced only with ``overwrite``.
+    never an input (the video, the run, the enhancer, the refiner, the face reference, the
+    target's faces) nor inside one or another command's folder, replaced only with ``overwrite``.
 
     Raises:
         RetargetError: OUT is empty, is IN or lies inside an input, exists without
@@ -78,7 +79,7 @@ def check_paths(cfg: RenderConfig) -> tuple[Path, Path]:
     """
     from retarget.outputs import check_output
 
-    inputs = (cfg.input, cfg.enhancer, cfg.face_ref, cfg.target_faces)
+    inputs = (cfg.input, cfg.model, cfg.enhancer, cfg.refiner, cfg.face_ref, cfg.target_faces)
     out = check_output(
         cfg.output, kind="video", inputs=inputs, overwrite=cfg.overwrite, command="render", option="--output"
     )
@@ -234,7 +235,8 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
                 stage = functools.partial(every_face, stage=plan.stage)
                 run_stages(batches(items, max(1, int(cfg.batch_size))), stage, sink, depth=2)
             if not source.inside:  # the container did not say how long the video is
-                raise RetargetError(f"--start {cfg.start or 0:g}: no frame of {src} lies between --start and --end")
+                window = " ".join(f"--{k} {v:g}" for k, v in (("start", cfg.start), ("end", cfg.end)) if v is not None)
+                raise RetargetError(f"{window or '--start 0'}: no frame of {src} lies in that window")
             if face and not source.faces and not plan.faceless_ok:  # the output would be the input
                 raise RetargetError(f"{src}: no face found in any frame, so nothing was translated (face mode)")
     summary = _summary(cfg, out, writer.summary, source, time.perf_counter() - started)
@@ -244,6 +246,8 @@ def stream(plan: Plan, quiet: bool = False) -> RenderSummary:
     summary.model, summary.direction = plan.model, plan.direction
     if not quiet:
         _print_summary(summary)
+        for line in decoded.warnings():
+            console.print(f"[yellow]warning:[/] {escape(line)}")
         for line in plan.notes() if plan.notes is not None else []:
             console.print(line, markup=False)
     return summary

@@ -60,6 +60,8 @@ def split_frames(index: FaceIndex, cfg: RefinerConfig) -> tuple[np.ndarray, np.n
     if cfg.holdout > 0:
         held = max(held, 1)
     if len(keep) - held < 2:
+        if cfg.max_frames < n:  # the dataset has enough: the option kept too few of them
+            raise RetargetError(f"--max-frames {cfg.max_frames}: train-refiner needs at least {held + 2} faces")
         raise RetargetError(f"{index.root}: {n} faces; train-refiner needs at least {held + 2}")
     return keep[: len(keep) - held], keep[len(keep) - held :]
 

@@ -12,6 +12,7 @@ previous frame ``prev`` onto the current one ``cur``, take the *backward* flow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,8 @@ PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+#: DIS refuses frames under 12 px a side; smaller ones are enlarged to this for the estimate.
+MIN_SIDE = 16
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -58,7 +61,14 @@ class FlowEstimator:
         a, b = to_gray(src), to_gray(dst)
         if a.shape != b.shape:
             raise ValueError(f"flow needs frames of one size, got {a.shape} and {b.shape}")
-        return self._dis.calc(a, b, None)
+        h, w = a.shape
+        k = math.ceil(MIN_SIDE / max(min(h, w), 1))
+        if k <= 1:
+            return self._dis.calc(a, b, None)
+        # DIS refuses frames this small: the flow of both enlarged k times, brought back to their size
+        big = [cv2.resize(x, (w * k, h * k), interpolation=cv2.INTER_LINEAR) for x in (a, b)]
+        flow = self._dis.calc(big[0], big[1], None)
+        return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / np.float32(k)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -172,6 +172,10 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         container.close()
 
 
+#: A stream whose last frame comes this many frame periods before its header's end is reported cut short.
+SHORT_FRAMES = 3
+
+
 @dataclass
 class ReadStats:
     """Counts of what a :class:`VideoReader` decoded and why frames were left out."""
@@ -184,6 +188,17 @@ class ReadStats:
     every: int = 0  # dropped by --every
     reordered: int = 0  # frames whose decode-order timestamp was put back in display order
     skipped: dict[str, int] = field(default_factory=dict)
+    ended_at: Optional[float] = None  # time (s) of the last decoded frame, once the stream was read to its end
+    stream_end: Optional[float] = None  # the video stream's length by its header (s), when it says
+
+    def cut_short(self, rate: float) -> Optional[str]:
+        """Why the stream seems cut short (its last frame more than :data:`SHORT_FRAMES` frame periods at
+        ``rate`` before the header's end: a truncated file whose index survived), or None."""
+        if self.ended_at is None or not self.stream_end:
+            return None
+        if self.ended_at >= self.stream_end - SHORT_FRAMES / max(rate, 1e-6):
+            return None
+        return f"the video ends at {self.ended_at:.2f} s of the {self.stream_end:.2f} s its header gives: the file may be cut short"
 
 
 class VideoReader:
@@ -332,6 +347,9 @@ class VideoReader:
                 image = _rotate(image, rotation)
             yield Frame(index=index, pts=pts, time=time, image=np.ascontiguousarray(image))
             index += 1
+        # read to its end (a caller that stops early never gets here)
+        self.stats.ended_at = last_time if last_time > -math.inf else None
+        self.stats.stream_end = float(stream.duration * tb) if stream.duration else None
 
     def __iter__(self) -> Iterator[Frame]:
         self.stats = ReadStats()
