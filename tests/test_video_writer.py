@@ -129,7 +129,75 @@ def test_missing_pts_are_spaced_by_the_frame_rate(tmp_path):
         for pts in (None, None, 150, 150, None):  # repeated/missing pts must not break the order
             w.write(img, pts)
     times = read_video_pts(out)[0]
-    assert times == pytest.approx([0.0, 0.05, 0.15, 0.2, 0.25], abs=1e-3)
+    assert times == pytest.approx([0.0, 0.05, 0.15, 0.151, 0.201], abs=1e-4)
+
+
+def test_a_step_back_moves_only_the_frames_it_must(tmp_path):
+    """A duplicate or a timestamp that goes back is moved one unit past the last: the frames after
+    it keep their own times, so a copied audio track stays in sync with them."""
+    out = tmp_path / "back.mp4"
+    img = np.full((16, 16, 3), 100, np.uint8)
+    with VideoWriter(out, 16, 16, Fraction(1, 1000), 20.0, preset="ultrafast") as w:
+        for pts in (0, 50, 100, 60, 100, 150, 200):
+            w.write(img, pts)
+    assert read_video_pts(out)[0] == pytest.approx([0.0, 0.05, 0.1, 0.101, 0.102, 0.15, 0.2], abs=1e-4)
+
+
+def test_a_source_that_starts_before_zero_starts_at_zero_with_its_audio(tmp_path):
+    """Timestamps below 0 (an MPEG-TS clock that wrapped, an edit list) would hide the frames before
+    0 in an mp4: the output starts at 0 with every frame, and the audio moves with it."""
+    src = make_video(tmp_path / "a.mp4", frames=15, audio="aac")
+    with av.open(str(src)) as c:
+        s = c.streams.video[0]
+        tb, frames = s.time_base, [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(s)]
+    early = round(Fraction(1, 2) / tb)  # the video stamped half a second early
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 64, 48, tb, 25.0, audio_from=src, preset="ultrafast") as w:
+        for pts, img in frames:
+            w.write(img, pts - early)
+    times = read_video_pts(out)[0]
+    assert len(times) == 15 and times[0] == pytest.approx(0.0, abs=1e-3)
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        first = min(float(p.pts * p.time_base) for p in c.demux(a) if p.pts is not None and p.size)
+    assert abs(first - 0.5) <= 1024 / 44100 + 1e-3  # where the video's 0.5 s now is (AAC priming aside)
+
+
+def test_an_mpegts_audio_packet_stamped_before_its_clock_wrapped_is_muxed_in_place(tmp_path):
+    """An AAC encoder's priming before 0 in MPEG-TS can read back as a time 26 hours on (here: a
+    video with a gap, where the demuxer does not unwrap it): it is unwrapped, not held to the
+    end, where the muxer refused it."""
+    src = tmp_path / "wrap.ts"
+    with av.open(str(src), "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        v.codec_context.options = {"bf": "0"}
+        a = out.add_stream("aac", rate=44100, layout="mono")
+        packets = []
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            packets += v.encode(f)
+        packets += v.encode(None)
+        for i, p in enumerate(packets):  # 25 frames/s with a 10 s gap after frame 4
+            p.pts = p.dts = 3600 * i + (900000 if i >= 5 else 0)
+            p.time_base = Fraction(1, 90000)
+            out.mux(p)
+        tone = (0.3 * np.sin(np.arange(17640) * 2 * np.pi * 440 / 44100)).astype(np.float32)
+        for k in range(0, len(tone), 1024):
+            f = av.AudioFrame.from_ndarray(tone[None, k : k + 1024], format="fltp", layout="mono")
+            f.sample_rate, f.pts, f.time_base = 44100, k, Fraction(1, 44100)
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    with av.open(str(src)) as c:
+        assert max(p.dts for p in c.demux(c.streams.audio[0]) if p.size) >= 2**32  # the wrapped one
+    summary, frames = _copy_through(src, tmp_path / "out.mp4")
+    assert summary.audio == ["copy"] and len(read_video_pts(tmp_path / "out.mp4")[0]) == len(frames) == 10
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        times = [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.pts is not None and p.size]
+    assert min(times) < 0.05 and max(times) < 0.5  # the tone where it was, not 26 hours on
 
 
 def test_wrong_frame_shape_rejected(tmp_path):

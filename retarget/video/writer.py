@@ -140,6 +140,9 @@ class VideoWriter:
         self._frame_step = max(1, round(1.0 / (self.fps * self.time_base)))
         self._last_pts: Optional[int] = None
         self._first_pts: Optional[int] = None
+        self._shift = 0  # added to every pts: a source that starts before 0 starts at 0 (audio moved along)
+        self._shift_s = 0.0  # the same in seconds
+        self.audio_dropped = 0  # audio packets the output could not take (timestamps out of order)
         self.frames = 0
         self._audio_in: Any = None
         self._tracks: list[_AudioTrack] = []
@@ -183,12 +186,23 @@ class VideoWriter:
         self._audio_iter = self._audio_in.demux(streams)
         self._audio_done = False
 
-    @staticmethod
-    def _packet_time(packet: Any) -> float:
+    def _packet_time(self, packet: Any) -> float:
+        """The packet's time (s) on the output's clock (the video's shift added)."""
         ts = packet.dts if packet.dts is not None else packet.pts
         if ts is None or packet.time_base is None:
             return -math.inf  # no timing: write it as soon as possible
-        return float(ts * packet.time_base)
+        return float(ts * packet.time_base) + self._shift_s
+
+    def _unwrap(self, packet: Any) -> Any:
+        """An MPEG-TS packet stamped just before its 33-bit clock wrapped (an encoder's priming
+        samples before 0) as the small negative time it stands for."""
+        if packet.time_base != Fraction(1, 90000) or "mpegts" not in self._audio_in.format.name:
+            return packet
+        for name in ("pts", "dts"):
+            ts = getattr(packet, name)
+            if ts is not None and ts >= 2**32:
+                setattr(packet, name, ts - 2**33)
+        return packet
 
     def _next_audio(self) -> Optional[Any]:
         while not self._audio_done:
@@ -201,14 +215,21 @@ class VideoWriter:
                 continue  # a damaged audio packet: skip it, keep the rest in sync
             if packet.size == 0 and packet.dts is None:
                 continue  # demuxer flush marker
-            return packet
+            return self._unwrap(packet)
         return None
 
     def _emit_audio(self, packet: Any) -> None:
         track = self._by_index[packet.stream.index]
         if track.mode == "copy":
+            if self._shift_s and packet.time_base is not None:
+                moved = round(self._shift_s / packet.time_base)
+                packet.pts = None if packet.pts is None else packet.pts + moved
+                packet.dts = None if packet.dts is None else packet.dts + moved
             packet.stream = track.out
-            self._out.mux(packet)
+            try:
+                self._out.mux(packet)
+            except av.FFmpegError:  # a timestamp out of order (a damaged source): this packet only
+                self.audio_dropped += 1
             return
         try:
             frames = track.src.codec_context.decode(packet)
@@ -229,7 +250,7 @@ class VideoWriter:
         if frame is not None:
             if track.offset is None and frame.pts is not None and frame.time_base is not None:
                 # the first sample's time, so a transcoded track starts where the source's did
-                track.offset = round(float(frame.pts * frame.time_base) * ctx.sample_rate)
+                track.offset = round((float(frame.pts * frame.time_base) + self._shift_s) * ctx.sample_rate)
             frame.pts = None  # restamped below: contiguous samples, no drift from rounding
         for out_frame in track.resampler.resample(frame):
             out_frame.pts = (track.offset or 0) + track.samples
@@ -273,15 +294,22 @@ class VideoWriter:
 
         Args:
             image: ``H x W x 3`` uint8 RGB at the size given to the constructor.
-            pts: presentation timestamp in ``time_base`` units; ``None`` (or a value not
-                after the previous one) places the frame one frame period after the last.
+            pts: presentation timestamp in ``time_base`` units; ``None`` places the frame one
+                frame period after the last, a value not after the previous one one unit after
+                it (later frames keep their own times, so the audio stays in sync). A first
+                value below 0 moves the whole output (audio too) to start at 0.
         """
         if image.shape[:2] != (self.src_height, self.src_width) or image.dtype != np.uint8:
             raise ValueError(
                 f"frame of shape {image.shape} {image.dtype}, expected {self.src_height}x{self.src_width}x3 uint8"
             )
-        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+        if pts is not None and self._last_pts is None and pts < 0:  # mp4 would hide the frames before 0
+            self._shift, self._shift_s = -int(pts), float(-int(pts) * self.time_base)
+        pts = None if pts is None else int(pts) + self._shift
+        if pts is None:  # no time: a frame period after the last
             pts = 0 if self._last_pts is None else self._last_pts + self._frame_step
+        elif self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # a duplicate or a step back: the least move, so the frames after keep their times
         if self._first_pts is None:
             self._first_pts = pts
         self._last_pts = pts
