@@ -21,7 +21,7 @@ FIXTURE_ARGS = {
     "video": "v.mp4", "video2": "v2.mp4", "da": "data/a", "db": "data/b", "faces": "faces",
     "run": "runs/r", "enh": "enh", "text": "notes.mp4", "empty": "empty.mp4", "still": "still.png",
     "audio": "sound.m4a", "trunc": "trunc.mp4", "badcfg": "runs/badcfg", "broken": "runs/broken",
-    "odd": "data/odd\udcff",
+    "odd": "data/odd\udcff", "web": "site", "mine": "data/mine",
 }  # fmt: skip
 
 #: A valid, quick command line of each command, and the output it makes.
@@ -120,6 +120,11 @@ def make_fixtures(root: Path) -> None:
     for weights in (root / "runs/broken").rglob("*.safetensors"):
         weights.write_bytes(weights.read_bytes()[:100])  # a truncated checkpoint
     shutil.copytree(root / "data/a", root / FIXTURE_ARGS["odd"])
+    (root / "site").mkdir()  # another tool's folder that also has a manifest.json
+    (root / "site/manifest.json").write_text('{"name": "My Web App", "icons": []}')
+    (root / "site/index.html").write_text("<html></html>\n")
+    shutil.copytree(root / "data/a", root / "data/mine")  # a dataset the user put a file of their own in
+    (root / "data/mine/notes.txt").write_text("mine\n")
 
 
 def _face_like_dataset(folder: Path, n: int = 8, size: int = 64) -> None:
@@ -262,6 +267,11 @@ COMBINATIONS: list[tuple[list[str], str, str]] = [
     (["train", "--resume", "{video}"], "resume a video", ""),
     (["render", "{video}", "{video}", "-m", "{run}", "--overwrite"], "render over its input", ""),
     (["render", "{video}", "{da}", "-m", "{run}", "--overwrite"], "render -o a dataset", ""),
+    (["render", "{video}", "{run}/o.mp4", "-m", "{run}"], "render into the run it renders with", ""),
+    (["render", "{video}", "-o", "{run}", "-m", "{run}"], "batch render into the run it renders with", ""),
+    (["extract", "{video}", "-o", "{web}", "--overwrite"], "extract --overwrite a web app's folder", ""),
+    (["extract", "{video}", "-o", "{mine}", "--overwrite"], "extract --overwrite a dataset with a user file", ""),
+    (["export", "{run}", "-o", "x.onnx", "--opset", "999"], "export an opset past torch's", ""),
     (["render", "{video}", "o.mp4", "-m", "{run}", "--align", "face"], "render --align face, no face", ""),
     (["render", "{video}", "o.mp4", "-m", "{run}", "--mask", "ellipse"], "--mask on a whole-frame render", ""),
     (["render", "{video}", "o.mp4", "-m", "{run}", "--blend", "seamless"], "--blend on a whole-frame render", ""),
