@@ -54,7 +54,6 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "check_distinct",
     "check_output",
-    "check_outside_products",
     "product_kind",
 ]
 
@@ -185,7 +184,7 @@ def _enclosing_product(out: Path) -> Optional[tuple[Path, str]]:
     another tool is not taken for a run. A demo folder holds datasets and runs by design.
     """
     for folder in out.resolve().parents:
-        if (folder / MANIFEST).is_file() and _is_dataset(folder):
+        if _is_dataset(folder):
             return folder, "dataset"
         if (folder / ENHANCER_WEIGHTS).is_file():
             return folder, "enhancer"
@@ -295,14 +294,14 @@ def check_output(
     path = Path(out)
     check_apart(path, inputs)
     if kind not in FILE_KINDS:  # a file beside a product's own is fine: its --overwrite leaves it (OWN_NAMES)
-        check_outside_products(path)
+        _check_outside_products(path)
     if path.exists() or path.is_symlink():
         _check_existing(path, kind, overwrite, reuse)
     _check_writable(path)
     return path
 
 
-def check_outside_products(out: str | os.PathLike[str]) -> None:
+def _check_outside_products(out: str | os.PathLike[str]) -> None:
     """RetargetError when ``out`` lies inside a dataset, a run, an enhancer or a refiner folder: its
     reader, a run's resume or a loader would meet the file there, and the product's own
     ``--overwrite`` would take it away."""

@@ -46,6 +46,7 @@ from retarget.faces.aligner import Aligner, face_aligner
 from retarget.faces.continuity import Continuity
 from retarget.geometry import Cut, frame_cut
 from retarget.progress import console, make_progress
+from rich.markup import escape
 from retarget.video.reader import VideoInfo, VideoReader, probe
 
 FRAMES_DIR = "frames"
@@ -218,14 +219,8 @@ class _Run:
         self.bad += stats.bad_frames
         for reason, count in stats.skipped.items():
             self.skip(reason, count)
-        if stats.bad_frames:
-            console.print(
-                f"[yellow]warning:[/] {path}: {stats.bad_frames} packet(s)/frame(s) failed to decode; "
-                f"kept the {stats.decoded} that did"
-            )
-        short = stats.cut_short(info.fps or 25.0)
-        if short:
-            console.print(f"[yellow]warning:[/] {path}: {short}; kept the {stats.decoded} frames it holds")
+        for line in stats.warnings(path, info.fps or 25.0):
+            console.print(f"[yellow]warning:[/] {escape(line)}")
         self.videos.append(video_record(info, sha, stats.bad_frames))
 
 

@@ -56,7 +56,7 @@ def onnx_bytes(net: Any, metadata: dict[str, str] | None = None, opset: int = 17
 
     try:  # checked before the export, which prints its whole graph when it fails
         from torch.onnx._constants import ONNX_MAX_OPSET as newest
-    except ImportError:  # a torch that moved it: its export's own error below
+    except ImportError:  # a torch that moved it: its export's own error
         newest = opset
     if opset > newest:
         raise RetargetError(f"--opset {opset}: torch {torch.__version__} exports opsets up to {newest}")
@@ -67,16 +67,10 @@ def onnx_bytes(net: Any, metadata: dict[str, str] | None = None, opset: int = 17
     with warnings.catch_warnings(), torch.no_grad():
         # the legacy exporter's deprecation notes and trace notes about the padding are not the user's concern
         warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(
-                net, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
-                dynamic_axes={INPUT: dynamic, OUTPUT: dynamic},
-            )  # fmt: skip
-        except (RuntimeError, ValueError) as exc:
-            if "opset" not in str(exc).lower():
-                raise
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RetargetError(f"--opset {opset}: torch {torch.__version__} cannot export it ({why})") from None
+        torch.onnx.export(
+            net, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_axes={INPUT: dynamic, OUTPUT: dynamic},
+        )  # fmt: skip
     model = onnx.load_from_string(buffer.getvalue())
     for key, value in (metadata or {}).items():
         prop = model.metadata_props.add()

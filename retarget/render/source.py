@@ -34,7 +34,7 @@ import numpy as np
 from retarget.faces.aligner import Aligner
 from retarget.faces.continuity import Continuity
 from retarget.geometry import Cut
-from retarget.video.reader import Frame, ReadStats, VideoInfo, VideoReader
+from retarget.video.reader import Frame, VideoInfo, VideoReader
 
 T = TypeVar("T")
 
@@ -130,23 +130,17 @@ class Decoded:
         self.path = Path(path)
         self.info = info
         self.bad_frames = 0
-        self.stats: Optional[ReadStats] = None  # the reader's, once the video was read
+        self._reader: Optional[VideoReader] = None  # the last one read with
 
     def warnings(self) -> list[str]:
-        """What went wrong reading the video, a line each: frames that failed to decode, a file cut short."""
-        if self.stats is None:
-            return []
-        bad = self.stats.bad_frames
-        lines = [f"{self.path}: {bad} packet(s)/frame(s) failed to decode; the output keeps the rest"] if bad else []
-        short = self.stats.cut_short(self.info.fps or 25.0)
-        return lines + ([f"{self.path}: {short}"] if short else [])
+        """What reading the video lost, a line each (:meth:`~retarget.video.reader.ReadStats.warnings`)."""
+        return [] if self._reader is None else self._reader.stats.warnings(self.path, self.info.fps or 25.0)
 
     def __iter__(self) -> Iterator[Frame]:
         size = (self.info.width, self.info.height)
         with VideoReader(self.path) as reader:
-            self.stats = reader.stats
+            self._reader = reader
             for frame in reader:
-                self.stats = reader.stats
                 self.bad_frames = reader.bad_frames
                 if frame.image.shape[:2] != size[::-1]:
                     # a stream that changes resolution midway: keep the output size fixed

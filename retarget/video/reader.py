@@ -200,6 +200,19 @@ class ReadStats:
             return None
         return f"the video ends at {self.ended_at:.2f} s of the {self.stream_end:.2f} s its header gives: the file may be cut short"
 
+    def warnings(self, path: str | os.PathLike[str], rate: float) -> list[str]:
+        """What the read lost, a line each naming ``path``: frames that failed to decode, a file cut short
+        (``rate``: the video's frame rate, for :meth:`cut_short`)."""
+        lines = []
+        if self.bad_frames:
+            lines.append(
+                f"{path}: {self.bad_frames} packet(s)/frame(s) failed to decode; kept the {self.decoded} that did"
+            )
+        short = self.cut_short(rate)
+        if short:
+            lines.append(f"{path}: {short}; kept the {self.decoded} frames it holds")
+        return lines
+
 
 class VideoReader:
     """Iterate the frames of a video as :class:`Frame` (upright RGB, pts times).
